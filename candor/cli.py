@@ -1,0 +1,95 @@
+"""The `candor` command line: one entry point, one settings object.
+
+Each sub-command builds nothing itself: it takes the Settings built here once
+and hands them to the module that does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from candor.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    from candor import stack
+
+    if args.action == "up":
+        stack.up(settings)
+    elif args.action == "down":
+        stack.down(settings)
+        return 0
+    healths = stack.status(settings)
+    for h in healths:
+        print(f"{h.server:<11} {'up' if h.up else 'DOWN':<5} {h.endpoint:<24} {h.detail}")
+    return 0 if all(h.up for h in healths) else 3
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from candor import topics
+
+    if args.action == "create":
+        for name, state in topics.create_topics(settings).items():
+            print(f"{name:<20} {state}")
+        return 0
+    for name, parts in sorted(topics.describe_topics(settings).items()):
+        if not name.startswith("__"):
+            print(f"{name:<40} {parts} partitions")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from candor import demo
+
+    return demo.run(settings, events=args.events)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    parser = argparse.ArgumentParser(
+        prog="candor",
+        description="Candor: consented capture-to-analytics event bus (Kafka, Faust, ClickHouse).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    handlers: dict[str, Handler] = {}
+
+    p = sub.add_parser("stack", help="start, stop or check the local Kafka/ClickHouse/Prometheus")
+    p.add_argument("action", choices=["up", "down", "status"])
+    handlers["stack"] = _stack
+
+    p = sub.add_parser("topics", help="create or list Candor's Kafka topics (idempotent)")
+    p.add_argument("action", choices=["create", "list"])
+    handlers["topics"] = _topics
+
+    p = sub.add_parser("demo", help="run the pipeline demo on the local stack")
+    p.add_argument("--events", type=int, default=20_000, help="events to send (default 20000)")
+    handlers["demo"] = _demo
+    return parser, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), 20),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return handlers[args.command](args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a CLI prints a clear error, not a traceback
+        if args.verbose:
+            raise
+        print(f"candor {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

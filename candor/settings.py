@@ -1,0 +1,77 @@
+"""Candor's one settings object.
+
+Built once (by the CLI or a test fixture) from `CANDOR_`-prefixed environment
+variables, `__` for nesting (`CANDOR_KAFKA__BOOTSTRAP`), and passed down.
+No other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KafkaSettings(BaseModel):
+    """Where Kafka is and how Candor's topics are laid out."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
+    replication_factor: int = Field(1, ge=1)
+    client_id: str = "candor"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every Candor client."""
+        return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id}
+
+
+class ClickHouseSettings(BaseModel):
+    """Where ClickHouse is. `cluster` switches migrations to ON CLUSTER + Replicated engines."""
+
+    url: str = "http://127.0.0.1:8123"
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = "candor"
+    cluster: str | None = None
+
+
+class RetentionSettings(BaseModel):
+    """How long data is kept, per place."""
+
+    capture_events_hours: int = 72
+    capture_clean_hours: int = 168
+    dlq_hours: int = 336
+    activity_hours: int = 24 * 30
+    clickhouse_events_days: int = 90
+
+
+class Settings(BaseSettings):
+    """Every knob of a Candor process. Construct once; pass down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CANDOR_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(REPO_ROOT / ".candor", description="local state directory")
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    retention: RetentionSettings = RetentionSettings()
+    prometheus_url: str = "http://127.0.0.1:9090"
+    log_level: str = "INFO"
+
+
+def load_settings() -> Settings:
+    """Read the environment once. Flat shortcuts `CANDOR_KAFKA_BOOTSTRAP` and
+    `CANDOR_CLICKHOUSE_URL` (used by the test fixtures and the README) override
+    the nested fields."""
+    import os  # the only place that reads the environment
+
+    settings = Settings()
+    if bootstrap := os.environ.get("CANDOR_KAFKA_BOOTSTRAP"):
+        settings.kafka.bootstrap = bootstrap
+    if url := os.environ.get("CANDOR_CLICKHOUSE_URL"):
+        settings.clickhouse.url = url
+    return settings

@@ -1,0 +1,119 @@
+"""The local stack: start, stop and health-check Kafka, ClickHouse and Prometheus.
+
+Starting and stopping is done by the scripts in `deploy/local/` (they own the
+PID files); this module runs them with the settings' state directory and
+checks each server's health with a real client.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from candor.settings import REPO_ROOT, Settings
+
+SCRIPTS = REPO_ROOT / "deploy" / "local"
+SERVERS = ("kafka", "clickhouse", "prometheus")
+
+
+class StackError(RuntimeError):
+    """A stack script failed; the message carries its last output lines."""
+
+
+@dataclass(frozen=True)
+class Health:
+    server: str
+    endpoint: str
+    up: bool
+    detail: str
+
+
+def _script_env(settings: Settings) -> dict[str, str]:
+    import os  # child processes inherit the caller's environment plus our state dir
+
+    env = dict(os.environ)
+    env["CANDOR_HOME"] = str(settings.home)
+    kafka_port = settings.kafka.bootstrap.rsplit(":", 1)[-1]
+    env.setdefault("CANDOR_KAFKA_PORT", kafka_port)
+    ch = urlparse(settings.clickhouse.url)
+    if ch.port:
+        env.setdefault("CANDOR_CLICKHOUSE_HTTP_PORT", str(ch.port))
+    prom = urlparse(settings.prometheus_url)
+    if prom.port:
+        env.setdefault("CANDOR_PROMETHEUS_PORT", str(prom.port))
+    return env
+
+
+def run_script(settings: Settings, server: str, action: str) -> None:
+    """Run `deploy/local/<server>.sh <action>`; raise StackError when it fails.
+
+    Blocks until the script returns (a start waits for its ready check)."""
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / f"{server}.sh"), action],
+        env=_script_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
+        raise StackError(f"{server} {action} failed (exit {proc.returncode}):\n{tail}")
+
+
+def up(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
+    """Start the servers in order; on failure stop those this call started."""
+    started: list[str] = []
+    for server in servers:
+        already = _script_status(settings, server)
+        try:
+            run_script(settings, server, "start")
+        except StackError:
+            for name in reversed(started):
+                run_script(settings, name, "stop")
+            raise
+        if not already:
+            started.append(server)
+
+
+def _script_status(settings: Settings, server: str) -> bool:
+    proc = subprocess.run(["bash", str(SCRIPTS / f"{server}.sh"), "status"],
+                          env=_script_env(settings), capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def down(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
+    """Stop the servers (reverse order), each by its PID file."""
+    for server in reversed(servers):
+        run_script(settings, server, "stop")
+
+
+def check(settings: Settings, server: str) -> Health:
+    """Ask one server whether it serves; never raises."""
+    try:
+        if server == "kafka":
+            from confluent_kafka.admin import AdminClient
+
+            quiet = {**settings.kafka.client_config(), "log_level": 0}
+            md = AdminClient(quiet).list_topics(timeout=3)
+            return Health(server, settings.kafka.bootstrap, True,
+                          f"{len(md.brokers)} broker(s), {len(md.topics)} topics")
+        if server == "clickhouse":
+            req = urllib.request.Request(settings.clickhouse.url + "/", data=b"SELECT version()")
+            with urllib.request.urlopen(req, timeout=3) as r:
+                version = r.read().decode().strip()
+            return Health(server, settings.clickhouse.url, True, f"ClickHouse {version}")
+        if server == "prometheus":
+            with urllib.request.urlopen(settings.prometheus_url + "/-/ready", timeout=3) as r:
+                return Health(server, settings.prometheus_url, r.status == 200, "ready")
+    except Exception as err:  # health is a yes/no answer with a reason
+        endpoint = {"kafka": settings.kafka.bootstrap, "clickhouse": settings.clickhouse.url,
+                    "prometheus": settings.prometheus_url}.get(server, "?")
+        return Health(server, endpoint, False, f"{type(err).__name__}: {err}".splitlines()[0][:120])
+    raise ValueError(f"unknown server {server!r}; expected one of {SERVERS}")
+
+
+def status(settings: Settings) -> list[Health]:
+    return [check(settings, s) for s in SERVERS]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prepare this machine for Candor: check Java and Maven, create .venv and install
+# the project with its dev extra, fetch the Kafka jars, install Prometheus.
+# Idempotent and quick when nothing changed (stamps on pyproject.toml and pom.xml).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+need python3 "Python 3.11 is required"
+need java "install OpenJDK 17: apt-get install -y openjdk-17-jre-headless"
+need mvn "install Maven: apt-get install -y maven"
+need curl "apt-get install -y curl"
+
+VENV="$CANDOR_REPO/.venv"
+STAMP="$VENV/.candor-installed"
+WANT=$(cat "$CANDOR_REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install -y python3-venv)"
+fi
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+  log "installing Candor and its dependencies into $VENV (first run takes a few minutes)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$CANDOR_REPO[dev]" \
+    || die "pip install failed"
+  echo "$WANT" >"$STAMP"
+fi
+"$CANDOR_REPO/deploy/local/stack.sh" install
+log "bootstrap done"

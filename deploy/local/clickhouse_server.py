@@ -1,0 +1,80 @@
+"""Serve the ClickHouse engine from the `chdb-core` wheel over HTTP and native TCP.
+
+`chdb-core` ships the ClickHouse engine as a library, not a `clickhouse-server`
+binary. Its one-shot query entry runs a full LocalServer on a persistent data
+directory; ClickHouse 26.x lets that server open its HTTP and TCP listeners
+(`SYSTEM START LISTEN`), with ports and `listen_host` read from `config.xml`
+in the working directory. A long query (`sleepEachRow` over a huge `numbers`)
+keeps the server alive; `KILL QUERY` of that query, sent by
+`deploy/local/clickhouse.sh stop`, ends it cleanly with parts flushed.
+
+Run: python clickhouse_server.py --dir DIR --http-port 8123 --tcp-port 9000
+Blocks until the serving query is killed. Exit code 0 on a clean stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# Import before changing directory: importing chdb starts a throwaway in-memory
+# engine, which must not pick up our config.xml.
+import chdb._chdb as engine  # type: ignore[import-not-found]
+
+SERVE_TAG = "candor-clickhouse-serve"
+
+CONFIG = """<clickhouse>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  <background_pool_size>8</background_pool_size>
+  <logger>
+    <level>warning</level>
+    <console>0</console>
+    <log>{dir}/clickhouse.log</log>
+    <errorlog>{dir}/clickhouse.err.log</errorlog>
+    <size>50M</size>
+    <count>2</count>
+  </logger>
+</clickhouse>
+"""
+
+SERVE_SQL = f"""SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP;
+SELECT sum(sleepEachRow(1)) FROM numbers(1000000000000)
+SETTINGS function_sleep_max_microseconds_per_block = 0, max_block_size = 1,
+         max_execution_time = 0, log_comment = '{SERVE_TAG}'"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, type=Path, help="server state directory")
+    parser.add_argument("--http-port", type=int, default=8123)
+    parser.add_argument("--tcp-port", type=int, default=9000)
+    args = parser.parse_args()
+
+    state = args.dir.resolve()
+    data = state / "data"
+    # A brand-new data directory lacks tmp/, and HTTP requests then fail.
+    (data / "tmp").mkdir(parents=True, exist_ok=True)
+    (state / "config.xml").write_text(
+        CONFIG.format(http_port=args.http_port, tcp_port=args.tcp_port, dir=state)
+    )
+    os.chdir(state)
+    try:
+        # TabSeparated: the server's output format becomes the HTTP default, and
+        # clickhouse-connect's handshake expects TabSeparated.
+        engine.query(SERVE_SQL, "TabSeparated", path=str(data))
+    except Exception as err:  # the serving query ends by being killed
+        if "QUERY_WAS_CANCELLED" in str(err) or "cancelled" in str(err).lower():
+            print("clickhouse: serving query killed, engine stopped", file=sys.stderr)
+            return 0
+        print(f"clickhouse: engine stopped with an error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
