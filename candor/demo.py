@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import clickhouse_connect
@@ -69,10 +69,11 @@ def run(settings: Settings, events: int) -> int:
         msgs = consumer.consume(5000, timeout=1.0)
         rows = []
         for m in msgs:
-            if m.error():
+            value = m.value()
+            if m.error() or value is None:
                 continue
             try:
-                b = json.loads(m.value())
+                b = json.loads(value)
             except ValueError:
                 continue
             if isinstance(b, dict) and b.get("run") == run_id:

@@ -23,7 +23,7 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1)
     client_id: str = "candor"
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every Candor client."""
         return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id}
 

@@ -96,7 +96,8 @@ def check(settings: Settings, server: str) -> Health:
         if server == "kafka":
             from confluent_kafka.admin import AdminClient
 
-            quiet = {**settings.kafka.client_config(), "log_level": 0}
+            quiet: dict[str, str | int | float | bool] = {**settings.kafka.client_config(),
+                                                          "log_level": 0}
             md = AdminClient(quiet).list_topics(timeout=3)
             return Health(server, settings.kafka.bootstrap, True,
                           f"{len(md.brokers)} broker(s), {len(md.topics)} topics")

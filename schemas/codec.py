@@ -1,0 +1,286 @@
+"""Avro single-object encoding of Candor records: the bytes on every Candor topic.
+
+Wire format (Avro specification, "single object encoding")::
+
+    C3 01 | fingerprint: 8 bytes, little-endian CRC-64-AVRO of the writer schema | Avro binary body
+
+Writers always use the *current* version of a record. Readers look the writer
+version up by fingerprint and resolve it into the current version (Avro schema
+resolution), so a consumer reads every released version without a registry
+service.
+
+In-memory form: plain dicts as the writers produced them; timestamps are ints
+(microseconds); a tagged union (``CaptureEvent.payload``) is the branch record
+with a ``"type"`` key holding its short name.
+
+Errors: encode raises `InvalidField` (or `UnknownSchema` for an unknown record
+name); decode raises only `Undecodable`, `UnknownSchema` or `InvalidField`,
+whatever the input bytes. The module-level functions use `default_codec`, built
+once per process from the packaged schemas.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader
+
+from schemas.domain import CHECKS, Check
+from schemas.errors import (
+    InvalidField,
+    SchemaDefinitionError,
+    SchemaError,
+    Undecodable,
+    UnknownSchema,
+)
+from schemas.registry import SINGLE_OBJECT_MARKER, Registry, SchemaVersion, default_registry
+from schemas.writer import CompiledWriter, compile_writer
+
+HEADER_SIZE = 10
+CAPTURE_EVENT = "CaptureEvent"
+CONSENT_POLICY = "ConsentPolicy"
+
+Datum = dict[str, Any]
+
+
+class Codec:
+    """Encodes and decodes every record of one `Registry`; immutable, thread-safe.
+
+    Building it compiles a writer for the current version of each record and
+    a reader for every version, so per-message work is lookups plus the body.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        """Prepare writers and readers for all of ``registry``.
+
+        Raises `SchemaDefinitionError` for a schema the writer cannot compile.
+        """
+        self.registry = registry
+        self._writers: dict[str, _Writer] = {}
+        self._readers: dict[bytes, _Reader] = {}
+        self._by_version: dict[tuple[str, int], _Reader] = {}
+        for name in registry.names():
+            current = registry.latest(name)
+            writer = _Writer(current)
+            self._writers[current.fullname] = self._writers[current.name] = writer
+            for version in registry.versions(name):
+                reader = _Reader(version, current)
+                self._readers[version.single_object_header[2:]] = reader
+                self._by_version[(version.fullname, version.version)] = reader
+
+    def current(self, name: str) -> SchemaVersion:
+        """Return the version ``encode`` writes for ``name``; raises `UnknownSchema`."""
+        return self._writer(name).version
+
+    def encode(self, name: str, datum: Mapping[str, Any]) -> bytes:
+        """Return ``datum`` as a single-object message of record ``name`` (current version).
+
+        ``name`` is short (``"CaptureEvent"``) or full. Raises `UnknownSchema`
+        for an unknown name, `InvalidField` (with the field path) when the datum
+        does not fit the schema or its value domains. Pure; never blocks.
+        """
+        writer = self._writer(name)
+        return writer.encode(writer.header, datum)
+
+    def encode_with_header(self, name: str, datum: Mapping[str, Any], header: bytes) -> bytes:
+        """Like `encode`, but put ``header`` before the body instead of the single-object header."""
+        return self._writer(name).encode(header, datum)
+
+    def decode(self, data: bytes) -> tuple[str, Datum]:
+        """Return ``(short record name, datum)`` read from a single-object message.
+
+        The datum has the fields of the record's *current* version (defaults
+        fill fields older writers lacked). Raises `Undecodable` (bad marker,
+        truncated, garbage or trailing bytes), `UnknownSchema` (fingerprint not
+        in the registry) or `InvalidField` (decoded value out of its domain),
+        and nothing else, for any input.
+        """
+        if not isinstance(data, bytes):
+            if not isinstance(data, bytearray | memoryview):
+                raise Undecodable(f"expected bytes, got {type(data).__name__}")
+            data = bytes(data)
+        if len(data) < HEADER_SIZE or data[:2] != SINGLE_OBJECT_MARKER:
+            raise Undecodable("no single-object header (C3 01 + 8-byte fingerprint)")
+        reader = self._readers.get(data[2:HEADER_SIZE])
+        if reader is None:
+            fingerprint = int.from_bytes(data[2:HEADER_SIZE], "little")
+            raise UnknownSchema(f"fingerprint {fingerprint:#018x} not in the registry")
+        return reader.name, reader.read(data, HEADER_SIZE)
+
+    def decode_body(self, version: SchemaVersion, data: bytes, offset: int) -> Datum:
+        """Read the body at ``data[offset:]`` written with ``version``; errors as `decode`."""
+        reader = self._by_version.get((version.fullname, version.version))
+        if reader is None:
+            raise UnknownSchema(f"{version.fullname} v{version.version} not in this codec")
+        return reader.read(bytes(data), offset)
+
+    def decode_many(
+        self, batch: Iterable[bytes], expect: str | None = CAPTURE_EVENT
+    ) -> list[Datum | SchemaError]:
+        """Decode each message of ``batch``; a failure is returned in its place, not raised.
+
+        With ``expect`` set, a message of another record becomes `UnknownSchema`.
+        """
+        results: list[Datum | SchemaError] = []
+        for data in batch:
+            try:
+                name, datum = self.decode(data)
+                if expect is not None and name != expect:
+                    raise UnknownSchema(f"expected {expect}, got {name}")
+                results.append(datum)
+            except SchemaError as err:
+                results.append(err)
+        return results
+
+    def _writer(self, name: str) -> _Writer:
+        writer = self._writers.get(name)
+        if writer is None:
+            raise UnknownSchema(f"no record named {name!r}")
+        return writer
+
+
+class _Writer:
+    """Encoder of the current version of one record."""
+
+    def __init__(self, version: SchemaVersion) -> None:
+        self.version = version
+        self.header = version.single_object_header
+        self._write: CompiledWriter = compile_writer(version.expanded)
+        self._check: Check | None = CHECKS.get(version.name)
+
+    def encode(self, header: bytes, datum: Mapping[str, Any]) -> bytes:
+        out = bytearray(header)
+        self._write(out, datum)
+        if self._check is not None:
+            _run_check(self._check, datum)
+        return bytes(out)
+
+
+class _Reader:
+    """Decoder of one writer version into the current version of its record."""
+
+    def __init__(self, writer: SchemaVersion, current: SchemaVersion) -> None:
+        self.name = current.name
+        self._writer_schema = writer.parsed
+        # No resolution step when the writer is the current version.
+        self._reader_schema = None if writer is current else current.parsed
+        self._tagged = _tagged_fields(current)
+        self._check: Check | None = CHECKS.get(current.name)
+
+    def read(self, data: bytes, offset: int) -> Datum:
+        stream = BytesIO(data)
+        stream.seek(offset)
+        try:
+            datum = schemaless_reader(
+                stream,
+                self._writer_schema,
+                self._reader_schema,
+                return_record_name=True,
+                return_record_name_override=True,
+            )
+        except Exception as err:  # fastavro raises EOFError, ValueError, IndexError, ...
+            raise Undecodable(f"{type(err).__name__}: {err!s:.200}") from err
+        if stream.tell() != len(data):
+            raise Undecodable(f"{len(data) - stream.tell()} trailing bytes after the body")
+        if not isinstance(datum, dict):
+            raise Undecodable(f"body decoded to {type(datum).__name__}, not a record")
+        for field, short_names in self._tagged:
+            branch_name, record = datum[field]
+            record["type"] = short_names[branch_name]
+            datum[field] = record
+        if self._check is not None:
+            _run_check(self._check, datum)
+        return datum
+
+
+def _run_check(check: Check, datum: Mapping[str, Any]) -> None:
+    try:
+        check(datum)
+    except SchemaError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidField("", f"{type(err).__name__}: {err}") from err
+
+
+def _tagged_fields(version: SchemaVersion) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Return (field, {branch fullname: short name}) for each top-level union of records."""
+    tagged = []
+    for fld in version.expanded["fields"]:
+        branches = fld["type"]
+        if isinstance(branches, list) and all(
+            isinstance(b, dict) and b.get("type") == "record" for b in branches
+        ):
+            names = {}
+            for b in branches:
+                full = b["name"] if "." in b["name"] else f"{b.get('namespace', '')}.{b['name']}"
+                names[full.lstrip(".")] = full.rpartition(".")[2]
+            tagged.append((fld["name"], names))
+    if len(tagged) != _count_record_unions(version.expanded):
+        raise SchemaDefinitionError(
+            version.fullname, "unions of records are only supported at the top level"
+        )
+    return tuple(tagged)
+
+
+def _count_record_unions(node: Any) -> int:
+    if isinstance(node, list):
+        records = [b for b in node if isinstance(b, dict) and b.get("type") == "record"]
+        own = int(bool(node) and len(records) == len(node))
+        return own + sum(_count_record_unions(b) for b in node)
+    if isinstance(node, dict):
+        nested = [f["type"] for f in node.get("fields", ())]
+        nested += [node[k] for k in ("items", "values") if k in node]
+        return sum(_count_record_unions(n) for n in nested)
+    return 0
+
+
+@functools.cache
+def default_codec() -> Codec:
+    """Return the codec of the packaged schemas, built once per process."""
+    return Codec(default_registry())
+
+
+def encode(name: str, datum: Mapping[str, Any]) -> bytes:
+    """`Codec.encode` on the default codec."""
+    return default_codec().encode(name, datum)
+
+
+def decode(data: bytes) -> tuple[str, Datum]:
+    """`Codec.decode` on the default codec."""
+    return default_codec().decode(data)
+
+
+def decode_many(
+    batch: Iterable[bytes], expect: str | None = CAPTURE_EVENT
+) -> list[Datum | SchemaError]:
+    """`Codec.decode_many` on the default codec."""
+    return default_codec().decode_many(batch, expect)
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """Encode a capture event (shared contract dict) as a CaptureEvent message."""
+    return default_codec().encode(CAPTURE_EVENT, event)
+
+
+def decode_event(data: bytes) -> Datum:
+    """Decode a CaptureEvent message; another record raises `UnknownSchema`."""
+    name, datum = default_codec().decode(data)
+    if name != CAPTURE_EVENT:
+        raise UnknownSchema(f"expected {CAPTURE_EVENT}, got {name}")
+    return datum
+
+
+def encode_consent(policy: Mapping[str, Any]) -> bytes:
+    """Encode a consent policy dict as a ConsentPolicy message."""
+    return default_codec().encode(CONSENT_POLICY, policy)
+
+
+def decode_consent(data: bytes) -> Datum:
+    """Decode a ConsentPolicy message; another record raises `UnknownSchema`."""
+    name, datum = default_codec().decode(data)
+    if name != CONSENT_POLICY:
+        raise UnknownSchema(f"expected {CONSENT_POLICY}, got {name}")
+    return datum

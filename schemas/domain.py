@@ -1,0 +1,121 @@
+"""Value domains the Avro types cannot express, checked on encode and on decode.
+
+Avro says ``count`` is an ``int``; Candor says it is at least 1. These checks
+run on the in-memory form (payload as ``{"type": ..., ...}``) after the type
+checks passed, so they compare ints with ints. Each raises `InvalidField` with
+the dotted field path. They are deliberately few and cheap (they run per
+event) and never look at content fields, which redaction may rewrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from schemas.errors import InvalidField
+
+#: Every consent scope a ConsentPolicy may grant.
+CONSENT_SCOPES: frozenset[str] = frozenset(
+    {
+        "activity_metadata",
+        "keystroke_content",
+        "screen_frames",
+        "ide_content",
+        "terminal_content",
+        "training_use",
+        "analytics",
+    }
+)
+MINUTE_MICROS = 60_000_000
+
+Check = Callable[[Mapping[str, Any]], None]
+
+
+def _at_least(datum: Mapping[str, Any], field: str, low: int, prefix: str = "") -> None:
+    value = datum.get(field)
+    if value is not None and value < low:
+        raise InvalidField(prefix + field, f"must be >= {low}, got {value}")
+
+
+def _ordered(datum: Mapping[str, Any], start: str, end: str) -> None:
+    if datum[end] < datum[start]:
+        raise InvalidField(end, f"must be >= {start}")
+
+
+_PAYLOADS_WITH_DOMAINS = frozenset({"KeyInput", "MouseMove", "ScreenFrame", "IdeEdit"})
+
+
+def _check_payload(payload: Mapping[str, Any]) -> None:
+    kind = payload["type"]
+    if kind == "KeyInput":
+        _at_least(payload, "count", 1, "payload.")
+        modifiers = payload.get("modifiers") or ()
+        if len(set(modifiers)) != len(modifiers):
+            raise InvalidField("payload.modifiers", "a modifier is listed twice")
+    elif kind == "MouseMove":
+        for point in payload["path"]:
+            _at_least(point, "dt_ms", 0, "payload.path[].")
+    elif kind == "ScreenFrame":
+        _at_least(payload, "width", 0, "payload.")
+        _at_least(payload, "height", 0, "payload.")
+    elif kind == "IdeEdit":
+        _at_least(payload, "chars_inserted", 0, "payload.")
+        _at_least(payload, "chars_deleted", 0, "payload.")
+
+
+def check_capture_event(event: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` unless seq/timestamps/versions and payload counts are in range."""
+    # Inlined comparisons: this runs for every captured event.
+    if event["seq"] < 0 or event["ts"] < 0:
+        _at_least(event, "seq", 0)
+        _at_least(event, "ts", 0)
+    received, consent = event.get("received_ts"), event.get("consent_version")
+    if (received is not None and received < 0) or (consent is not None and consent < 0):
+        _at_least(event, "received_ts", 0)
+        _at_least(event, "consent_version", 0)
+    payload = event["payload"]
+    if payload["type"] in _PAYLOADS_WITH_DOMAINS:
+        _check_payload(payload)
+
+
+def check_consent_policy(policy: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` for a negative version/time or a scope Candor does not know."""
+    _at_least(policy, "version", 0)
+    _at_least(policy, "changed_at", 0)
+    scopes = policy["scopes"]
+    unknown = set(scopes) - CONSENT_SCOPES
+    if unknown:
+        raise InvalidField("scopes", f"unknown scopes {sorted(unknown)}")
+    if len(set(scopes)) != len(scopes):
+        raise InvalidField("scopes", "a scope is listed twice")
+
+
+def check_session(session: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` if the session ends before it starts or a count is negative."""
+    _ordered(session, "start_ts", "end_ts")
+    for field in ("keystrokes", "clicks", "scrolls", "commands_run", "event_ids_count"):
+        _at_least(session, field, 0)
+
+
+def check_minute_aggregate(minute: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` if the window is not minute-aligned or a count is negative."""
+    if minute["window_start"] % MINUTE_MICROS:
+        raise InvalidField("window_start", "must be aligned to a minute")
+    for field in ("keys", "clicks", "scrolls", "events"):
+        _at_least(minute, field, 0)
+
+
+def check_action(action: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` if the action ends before it starts or folds no event."""
+    _ordered(action, "start_ts", "end_ts")
+    _at_least(action, "event_count", 1)
+
+
+#: Domain check by short record name; records without an entry have none.
+CHECKS: Mapping[str, Check] = {
+    "CaptureEvent": check_capture_event,
+    "ConsentPolicy": check_consent_policy,
+    "Session": check_session,
+    "MinuteAggregate": check_minute_aggregate,
+    "Action": check_action,
+}
