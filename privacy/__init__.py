@@ -1,0 +1,1 @@
+"""Consent, minimisation, redaction, pseudonyms and crypto-shredding (pure)."""

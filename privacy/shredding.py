@@ -1,0 +1,191 @@
+"""Crypto-shredding: content fields encrypted under per-subject keys.
+
+Threat model
+------------
+Content fields (typed text, window titles, terminal commands, IDE diffs) travel
+through Kafka topics whose retention we do not control record by record: a
+topic cannot delete one person's messages, and copies sit in replicas, backups
+and consumer caches. So the content is encrypted with AES-256-GCM under a data
+key that belongs to one subject (:mod:`privacy.keystore`). Erasing the subject
+destroys that key; every ciphertext already in Kafka retention, in replicas or
+in a backup becomes unreadable at once, without rewriting any of them.
+
+What it protects against: anyone reading topics, replicas or backups after the
+erasure, and anyone reading them at any time without the key store. What it does
+not: plaintext copied elsewhere before the erasure (exports, analyst laptops -
+the erasure process lists those), metadata left in clear (who, when, which app,
+counts), and an attacker holding both the key store and its master key.
+
+Each ciphertext is bound by AES-GCM associated data to its subject, event and
+field (:func:`field_aad`), so a token moved to another event or field does not
+decrypt. Token format: ``enc1:<key_id>:<urlsafe base64 of nonce || ciphertext>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from privacy.keystore import (
+    DataKey,
+    FileKeyStore,
+    InMemoryKeyStore,
+    KeyStore,
+    SubjectErased,
+    UnknownDataKey,
+    WrongMasterKey,
+)
+
+__all__ = [
+    "ENCRYPTED_FIELDS",
+    "TOKEN_PREFIX",
+    "DataKey",
+    "FileKeyStore",
+    "InMemoryKeyStore",
+    "KeyStore",
+    "SubjectErased",
+    "UndecryptableField",
+    "WrongMasterKey",
+    "decrypt_event_content",
+    "decrypt_field",
+    "encrypt_event_content",
+    "encrypt_field",
+    "field_aad",
+    "is_encrypted",
+]
+
+TOKEN_PREFIX = "enc1:"
+_NONCE_BYTES = 12
+
+# (container, field): container "app" is the envelope's app, otherwise a payload type.
+ENCRYPTED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("KeyInput", "text"),
+    ("app", "window_title"),
+    ("TerminalCommand", "command"),
+    ("IdeEdit", "diff"),
+)
+
+
+class UndecryptableField(ValueError):
+    """A token that is malformed, names an unknown key, or fails authentication
+    (wrong key, wrong associated data, tampered)."""
+
+
+def is_encrypted(value: object) -> bool:
+    """Return whether ``value`` is a token made by :func:`encrypt_field`."""
+    return isinstance(value, str) and value.startswith(TOKEN_PREFIX)
+
+
+def field_aad(event: Mapping[str, Any], field: str) -> bytes:
+    """Return the associated data binding a field's ciphertext to its event:
+    ``subject_id``, ``event_id`` and the field name."""
+    return f"candor.v1|{event['subject_id']}|{event['event_id']}|{field}".encode()
+
+
+def encrypt_field(plaintext: str, key: DataKey, aad: bytes) -> str:
+    """Return ``plaintext`` encrypted under ``key`` as a compact token.
+
+    A fresh random 96-bit nonce is drawn per call, so two encryptions of the same
+    text differ.
+    """
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(key.key).encrypt(nonce, plaintext.encode("utf-8"), aad)
+    body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
+    return f"{TOKEN_PREFIX}{key.key_id}:{body}"
+
+
+def decrypt_field(token: str, keystore: KeyStore, aad: bytes) -> str:
+    """Return the plaintext of ``token``.
+
+    Raises :class:`SubjectErased` when its key was destroyed and
+    :class:`UndecryptableField` when the token is malformed, its key unknown, or
+    authentication fails. :class:`WrongMasterKey` passes through from the store.
+    """
+    if not token.startswith(TOKEN_PREFIX):
+        raise UndecryptableField("not an encrypted field")
+    key_id, sep, body = token[len(TOKEN_PREFIX):].partition(":")
+    if not sep or not key_id:
+        raise UndecryptableField("malformed token")
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise UndecryptableField("malformed token body") from None
+    if len(raw) < _NONCE_BYTES + 16:
+        raise UndecryptableField("token too short")
+    try:
+        key = keystore.key_for_id(key_id)
+    except UnknownDataKey:
+        raise UndecryptableField(f"unknown data key {key_id}") from None
+    try:
+        plain = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise UndecryptableField("authentication failed") from None
+    return plain.decode("utf-8")
+
+
+def _containers(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Copy the nested dicts that may hold encrypted fields, keyed like
+    :data:`ENCRYPTED_FIELDS` containers."""
+    found: dict[str, dict[str, Any]] = {}
+    payload = event.get("payload")
+    if isinstance(payload, Mapping):
+        event["payload"] = found.setdefault(str(payload.get("type")), dict(payload))
+    app = event.get("app")
+    if isinstance(app, Mapping):
+        event["app"] = found.setdefault("app", dict(app))
+    return found
+
+
+def encrypt_event_content(event: Mapping[str, Any], keystore: KeyStore) -> dict[str, Any]:
+    """Return a copy of ``event`` whose content fields (:data:`ENCRYPTED_FIELDS`)
+    are tokens under the subject's data key (created on first use).
+
+    Empty and ``None`` fields stay as they are, already encrypted ones are not
+    encrypted twice. The input is not mutated.
+    """
+    out = dict(event)
+    containers = _containers(out)
+    key: DataKey | None = None
+    for container, field in ENCRYPTED_FIELDS:
+        holder = containers.get(container)
+        value = None if holder is None else holder.get(field)
+        if holder is None or not isinstance(value, str) or not value or is_encrypted(value):
+            continue
+        if key is None:
+            key = keystore.get_or_create(str(event["subject_id"]))
+        holder[field] = encrypt_field(value, key, field_aad(event, field))
+    return out
+
+
+def decrypt_event_content(
+    event: Mapping[str, Any],
+    keystore: KeyStore,
+    *,
+    erased: str | None = None,
+) -> dict[str, Any]:
+    """Return a copy of ``event`` with its encrypted content fields in clear.
+
+    When the subject was erased, raises :class:`SubjectErased`, or - if ``erased``
+    is given - puts that value in place of each unreadable field. Raises
+    :class:`UndecryptableField` for a corrupt or foreign token. Not mutating.
+    """
+    out = dict(event)
+    containers = _containers(out)
+    for container, field in ENCRYPTED_FIELDS:
+        holder = containers.get(container)
+        value = None if holder is None else holder.get(field)
+        if holder is None or not is_encrypted(value):
+            continue
+        try:
+            holder[field] = decrypt_field(str(value), keystore, field_aad(event, field))
+        except SubjectErased:
+            if erased is None:
+                raise
+            holder[field] = erased
+    return out
