@@ -49,6 +49,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return demo.run(settings, events=args.events)
 
 
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import WorkerConfig
+    from streams.worker import run_worker
+
+    cfg = WorkerConfig(app_id=args.app_id, batch_max=args.batch)
+    return run_worker(settings, cfg, metrics_port=args.metrics_port, loglevel=args.loglevel)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(
         prog="candor",
@@ -69,6 +77,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p = sub.add_parser("demo", help="run the pipeline demo on the local stack")
     p.add_argument("--events", type=int, default=20_000, help="events to send (default 20000)")
     handlers["demo"] = _demo
+    p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
+                                      "sessionize, aggregate, reduce to actions)")
+    p.add_argument("--app-id", default="candor-streams", help="Faust app id = consumer group")
+    p.add_argument("--batch", type=int, default=5000, help="max events per batch")
+    p.add_argument("--metrics-port", type=int, default=9401, help="0 disables /metrics")
+    p.add_argument("--loglevel", default="info")
+    handlers["worker"] = _worker
     return parser, handlers
 
 

@@ -61,6 +61,10 @@ def producer_config(
         "queue.buffering.max.messages": 200_000,
         "queue.buffering.max.kbytes": 262_144,
         "message.timeout.ms": message_timeout_ms,
+        # Java-compatible murmur2 key hashing (not librdkafka's CRC32 default):
+        # the stream workers' Faust tables place a device's state by the same
+        # hash, so state and input stay co-partitioned.
+        "partitioner": "murmur2_random",
     }
     config.update(overrides or {})
     return config

@@ -1,0 +1,74 @@
+"""The consent registry's shell: read a subject's current policy from the
+compacted `consent.policies` log and publish the next version.
+
+The log is the registry (DESIGN.md); the ClickHouse `consent_ledger` is filled
+from it by the sink. Versions only grow: a change is computed by
+`privacy.consent.grant/revoke` from the current policy read here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Producer
+
+from candor.settings import Settings
+from privacy.consent import ConsentPolicy, grant, revoke
+from schemas.codec import encode_consent
+from streams.consent_view import TOPIC, ConsentView
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def load_registry(settings: Settings, timeout: float = 30.0) -> ConsentView:
+    """Read the whole registry as of now (blocks until the end of the log)."""
+    view = ConsentView(dict(settings.kafka.client_config()))
+    view.start(timeout)
+    view.stop()
+    return view
+
+
+def publish(settings: Settings, policies: Iterable[ConsentPolicy], timeout: float = 30.0) -> int:
+    """Publish policies keyed by subject; returns how many were acknowledged.
+
+    Raises RuntimeError when any was not acknowledged within `timeout`."""
+    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
+                         "acks": "all", "partitioner": "murmur2_random"})
+    errors: list[str] = []
+
+    def done(err: object, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    n = 0
+    for policy in policies:
+        producer.produce(TOPIC, key=policy.subject_id, value=encode_consent(policy.to_dict()),
+                         on_delivery=done)
+        producer.poll(0)
+        n += 1
+    left = producer.flush(timeout)
+    if errors or left:
+        raise RuntimeError(f"consent publish failed: {left} unacknowledged, errors {errors[:3]}")
+    return n
+
+
+def grant_scopes(settings: Settings, subject_id: str, org_id: str | None, scopes: list[str],
+                 by: str, reason: str | None = None) -> ConsentPolicy:
+    """Grant `scopes` (on top of what the subject holds) and publish the new version."""
+    current = load_registry(settings).get(subject_id)
+    policy = grant(current, scopes, by, now_micros(), subject_id=subject_id, org_id=org_id,
+                   reason=reason)
+    publish(settings, [policy])
+    return policy
+
+
+def revoke_scopes(settings: Settings, subject_id: str, scopes: list[str] | None, by: str,
+                  reason: str | None = None) -> ConsentPolicy:
+    """Revoke `scopes` (None = all) and publish the new version."""
+    current = load_registry(settings).get(subject_id)
+    policy = revoke(current, scopes, by, now_micros(), reason=reason)
+    publish(settings, [policy])
+    return policy

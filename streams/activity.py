@@ -1,0 +1,112 @@
+"""Per-device activity state: the route step's dedup ledger, the open session,
+the minute windows and the action reducer of one device, kept together.
+
+One Faust table entry per device holds `DeviceActivity.to_dict()`; the agent
+loads it once per batch, folds every clean event of the device through the
+three pure reducers, and stores it once. Pure: no faust, no Kafka.
+
+Minute windows are kept per (subject, device): a subject working on two
+devices gets one row per device and minute, which ClickHouse sums per subject;
+the per-device key keeps the state co-partitioned with `capture.events`
+(keyed by device_id) so no repartition topic is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from privacy.redaction import redact
+from streams import actions, minutes, session
+from streams.router import DeviceSeen
+
+
+def redact_merged(text: str) -> tuple[str, tuple[str, ...]]:
+    """Redactor for merged typing text (a secret split over chunks is seen once merged)."""
+    out = redact(text)
+    return out.text, tuple(out.rules)
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    session: session.SessionConfig = field(default_factory=session.SessionConfig)
+    minutes: minutes.MinuteConfig = field(default_factory=minutes.MinuteConfig)
+    actions: actions.ActionConfig = field(default_factory=actions.ActionConfig)
+
+
+@dataclass
+class Outputs:
+    """What folding some events (or a timer tick) produced."""
+
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    minutes: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    late_session: int = 0
+    late_minutes: int = 0
+
+    def extend(self, other: Outputs) -> None:
+        self.sessions += other.sessions
+        self.minutes += other.minutes
+        self.actions += other.actions
+        self.late_session += other.late_session
+        self.late_minutes += other.late_minutes
+
+
+@dataclass
+class DeviceActivity:
+    seen: DeviceSeen = field(default_factory=DeviceSeen)
+    session: session.SessionState | None = None
+    minutes: minutes.MinuteState | None = None
+    actions: actions.ActionState | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seen": self.seen.to_dict(),
+            "session": None if self.session is None else self.session.to_dict(),
+            "minutes": None if self.minutes is None else self.minutes.to_dict(),
+            "actions": None if self.actions is None else self.actions.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> DeviceActivity:
+        if not data:
+            return cls()
+        return cls(
+            seen=DeviceSeen.from_dict(data.get("seen")),
+            session=None if data.get("session") is None
+            else session.SessionState.from_dict(data["session"]),
+            minutes=None if data.get("minutes") is None
+            else minutes.MinuteState.from_dict(data["minutes"]),
+            actions=None if data.get("actions") is None
+            else actions.ActionState.from_dict(data["actions"]),
+        )
+
+    @property
+    def has_open_session(self) -> bool:
+        return self.session is not None and self.session.open is not None
+
+    def fold(self, events: Iterable[Mapping[str, Any]], now: int, cfg: ActivityConfig) -> Outputs:
+        """Fold clean events (in partition order) into the three reducers."""
+        out = Outputs()
+        evs = list(events)
+        if not evs:
+            return out
+        self.session, out.sessions, late_s = session.apply_many(self.session, evs, cfg.session, now)
+        self.minutes, out.minutes, late_m = minutes.apply_many(self.minutes, evs, cfg.minutes, now)
+        self.actions, out.actions, _ = actions.apply_many(self.actions, evs, cfg.actions, now,
+                                                          redact_merged)
+        out.late_session, out.late_minutes = len(late_s), len(late_m)
+        return out
+
+    def tick(self, now: int, cfg: ActivityConfig) -> Outputs:
+        """Wall-clock timer: close what a quiet device leaves open."""
+        out = Outputs()
+        if self.session is not None:
+            self.session, out.sessions = session.on_timer(self.session, now, cfg.session)
+        if self.minutes is not None:
+            self.minutes, out.minutes = minutes.on_timer(self.minutes, now, cfg.minutes)
+        if self.actions is not None:
+            self.actions, out.actions = actions.on_timer(self.actions, now, cfg.actions,
+                                                         redact_merged)
+        return out

@@ -1,0 +1,192 @@
+"""The Faust app: topics, the device table, the route agent and the timer.
+
+Thin shell over pure modules. One agent reads `capture.events` (keyed by
+device_id) in batches; for each batch it routes (decode, dedup, consent,
+redact) with `streams.router`, publishes clean events and dead letters, folds
+the clean events into the per-device activity state (`streams.activity`:
+sessions, minute windows, actions), publishes what closed, waits until every
+output is acknowledged and only then writes one table entry per device and
+lets faust ack the batch. A wall-clock timer closes what quiet devices leave
+open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import mode
+
+from candor.settings import Settings
+from privacy.capture_hours import CaptureHours
+from schemas.codec import encode
+from streams import metrics
+from streams.activity import ActivityConfig, DeviceActivity, Outputs
+from streams.consent_view import ConsentView
+from streams.dlq import DlqLimit, DlqLimitExceeded
+from streams.output import OutputProducer
+from streams.router import RawMessage, RouteConfig, route_batch
+
+log = logging.getLogger(__name__)
+
+CAPTURE_EVENTS = "capture.events"
+CAPTURE_CLEAN = "capture.clean"
+CAPTURE_DLQ = "capture.dlq"
+SESSIONS = "activity.sessions"
+MINUTES = "activity.minutes"
+ACTIONS = "training.actions"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Knobs of one stream worker."""
+
+    app_id: str = "candor-streams"
+    batch_max: int = 5000
+    batch_within_s: float = 0.5
+    timer_interval_s: float = 5.0
+    dlq_limit: DlqLimit | None = None
+    route: RouteConfig = field(default_factory=RouteConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
+    capture_hours: tuple[CaptureHours, ...] = ()
+
+
+class _DeviceStates:
+    """The device states one batch touches, loaded from the table once each."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.loaded: dict[str, DeviceActivity] = {}
+
+    def seen(self, device: str) -> Any:
+        state = self.loaded.get(device)
+        if state is None:
+            state = self.loaded[device] = DeviceActivity.from_dict(
+                self.table.get(device.encode()))
+        return state.seen
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
+              output: OutputProducer) -> faust.App:
+    """Declare the app. Nothing connects until the worker starts."""
+    partitions = settings.kafka.partitions
+    datadir = settings.home / "streams" / cfg.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        cfg.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap}",
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        broker_session_timeout=30,
+        broker_heartbeat_interval=3,
+        stream_buffer_maxsize=20_000,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_linger_ms=5,
+        table_standby_replicas=0,
+    )
+    source = app.topic(CAPTURE_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=partitions)
+    # Keys are the device_id bytes, partitioned by the producer's (murmur2) hash
+    # exactly as capture clients partition capture.events: the state of a device
+    # lives in the changelog partition matching its input partition, whether it
+    # was written by the agent (a batch spans many devices) or by the timer.
+    devices = app.Table(
+        "devices", default=None, partitions=partitions, use_partitioner=True,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
+    )
+    hours = {h.org_id: h for h in cfg.capture_hours}
+    dlq_limit = cfg.dlq_limit or DlqLimit()
+
+    def publish(outputs: Outputs) -> None:
+        for s in outputs.sessions:
+            output.send(SESSIONS, s["subject_id"], encode("Session", s))
+        for m in outputs.minutes:
+            output.send(MINUTES, m["subject_id"], encode("MinuteAggregate", m))
+        for a in outputs.actions:
+            output.send(ACTIONS, a["subject_id"], encode("Action", a))
+        metrics.EVENTS_OUT.labels(SESSIONS).inc(len(outputs.sessions))
+        metrics.EVENTS_OUT.labels(MINUTES).inc(len(outputs.minutes))
+        metrics.EVENTS_OUT.labels(ACTIONS).inc(len(outputs.actions))
+        metrics.LATE_EVENTS.labels("session").inc(outputs.late_session)
+        metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_minutes)
+
+    # CrashingSupervisor: an agent that raises (DlqLimitExceeded, OutputFailed)
+    # stops the worker instead of being restarted over the same batch forever.
+    @app.agent(source, supervisor_strategy=mode.CrashingSupervisor)
+    async def route(stream: Any) -> None:
+        async for events in stream.take_events(cfg.batch_max, within=cfg.batch_within_s):
+            started = time.perf_counter()
+            batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
+                                e.message.offset) for e in events]
+            metrics.EVENTS_IN.labels(CAPTURE_EVENTS).inc(len(batch))
+            now = now_micros()
+            states = _DeviceStates(devices)
+            result = route_batch(batch, now=now, consent=consent.get,
+                                 hours=hours.get, seen=states.seen, config=cfg.route)
+            for dead in result.dead:
+                output.send(CAPTURE_DLQ, dead.key, dead.value, dead.headers())
+                metrics.DEAD_LETTERS.labels(dead.reason).inc()
+            for reason, n in result.drops.items():
+                metrics.DROPS.labels(reason).inc(n)
+            for rule, n in result.redactions.items():
+                metrics.REDACTIONS.labels(rule).inc(n)
+            per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for event in result.clean:
+                output.send(CAPTURE_CLEAN, event["device_id"], encode("CaptureEvent", event))
+                per_device[event["device_id"]].append(event)
+            metrics.EVENTS_OUT.labels(CAPTURE_CLEAN).inc(len(result.clean))
+            for device, evs in per_device.items():
+                publish(states.loaded[device].fold(evs, now, cfg.activity))
+            await output.flush()
+            for device, state in states.loaded.items():
+                devices[device.encode()] = state.to_dict()
+            metrics.BATCH_SIZE.observe(len(batch))
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            try:
+                for rejected in result.outcomes:
+                    dlq_limit.observe(rejected)
+            except DlqLimitExceeded as err:
+                log.critical("%s", err)
+                raise
+
+    @app.timer(interval=cfg.timer_interval_s)  # type: ignore[untyped-decorator]
+    async def close_quiet_devices() -> None:
+        now = now_micros()
+        changed: dict[bytes, DeviceActivity] = {}
+        total = Outputs()
+        open_sessions = 0
+        for device, data in list(devices.items()):
+            state = DeviceActivity.from_dict(data)
+            out = state.tick(now, cfg.activity)
+            if out.sessions or out.minutes or out.actions:
+                changed[device] = state
+                total.extend(out)
+            open_sessions += state.has_open_session
+        metrics.OPEN_SESSIONS.set(open_sessions)
+        metrics.CONSENT_SUBJECTS.set(len(consent))
+        if not consent.alive:
+            raise RuntimeError("consent registry reader stopped; refusing to route without it")
+        if changed:
+            publish(total)
+            await output.flush()
+            for device, state in changed.items():
+                devices[device] = state.to_dict()  # device: the table's bytes key
+        await asyncio.sleep(0)
+
+    return app

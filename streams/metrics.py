@@ -1,0 +1,26 @@
+"""Prometheus metrics of the stream workers, defined once."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("candor_worker_events_in_total", "Raw capture events read, by topic",
+                    ["topic"])
+EVENTS_OUT = Counter("candor_worker_events_out_total", "Records published, by topic",
+                     ["topic"])
+DEAD_LETTERS = Counter("candor_worker_dead_letters_total",
+                       "Inputs sent to capture.dlq, by typed reason", ["reason"])
+DROPS = Counter("candor_worker_drops_total",
+                "Events dropped on purpose (no_consent, outside_capture_hours, duplicate)",
+                ["reason"])
+REDACTIONS = Counter("candor_worker_redactions_total", "Redaction rule hits, by rule", ["rule"])
+LATE_EVENTS = Counter("candor_worker_late_events_total",
+                      "Events behind the watermark, by stage (session, minutes)", ["stage"])
+BATCH_SECONDS = Histogram("candor_worker_batch_seconds",
+                          "Wall time to process one batch (decode to sends flushed)",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+BATCH_SIZE = Histogram("candor_worker_batch_events", "Events per processed batch",
+                       buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
+OPEN_SESSIONS = Gauge("candor_worker_open_sessions", "Sessions currently open in this worker")
+CONSENT_SUBJECTS = Gauge("candor_worker_consent_subjects",
+                         "Subjects in this worker's consent registry view")

@@ -1,0 +1,41 @@
+"""`candor worker`: run one stream worker process.
+
+Starts the metrics endpoint, loads the consent registry (the worker refuses to
+route before it has read the whole registry), then runs the Faust worker until
+SIGINT/SIGTERM. Blocks. Exit code 0 on a clean stop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import start_http_server
+
+from candor.settings import Settings
+from streams.app import WorkerConfig, build_app
+from streams.consent_view import ConsentView
+from streams.output import OutputProducer
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None = None,
+               loglevel: str = "info") -> int:
+    from faust.worker import Worker
+
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1")
+        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+    consent = ConsentView(dict(settings.kafka.client_config()))
+    consent.start()
+    output = OutputProducer(dict(settings.kafka.client_config()))
+    app = build_app(settings, cfg, consent, output)
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()  # returns only via SystemExit
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    finally:
+        output.close()
+        consent.stop()
+    return 0
