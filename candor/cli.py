@@ -50,10 +50,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.app import WorkerConfig
+    from streams.app import worker_config
     from streams.worker import run_worker
 
-    cfg = WorkerConfig(app_id=args.app_id, batch_max=args.batch)
+    if args.batch:
+        settings.streams.batch_max = args.batch
+    if args.session_gap:
+        settings.streams.session_gap_s = args.session_gap
+    cfg = worker_config(settings, app_id=args.app_id)
     return run_worker(settings, cfg, metrics_port=args.metrics_port, loglevel=args.loglevel)
 
 
@@ -80,7 +84,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
                                       "sessionize, aggregate, reduce to actions)")
     p.add_argument("--app-id", default="candor-streams", help="Faust app id = consumer group")
-    p.add_argument("--batch", type=int, default=5000, help="max events per batch")
+    p.add_argument("--batch", type=int, default=0,
+                   help="max events per batch (default: CANDOR_STREAMS__BATCH_MAX, 5000)")
+    p.add_argument("--session-gap", type=float, default=0,
+                   help="inactivity gap closing a session, seconds (default 900)")
     p.add_argument("--metrics-port", type=int, default=9401, help="0 disables /metrics")
     p.add_argument("--loglevel", default="info")
     handlers["worker"] = _worker

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from candor.settings import Settings
 from privacy.consent import ConsentPolicy, grant, revoke
 from schemas.codec import encode_consent
-from streams.consent_view import TOPIC, ConsentView
+from streams.consent_view import TOPIC, ConsentView  # TOPIC: the unprefixed name
 
 
 def now_micros() -> int:
@@ -25,7 +25,7 @@ def now_micros() -> int:
 
 def load_registry(settings: Settings, timeout: float = 30.0) -> ConsentView:
     """Read the whole registry as of now (blocks until the end of the log)."""
-    view = ConsentView(dict(settings.kafka.client_config()))
+    view = ConsentView(dict(settings.kafka.client_config()), settings.kafka.topic(TOPIC))
     view.start(timeout)
     view.stop()
     return view
@@ -45,8 +45,8 @@ def publish(settings: Settings, policies: Iterable[ConsentPolicy], timeout: floa
 
     n = 0
     for policy in policies:
-        producer.produce(TOPIC, key=policy.subject_id, value=encode_consent(policy.to_dict()),
-                         on_delivery=done)
+        producer.produce(settings.kafka.topic(TOPIC), key=policy.subject_id,
+                         value=encode_consent(policy.to_dict()), on_delivery=done)
         producer.poll(0)
         n += 1
     left = producer.flush(timeout)

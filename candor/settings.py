@@ -19,9 +19,15 @@ class KafkaSettings(BaseModel):
     """Where Kafka is and how Candor's topics are laid out."""
 
     bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(
+        "", description="prepended to every Candor topic name (one cluster, several pipelines)")
     partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
     replication_factor: int = Field(1, ge=1)
     client_id: str = "candor"
+
+    def topic(self, name: str) -> str:
+        """The real name of one of DESIGN.md's topics (`capture.events`, ...)."""
+        return self.topic_prefix + name
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every Candor client."""
@@ -48,6 +54,21 @@ class RetentionSettings(BaseModel):
     clickhouse_events_days: int = 90
 
 
+class StreamSettings(BaseModel):
+    """Stream worker knobs (durations in seconds)."""
+
+    session_gap_s: float = 15 * 60
+    session_max_s: float = 10 * 3600
+    grace_s: float = 30
+    minute_quiet_s: float = 90
+    action_quiet_s: float = 2
+    batch_max: int = 5000
+    batch_within_s: float = 0.5
+    timer_interval_s: float = 5
+    dlq_max_ratio: float = 0.5
+    dlq_max_consecutive: int = 1000
+
+
 class Settings(BaseSettings):
     """Every knob of a Candor process. Construct once; pass down."""
 
@@ -59,6 +80,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     retention: RetentionSettings = RetentionSettings()
+    streams: StreamSettings = StreamSettings()
     prometheus_url: str = "http://127.0.0.1:9090"
     log_level: str = "INFO"
 

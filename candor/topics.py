@@ -37,14 +37,15 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """The topics of DESIGN.md, with retention from settings."""
     r = settings.retention
+    t = settings.kafka.topic
     return [
-        TopicSpec("capture.events", "device_id", "delete", r.capture_events_hours),
-        TopicSpec("capture.clean", "device_id", "delete", r.capture_clean_hours),
-        TopicSpec("capture.dlq", "device_id", "delete", r.dlq_hours),
-        TopicSpec("consent.policies", "subject", "compact", None),
-        TopicSpec("activity.sessions", "subject", "delete", r.activity_hours),
-        TopicSpec("activity.minutes", "subject", "delete", r.activity_hours),
-        TopicSpec("training.actions", "subject", "delete", r.activity_hours),
+        TopicSpec(t("capture.events"), "device_id", "delete", r.capture_events_hours),
+        TopicSpec(t("capture.clean"), "device_id", "delete", r.capture_clean_hours),
+        TopicSpec(t("capture.dlq"), "device_id", "delete", r.dlq_hours),
+        TopicSpec(t("consent.policies"), "subject", "compact", None),
+        TopicSpec(t("activity.sessions"), "subject", "delete", r.activity_hours),
+        TopicSpec(t("activity.minutes"), "subject", "delete", r.activity_hours),
+        TopicSpec(t("training.actions"), "subject", "delete", r.activity_hours),
     ]
 
 

@@ -26,11 +26,14 @@ from candor.settings import Settings
 from privacy.capture_hours import CaptureHours
 from schemas.codec import encode
 from streams import metrics
+from streams.actions import ActionConfig
 from streams.activity import ActivityConfig, DeviceActivity, Outputs
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
+from streams.minutes import MinuteConfig
 from streams.output import OutputProducer
 from streams.router import RawMessage, RouteConfig, route_batch
+from streams.session import SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,30 @@ class _DeviceStates:
         return state.seen
 
 
+def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerConfig:
+    """The worker's tuning from the settings' `streams` section."""
+    st = settings.streams
+    sec = 1_000_000
+    return WorkerConfig(
+        app_id=app_id,
+        batch_max=st.batch_max,
+        batch_within_s=st.batch_within_s,
+        timer_interval_s=st.timer_interval_s,
+        dlq_limit=DlqLimit(max_invalid_ratio=st.dlq_max_ratio,
+                           max_consecutive=st.dlq_max_consecutive),
+        activity=ActivityConfig(
+            session=SessionConfig(gap_micros=int(st.session_gap_s * sec),
+                                  max_length_micros=int(st.session_max_s * sec),
+                                  grace_micros=int(st.grace_s * sec)),
+            minutes=MinuteConfig(grace_micros=int(st.grace_s * sec),
+                                 quiet_micros=int(st.minute_quiet_s * sec)),
+            actions=ActionConfig(quiet_micros=int(st.action_quiet_s * sec),
+                                 session_gap_micros=int(st.session_gap_s * sec),
+                                 session_max_length_micros=int(st.session_max_s * sec)),
+        ),
+    )
+
+
 def now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -100,7 +127,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         producer_linger_ms=5,
         table_standby_replicas=0,
     )
-    source = app.topic(CAPTURE_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw",
+    t = settings.kafka.topic
+    source = app.topic(t(CAPTURE_EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=partitions)
     # Keys are the device_id bytes, partitioned by the producer's (murmur2) hash
     # exactly as capture clients partition capture.events: the state of a device
@@ -113,16 +141,17 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
 
-    def publish(outputs: Outputs) -> None:
+    def publish(outputs: Outputs, device: str) -> None:
         for s in outputs.sessions:
-            output.send(SESSIONS, s["subject_id"], encode("Session", s))
+            output.send(t(SESSIONS), s["subject_id"], encode("Session", s))
         for m in outputs.minutes:
-            output.send(MINUTES, m["subject_id"], encode("MinuteAggregate", m))
+            m["device_id"] = device
+            output.send(t(MINUTES), m["subject_id"], encode("MinuteAggregate", m))
         for a in outputs.actions:
-            output.send(ACTIONS, a["subject_id"], encode("Action", a))
-        metrics.EVENTS_OUT.labels(SESSIONS).inc(len(outputs.sessions))
-        metrics.EVENTS_OUT.labels(MINUTES).inc(len(outputs.minutes))
-        metrics.EVENTS_OUT.labels(ACTIONS).inc(len(outputs.actions))
+            output.send(t(ACTIONS), a["subject_id"], encode("Action", a))
+        metrics.EVENTS_OUT.labels(t(SESSIONS)).inc(len(outputs.sessions))
+        metrics.EVENTS_OUT.labels(t(MINUTES)).inc(len(outputs.minutes))
+        metrics.EVENTS_OUT.labels(t(ACTIONS)).inc(len(outputs.actions))
         metrics.LATE_EVENTS.labels("session").inc(outputs.late_session)
         metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_minutes)
 
@@ -134,13 +163,13 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             started = time.perf_counter()
             batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
                                 e.message.offset) for e in events]
-            metrics.EVENTS_IN.labels(CAPTURE_EVENTS).inc(len(batch))
+            metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
             now = now_micros()
             states = _DeviceStates(devices)
             result = route_batch(batch, now=now, consent=consent.get,
                                  hours=hours.get, seen=states.seen, config=cfg.route)
             for dead in result.dead:
-                output.send(CAPTURE_DLQ, dead.key, dead.value, dead.headers())
+                output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
                 metrics.DEAD_LETTERS.labels(dead.reason).inc()
             for reason, n in result.drops.items():
                 metrics.DROPS.labels(reason).inc(n)
@@ -148,11 +177,11 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
                 metrics.REDACTIONS.labels(rule).inc(n)
             per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for event in result.clean:
-                output.send(CAPTURE_CLEAN, event["device_id"], encode("CaptureEvent", event))
+                output.send(t(CAPTURE_CLEAN), event["device_id"], encode("CaptureEvent", event))
                 per_device[event["device_id"]].append(event)
-            metrics.EVENTS_OUT.labels(CAPTURE_CLEAN).inc(len(result.clean))
+            metrics.EVENTS_OUT.labels(t(CAPTURE_CLEAN)).inc(len(result.clean))
             for device, evs in per_device.items():
-                publish(states.loaded[device].fold(evs, now, cfg.activity))
+                publish(states.loaded[device].fold(evs, now, cfg.activity), device)
             await output.flush()
             for device, state in states.loaded.items():
                 devices[device.encode()] = state.to_dict()
@@ -169,21 +198,19 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     async def close_quiet_devices() -> None:
         now = now_micros()
         changed: dict[bytes, DeviceActivity] = {}
-        total = Outputs()
         open_sessions = 0
         for device, data in list(devices.items()):
             state = DeviceActivity.from_dict(data)
             out = state.tick(now, cfg.activity)
             if out.sessions or out.minutes or out.actions:
                 changed[device] = state
-                total.extend(out)
+                publish(out, device.decode())
             open_sessions += state.has_open_session
         metrics.OPEN_SESSIONS.set(open_sessions)
         metrics.CONSENT_SUBJECTS.set(len(consent))
         if not consent.alive:
             raise RuntimeError("consent registry reader stopped; refusing to route without it")
         if changed:
-            publish(total)
             await output.flush()
             for device, state in changed.items():
                 devices[device] = state.to_dict()  # device: the table's bytes key

@@ -26,7 +26,8 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
-    consent = ConsentView(dict(settings.kafka.client_config()))
+    consent = ConsentView(dict(settings.kafka.client_config()),
+                          settings.kafka.topic("consent.policies"))
     consent.start()
     output = OutputProducer(dict(settings.kafka.client_config()))
     app = build_app(settings, cfg, consent, output)

@@ -106,6 +106,7 @@ SESSION: dict[str, Any] = {
 MINUTE: dict[str, Any] = {
     "org_id": "org-1",
     "subject_id": "subj-123",
+    "device_id": "dev-laptop-1",
     "window_start": TS - TS % 60_000_000,
     "keys": 5,
     "clicks": 1,
