@@ -134,10 +134,11 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     # exactly as capture clients partition capture.events: the state of a device
     # lives in the changelog partition matching its input partition, whether it
     # was written by the agent (a batch spans many devices) or by the timer.
-    devices = app.Table(
-        "devices", default=None, partitions=partitions, use_partitioner=True,
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"),
-    )
+    # key_type=bytes is what makes faust use the raw key serializer both when
+    # writing the changelog and when recovering from it (a Schema with
+    # key_serializer="raw" is honoured on write only).
+    devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
+                        key_type=bytes)
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
 

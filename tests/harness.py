@@ -1,0 +1,162 @@
+"""Helpers shared by e2e and reliability tests: Candor processes started as a
+user would start them (`candor worker`, `candor sink`), topics read back whole,
+metrics scraped from a process's /metrics endpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from candor.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child `candor` process build these settings."""
+    env = dict(os.environ)
+    env.update({
+        "CANDOR_HOME": str(settings.home),
+        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
+        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
+    })
+    for name, value in settings.streams.model_dump().items():
+        env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
+    return env
+
+
+class CandorProcess:
+    """One `candor ...` child process with its log file."""
+
+    def __init__(self, name: str, args: list[str], settings: Settings, logdir: Path) -> None:
+        self.name = name
+        self.args = [sys.executable, "-m", "candor.cli", *args]
+        self.env = settings_env(settings)
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.log = logdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> CandorProcess:
+        with self.log.open("ab") as out:
+            out.write(f"---- start {time.strftime('%H:%M:%S')}\n".encode())
+            self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return ""
+        text = self.log.read_text(errors="replace").splitlines()
+        return f"--- {self.log} ---\n" + "\n".join(text[-lines:])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               alive: Callable[[], bool] | None = None, diag: Callable[[], str] = str,
+               interval: float = 0.5) -> None:
+    """Poll `check` until it holds; fail with `what` (and `diag()`) on timeout or
+    when `alive()` says the process under test died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if alive is not None and not alive():
+            raise AssertionError(f"process died while waiting for {what}\n{diag()}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{diag()}")
+
+
+class TopicReader:
+    """Reads a topic from the beginning, incrementally, without a consumer group."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = Consumer({**settings.kafka.client_config(), "group.id": "unused",
+                                  "enable.auto.commit": False, "enable.partition.eof": True})
+        md = self.consumer.list_topics(topic, timeout=10)
+        parts = md.topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, -2) for p in parts])
+        self.records: list[Any] = []
+
+    def poll(self, max_s: float = 1.0) -> list[Any]:
+        """Read what is available now (up to ~max_s); returns the new records."""
+        new = []
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            msgs = self.consumer.consume(5000, timeout=0.2)
+            if not msgs:
+                break
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        raise AssertionError(f"read error: {err}")
+                    continue
+                new.append(m)
+        self.records.extend(new)
+        return new
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(sample name, sorted labels): value} from a process's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+           **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
