@@ -81,6 +81,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p = sub.add_parser("demo", help="run the pipeline demo on the local stack")
     p.add_argument("--events", type=int, default=20_000, help="events to send (default 20000)")
     handlers["demo"] = _demo
+    from producers.gateway_cli import add_commands as add_producer_commands
+
+    handlers.update(add_producer_commands(sub))
+
     p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
                                       "sessionize, aggregate, reduce to actions)")
     p.add_argument("--app-id", default="candor-streams", help="Faust app id = consumer group")

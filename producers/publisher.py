@@ -107,6 +107,7 @@ class SpoolingPublisher:
         self._retry_at = 0.0
         self._needs_reset = False
         self._closing = False
+        self._gauged: tuple[int, int] | None = None
         self._update_gauges()
 
     # -- public --------------------------------------------------------------
@@ -301,5 +302,11 @@ class SpoolingPublisher:
                 self._replay_next = position
 
     def _update_gauges(self) -> None:
-        self._metrics.spool_depth.set(self._spool.depth)
-        self._metrics.spool_bytes.set(self._spool.disk_bytes)
+        # Runs after every publish: set the gauges only when the spool changed
+        # (a prometheus Gauge.set takes a lock; two per event were a quarter
+        # of the SDK's own cost on the hot path).
+        state = (self._spool.depth, self._spool.disk_bytes)
+        if state != self._gauged:
+            self._gauged = state
+            self._metrics.spool_depth.set(state[0])
+            self._metrics.spool_bytes.set(state[1])

@@ -9,6 +9,22 @@ need java "install OpenJDK 17: apt-get install -y openjdk-17-jre-headless"
 need mvn "install Maven: apt-get install -y maven"
 need curl "apt-get install -y curl"
 
+# Debian packages some tests drive: Xvfb + xdotool + xmessage for the desktop
+# capture agent's test under a real X server.
+DEBS=(xvfb xdotool x11-utils)
+missing=()
+for pkg in "${DEBS[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"; } >"$CANDOR_HOME/apt-test.log" 2>&1 \
+      || die "apt-get install ${missing[*]} failed (log: $CANDOR_HOME/apt-test.log)"
+  else
+    log "warning: missing Debian packages ${missing[*]} (the desktop-agent test needs them)"
+  fi
+fi
+
 VENV="$CANDOR_REPO/.venv"
 STAMP="$VENV/.candor-installed"
 WANT=$(cat "$CANDOR_REPO/pyproject.toml" | sha256sum | cut -d' ' -f1)

@@ -1,0 +1,85 @@
+"""``python -m producers.agent``: capture this X11 desktop into Kafka.
+
+Signals: SIGUSR1 pauses, SIGUSR2 resumes, SIGINT/SIGTERM flush and exit.
+Creating the pause file (default ``<spool dir>/paused``) pauses too, for as
+long as it exists. Exit code 0 when everything was delivered, 2 when events
+are left in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from candor.settings import load_settings
+from producers.agent.agent import DesktopAgent
+from producers.agent.privacy import PauseSwitch, PrivacyPolicy
+from producers.agent.recorder import Recorder, RecorderConfig
+from producers.client import CaptureClient
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The agent's command line."""
+    parser = argparse.ArgumentParser(prog="python -m producers.agent", description=__doc__)
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--org", required=True)
+    parser.add_argument("--topic", default="capture.events")
+    parser.add_argument("--spool-dir", type=Path, default=None,
+                        help="default: $CANDOR_HOME/agent/<device>")
+    parser.add_argument("--pause-file", type=Path, default=None,
+                        help="capture pauses while this file exists (default <spool>/paused)")
+    parser.add_argument("--exclude-app", action="append", default=[],
+                        help="more apps whose keystroke content is never sent")
+    parser.add_argument("--idle-after", type=float, default=60.0, help="seconds")
+    parser.add_argument("--display", default=None, help="X display (default $DISPLAY)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the agent until a signal stops it."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    from producers.agent.x11 import FocusProbe, InputListeners
+
+    spool_dir = args.spool_dir or settings.home / "agent" / args.device
+    pause = PauseSwitch(args.pause_file or spool_dir / "paused")
+    recorder = Recorder(PrivacyPolicy.with_extra(args.exclude_app),
+                        RecorderConfig(idle_after_s=args.idle_after))
+    focus = FocusProbe(args.display)
+    with CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=args.org,
+                       subject_id=args.subject, device_id=args.device,
+                       topic=args.topic) as client:
+        agent = DesktopAgent(client, recorder, focus, pause)
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if signum == signal.SIGUSR1:
+                pause.pause()
+            elif signum == signal.SIGUSR2:
+                pause.resume()
+            else:
+                agent.stop()
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, on_signal)
+        listeners = InputListeners(agent.submit)
+        listeners.start()
+        logging.getLogger(__name__).info("capturing as device %s", args.device)
+        try:
+            agent.run()
+        finally:
+            listeners.stop()
+            focus.close()
+        left = client.close()
+    return 0 if left == 0 else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

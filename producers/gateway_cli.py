@@ -1,0 +1,153 @@
+"""CLI commands of the producers: ``candor gateway``, ``candor gateway token
+add`` and ``candor simulate``.
+
+`add_commands(subparsers)` registers them on the `candor` parser and returns
+``{command: handler}`` in the shape of `candor.cli` (``handler(args, settings) -> exit code``).
+``python -m producers.gateway_cli ...`` runs the same commands on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from candor.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+_DAY_MICROS = 86_400 * 1_000_000
+
+
+def default_token_file(settings: Settings) -> Path:
+    """Where the gateway's token file lives unless told otherwise."""
+    return settings.home / "gateway" / "tokens.json"
+
+
+def add_commands(subparsers: Any) -> dict[str, Handler]:
+    """Add ``gateway`` and ``simulate`` to `subparsers` (the result of
+    ``parser.add_subparsers()``); return their handlers by command name."""
+    gateway = subparsers.add_parser(
+        "gateway", help="serve the HTTP capture gateway, or manage its device tokens"
+    )
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=8088)
+    gateway.add_argument("--token-file", type=Path, default=None,
+                         help="default: $CANDOR_HOME/gateway/tokens.json")
+    gateway.add_argument("--topic", default=None,
+                         help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
+    gateway.add_argument("--rate", type=float, default=2000.0, help="events/s per device")
+    gateway.add_argument("--burst", type=float, default=10000.0, help="events per device burst")
+    gateway.add_argument("--max-events", type=int, default=1000, help="events per batch")
+    gateway.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    actions = gateway.add_subparsers(dest="gateway_action", metavar="ACTION")
+    token = actions.add_parser("token", help="device tokens")
+    token_actions = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
+    add = token_actions.add_parser("add", help="create a token for one device; printed once")
+    add.add_argument("--device", required=True)
+    add.add_argument("--subject", required=True)
+    add.add_argument("--org", required=True)
+    add.add_argument("--expires-days", type=float, default=None,
+                     help="lifetime in days (default: no expiry)")
+
+    simulate = subparsers.add_parser(
+        "simulate", help="publish simulated people's capture events through the SDK"
+    )
+    simulate.add_argument("--people", type=int, default=50)
+    simulate.add_argument("--rate", type=float, default=5000.0,
+                          help="events per wall-clock second (0: as fast as possible)")
+    simulate.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--topic", default=None,
+                          help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
+    simulate.add_argument("--spool-dir", type=Path, default=None,
+                          help="default: $CANDOR_HOME/simulator/spool")
+    return {"gateway": _gateway, "simulate": _simulate}
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    token_file = args.token_file or default_token_file(settings)
+    if args.gateway_action == "token":
+        return _token_add(args, token_file)
+    from producers.gateway import GatewayConfig, run_gateway
+
+    config = GatewayConfig(
+        topic=args.topic or settings.kafka.topic("capture.events"),
+        max_body_bytes=args.max_body_bytes,
+        max_events=args.max_events,
+        rate_per_device=args.rate,
+        burst_per_device=max(args.burst, float(args.max_events)),
+    )
+    run_gateway(settings, args.host, args.port, token_file, config=config)
+    return 0
+
+
+def _token_add(args: argparse.Namespace, token_file: Path) -> int:
+    from producers.envelope import now_micros
+    from producers.gateway_auth import DeviceIdentity, TokenFile
+
+    expires = None
+    if args.expires_days is not None:
+        expires = now_micros() + int(args.expires_days * _DAY_MICROS)
+    identity = DeviceIdentity(args.device, args.subject, args.org, expires_at=expires)
+    token = TokenFile(token_file).add(identity)
+    print(token)
+    print(f"token for device {args.device} stored (hashed) in {token_file};"
+          " it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from producers.client import CaptureClient
+    from producers.envelope import Event, now_micros
+    from producers.simulator import SimulationProgress, Simulator, run_simulation
+
+    rate = args.rate if args.rate > 0 else None
+    limit = int(rate * args.duration) if rate is not None else None
+
+    class _WallCapped(Simulator):
+        """Enough simulated time for the whole run, cut at rate x duration events."""
+
+        def events(self, duration_s: float) -> Iterator[Event]:
+            if limit is None:
+                return super().events(duration_s)
+            return itertools.islice(super().events(365 * 86_400.0), limit)
+
+    simulator = _WallCapped(args.people, args.seed, now_micros())
+    spool_dir = args.spool_dir or settings.home / "simulator" / "spool"
+    first = simulator.devices[0]
+
+    def report(progress: SimulationProgress) -> None:
+        print(f"{progress.events:>10} events  {progress.elapsed_s:7.1f} s"
+              f"  {progress.rate_per_s:10.0f} events/s", file=sys.stderr)
+
+    with CaptureClient(
+        settings.kafka.bootstrap, spool_dir=spool_dir, org_id=simulator.org_id,
+        subject_id=first.subject_id, device_id=first.device_id,
+        topic=args.topic or settings.kafka.topic("capture.events"),
+        spool_fsync="never",
+    ) as client:
+        final = run_simulation(simulator, client, duration_s=args.duration, rate=rate,
+                               progress_callback=report)
+        left = client.close(timeout=30.0)
+    print(f"published {final.events} events from {args.people} people in "
+          f"{final.elapsed_s:.1f} s ({final.rate_per_s:.0f}/s); {left} left in the spool")
+    return 0 if left == 0 else 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of these commands standalone (``python -m producers.gateway_cli``)."""
+    parser = argparse.ArgumentParser(prog="candor")
+    sub = parser.add_subparsers(dest="command", required=True)
+    handlers = add_commands(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return handlers[args.command](args, load_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

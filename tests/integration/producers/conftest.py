@@ -1,0 +1,134 @@
+"""Fixtures of the producer integration tests: per-test topics on the shared
+Kafka, a consumer that reads a whole topic, free ports, a private broker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from candor.settings import Settings
+from candor.topics import TopicSpec, create_topics
+
+REPO = Path(__file__).resolve().parents[3]
+KAFKA_SH = REPO / "deploy" / "local" / "kafka.sh"
+PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """One record read back: partition, offset, key and value."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def make_topic(settings: Settings, name: str, partitions: int = PARTITIONS) -> str:
+    """Create `name` with `partitions` partitions on `settings`' cluster."""
+    copy = settings.model_copy(deep=True)
+    copy.kafka.partitions = partitions
+    assert create_topics(copy, [TopicSpec(name, "device_id", "delete", 1)]) == {name: "created"}
+    return name
+
+
+def read_topic(bootstrap: str, topic: str, *, want: int | None = None,
+               settle_s: float = 3.0, timeout_s: float = 60.0) -> list[Consumed]:
+    """Every record of `topic` from the beginning, partition by partition in
+    offset order. Stops when `want` records arrived and nothing more came for
+    `settle_s` (so extra records would be seen), or after `timeout_s`."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        parts = sorted(meta.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        got: list[Consumed] = []
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, timeout=0.5)
+            for m in batch:
+                err = m.error()
+                if err is not None:
+                    assert err.code() == KafkaError._PARTITION_EOF, err
+                    continue
+                value, partition, offset = m.value(), m.partition(), m.offset()
+                assert value is not None and partition is not None and offset is not None
+                got.append(Consumed(partition, offset, m.key(), value))
+            if batch:
+                quiet_since = time.monotonic()
+            enough = want is None or len(got) >= want
+            if enough and time.monotonic() - quiet_since >= settle_s:
+                break
+        return got
+    finally:
+        consumer.close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def topic(settings: Settings, unique: str) -> str:
+    """A fresh capture topic of this test on the shared Kafka."""
+    return make_topic(settings, f"it.producers.{unique}")
+
+
+class PrivateBroker:
+    """A Kafka broker of this test session alone (deploy/local/kafka.sh in a
+    temporary CANDOR_HOME), so stopping it disturbs nobody."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.controller_port = free_port()
+        self.env = {**os.environ, "CANDOR_HOME": str(home),
+                    "CANDOR_KAFKA_PORT": str(self.port),
+                    "CANDOR_KAFKA_CONTROLLER_PORT": str(self.controller_port)}
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run([str(KAFKA_SH), "start"], env=self.env, check=True,
+                       capture_output=True, timeout=180)
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_SH), "stop"], env=self.env, check=True,
+                       capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    home = tmp_path_factory.mktemp("private-kafka")
+    shared_libs = REPO / ".candor" / "kafka" / "libs"
+    if shared_libs.is_dir():  # reuse the jars instead of resolving them from Maven again
+        libs = home / "kafka" / "libs"
+        libs.mkdir(parents=True)
+        for jar in shared_libs.iterdir():
+            if jar.name == ".pom.sha256":
+                shutil.copy(jar, libs / jar.name)
+            else:
+                (libs / jar.name).symlink_to(jar)
+    broker = PrivateBroker(home)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
