@@ -1,8 +1,10 @@
 """Dead letters: what a rejected input becomes, and when rejecting stops the worker.
 
 A dead letter keeps the original bytes and says why, in Kafka headers
-(`candor.reason`, `candor.error`, `candor.topic`, `candor.partition`,
-`candor.offset`). `DlqLimit` is the guard against a bad deploy: when too many
+(`reason`, `error`, `original_topic`, `original_partition`, `original_offset`;
+the sinks add `sink_table`). Stream workers and sinks both dead-letter with
+this one record, and the `dead_letters` table is filled from these headers.
+`DlqLimit` is the guard against a bad deploy: when too many
 inputs are rejected (a ratio over a sliding window, or too many in a row) the
 worker stops with `DlqLimitExceeded` instead of dead-lettering everything.
 Pure: no Kafka imports.
@@ -13,29 +15,30 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-HEADER_REASON = "candor.reason"
-HEADER_ERROR = "candor.error"
-HEADER_TOPIC = "candor.topic"
-HEADER_PARTITION = "candor.partition"
-HEADER_OFFSET = "candor.offset"
+HEADER_REASON = "reason"
+HEADER_ERROR = "error"
+HEADER_TOPIC = "original_topic"
+HEADER_PARTITION = "original_partition"
+HEADER_OFFSET = "original_offset"
+MAX_ERROR_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One rejected input, ready to publish to `capture.dlq` under `key`."""
 
-    key: bytes | None
-    value: bytes
     reason: str
     error: str
     topic: str
     partition: int
     offset: int
+    key: bytes | None
+    value: bytes | None
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         return [
             (HEADER_REASON, self.reason.encode()),
-            (HEADER_ERROR, self.error[:1000].encode("utf-8", "replace")),
+            (HEADER_ERROR, self.error[:MAX_ERROR_CHARS].encode("utf-8", "replace")),
             (HEADER_TOPIC, self.topic.encode()),
             (HEADER_PARTITION, str(self.partition).encode()),
             (HEADER_OFFSET, str(self.offset).encode()),

@@ -39,7 +39,7 @@ class OutputProducer:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes,
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
              headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
         """Queue one record; blocks briefly (poll) only when the local queue is full."""
         while True:

@@ -150,4 +150,4 @@ def route_batch(
 
 
 def _dead(msg: RawMessage, reason: str, error: str) -> DeadLetter:
-    return DeadLetter(msg.key, msg.value, reason, error, msg.topic, msg.partition, msg.offset)
+    return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value)

@@ -8,6 +8,7 @@ emits none with different contents twice.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -50,7 +51,8 @@ class Scenario:
         self.no_consent_subject = devices[11].subject_id
         self.metadata_only_subject = devices[10].subject_id
         self.events = list(self.sim.events(SIM_SECONDS))
-        bad_ts = dict(self.events[0], event_id="f" * 36, seq=10**9, ts=now_micros() + 86_400_000_000)
+        bad_ts = dict(self.events[0], event_id="f" * 36, seq=10**9,
+                      ts=now_micros() + 86_400_000_000)
         self.bad = [b"\x00garbage", encode_event(self.events[1])[:-7], encode_event(bad_ts)]
         self.producer = Producer(producer_config(settings.kafka.bootstrap))
 
@@ -100,7 +102,7 @@ def _check_sessions(sessions: list[dict[str, Any]], clean: list[dict[str, Any]])
     # sessions of one device never overlap
     for device in per_device_events:
         spans = sorted((s["start_ts"], s["end_ts"]) for s in distinct if s["device_id"] == device)
-        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(spans)), spans
 
 
 def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
@@ -125,7 +127,7 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
         got = _decoded(clean)
         ids = Counter(e["event_id"] for e in got)
         assert set(ids) == set(expected) and max(ids.values()) == 1
-        reasons = Counter(dict(m.headers())["candor.reason"].decode() for m in dlq.records)
+        reasons = Counter(dict(m.headers())["reason"].decode() for m in dlq.records)
         assert reasons == {"undecodable": 2, "impossible_timestamp": 1}
         samples = scrape(port)
         no_consent = sum(1 for e in sc.events if e["subject_id"] == sc.no_consent_subject)
@@ -164,7 +166,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
     sessions = TopicReader(s, s.kafka.topic("activity.sessions"))
     expected = sc.expected_clean
     sc.send(sc.events[:half])
-    worker, port = _worker(s, tmp_path, "worker")
+    worker, _port = _worker(s, tmp_path, "worker")
     worker.start()
     try:
         wait_until(lambda: bool(clean.poll()) or len(clean.records) > half // 4, 120,

@@ -48,8 +48,8 @@ def test_bad_bytes_become_typed_dead_letters(value: bytes, reason: str) -> None:
     [dead] = out.dead
     assert dead.reason == reason
     headers = dict(dead.headers())
-    assert headers["candor.reason"] == reason.encode()
-    assert headers["candor.offset"] == b"42" and headers["candor.topic"] == b"capture.events"
+    assert headers["reason"] == reason.encode()
+    assert headers["original_offset"] == b"42" and headers["original_topic"] == b"capture.events"
     assert dead.value == value
     assert out.outcomes == [True]
 

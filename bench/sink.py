@@ -1,0 +1,189 @@
+"""Benchmark of the exactly-once ClickHouse sink. A program, not a test: it prints figures.
+
+1. Throughput: N encoded capture events are put on a fresh topic, then the sink
+   (`sinks.consumer.run_sink`) lands them in `events`; rows/s from the first
+   landed batch (after the consumer-group join) until all N are queryable.
+   The same rows are then inserted by a bare clickhouse-connect `insert`
+   (10,000-row chunks, no Kafka, no decoding) into a copy of the table.
+2. Latency: with the sink running, events are produced at a fixed rate
+   (default 5000/s for 30 s) with ``ts`` = time of capture; capture-to-queryable
+   is ``landed_at - ts`` of every row (``landed_at`` is set by ClickHouse at
+   insert), reported as p50/p99.
+
+Each figure is the median over ``--runs`` runs. Uses its own database and
+topics (removed at the end) on the servers of the settings / environment.
+
+    python bench/sink.py --runs 3 --rows 100000 --rate 5000 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from candor.settings import Settings, load_settings
+from candor.topics import TopicSpec, create_topics
+from schemas import codec
+from sinks.connection import connect
+from sinks.consumer import SinkOptions, run_sink
+from sinks.migrate import migrate
+from sinks.rows import EVENT_COLUMNS, event_row
+
+KINDS = ("KeyInput", "MouseMove", "MouseClick", "Scroll", "WindowFocus", "TerminalCommand")
+
+
+def make_event(i: int, ts: int) -> dict[str, Any]:
+    """A realistic capture event, payload type cycling through the common kinds."""
+    kind = KINDS[i % len(KINDS)]
+    payloads: dict[str, dict[str, Any]] = {
+        "KeyInput": {"type": "KeyInput", "key": None, "text": "def main():", "modifiers": [],
+                     "is_secure_field": False, "count": 11},
+        "MouseMove": {"type": "MouseMove", "path": [{"dt_ms": 8 * k, "x": 10 * k, "y": 5 * k}
+                                                    for k in range(8)]},
+        "MouseClick": {"type": "MouseClick", "button": "left", "x": 300, "y": 200,
+                       "double": False},
+        "Scroll": {"type": "Scroll", "dx": 0, "dy": -120},
+        "WindowFocus": {"type": "WindowFocus", "previous_app_name": "firefox"},
+        "TerminalCommand": {"type": "TerminalCommand", "command": "pytest -q", "exit_code": 0,
+                            "cwd_hash": "c" * 16},
+    }
+    return {
+        "event_id": str(uuid.uuid4()), "org_id": "org-bench", "subject_id": f"s{i % 200}",
+        "device_id": f"d{i % 400}", "seq": i, "ts": ts, "received_ts": ts,
+        "app": {"app_name": "code", "window_title": "main.py", "url_host": None},
+        "payload": payloads[kind], "redactions": [], "consent_version": 1,
+        "client_version": "bench",
+    }
+
+
+def _producer(settings: Settings) -> Producer:
+    return Producer({**settings.kafka.client_config(), "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 5, "compression.type": "lz4",
+                     "queue.buffering.max.messages": 1_000_000})
+
+
+def _count(settings: Settings, table: str = "events") -> int:
+    return int(connect(settings).query(f"SELECT count() FROM {table}").result_rows[0][0])
+
+
+class _Sink:
+    def __init__(self, settings: Settings, topic: str, group: str) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=run_sink, args=(settings, topic, "events", self.stop,
+                                   SinkOptions(group=group, dlq_topic=f"{topic}.dlq")),
+            daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
+def throughput(settings: Settings, topic: str, rows: int) -> tuple[float, float]:
+    """Return (sink rows/s, bare insert rows/s) for ``rows`` events."""
+    now = int(time.time() * 1_000_000)
+    events = [make_event(i, now - i) for i in range(rows)]
+    producer = _producer(settings)
+    for e in events:
+        producer.produce(topic, key=e["device_id"].encode(), value=codec.encode_event(e))
+        producer.poll(0)
+    producer.flush(120)
+    sink = _Sink(settings, topic, f"bench-{uuid.uuid4().hex[:8]}")
+    # The clock starts at the first landed batch: joining the consumer group
+    # (the broker's initial rebalance delay) is not the sink's throughput.
+    while (landed := _count(settings)) == 0:
+        time.sleep(0.01)
+    start = time.monotonic()
+    while _count(settings) < rows:
+        time.sleep(0.05)
+    sink_rate = (rows - landed) / (time.monotonic() - start)
+    sink.close()
+
+    client = connect(settings)
+    client.command("CREATE TABLE IF NOT EXISTS events_bare AS events")
+    data = [event_row(e) for e in events]
+    start = time.monotonic()
+    for i in range(0, rows, 10_000):
+        client.insert("events_bare", data[i:i + 10_000], column_names=list(EVENT_COLUMNS))
+    bare_rate = rows / (time.monotonic() - start)
+    client.command("DROP TABLE events_bare")
+    return sink_rate, bare_rate
+
+
+def latency(settings: Settings, topic: str, rate: int, seconds: float) -> tuple[float, float, int]:
+    """Produce at ``rate``/s for ``seconds`` with the sink running; return (p50 s, p99 s, rows)."""
+    client = connect(settings)
+    client.command("TRUNCATE TABLE events")
+    sink = _Sink(settings, topic, f"bench-{uuid.uuid4().hex[:8]}")
+    time.sleep(3)  # let the group settle
+    producer = _producer(settings)
+    sent, begin = 0, time.monotonic()
+    while (elapsed := time.monotonic() - begin) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            e = make_event(sent, int(time.time() * 1_000_000))
+            producer.produce(topic, key=e["device_id"].encode(), value=codec.encode_event(e))
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    producer.flush(60)
+    deadline = time.monotonic() + 120
+    while _count(settings) < sent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sink.close()
+    p50, p99 = client.query(
+        "SELECT quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, landed_at)) FROM events"
+    ).result_rows[0][0]
+    return p50 / 1e6, p99 / 1e6, sent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=100_000, help="events of the throughput run")
+    parser.add_argument("--rate", type=int, default=5_000, help="events/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration of the latency run")
+    parser.add_argument("--partitions", type=int, default=12)
+    args = parser.parse_args()
+
+    settings = load_settings()
+    settings.kafka.partitions = args.partitions
+    tag = uuid.uuid4().hex[:8]
+    settings.clickhouse.database = f"candor_bench_{tag}"
+    migrate(settings)
+    topics: list[str] = []
+    results: list[tuple[float, float, float, float]] = []
+    try:
+        for run in range(args.runs):
+            t1, t2 = f"bench.sink.tp.{tag}.{run}", f"bench.sink.lat.{tag}.{run}"
+            topics += [t1, t2]
+            create_topics(settings, [TopicSpec(t, "device_id", "delete", 1) for t in (t1, t2)])
+            connect(settings).command("TRUNCATE TABLE events")
+            sink_rate, bare_rate = throughput(settings, t1, args.rows)
+            p50, p99, sent = latency(settings, t2, args.rate, args.seconds)
+            results.append((sink_rate, bare_rate, p50, p99))
+            print(f"run {run + 1}: sink {sink_rate:,.0f} rows/s, bare insert {bare_rate:,.0f} "
+                  f"rows/s; {sent} events at {args.rate}/s: p50 {p50:.3f}s p99 {p99:.3f}s",
+                  flush=True)
+    finally:
+        connect(settings, database="").command(
+            f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+        AdminClient(settings.kafka.client_config()).delete_topics(
+            topics + [f"{t}.dlq" for t in topics])
+    med = [statistics.median(r[i] for r in results) for i in range(4)]
+    print(f"median of {args.runs}: sink {med[0]:,.0f} rows/s | bare clickhouse-connect insert "
+          f"{med[1]:,.0f} rows/s | capture-to-queryable at {args.rate}/s: "
+          f"p50 {med[2]:.3f}s p99 {med[3]:.3f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""`candor migrate | sink | query | export`: the sinks' sub-commands.
+
+`add_commands(subparsers)` adds them to the `candor` parser and returns their
+handlers ``{command: handler(args, settings) -> exit code}``, to be merged into
+`candor.cli`'s handler table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from candor.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.migrate import migrate
+
+    applied = migrate(settings)
+    print(f"applied: {', '.join(f'{v:04d}' for v in applied)}" if applied else "up to date")
+    return 0
+
+
+def _sink(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.consumer import SinkOptions, run_all, run_sink
+    from sinks.routes import route_by_topic, route_for
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age, dlq_topic=args.dlq_topic)
+    if args.all:
+        for table, stats in run_all(settings, stop, options).items():
+            print(f"{table:<17} {stats.rows} rows, {stats.dead_letters} dead letters")
+        return 0
+    route = route_for(args.table) if args.table else route_by_topic(args.topic)
+    stats = run_sink(settings, args.topic, route.table, stop, options)
+    print(f"{route.table}: {stats.rows} rows, {stats.dead_letters} dead letters")
+    return 0
+
+
+def _query(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.queries import format_table, list_queries, parse_params, run_query
+
+    if args.name is None:
+        for q in list_queries():
+            params = ", ".join(f"{k}:{v}" for k, v in q.parameters.items())
+            print(f"{q.name:<24} {q.answers}  [{params}]")
+        return 0
+    columns, rows = run_query(settings, args.name, parse_params(args.param))
+    print(format_table(columns, rows))
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.export import ExportProgress, export
+
+    def report(p: ExportProgress) -> None:
+        print(f"  shard {p.shards}: {p.trajectories} trajectories, {p.actions} actions")
+
+    result = export(settings, args.start, args.end, args.out, fmt=args.format, progress=report)
+    print(f"export {result.export_id}: {result.trajectories} trajectories of "
+          f"{result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}")
+    return 0
+
+
+def _time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from err
+
+
+def add_commands(subparsers: Any) -> dict[str, Handler]:
+    """Add migrate/sink/query/export to ``subparsers``; return their handlers."""
+    from sinks.routes import ROUTES
+
+    p = subparsers.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
+    p = subparsers.add_parser("sink", help="land Kafka topics in ClickHouse exactly once")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--topic", help="one topic (a default topic, or any with --table)")
+    which.add_argument("--all", action="store_true", help="every default topic, one thread each")
+    p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")
+    p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
+    p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
+    p.add_argument("--dlq-topic", default="capture.dlq", help="dead-letter topic")
+    p = subparsers.add_parser("query", help="list or run the analyst queries")
+    p.add_argument("name", nargs="?", help="query name (omit to list)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="a parameter")
+    p = subparsers.add_parser("export", help="export consented training trajectories")
+    p.add_argument("--start", type=_time, required=True, help="ISO time, inclusive")
+    p.add_argument("--end", type=_time, required=True, help="ISO time, exclusive")
+    p.add_argument("--out", type=Path, required=True, help="new or empty directory")
+    p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
+    return {"migrate": _migrate, "sink": _sink, "query": _query, "export": _export}

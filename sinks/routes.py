@@ -1,0 +1,108 @@
+"""Which topic lands in which table, and how one message becomes one row. Pure.
+
+A `Route` names the table, the record the topic carries (decoded with
+`schemas.codec`), the row function of `sinks.rows` and the topic read by
+default. The DLQ route reads raw messages: dead letters are not Avro.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas import codec
+from schemas.errors import SchemaError
+from sinks import rows
+from sinks.rows import Headers, Row
+
+Decrypt = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def identity(datum: dict[str, Any]) -> dict[str, Any]:
+    """The default decrypt hook: content fields are stored as they arrive."""
+    return datum
+
+
+@dataclass(frozen=True)
+class Route:
+    """One topic -> table mapping."""
+
+    table: str
+    topic: str
+    record: str | None  # None: raw messages (the DLQ)
+    columns: tuple[str, ...]
+    to_row: Callable[[Mapping[str, Any]], Row] | None
+    measures_lag: bool = False  # observe now - ts per row (capture events)
+
+
+ROUTES: dict[str, Route] = {
+    r.table: r
+    for r in (
+        Route("events", "capture.clean", "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
+              measures_lag=True),
+        Route("sessions", "activity.sessions", "Session", rows.SESSION_COLUMNS, rows.session_row),
+        Route("activity_minutes", "activity.minutes", "MinuteAggregate", rows.MINUTE_COLUMNS,
+              rows.minute_row),
+        Route("actions", "training.actions", "Action", rows.ACTION_COLUMNS, rows.action_row),
+        Route("consent_ledger", "consent.policies", "ConsentPolicy", rows.CONSENT_COLUMNS,
+              rows.consent_row),
+        Route("dead_letters", "capture.dlq", None, rows.DEAD_LETTER_COLUMNS, None),
+    )
+}
+
+
+class Unmappable(Exception):
+    """A message that cannot become a row; ``reason`` is the dead-letter reason label."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+
+
+def route_for(table: str) -> Route:
+    """Return the route of ``table``; raises `KeyError` naming the known tables."""
+    try:
+        return ROUTES[table]
+    except KeyError:
+        raise KeyError(f"no sink for table {table!r}; known: {sorted(ROUTES)}") from None
+
+
+def route_by_topic(topic: str) -> Route:
+    """Return the route whose default topic is ``topic``; raises `KeyError`."""
+    for route in ROUTES.values():
+        if route.topic == topic:
+            return route
+    raise KeyError(f"{topic!r} is not a default sink topic; name the table with --table")
+
+
+def map_message(
+    route: Route,
+    value: bytes | None,
+    headers: Headers,
+    topic: str,
+    partition: int,
+    offset: int,
+    decrypt: Decrypt = identity,
+) -> tuple[Row, int | None]:
+    """Return ``(row, event ts or None)`` for one message of ``route``'s topic.
+
+    Raises `Unmappable` with the schema error's reason (``undecodable``,
+    ``unknown_schema``, ``invalid_field``) or ``unmappable`` (a decoded datum
+    the row function or the decrypt hook refused).
+    """
+    if route.record is None or route.to_row is None:
+        return rows.dead_letter_row(value, headers, topic, partition, offset), None
+    try:
+        name, datum = codec.decode(value or b"")
+    except SchemaError as err:
+        raise Unmappable(err.reason, str(err)) from err
+    if name != route.record:
+        raise Unmappable("unknown_schema", f"expected {route.record}, got {name}")
+    try:
+        row = route.to_row(decrypt(datum))
+    except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
+        raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
+    ts = datum.get("ts") if route.measures_lag else None
+    return row, ts if isinstance(ts, int) else None

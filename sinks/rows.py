@@ -1,0 +1,218 @@
+"""Row mapping: one decoded Candor record -> one ClickHouse row tuple. Pure.
+
+Each ``*_COLUMNS`` tuple names the insert columns of a table (migration 0001)
+in the order of the tuples its ``*_row`` function returns. Timestamps stay
+integer microseconds (clickhouse-connect writes ints into DateTime64(6) as
+ticks). Functions raise `KeyError`/`TypeError` only for a datum that breaks
+the shared contract; the decoder has validated everything they read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Row = tuple[Any, ...]
+Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "org_id", "subject_id", "device_id", "seq", "ts", "received_ts",
+    "event_type", "app_name", "window_title", "url_host",
+    "key_name", "text", "modifiers", "keys_count",
+    "button", "x", "y", "dx", "dy", "mouse_points", "mouse_distance_px",
+    "previous_app_name", "frame_ref", "language", "chars_inserted", "chars_deleted", "diff",
+    "command", "exit_code", "activity_state", "payload_json",
+    "redactions", "consent_version", "client_version",
+)
+
+# Payload fields that get their own column; everything else of the payload
+# (minus "type") goes to payload_json.
+_FLATTENED: dict[str, dict[str, str]] = {
+    "KeyInput": {"key": "key_name", "text": "text", "modifiers": "modifiers",
+                 "count": "keys_count"},
+    "MouseMove": {},
+    "MouseClick": {"button": "button", "x": "x", "y": "y"},
+    "Scroll": {"dx": "dx", "dy": "dy"},
+    "WindowFocus": {"previous_app_name": "previous_app_name"},
+    "ScreenFrame": {"ref": "frame_ref"},
+    "IdeEdit": {"language": "language", "chars_inserted": "chars_inserted",
+                "chars_deleted": "chars_deleted", "diff": "diff"},
+    "TerminalCommand": {"command": "command", "exit_code": "exit_code"},
+    "ActivityState": {"state": "activity_state"},
+}
+
+_PAYLOAD_COLUMNS = EVENT_COLUMNS[
+    EVENT_COLUMNS.index("key_name"):EVENT_COLUMNS.index("payload_json")
+]
+_PAYLOAD_DEFAULTS: dict[str, Any] = {name: None for name in _PAYLOAD_COLUMNS}
+_PAYLOAD_DEFAULTS.update(modifiers=[], keys_count=0, mouse_points=0, mouse_distance_px=0.0)
+_DEFAULT_VALUES: tuple[Any, ...] = tuple(_PAYLOAD_DEFAULTS[c] for c in _PAYLOAD_COLUMNS)
+# per payload type: (field, position in the payload columns), computed once
+_POSITIONS: dict[str, tuple[tuple[str, int], ...]] = {
+    kind: tuple((f, _PAYLOAD_COLUMNS.index(c)) for f, c in fields.items())
+    for kind, fields in _FLATTENED.items()
+}
+_MOUSE = (_PAYLOAD_COLUMNS.index("mouse_points"), _PAYLOAD_COLUMNS.index("mouse_distance_px"))
+_MODIFIERS = _PAYLOAD_COLUMNS.index("modifiers")
+
+
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+class UnknownPayloadType(ValueError):
+    """The payload's ``type`` is not one of the contract's payload records."""
+
+
+def event_row(event: Mapping[str, Any]) -> Row:
+    """Return the `events` row of a capture event (columns `EVENT_COLUMNS`).
+
+    Flattened payload fields get typed columns (NULL when the payload type has
+    no such field, 0/[] for the counters); the other payload fields are kept in
+    ``payload_json`` (sorted keys). A MouseMove's ``mouse_points`` and
+    ``mouse_distance_px`` are computed from its path. Raises `UnknownPayloadType`.
+    """
+    payload = event["payload"]
+    kind = payload["type"]
+    flattened = _FLATTENED.get(kind)
+    if flattened is None:
+        raise UnknownPayloadType(f"unknown payload type {kind!r}")
+    cols = list(_DEFAULT_VALUES)
+    for field, position in _POSITIONS[kind]:
+        cols[position] = payload.get(field)
+    if kind == "KeyInput":
+        cols[_MODIFIERS] = list(payload.get("modifiers") or [])
+    elif kind == "MouseMove":
+        cols[_MOUSE[0]] = len(payload["path"])
+        cols[_MOUSE[1]] = path_length(payload["path"])
+    rest = {k: v for k, v in payload.items() if k != "type" and k not in flattened}
+    app = event["app"]
+    return (
+        event["event_id"], event["org_id"], event["subject_id"], event["device_id"],
+        event["seq"], event["ts"], event.get("received_ts"),
+        kind, app["app_name"], app.get("window_title"), app.get("url_host"),
+        *cols,
+        _JSON(rest) if rest else "{}",
+        list(event.get("redactions") or []), event.get("consent_version"),
+        event.get("client_version"),
+    )
+
+
+def path_length(path: Sequence[Mapping[str, int]]) -> float:
+    """Euclidean length in pixels of a mouse path (sum over consecutive points)."""
+    return sum(
+        math.hypot(b["x"] - a["x"], b["y"] - a["y"]) for a, b in itertools.pairwise(path)
+    )
+
+
+SESSION_COLUMNS: tuple[str, ...] = (
+    "session_id", "org_id", "subject_id", "device_id", "start_ts", "end_ts", "end_reason",
+    "active_seconds", "event_counts", "app_seconds", "keystrokes", "clicks", "scrolls",
+    "mouse_distance_px", "commands_run", "event_ids_count",
+)
+
+
+def session_row(session: Mapping[str, Any]) -> Row:
+    """Return the `sessions` row of a Session record (columns `SESSION_COLUMNS`)."""
+    return tuple(
+        dict(session[c]) if c in ("event_counts", "app_seconds") else session[c]
+        for c in SESSION_COLUMNS
+    )
+
+
+MINUTE_COLUMNS: tuple[str, ...] = (
+    "org_id", "subject_id", "window_start", "keys", "clicks", "scrolls",
+    "mouse_distance_px", "active_seconds", "app_seconds", "events",
+)
+
+
+def minute_row(minute: Mapping[str, Any]) -> Row:
+    """Return the `activity_minutes` row of a MinuteAggregate (columns `MINUTE_COLUMNS`)."""
+    return tuple(
+        dict(minute[c]) if c == "app_seconds" else minute[c] for c in MINUTE_COLUMNS
+    )
+
+
+ACTION_COLUMNS: tuple[str, ...] = (
+    "action_id", "org_id", "subject_id", "device_id", "session_hint", "kind",
+    "start_ts", "end_ts", "text", "chord", "button", "x", "y", "path", "dx", "dy",
+    "command", "app_name", "window_title", "observation_ref", "event_count", "redactions",
+)
+
+
+def action_row(action: Mapping[str, Any]) -> Row:
+    """Return the `actions` row of an Action record (columns `ACTION_COLUMNS`).
+
+    ``path`` becomes a list of ``(dt_ms, x, y)`` tuples; absent optional fields
+    take the contract defaults (``[]``, ``0``, ``None``).
+    """
+    defaults: dict[str, Any] = {"path": [], "dx": 0, "dy": 0, "redactions": []}
+    out = []
+    for column in ACTION_COLUMNS:
+        value = action.get(column, defaults.get(column))
+        if column == "path":
+            value = [(p["dt_ms"], p["x"], p["y"]) for p in value]
+        elif column == "redactions":
+            value = list(value)
+        out.append(value)
+    return tuple(out)
+
+
+CONSENT_COLUMNS: tuple[str, ...] = (
+    "subject_id", "org_id", "version", "scopes", "changed_by", "changed_at", "reason",
+)
+
+
+def consent_row(policy: Mapping[str, Any]) -> Row:
+    """Return the `consent_ledger` row of a ConsentPolicy (columns `CONSENT_COLUMNS`)."""
+    return (
+        policy["subject_id"], policy["org_id"], policy["version"], sorted(policy["scopes"]),
+        policy["changed_by"], policy["changed_at"], policy.get("reason"),
+    )
+
+
+DEAD_LETTER_COLUMNS: tuple[str, ...] = (
+    "reason", "error", "original_topic", "original_partition", "original_offset",
+    "dlq_topic", "dlq_partition", "dlq_offset", "headers", "raw",
+)
+
+
+def dead_letter_row(
+    value: bytes | None, headers: Headers, topic: str, partition: int, offset: int
+) -> Row:
+    """Return the `dead_letters` row of one message of a DLQ topic (columns `DEAD_LETTER_COLUMNS`).
+
+    ``topic/partition/offset`` are the DLQ message's own coordinates; the
+    original ones and the reason come from the headers written by
+    `sinks.dlq.dead_letter_headers` (missing: reason ``"unknown"``, -1).
+    Header values are decoded as UTF-8 with replacement; ``raw`` keeps the
+    value's bytes unchanged.
+    """
+    found = decode_headers(headers)
+    return (
+        found.get("reason", "unknown"), found.get("error", ""),
+        found.get("original_topic", ""),
+        _int_or(found.get("original_partition"), -1), _int_or(found.get("original_offset"), -1),
+        topic, partition, offset, found, value or b"",
+    )
+
+
+def decode_headers(headers: Headers) -> dict[str, str]:
+    """Kafka headers as ``{name: text}``; a repeated name keeps its last value."""
+    out: dict[str, str] = {}
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, raw in pairs:
+        if isinstance(raw, bytes):
+            out[name] = raw.decode("utf-8", errors="replace")
+        else:
+            out[name] = "" if raw is None else raw
+    return out
+
+
+def _int_or(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
