@@ -35,15 +35,34 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age, dlq_topic=args.dlq_topic)
+    options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
+                          dlq_topic=args.dlq_topic or settings.kafka.topic("capture.dlq"))
     if args.all:
+        _serve_metrics(args.metrics_port, settings, None, stop)
         for table, stats in run_all(settings, stop, options).items():
             print(f"{table:<17} {stats.rows} rows, {stats.dead_letters} dead letters")
         return 0
     route = route_for(args.table) if args.table else route_by_topic(args.topic)
-    stats = run_sink(settings, args.topic, route.table, stop, options)
+    topic = settings.kafka.topic(args.topic) if not args.table else args.topic
+    _serve_metrics(args.metrics_port, settings, {route.table: topic}, stop)
+    stats = run_sink(settings, topic, route.table, stop, options)
     print(f"{route.table}: {stats.rows} rows, {stats.dead_letters} dead letters")
     return 0
+
+
+def _serve_metrics(port: int, settings: Settings, targets: dict[str, str] | None,
+                   stop: threading.Event) -> None:
+    """Serve /metrics on 127.0.0.1:`port` (0: not at all) and report the consumer
+    lag of the ``{table: topic}`` sinks (None: every default route)."""
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    from sinks.lag import default_topics, start_lag_reporter
+    from sinks.routes import ROUTES
+
+    start_http_server(port, addr="127.0.0.1")
+    start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)), stop)
 
 
 def _query(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,12 +104,16 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p = subparsers.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     p = subparsers.add_parser("sink", help="land Kafka topics in ClickHouse exactly once")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--topic", help="one topic (a default topic, or any with --table)")
+    which.add_argument("--topic", help="one of DESIGN.md's topics (the topic prefix is "
+                       "applied), or any topic name with --table")
     which.add_argument("--all", action="store_true", help="every default topic, one thread each")
     p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")
     p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
     p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
-    p.add_argument("--dlq-topic", default="capture.dlq", help="dead-letter topic")
+    p.add_argument("--metrics-port", type=int, default=9411,
+                   help="serve /metrics on 127.0.0.1 (default 9411; 0 disables)")
+    p.add_argument("--dlq-topic", default=None,
+                   help="dead-letter topic (default: capture.dlq with the topic prefix)")
     p = subparsers.add_parser("query", help="list or run the analyst queries")
     p.add_argument("name", nargs="?", help="query name (omit to list)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a parameter")

@@ -52,7 +52,7 @@ class SinkOptions:
     max_rows: int = 10_000
     max_age: float = 1.0
     group: str | None = None  # default: candor-sink-<table>
-    dlq_topic: str = "capture.dlq"
+    dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
     decrypt: Decrypt = identity
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_dead_ratio: float = 0.5
@@ -96,8 +96,9 @@ class _Sink:
         self.stats = SinkStats()
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
         self.writer = TableWriter(client, route.table, route.columns, retry=options.retry)
-        self.dlq = DeadLetterProducer(settings, options.dlq_topic, route.table)
-        group = options.group or f"candor-sink-{route.table}"
+        self.dlq = DeadLetterProducer(
+            settings, options.dlq_topic or settings.kafka.topic("capture.dlq"), route.table)
+        group = options.group or f"{settings.kafka.topic_prefix}candor-sink-{route.table}"
         self.consumer = Consumer(consumer_config(settings, group))
 
     def run(self, stop: threading.Event) -> SinkStats:
@@ -274,8 +275,8 @@ def run_all(settings: Settings, stop_event: threading.Event,
 
     def one(route: Route) -> None:
         try:
-            results[route.table] = run_sink(settings, route.topic, route.table, stop_event,
-                                            options)
+            results[route.table] = run_sink(settings, settings.kafka.topic(route.topic),
+                                            route.table, stop_event, options)
         except BaseException as err:
             errors.append(err)
             stop_event.set()

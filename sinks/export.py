@@ -167,7 +167,9 @@ def group_trajectories(actions: Iterator[dict[str, Any]], versions: dict[str, in
             "start_ts": start, "end_ts": action["end_ts"], "actions": []})
         traj["end_ts"] = max(traj["end_ts"], action["end_ts"])
         step = {f: action[f] for f in _STEP_FIELDS}
-        step["path"] = [{"dt_ms": p[0], "x": p[1], "y": p[2]} for p in action["path"]]
+        # named tuples come back as dicts from clickhouse-connect, plain ones as tuples
+        step["path"] = [p if isinstance(p, dict) else {"dt_ms": p[0], "x": p[1], "y": p[2]}
+                        for p in action["path"]]
         traj["actions"].append(step)
     yield from _close(open_)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 BATCH_ROWS = Histogram(
     "candor_sink_batch_rows",
@@ -35,4 +35,10 @@ END_TO_END_LAG = Histogram(
     "candor_sink_end_to_end_lag_seconds",
     "Seconds from a capture event's device timestamp to its insert into ClickHouse.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+CONSUMER_LAG = Gauge(
+    "candor_sink_consumer_lag_records",
+    "Records of a sink's topic partition not yet committed by its consumer group "
+    "(last stable offset minus committed offset), measured every few seconds.",
+    ["topic", "partition"],
 )

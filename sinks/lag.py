@@ -1,0 +1,54 @@
+"""The sinks' consumer lag, exported as `candor_sink_consumer_lag_records`.
+
+A daemon thread measures, every `interval_s`, how far each sink's consumer
+group is behind the end of its topic (`streams.lag.LagProbe`: committed offset
+vs last stable offset, per partition) from outside the group, so it adds no
+work to the insert loop and keeps reporting while a sink is stuck on
+ClickHouse — exactly when the lag matters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from candor.settings import Settings
+from sinks import metrics
+from sinks.routes import route_for
+from streams.lag import LagProbe, LagUnavailable, publish_lag
+
+log = logging.getLogger(__name__)
+
+
+def sink_group(settings: Settings, table: str) -> str:
+    """The consumer group of the sink of `table` (the default of `sinks.consumer`)."""
+    return f"{settings.kafka.topic_prefix}candor-sink-{table}"
+
+
+def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
+                       stop: threading.Event, interval_s: float = 5.0) -> threading.Thread:
+    """Start the daemon thread reporting the lag of each ``{table: topic}`` sink.
+
+    Returns the started thread; it ends when `stop` is set. Never raises: a
+    broker that does not answer leaves the gauges at their last value (logged).
+    """
+    probes = [LagProbe.create(settings.kafka.client_config(), sink_group(settings, table),
+                              [topic]) for table, topic in topics_by_table.items()]
+
+    def loop() -> None:
+        while not stop.is_set():
+            for probe in probes:
+                try:
+                    publish_lag(metrics.CONSUMER_LAG, probe.measure())
+                except LagUnavailable as err:
+                    log.warning("%s", err)
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=loop, name="sink-lag", daemon=True)
+    thread.start()
+    return thread
+
+
+def default_topics(settings: Settings, tables: list[str]) -> dict[str, str]:
+    """``{table: its default topic with the topic prefix}`` for `tables`."""
+    return {t: settings.kafka.topic(route_for(t).topic) for t in tables}
