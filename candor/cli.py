@@ -46,7 +46,8 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from candor import demo
 
-    return demo.run(settings, events=args.events)
+    return demo.run(settings, people=args.people, rate=args.rate, duration=args.duration,
+                    seed=args.seed)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,7 +80,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     handlers["topics"] = _topics
 
     p = sub.add_parser("demo", help="run the pipeline demo on the local stack")
-    p.add_argument("--events", type=int, default=20_000, help="events to send (default 20000)")
+    p.add_argument("--people", type=int, default=50, help="simulated people (default 50)")
+    p.add_argument("--rate", type=float, default=1000.0, help="events/s (default 1000)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of capture (60)")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
     handlers["demo"] = _demo
     from producers.gateway_cli import add_commands as add_producer_commands
 

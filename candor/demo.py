@@ -1,100 +1,190 @@
-"""`candor demo`: the run command's visible end-to-end flow on the local stack.
+"""`candor demo`: the README's run command — the whole pipeline on the local stack.
 
-Today: create the topics, publish events to `capture.events`, read them back
-with a consumer group, land them in ClickHouse and print what analysts would
-see. Each stage prints progress and its figures.
+Stages, each printed as it runs: topics and migrations; consent for simulated
+people (one without consent, one with metadata only, to show enforcement);
+a stream worker and the sinks started as child processes (`candor worker`,
+`candor sink --all`, logs under $CANDOR_HOME/logs); the simulator publishing
+through the capture SDK at a fixed rate with a progress line; waiting until
+ClickHouse holds every accepted event; a few analyst queries; a small training
+export. The child processes are stopped at the end; the stack keeps running.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
+import subprocess
+import sys
 import time
-import uuid
-from datetime import UTC, datetime
-from urllib.parse import urlparse
-
-import clickhouse_connect
-from confluent_kafka import Consumer, Producer
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from candor import stack, topics
+from candor.consent_registry import now_micros, publish
 from candor.settings import Settings
+from privacy.consent import grant
+from privacy.scope import Scope
 
-APPS = ("code", "terminal", "browser", "chat")
-
-
-def _progress(label: str, done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    print(f"\r  {label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-          end="" if done < total else "\n", flush=True)
+FULL = [s.value for s in Scope]
 
 
-def run(settings: Settings, events: int) -> int:
-    """Run the demo; returns the process exit code (0 when every event landed)."""
+class Child:
+    """A `candor` child process whose output goes to a log file."""
+
+    def __init__(self, name: str, args: list[str], logdir: Path,
+                 env: dict[str, str] | None = None) -> None:
+        import os  # a child gets our environment plus its own settings
+
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.name, self.log = name, logdir / f"{name}.log"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "candor.cli", *args],
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(env or {})})
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _line(text: str) -> None:
+    print(f"\r  {text:<76}", end="", flush=True)
+
+
+def run(settings: Settings, people: int = 50, rate: float = 1000.0,
+        duration: float = 60.0, seed: int = 1) -> int:
+    """Run the demo; returns 0 when every accepted event landed in ClickHouse."""
+    from producers.client import CaptureClient
+    from producers.simulator import Simulator, backdated_start, run_simulation
+    from sinks.connection import connect
+    from sinks.export import export
+    from sinks.migrate import migrate
+    from sinks.queries import format_table, run_query
+
     print("== Candor demo ==")
     for h in stack.status(settings):
-        print(f"  {h.server:<11} {'up' if h.up else 'DOWN':<5} {h.endpoint}")
+        print(f"  {h.server:<11} {'up' if h.up else 'DOWN':<5} {h.endpoint}  {h.detail}")
     print("== topics ==")
     for name, state in topics.create_topics(settings).items():
         print(f"  {name:<20} {state}")
+    print("== ClickHouse migrations ==")
+    applied = migrate(settings)
+    print(f"  applied {applied or 'nothing new'} to database {settings.clickhouse.database}")
 
-    run_id = uuid.uuid4().hex[:8]
-    print(f"== publish {events} events to capture.events (run {run_id}) ==")
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "compression.type": "zstd", "linger.ms": 20})
-    t0 = time.perf_counter()
-    for i in range(events):
-        device = f"dev-{i % 8}"
-        body = {"run": run_id, "seq": i, "device_id": device, "app": APPS[i % len(APPS)],
-                "ts": int(time.time() * 1e6)}
-        producer.produce("capture.events", key=device, value=json.dumps(body).encode())
-        producer.poll(0)
-        if i % 2000 == 0 or i == events - 1:
-            _progress("produced", i + 1, events)
-    producer.flush(30)
-    print(f"  {events / (time.perf_counter() - t0):,.0f} events/s")
+    target = int(rate * duration)
+    sim_cls = _capped(Simulator, target)
+    sim = sim_cls(people, seed, backdated_start(people, seed, target, now_micros()))
+    devices = sim.devices
+    print(f"== consent for {people} simulated people ==")
+    policies = [grant(None, FULL, "candor-demo", now_micros(), subject_id=d.subject_id,
+                      org_id=sim.org_id, reason="demo") for d in devices[2:]]
+    policies.append(grant(None, ["activity_metadata"], "candor-demo", now_micros(),
+                          subject_id=devices[1].subject_id, org_id=sim.org_id, reason="demo"))
+    publish(settings, policies)
+    print(f"  {people - 2} with every scope, 1 with activity_metadata only "
+          f"({devices[1].subject_id[:8]}…), 1 without consent ({devices[0].subject_id[:8]}…)")
 
-    print("== consume and land in ClickHouse ==")
-    u = urlparse(settings.clickhouse.url)
-    ch = clickhouse_connect.get_client(host=u.hostname or "127.0.0.1", port=u.port or 8123)
-    ch.command("CREATE DATABASE IF NOT EXISTS candor_demo")
-    ch.command("""CREATE TABLE IF NOT EXISTS candor_demo.smoke (
-        run String, seq UInt64, device_id String, app LowCardinality(String), ts DateTime64(6))
-        ENGINE = MergeTree ORDER BY (run, device_id, seq)""")
-    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"candor-demo-{run_id}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe(["capture.events"])
-    landed, deadline = 0, time.monotonic() + 120
-    while landed < events and time.monotonic() < deadline:
-        msgs = consumer.consume(5000, timeout=1.0)
-        rows = []
-        for m in msgs:
-            value = m.value()
-            if m.error() or value is None:
-                continue
-            try:
-                b = json.loads(value)
-            except ValueError:
-                continue
-            if isinstance(b, dict) and b.get("run") == run_id:
-                rows.append([b["run"], b["seq"], b["device_id"], b["app"],
-                             datetime.fromtimestamp(b["ts"] / 1e6, tz=UTC)])
-        if rows:
-            ch.insert("candor_demo.smoke", rows,
-                      column_names=["run", "seq", "device_id", "app", "ts"])
-            landed += len(rows)
-            _progress("landed", min(landed, events), events)
-        if msgs:
-            consumer.commit(asynchronous=False)
-    consumer.close()
+    logdir = settings.home / "logs"
+    print(f"== stream worker and sinks (logs in {logdir}) ==")
+    # Short session gap and grace so that the demo's sessions close while it runs.
+    demo_streams = {"CANDOR_STREAMS__SESSION_GAP_S": "30", "CANDOR_STREAMS__GRACE_S": "5",
+                    "CANDOR_STREAMS__MINUTE_QUIET_S": "10"}
+    children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
+                Child("sink", ["sink", "--all"], logdir)]
+    try:
+        print(f"== simulate {people} people: {target} events at {rate:.0f}/s ==")
+        spool = settings.home / "demo" / "spool"
+        with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
+                           subject_id=devices[0].subject_id, device_id=devices[0].device_id,
+                           topic=settings.kafka.topic("capture.events"),
+                           spool_fsync="never") as client:
+            final = run_simulation(
+                sim, client, duration_s=duration, rate=rate,
+                progress_callback=lambda p: _line(
+                    f"published {p.events:>8}/{target}  {p.elapsed_s:5.1f} s  "
+                    f"{p.rate_per_s:7.0f} events/s"))
+            client.close(timeout=30)
+        print()
+        accepted = final.events - sum(1 for e in sim.events(duration)
+                                      if e["subject_id"] == devices[0].subject_id)
+        print(f"== waiting for ClickHouse ({accepted} accepted events expected) ==")
+        ch = connect(settings)
+        started = time.monotonic()
+        landed = 0
+        while time.monotonic() - started < 300:
+            landed = int(ch.query("SELECT uniqExact(event_id) FROM events WHERE org_id = "
+                                  "{o:String} AND ts >= fromUnixTimestamp64Micro({t:Int64})",
+                                  parameters={"o": sim.org_id, "t": sim.start_ts}
+                                  ).result_rows[0][0])
+            _line(f"landed {landed:>8}/{accepted}  {time.monotonic() - started:5.1f} s")
+            if landed >= accepted or not all(c.running() for c in children):
+                break
+            time.sleep(1)
+        print()
+        print("== waiting for the last sessions to close (30 s without input) ==")
+        started = time.monotonic()
+        while time.monotonic() - started < 150 and all(c.running() for c in children):
+            in_sessions = int(ch.query(
+                "SELECT sum(event_ids_count) FROM sessions FINAL WHERE org_id = {o:String} "
+                "AND start_ts >= fromUnixTimestamp64Micro({t:Int64})",
+                parameters={"o": sim.org_id, "t": sim.start_ts}).result_rows[0][0])
+            _line(f"events in closed sessions {in_sessions:>8}/{landed}  "
+                  f"{time.monotonic() - started:5.1f} s")
+            if in_sessions >= landed:
+                break
+            time.sleep(2)
+        print()
+        if not all(c.running() for c in children):
+            print("  a child process stopped; see its log above", file=sys.stderr)
+        _queries(settings, sim.org_id, run_query, format_table)
+        print("== training export ==")
+        out = settings.home / "exports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        result = export(settings, sim.start_ts, now_micros() + 1, out,
+                        progress=lambda p: _line(
+                            f"exported {p.shards} shards, {p.trajectories} trajectories, "
+                            f"{p.actions} actions"))
+        print()
+        print(f"  {result.actions} actions in {result.trajectories} trajectories of "
+              f"{result.subjects} consenting subjects -> {out}")
+        print(f"  manifest: {out / 'manifest.json'}")
+        ok = landed >= accepted
+        print(f"== {'done' if ok else 'INCOMPLETE'}: {landed}/{accepted} accepted events "
+              f"in ClickHouse; the stack keeps running (candor stack status) ==")
+        return 0 if ok else 1
+    finally:
+        for child in children:
+            child.stop()
 
-    print("== query ClickHouse ==")
-    result = ch.query("SELECT app, count() AS events, uniqExact(device_id) AS devices "
-                      "FROM candor_demo.smoke WHERE run = {r:String} GROUP BY app ORDER BY app",
-                      parameters={"r": run_id})
-    print(f"  {'app':<10} {'events':>8} {'devices':>8}")
-    for app, n, d in result.result_rows:
-        print(f"  {app:<10} {n:>8} {d:>8}")
-    total = sum(r[1] for r in result.result_rows)
-    print(f"== {total}/{events} events landed ==")
-    return 0 if total == events else 1
+
+def _capped(base: Any, limit: int) -> Any:
+    class Capped(base):  # type: ignore[misc, valid-type]
+        """Enough simulated time for `limit` events, cut there."""
+
+        def events(self, duration_s: float) -> Iterator[dict[str, Any]]:
+            return itertools.islice(super().events(365 * 86_400.0), limit)
+
+    return Capped
+
+
+def _queries(settings: Settings, org: str, run_query: Any, format_table: Any) -> None:
+    today = datetime.now(UTC).date()
+    days = {"org_id": org, "day_from": str(today - timedelta(days=1)), "day_to": str(today)}
+    shown = [("active_time_per_app", days), ("sessions_per_person", days),
+             ("commands_run", {**days, "top": "5"}),
+             ("dead_letters_by_reason", {"since": "2000-01-01 00:00:00"})]
+    for name, params in shown:
+        print(f"== query {name} ==")
+        columns, rows = run_query(settings, name, params)
+        table = format_table(columns, rows[:8])
+        print("\n".join("  " + line for line in table.splitlines()))
+        if len(rows) > 8:
+            print(f"  … {len(rows) - 8} more rows")

@@ -103,7 +103,12 @@ def _token_add(args: argparse.Namespace, token_file: Path) -> int:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from producers.client import CaptureClient
     from producers.envelope import Event, now_micros
-    from producers.simulator import SimulationProgress, Simulator, run_simulation
+    from producers.simulator import (
+        SimulationProgress,
+        Simulator,
+        backdated_start,
+        run_simulation,
+    )
 
     rate = args.rate if args.rate > 0 else None
     limit = int(rate * args.duration) if rate is not None else None
@@ -116,7 +121,9 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
                 return super().events(duration_s)
             return itertools.islice(super().events(365 * 86_400.0), limit)
 
-    simulator = _WallCapped(args.people, args.seed, now_micros())
+    now = now_micros()
+    start = now if limit is None else backdated_start(args.people, args.seed, limit, now)
+    simulator = _WallCapped(args.people, args.seed, start)
     spool_dir = args.spool_dir or settings.home / "simulator" / "spool"
     first = simulator.devices[0]
 
