@@ -55,6 +55,28 @@ def publish(settings: Settings, policies: Iterable[ConsentPolicy], timeout: floa
     return n
 
 
+def grant_many(settings: Settings, policies: Iterable[ConsentPolicy], actor: str) -> int:
+    """Publish granted policies the way `candor consent grant` does: each
+    consenting subject's data key is created first (so workers encrypt its
+    content instead of clearing it), then the policies, then an audit row each."""
+    from candor.keys import ensure_subject_key, verify_master, write_audit
+    from candor.settings import master_key_bytes
+    from sinks.connection import connect
+
+    policies = list(policies)
+    client = connect(settings)
+    master = master_key_bytes(settings)
+    verify_master(client, master, create=True)
+    for policy in policies:
+        if policy.scopes:
+            ensure_subject_key(client, master, policy.subject_id, actor)
+    n = publish(settings, policies)
+    for policy in policies:
+        write_audit(client, actor, "consent_grant", policy.subject_id,
+                    {"version": policy.version, "scopes": policy.to_dict()["scopes"]})
+    return n
+
+
 def grant_scopes(settings: Settings, subject_id: str, org_id: str | None, scopes: list[str],
                  by: str, reason: str | None = None) -> ConsentPolicy:
     """Grant `scopes` (on top of what the subject holds) and publish the new version."""

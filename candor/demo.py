@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from candor import stack, topics
-from candor.consent_registry import now_micros, publish
+from candor.consent_registry import grant_many, now_micros
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope
@@ -89,7 +89,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
                       org_id=sim.org_id, reason="demo") for d in devices[2:]]
     policies.append(grant(None, ["activity_metadata"], "candor-demo", now_micros(),
                           subject_id=devices[1].subject_id, org_id=sim.org_id, reason="demo"))
-    publish(settings, policies)
+    grant_many(settings, policies, "candor-demo")
     print(f"  {people - 2} with every scope, 1 with activity_metadata only "
           f"({devices[1].subject_id[:8]}…), 1 without consent ({devices[0].subject_id[:8]}…)")
 
@@ -166,7 +166,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
 
 
 def _capped(base: Any, limit: int) -> Any:
-    class Capped(base):  # type: ignore[misc, valid-type]
+    class Capped(base):  # type: ignore[misc]
         """Enough simulated time for `limit` events, cut there."""
 
         def events(self, duration_s: float) -> Iterator[dict[str, Any]]:

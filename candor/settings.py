@@ -69,6 +69,16 @@ class StreamSettings(BaseModel):
     dlq_max_consecutive: int = 1000
 
 
+class PrivacySettings(BaseModel):
+    """Keys and access. `master_key` wraps every subject's data key (32 bytes as
+    64 hex digits or base64); when unset, the local stack creates one in
+    `$CANDOR_HOME/privacy/master.key` (see `master_key_bytes`): set it in production."""
+
+    master_key: SecretStr | None = None
+    key_reload_s: float = 5.0
+    analyst_password: SecretStr = SecretStr("candor-analyst-local")
+
+
 class Settings(BaseSettings):
     """Every knob of a Candor process. Construct once; pass down."""
 
@@ -81,6 +91,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     retention: RetentionSettings = RetentionSettings()
     streams: StreamSettings = StreamSettings()
+    privacy: PrivacySettings = PrivacySettings()
     prometheus_url: str = "http://127.0.0.1:9090"
     log_level: str = "INFO"
 
@@ -97,3 +108,22 @@ def load_settings() -> Settings:
     if url := os.environ.get("CANDOR_CLICKHOUSE_URL"):
         settings.clickhouse.url = url
     return settings
+
+
+def master_key_bytes(settings: Settings) -> bytes:
+    """The master key: from settings, else the local stack's key file (created
+    with 0600 permissions on first use, shared by every process of this home)."""
+    import secrets
+
+    from privacy.wrapping import parse_master_key
+
+    if settings.privacy.master_key is not None:
+        return parse_master_key(settings.privacy.master_key.get_secret_value())
+    path = settings.home / "privacy" / "master.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return parse_master_key(path.read_text())

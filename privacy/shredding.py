@@ -27,7 +27,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,17 +43,24 @@ from privacy.keystore import (
 )
 
 __all__ = [
+    "ACTION_ENCRYPTED_FIELDS",
     "ENCRYPTED_FIELDS",
     "TOKEN_PREFIX",
     "DataKey",
     "FileKeyStore",
     "InMemoryKeyStore",
+    "KeyLookup",
     "KeyStore",
     "SubjectErased",
     "UndecryptableField",
     "WrongMasterKey",
+    "action_aad",
+    "clear_action_content",
+    "clear_event_content",
+    "decrypt_action_content",
     "decrypt_event_content",
     "decrypt_field",
+    "encrypt_action_content",
     "encrypt_event_content",
     "encrypt_field",
     "field_aad",
@@ -64,12 +71,31 @@ TOKEN_PREFIX = "enc1:"
 _NONCE_BYTES = 12
 
 # (container, field): container "app" is the envelope's app, otherwise a payload type.
+# Every content field of the contract (privacy.minimisation.CONTENT_FIELDS plus the
+# app's title and host): a key name sequence spells the typed text, a frame
+# reference and its perceptual hash point at the screen.
 ENCRYPTED_FIELDS: tuple[tuple[str, str], ...] = (
     ("KeyInput", "text"),
+    ("KeyInput", "key"),
     ("app", "window_title"),
+    ("app", "url_host"),
     ("TerminalCommand", "command"),
     ("IdeEdit", "diff"),
+    ("ScreenFrame", "ref"),
+    ("ScreenFrame", "phash"),
 )
+
+# Content fields of an Action (training.actions), top-level.
+ACTION_ENCRYPTED_FIELDS: tuple[str, ...] = ("text", "window_title", "command")
+
+
+class KeyLookup(Protocol):
+    """What decryption needs of a key store: a key by its id (a :class:`KeyStore`,
+    or a read-only :class:`privacy.keyset.KeySet`)."""
+
+    def key_for_id(self, key_id: str) -> bytes:
+        """Return the key; raise :class:`SubjectErased` or :class:`UnknownDataKey`."""
+        ...
 
 
 class UndecryptableField(ValueError):
@@ -100,7 +126,7 @@ def encrypt_field(plaintext: str, key: DataKey, aad: bytes) -> str:
     return f"{TOKEN_PREFIX}{key.key_id}:{body}"
 
 
-def decrypt_field(token: str, keystore: KeyStore, aad: bytes) -> str:
+def decrypt_field(token: str, keystore: KeyLookup, aad: bytes) -> str:
     """Return the plaintext of ``token``.
 
     Raises :class:`SubjectErased` when its key was destroyed and
@@ -142,30 +168,117 @@ def _containers(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def encrypt_event_content(event: Mapping[str, Any], keystore: KeyStore) -> dict[str, Any]:
+def encrypt_event_content(
+    event: Mapping[str, Any], keystore: KeyStore | DataKey
+) -> dict[str, Any]:
     """Return a copy of ``event`` whose content fields (:data:`ENCRYPTED_FIELDS`)
-    are tokens under the subject's data key (created on first use).
+    are tokens under the subject's data key: ``keystore`` is a store (the key is
+    created there on first use) or the subject's :class:`DataKey` itself.
 
     Empty and ``None`` fields stay as they are, already encrypted ones are not
     encrypted twice. The input is not mutated.
     """
     out = dict(event)
     containers = _containers(out)
-    key: DataKey | None = None
+    key: DataKey | None = keystore if isinstance(keystore, DataKey) else None
     for container, field in ENCRYPTED_FIELDS:
         holder = containers.get(container)
         value = None if holder is None else holder.get(field)
         if holder is None or not isinstance(value, str) or not value or is_encrypted(value):
             continue
         if key is None:
+            assert isinstance(keystore, KeyStore)
             key = keystore.get_or_create(str(event["subject_id"]))
         holder[field] = encrypt_field(value, key, field_aad(event, field))
     return out
 
 
+# What a cleared content field holds: the contract's empty value (non-null strings
+# become "", as privacy.minimisation clears them).
+_CLEARED: dict[tuple[str, str], str | None] = {
+    ("TerminalCommand", "command"): "",
+    ("ScreenFrame", "ref"): "",
+    ("ScreenFrame", "phash"): "",
+}
+
+
+def clear_event_content(
+    event: Mapping[str, Any], *, encrypted_only: bool = False, trail: str | None = None
+) -> dict[str, Any]:
+    """Return a copy of ``event`` with its content fields (:data:`ENCRYPTED_FIELDS`)
+    set to the contract's empty value (``None``, or ``""`` for a required string).
+
+    ``encrypted_only`` clears only tokens (content that can no longer be read) and
+    leaves clear text alone. ``trail`` is appended once to ``redactions`` when a
+    field was cleared. Counts and shapes stay. Not mutating.
+    """
+    out = dict(event)
+    containers = _containers(out)
+    cleared = False
+    for container, field in ENCRYPTED_FIELDS:
+        holder = containers.get(container)
+        value = None if holder is None else holder.get(field)
+        if holder is None or value is None or value == "":
+            continue
+        if encrypted_only and not is_encrypted(value):
+            continue
+        holder[field] = _CLEARED.get((container, field))
+        cleared = True
+    if cleared and trail is not None:
+        redactions = list(out.get("redactions") or [])
+        if trail not in redactions:
+            redactions.append(trail)
+        out["redactions"] = redactions
+    return out
+
+
+def clear_action_content(action: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``action`` with :data:`ACTION_ENCRYPTED_FIELDS` set to None."""
+    out = dict(action)
+    for field in ACTION_ENCRYPTED_FIELDS:
+        out[field] = None
+    return out
+
+
+def action_aad(action: Mapping[str, Any], field: str) -> bytes:
+    """Return the associated data binding an action field's ciphertext to its
+    action: ``subject_id``, ``action_id`` and the field name."""
+    return f"candor.v1|{action['subject_id']}|{action['action_id']}|action.{field}".encode()
+
+
+def encrypt_action_content(action: Mapping[str, Any], key: DataKey) -> dict[str, Any]:
+    """Return a copy of ``action`` with :data:`ACTION_ENCRYPTED_FIELDS` as tokens
+    under ``key`` (empty, ``None`` and already encrypted values stay). Not mutating."""
+    out = dict(action)
+    for field in ACTION_ENCRYPTED_FIELDS:
+        value = out.get(field)
+        if isinstance(value, str) and value and not is_encrypted(value):
+            out[field] = encrypt_field(value, key, action_aad(action, field))
+    return out
+
+
+def decrypt_action_content(
+    action: Mapping[str, Any], keystore: KeyLookup, *, erased: str | None = None
+) -> dict[str, Any]:
+    """Return a copy of ``action`` with its encrypted fields in clear; errors and
+    ``erased`` as in :func:`decrypt_event_content`."""
+    out = dict(action)
+    for field in ACTION_ENCRYPTED_FIELDS:
+        value = out.get(field)
+        if not is_encrypted(value):
+            continue
+        try:
+            out[field] = decrypt_field(str(value), keystore, action_aad(action, field))
+        except SubjectErased:
+            if erased is None:
+                raise
+            out[field] = erased
+    return out
+
+
 def decrypt_event_content(
     event: Mapping[str, Any],
-    keystore: KeyStore,
+    keystore: KeyLookup,
     *,
     erased: str | None = None,
 ) -> dict[str, Any]:

@@ -35,8 +35,17 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from candor.keys import KeyView, sink_hook
+    from candor.settings import master_key_bytes
+    from sinks.connection import connect
+
+    # content arrives encrypted per subject: decrypt for ClickHouse, skip the erased
+    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
+                   interval=settings.privacy.key_reload_s)
+    keys.start()
     options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
-                          dlq_topic=args.dlq_topic or settings.kafka.topic("capture.dlq"))
+                          dlq_topic=args.dlq_topic or settings.kafka.topic("capture.dlq"),
+                          decrypt=sink_hook(keys))
     if args.all:
         _serve_metrics(args.metrics_port, settings, None, stop)
         for table, stats in run_all(settings, stop, options).items():

@@ -186,12 +186,15 @@ class _Sink:
         letters: list[DeadLetter] = []
         for message in batch.items:
             try:
-                row, ts = map_message(self.route, message.value(), message.headers(),
-                                      self.topic, batch.partition, _offset(message),
-                                      self.options.decrypt)
+                mapped = map_message(self.route, message.value(), message.headers(),
+                                     self.topic, batch.partition, _offset(message),
+                                     self.options.decrypt)
             except Unmappable as err:
                 letters.append(_letter(message, err.reason, err.error))
                 continue
+            if mapped is None:  # an erased subject's record: committed past, never landed
+                continue
+            row, ts = mapped
             rows.append(row)
             kept.append(message)
             if ts is not None:

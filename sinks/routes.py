@@ -16,7 +16,9 @@ from schemas.errors import SchemaError
 from sinks import rows
 from sinks.rows import Headers, Row
 
-Decrypt = Callable[[dict[str, Any]], dict[str, Any]]
+# Returns the datum to land (content decrypted), or None to skip the record
+# entirely (its subject was erased): neither landed nor dead-lettered.
+Decrypt = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 def identity(datum: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +87,9 @@ def map_message(
     partition: int,
     offset: int,
     decrypt: Decrypt = identity,
-) -> tuple[Row, int | None]:
-    """Return ``(row, event ts or None)`` for one message of ``route``'s topic.
+) -> tuple[Row, int | None] | None:
+    """Return ``(row, event ts or None)`` for one message of ``route``'s topic, or
+    None when the decrypt hook says to skip it (an erased subject).
 
     Raises `Unmappable` with the schema error's reason (``undecodable``,
     ``unknown_schema``, ``invalid_field``) or ``unmappable`` (a decoded datum
@@ -101,7 +104,10 @@ def map_message(
     if name != route.record:
         raise Unmappable("unknown_schema", f"expected {route.record}, got {name}")
     try:
-        row = route.to_row(decrypt(datum))
+        plain = decrypt(datum)
+        if plain is None:
+            return None
+        row = route.to_row(plain)
     except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
         raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
     ts = datum.get("ts") if route.measures_lag else None

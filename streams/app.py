@@ -22,8 +22,10 @@ from typing import Any
 import faust
 import mode
 
+from candor.keys import Keys, encrypt_action, encrypt_clean_event
 from candor.settings import Settings
 from privacy.capture_hours import CaptureHours
+from privacy.scope import Scope
 from schemas.codec import encode
 from streams import metrics
 from streams.actions import ActionConfig
@@ -103,7 +105,7 @@ def now_micros() -> int:
 
 
 def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
-              output: OutputProducer) -> faust.App:
+              output: OutputProducer, keys: Keys) -> faust.App:
     """Declare the app. Nothing connects until the worker starts."""
     partitions = settings.kafka.partitions
     datadir = settings.home / "streams" / cfg.app_id
@@ -142,14 +144,24 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
 
+    def consented(subject: str) -> bool:
+        # A subject revoked or erased since its events were folded: what the
+        # timer closes later is not published.
+        policy = consent.get(subject)
+        return policy is not None and Scope.ACTIVITY_METADATA in policy.scopes
+
     def publish(outputs: Outputs, device: str) -> None:
         for s in outputs.sessions:
-            output.send(t(SESSIONS), s["subject_id"], encode("Session", s))
+            if consented(s["subject_id"]):
+                output.send(t(SESSIONS), s["subject_id"], encode("Session", s))
         for m in outputs.minutes:
             m["device_id"] = device
-            output.send(t(MINUTES), m["subject_id"], encode("MinuteAggregate", m))
+            if consented(m["subject_id"]):
+                output.send(t(MINUTES), m["subject_id"], encode("MinuteAggregate", m))
         for a in outputs.actions:
-            output.send(t(ACTIONS), a["subject_id"], encode("Action", a))
+            if consented(a["subject_id"]):
+                output.send(t(ACTIONS), a["subject_id"],
+                            encode("Action", encrypt_action(a, keys)))
         metrics.EVENTS_OUT.labels(t(SESSIONS)).inc(len(outputs.sessions))
         metrics.EVENTS_OUT.labels(t(MINUTES)).inc(len(outputs.minutes))
         metrics.EVENTS_OUT.labels(t(ACTIONS)).inc(len(outputs.actions))
@@ -178,7 +190,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
                 metrics.REDACTIONS.labels(rule).inc(n)
             per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for event in result.clean:
-                output.send(t(CAPTURE_CLEAN), event["device_id"], encode("CaptureEvent", event))
+                output.send(t(CAPTURE_CLEAN), event["device_id"],
+                            encode("CaptureEvent", encrypt_clean_event(event, keys)))
                 per_device[event["device_id"]].append(event)
             metrics.EVENTS_OUT.labels(t(CAPTURE_CLEAN)).inc(len(result.clean))
             for device, evs in per_device.items():
@@ -211,6 +224,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         metrics.CONSENT_SUBJECTS.set(len(consent))
         if not consent.alive:
             raise RuntimeError("consent registry reader stopped; refusing to route without it")
+        if not getattr(keys, "alive", True):
+            raise RuntimeError("key store reader stopped; refusing to route without it")
         if changed:
             await output.flush()
             for device, state in changed.items():

@@ -11,7 +11,9 @@ import logging
 
 from prometheus_client import start_http_server
 
-from candor.settings import Settings
+from candor.keys import KeyView
+from candor.settings import Settings, master_key_bytes
+from sinks.connection import connect
 from streams.app import WorkerConfig, build_app
 from streams.consent_view import ConsentView
 from streams.output import OutputProducer
@@ -29,8 +31,12 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
     consent = ConsentView(dict(settings.kafka.client_config()),
                           settings.kafka.topic("consent.policies"))
     consent.start()
+    # Subjects' data keys (crypto-shredding): content leaves this worker encrypted.
+    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
+                   interval=settings.privacy.key_reload_s)
+    keys.start()
     output = OutputProducer(dict(settings.kafka.client_config()))
-    app = build_app(settings, cfg, consent, output)
+    app = build_app(settings, cfg, consent, output, keys)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()  # returns only via SystemExit
@@ -39,4 +45,5 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
     finally:
         output.close()
         consent.stop()
+        keys.stop()
     return 0

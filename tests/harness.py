@@ -42,6 +42,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
         "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
     })
+    if settings.privacy.master_key is not None:
+        env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
     for name, value in settings.streams.model_dump().items():
         env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
     return env

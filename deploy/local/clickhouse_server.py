@@ -31,6 +31,36 @@ CONFIG = """<clickhouse>
   <tcp_port>{tcp_port}</tcp_port>
   <max_concurrent_queries>200</max_concurrent_queries>
   <background_pool_size>8</background_pool_size>
+  <!-- Users and roles (the chdb engine reads them only from configuration: it has
+       no writable access storage). default keeps every right and may manage
+       access; candor_analyst may read the analyst views (analyst_<db>.*) and
+       nothing else; candor_analyst_user holds it, password candor-analyst-local
+       (local stack only). -->
+  <user_directories><users_xml><path>config.xml</path></users_xml></user_directories>
+  <profiles><default/></profiles>
+  <quotas><default/></quotas>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>::/0</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+      <access_management>1</access_management>
+      <named_collection_control>1</named_collection_control>
+    </default>
+    <candor_analyst_user>
+      <password_sha256_hex>a34721846082757d04e005be23703e322765129c16daab64afc8b07056a16283</password_sha256_hex>
+      <networks><ip>::/0</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+      <grants><query>GRANT candor_analyst</query></grants>
+    </candor_analyst_user>
+  </users>
+  <roles>
+    <candor_analyst>
+      <grants><query>GRANT SELECT ON analyst_*.*</query></grants>
+    </candor_analyst>
+  </roles>
   <logger>
     <level>warning</level>
     <console>0</console>

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from candor.consent_registry import publish
+from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from producers.kafka_transport import producer_config
@@ -47,7 +47,7 @@ class Scenario:
                           org_id="org-sim") for d in devices[:10]]
         policies.append(grant(None, ["activity_metadata"], "e2e", now_micros(),
                               subject_id=devices[10].subject_id, org_id="org-sim"))
-        publish(settings, policies)
+        grant_many(settings, policies, "e2e")
         self.no_consent_subject = devices[11].subject_id
         self.metadata_only_subject = devices[10].subject_id
         self.events = list(self.sim.events(SIM_SECONDS))

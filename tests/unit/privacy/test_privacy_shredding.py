@@ -136,8 +136,9 @@ def test_event_content_round_trip(store: KeyStore, payload_type: str, field: str
 
 
 def test_empty_fields_stay_as_they_are(store: KeyStore) -> None:
-    event = make_event("KeyInput", payload={**PAYLOADS["KeyInput"], "text": None})
+    event = make_event("KeyInput", payload={**PAYLOADS["KeyInput"], "text": None, "key": None})
     event["app"]["window_title"] = ""
+    event["app"]["url_host"] = None
     assert encrypt_event_content(event, store) == event
     assert store.get(SUBJECT) is None  # no key made for nothing
 

@@ -64,7 +64,7 @@ def test_cluster_renders_replicated_local_tables_and_distributed_ones(
 
 def test_cluster_views_read_the_distributed_names() -> None:
     views = [s for s in _all(_settings("main")) if s.startswith("CREATE VIEW")]
-    assert len(views) == 4
+    assert len(views) == 8
     assert all("ON CLUSTER main" in v.splitlines()[0] and "_local" not in v for v in views)
 
 

@@ -1,0 +1,94 @@
+"""A private pipeline per test (topic prefix, ClickHouse database, master key),
+sinks run in-process with the privacy decrypt hook, and the privacy CLI called
+through its own argument parser."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from candor.keys import KeyView, decrypt_for_sink
+from candor.privacy_cli import add_commands
+from candor.settings import Settings
+from candor.topics import create_topics
+from sinks.connection import connect
+from sinks.consumer import SinkOptions, run_sink
+from sinks.migrate import migrate
+from sinks.routes import ROUTES
+
+MASTER = bytes(range(1, 33))
+
+
+@pytest.fixture
+def private_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
+    s = settings.model_copy(deep=True)
+    s.home = tmp_path / "home"
+    s.privacy.master_key = SecretStr(MASTER.hex())  # child processes get it through the env
+    s.kafka.topic_prefix = f"priv-{unique}."
+    s.kafka.partitions = 3
+    s.clickhouse.database = f"candor_priv_{unique}"
+    st = s.streams
+    st.session_gap_s, st.grace_s, st.minute_quiet_s = 5, 1, 3
+    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 1, 1, 0.2
+    create_topics(s)
+    migrate(s)
+    yield s
+    admin = connect(s, database="")
+    admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
+    admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
+
+
+@pytest.fixture
+def master_file(tmp_path: Path) -> Path:
+    path = tmp_path / "master.key"
+    path.write_text(MASTER.hex())
+    return path
+
+
+Cli = Callable[..., int]
+
+
+@pytest.fixture
+def cli(private_settings: Settings, master_file: Path) -> Cli:
+    """Run a privacy sub-command in-process: ``cli("consent", "grant", ...)``."""
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    handlers = add_commands(sub)
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(list(argv))
+        if hasattr(args, "master_key_file") and args.master_key_file is None:
+            args.master_key_file = master_file
+        return handlers[args.command](args, private_settings)
+
+    return run
+
+
+@pytest.fixture
+def sinks(private_settings: Settings) -> Iterator[KeyView]:
+    """Every sink (but the DLQ's) in a thread, decrypting with a live KeyView."""
+    s = private_settings
+    view = KeyView(lambda: connect(s), MASTER, interval=1.0, actor="test-sink")
+    view.start()
+    stop = threading.Event()
+
+    def options(table: str) -> SinkOptions:
+        return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
+                           dlq_topic=s.kafka.topic("capture.dlq"),
+                           decrypt=lambda d: decrypt_for_sink(d, view))
+
+    threads = [threading.Thread(target=run_sink, daemon=True,
+                                args=(s, s.kafka.topic(r.topic), r.table, stop, options(r.table)))
+               for r in ROUTES.values() if r.table != "dead_letters"]
+    for t in threads:
+        t.start()
+    yield view
+    stop.set()
+    for t in threads:
+        t.join(30)
+    view.stop()
