@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.folding import fold_events
 from streams.geometry import append_path, distance
 from streams.watermark import SeqLedger, wall_clock
 
@@ -262,13 +263,7 @@ def apply_many(
     redact: Redactor | None = None,
 ) -> tuple[ActionState | None, list[Action], list[Mapping[str, Any]]]:
     """``apply`` each event in turn; return the final state and all outputs in order."""
-    actions: list[Action] = []
-    late: list[Mapping[str, Any]] = []
-    for event in events:
-        state, done, too_late = apply(state, event, cfg, now_micros, redact)
-        actions.extend(done)
-        late.extend(too_late)
-    return state, actions, late
+    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros, redact), state, events)
 
 
 def on_timer(

@@ -33,7 +33,7 @@ from streams.activity import ActivityConfig, DeviceActivity, Outputs
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.minutes import MinuteConfig
-from streams.output import OutputProducer
+from streams.output import OutputFailed, OutputProducer
 from streams.router import RawMessage, RouteConfig, route_batch
 from streams.session import SessionConfig
 
@@ -59,6 +59,10 @@ class WorkerConfig:
     route: RouteConfig = field(default_factory=RouteConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     capture_hours: tuple[CaptureHours, ...] = ()
+
+
+class _ReaderStopped(RuntimeError):
+    """A background registry reader died: the worker must stop, not route blind."""
 
 
 class _DeviceStates:
@@ -210,6 +214,19 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
 
     @app.timer(interval=cfg.timer_interval_s)  # type: ignore[untyped-decorator]
     async def close_quiet_devices() -> None:
+        # An exception would end faust's timer task silently: handle every one here.
+        try:
+            await _close_quiet_devices()
+        except OutputFailed as err:
+            # nothing was stored: the next tick closes (and publishes) the same again
+            log.warning("timer outputs not acknowledged, retrying next tick: %s", err)
+        except _ReaderStopped as err:
+            log.critical("%s", err)
+            await app.crash(err)
+        except Exception:
+            log.exception("closing quiet devices failed; retrying next tick")
+
+    async def _close_quiet_devices() -> None:
         now = now_micros()
         changed: dict[bytes, DeviceActivity] = {}
         open_sessions = 0
@@ -223,9 +240,9 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         metrics.OPEN_SESSIONS.set(open_sessions)
         metrics.CONSENT_SUBJECTS.set(len(consent))
         if not consent.alive:
-            raise RuntimeError("consent registry reader stopped; refusing to route without it")
+            raise _ReaderStopped("consent registry reader stopped; refusing to route without it")
         if not getattr(keys, "alive", True):
-            raise RuntimeError("key store reader stopped; refusing to route without it")
+            raise _ReaderStopped("key store reader stopped; refusing to route without it")
         if changed:
             await output.flush()
             for device, state in changed.items():

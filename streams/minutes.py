@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _SECOND = 1_000_000
@@ -199,13 +200,7 @@ def apply_many(
     now_micros: int | None = None,
 ) -> tuple[MinuteState | None, list[MinuteAggregate], list[Mapping[str, Any]]]:
     """``apply`` each event in turn; return the final state and all outputs in order."""
-    emitted: list[MinuteAggregate] = []
-    late: list[Mapping[str, Any]] = []
-    for event in events:
-        state, minutes, too_late = apply(state, event, cfg, now_micros)
-        emitted.extend(minutes)
-        late.extend(too_late)
-    return state, emitted, late
+    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
 
 
 def on_timer(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 
 class OutputFailed(RuntimeError):
@@ -19,9 +19,24 @@ class OutputFailed(RuntimeError):
 
 
 class OutputProducer:
+    """Idempotent librdkafka producer for a worker's outputs.
+
+    A fatal producer error (e.g. the broker lost the producer's sequence state
+    after a crash) poisons an idempotent producer for good: it is replaced by a
+    new one, and the batch in flight fails with OutputFailed so that its source
+    records are processed again (outputs carry deterministic ids)."""
+
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer({
-            **config,
+        self._config = config
+        self._fatal = False
+        self._producer = self._new_producer()
+        self._errors: list[str] = []
+        self.sent = 0
+
+    def _new_producer(self) -> Producer:
+        return Producer({
+            **self._config,
+            "error_cb": self._on_error,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -32,8 +47,11 @@ class OutputProducer:
             # same partitioner, so state stays co-partitioned with its input.
             "partitioner": "murmur2_random",
         })
-        self._errors: list[str] = []
-        self.sent = 0
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = True
+            self._errors.append(f"fatal: {err}")
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -49,6 +67,11 @@ class OutputProducer:
                 break
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as err:
+                if not err.args[0].fatal():
+                    raise
+                self._fatal = True
+                raise OutputFailed(f"producer failed for good: {err}") from err
         self.sent += 1
         if self.sent % 1000 == 0:
             self._producer.poll(0)
@@ -57,8 +80,14 @@ class OutputProducer:
         """Wait (off the event loop) until everything queued is acknowledged.
 
         Raises OutputFailed on a delivery error or when records remain after `timeout`."""
-        remaining = await asyncio.get_running_loop().run_in_executor(
-            None, self._producer.flush, timeout)
+        remaining = 0
+        if not self._fatal:
+            remaining = await asyncio.get_running_loop().run_in_executor(
+                None, self._producer.flush, timeout)
+        if self._fatal:
+            self._fatal = False
+            self._producer.purge()
+            self._producer = self._new_producer()
         if self._errors or remaining:
             errors, self._errors = self._errors, []
             raise OutputFailed(f"{remaining} records unflushed; errors: {errors[:5]}")

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _MINUTE = 60 * 1_000_000
@@ -198,13 +199,7 @@ def apply_many(
     now_micros: int | None = None,
 ) -> tuple[SessionState | None, list[Session], list[Mapping[str, Any]]]:
     """``apply`` each event in turn; return the final state and all outputs in order."""
-    closed: list[Session] = []
-    late: list[Mapping[str, Any]] = []
-    for event in events:
-        state, sessions, too_late = apply(state, event, cfg, now_micros)
-        closed.extend(sessions)
-        late.extend(too_late)
-    return state, closed, late
+    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
 
 
 def on_timer(

@@ -54,18 +54,9 @@ class Endpoints:
         """kill -9 one local server by its PID file (no clean shutdown)."""
         if not self.controllable:
             pytest.skip(f"cannot kill {server}: it is run outside this test session")
-        pidfile = self.settings.home / server / f"{server}.pid"
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 9)
-        import time
+        from tests.harness import kill9_pidfile
 
-        for _ in range(200):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        pidfile.unlink(missing_ok=True)
+        kill9_pidfile(self.settings.home / server / f"{server}.pid")
 
     def start(self, server: str) -> None:
         stack.run_script(self.settings, server, "start")

@@ -95,6 +95,19 @@ class CandorProcess:
         return f"--- {self.log} ---\n" + "\n".join(text[-lines:])
 
 
+def kill9_pidfile(pidfile: Path) -> None:
+    """kill -9 the server whose PID file this is, wait until it is gone, remove the file."""
+    pid = int(pidfile.read_text().strip())
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
                alive: Callable[[], bool] | None = None, diag: Callable[[], str] = str,
                interval: float = 0.5) -> None:

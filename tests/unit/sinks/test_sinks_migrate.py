@@ -41,7 +41,8 @@ def test_single_node_renders_plain_engines_with_settings_values() -> None:
 
 
 @pytest.mark.parametrize(("table", "engine", "shard"), [
-    ("events", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/events_local', '{replica}')",
+    ("events", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/events_local', "
+               "'{replica}')",
      "cityHash64(subject_id)"),
     ("sessions", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/sessions_local', "
      "'{replica}', end_ts)", "cityHash64(subject_id)"),
