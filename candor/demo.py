@@ -96,7 +96,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     logdir = settings.home / "logs"
     print(f"== stream worker and sinks (logs in {logdir}) ==")
     # Short session gap and grace so that the demo's sessions close while it runs.
-    demo_streams = {"CANDOR_STREAMS__SESSION_GAP_S": "30", "CANDOR_STREAMS__GRACE_S": "5",
+    demo_streams = {"CANDOR_STREAMS__SESSION_GAP_S": "15", "CANDOR_STREAMS__GRACE_S": "5",
                     "CANDOR_STREAMS__MINUTE_QUIET_S": "10"}
     children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
                 Child("sink", ["sink", "--all"], logdir)]
@@ -130,7 +130,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
                 break
             time.sleep(1)
         print()
-        print("== waiting for the last sessions to close (30 s without input) ==")
+        print("== waiting for the last sessions to close (one minute without input) ==")
         started = time.monotonic()
         while time.monotonic() - started < 150 and all(c.running() for c in children):
             in_sessions = int(ch.query(

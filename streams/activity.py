@@ -110,3 +110,25 @@ class DeviceActivity:
             self.actions, out.actions = actions.on_timer(self.actions, now, cfg.actions,
                                                          redact_merged)
         return out
+
+
+class TimerGate:
+    """When the wall-clock timer may close what quiet devices left open.
+
+    A device looks quiet when nothing of it arrived for a while, but so does
+    every device while this worker was down, restarting, or cut off from the
+    broker (capture clients spool meanwhile). Closing then would turn the
+    backlog into late events. So: not during the first `period` after start;
+    freely while input flows (a batch within `period`: the others still send,
+    this device really is quiet); and when all input stopped, only after
+    3 x `period` (the end of a working day, or an outage that long)."""
+
+    def __init__(self, started: int, period: int) -> None:
+        self.started, self.period, self.last_input = started, period, started
+
+    def may_close(self, now: int) -> bool:
+        """True when a timer tick at `now` (micros) may close quiet devices."""
+        if now - self.started < self.period:
+            return False
+        silent = now - self.last_input
+        return silent < self.period or silent >= 3 * self.period

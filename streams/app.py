@@ -29,7 +29,7 @@ from privacy.scope import Scope
 from schemas.codec import encode
 from streams import metrics
 from streams.actions import ActionConfig
-from streams.activity import ActivityConfig, DeviceActivity, Outputs
+from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.minutes import MinuteConfig
@@ -147,6 +147,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
                         key_type=bytes)
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
+    flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
+                      + cfg.activity.session.grace_micros)
 
     def consented(subject: str) -> bool:
         # A subject revoked or erased since its events were folded: what the
@@ -182,6 +184,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
                                 e.message.offset) for e in events]
             metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
             now = now_micros()
+            flow.last_input = now
             states = _DeviceStates(devices)
             result = route_batch(batch, now=now, consent=consent.get,
                                  hours=hours.get, seen=states.seen, config=cfg.route)
@@ -228,6 +231,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
 
     async def _close_quiet_devices() -> None:
         now = now_micros()
+        if not flow.may_close(now):
+            return
         changed: dict[bytes, DeviceActivity] = {}
         open_sessions = 0
         for device, data in list(devices.items()):
@@ -238,6 +243,9 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
                 publish(out, device.decode())
             open_sessions += state.has_open_session
         metrics.OPEN_SESSIONS.set(open_sessions)
+        if changed:
+            log.info("timer: %d quiet devices closed outputs; %d sessions still open",
+                     len(changed), open_sessions)
         metrics.CONSENT_SUBJECTS.set(len(consent))
         if not consent.alive:
             raise _ReaderStopped("consent registry reader stopped; refusing to route without it")

@@ -116,3 +116,25 @@ def test_dlq_limit_stops_on_ratio_over_window() -> None:
     with pytest.raises(DlqLimitExceeded, match="ratio"):
         for i in range(100):  # 1 in 3 bad: over 0.2 within the window
             limit.observe(i % 3 == 0)
+
+
+SEC = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("since_start_s", "since_input_s", "may_close"),
+    [
+        (10, 1, False),    # just (re)started: the backlog may still be on its way
+        (100, 1, True),    # input flows: a device without events really is quiet
+        (100, 50, False),  # all input stopped a while ago: an outage or a pause
+        (200, 80, False),
+        (400, 106, True),  # silent for 3 periods: the working day is over
+    ],
+)
+def test_timer_gate(since_start_s: int, since_input_s: int, may_close: bool) -> None:
+    from streams.activity import TimerGate
+
+    now = 10_000 * SEC
+    gate = TimerGate(started=now - since_start_s * SEC, period=35 * SEC)
+    gate.last_input = now - since_input_s * SEC
+    assert gate.may_close(now) is may_close
