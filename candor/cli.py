@@ -97,6 +97,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     handlers.update(add_privacy_commands(sub))
 
+    from candor.canary import add_commands as add_canary_commands
+
+    handlers.update(add_canary_commands(sub))
+
     p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
                                       "sessionize, aggregate, reduce to actions)")
     p.add_argument("--app-id", default="candor-streams", help="Faust app id = consumer group")

@@ -34,6 +34,7 @@ from sinks import metrics
 from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
 from sinks.dlq import DeadLetterProducer
 from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
+from sinks.lag import sink_group
 from sinks.routes import ROUTES, Decrypt, Route, Unmappable, identity, map_message, route_for
 from sinks.rows import Row
 from sinks.writer import RetryPolicy, TableWriter
@@ -98,7 +99,7 @@ class _Sink:
         self.writer = TableWriter(client, route.table, route.columns, retry=options.retry)
         self.dlq = DeadLetterProducer(
             settings, options.dlq_topic or settings.kafka.topic("capture.dlq"), route.table)
-        group = options.group or f"{settings.kafka.topic_prefix}candor-sink-{route.table}"
+        group = options.group or sink_group(settings, route.table)
         self.consumer = Consumer(consumer_config(settings, group))
 
     def run(self, stop: threading.Event) -> SinkStats:

@@ -15,7 +15,7 @@ import threading
 from candor.settings import Settings
 from sinks import metrics
 from sinks.routes import route_for
-from streams.lag import LagProbe, LagUnavailable, publish_lag
+from streams.lag import LagProbe, LagUnavailable, Partition, publish_lag
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,13 @@ def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
     probes = [LagProbe.create(settings.kafka.client_config(), sink_group(settings, table),
                               [topic]) for table, topic in topics_by_table.items()]
 
+    shown: list[set[Partition]] = [set() for _ in probes]
+
     def loop() -> None:
         while not stop.is_set():
-            for probe in probes:
+            for probe, published in zip(probes, shown, strict=True):
                 try:
-                    publish_lag(metrics.CONSUMER_LAG, probe.measure())
+                    publish_lag(metrics.CONSUMER_LAG, probe.measure(), published)
                 except LagUnavailable as err:
                     log.warning("%s", err)
             stop.wait(interval_s)

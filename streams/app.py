@@ -32,6 +32,7 @@ from streams.actions import ActionConfig
 from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
+from streams.lag import LagProbe, observe_worker_lag
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
 from streams.router import RawMessage, RouteConfig, route_batch
@@ -214,6 +215,17 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             except DlqLimitExceeded as err:
                 log.critical("%s", err)
                 raise
+
+    lag_probe = LagProbe.create(settings.kafka.client_config(), cfg.app_id,
+                                [t(CAPTURE_EVENTS)])
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        try:
+            assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
+            await observe_worker_lag(lag_probe, assigned)
+        except Exception as err:  # a lag gauge must never stop the worker
+            log.warning("consumer lag not measured: %s", err)
 
     @app.timer(interval=cfg.timer_interval_s)  # type: ignore[untyped-decorator]
     async def close_quiet_devices() -> None:

@@ -41,7 +41,8 @@ def test_simulator_to_clickhouse_exactly_once(pipeline_settings: Settings,
     logs = tmp_path / "logs"
     worker = CandorProcess("worker", ["worker", "--metrics-port", str(free_port()),
                                       "--app-id", f"{s.kafka.topic_prefix}streams"], s, logs)
-    sink = CandorProcess("sink", ["sink", "--all", "--max-age", "0.5"], s, logs)
+    sink = CandorProcess("sink", ["sink", "--all", "--max-age", "0.5", "--metrics-port",
+                                  str(free_port())], s, logs)
     sessions_topic = TopicReader(s, s.kafka.topic("activity.sessions"))
     minutes_topic = TopicReader(s, s.kafka.topic("activity.minutes"))
     actions_topic = TopicReader(s, s.kafka.topic("training.actions"))

@@ -1,0 +1,156 @@
+"""Consumer lag of a Kafka consumer group: records between what the group
+committed and the end of each partition.
+
+Measured from outside the group (OffsetFetch + ListOffsets through an admin
+client), so the probe neither joins the group nor disturbs its assignment, and
+works the same for the Faust workers (aiokafka) and the sinks (librdkafka).
+
+`lag_by_partition` is the pure rule; `LagProbe.measure` is the blocking shell;
+`observe_worker_lag` is what the worker's timer calls (the blocking part runs
+in a thread, so the event loop never waits on the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+from prometheus_client import Gauge
+
+WORKER_LAG = Gauge(
+    "candor_worker_consumer_lag_records",
+    "Records of an input partition not yet committed by the worker group "
+    "(last stable offset minus committed offset).",
+    ["topic", "partition"],
+)
+
+Partition = tuple[str, int]
+
+
+class LagUnavailable(Exception):
+    """The broker did not answer the offset requests in time (lag unknown, not zero)."""
+
+
+def lag_by_partition(
+    end: Mapping[Partition, int],
+    committed: Mapping[Partition, int | None],
+    start: Mapping[Partition, int],
+) -> dict[Partition, int]:
+    """Lag of every partition in `end` (its last stable offset).
+
+    A partition the group never committed lags by everything still retained
+    (`end - start`, the group would read from the earliest offset). A committed
+    offset below the retained start counts from the start (those records are
+    gone). Never negative: an end offset read before a commit landed can be
+    older than the commit.
+    """
+    lags: dict[Partition, int] = {}
+    for tp, last in end.items():
+        first = start.get(tp, 0)
+        done = committed.get(tp)
+        position = first if done is None or done < first else done
+        lags[tp] = max(0, last - position)
+    return lags
+
+
+@dataclass(frozen=True)
+class LagProbe:
+    """Measures one group's lag on some topics. Owns an admin client (thread-safe)."""
+
+    admin: AdminClient
+    group: str
+    topics: tuple[str, ...]
+    timeout_s: float = 5.0
+
+    @classmethod
+    def create(cls, kafka_config: Mapping[str, str | int | float | bool], group: str,
+               topics: Iterable[str], timeout_s: float = 5.0) -> LagProbe:
+        """A probe over `topics` for `group` with librdkafka settings `kafka_config`."""
+        return cls(AdminClient(dict(kafka_config)), group, tuple(topics), timeout_s)
+
+    def measure(self) -> dict[Partition, int]:
+        """Lag per (topic, partition) of the probe's topics, now.
+
+        Blocks for up to about three broker round trips. Topics that do not
+        exist yet are skipped. Raises `LagUnavailable` when the broker does not
+        answer within `timeout_s`.
+        """
+        try:
+            parts = self._partitions()
+            if not parts:
+                return {}
+            end = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+            committed = self._committed(parts)
+            missing = [tp for tp in parts if committed.get(tp) is None]
+            start = (self._offsets(missing, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+                     if missing else {})
+        except (KafkaException, TimeoutError) as err:  # futures time out with TimeoutError
+            raise LagUnavailable(f"lag of group {self.group}: {err}") from err
+        return lag_by_partition(end, committed, start)
+
+    def _partitions(self) -> list[Partition]:
+        meta = self.admin.list_topics(timeout=self.timeout_s)
+        return [(t, p) for t in self.topics if t in meta.topics
+                for p in sorted(meta.topics[t].partitions)]
+
+    def _offsets(self, parts: list[Partition], spec: OffsetSpec) -> dict[Partition, int]:
+        request = {TopicPartition(t, p): spec for t, p in parts}
+        futures = self.admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED,
+                                          request_timeout=self.timeout_s)
+        return {(tp.topic, tp.partition): int(f.result(self.timeout_s).offset)
+                for tp, f in futures.items()}
+
+    def _committed(self, parts: list[Partition]) -> dict[Partition, int | None]:
+        request = ConsumerGroupTopicPartitions(
+            self.group, [TopicPartition(t, p) for t, p in parts])
+        futures = self.admin.list_consumer_group_offsets([request],
+                                                         request_timeout=self.timeout_s)
+        result = futures[self.group].result(self.timeout_s)
+        # librdkafka reports "nothing committed" as a negative offset (-1001).
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
+                for tp in result.topic_partitions or ()}
+
+
+def publish_lag(gauge: Gauge, lags: Mapping[Partition, int], shown: set[Partition]) -> None:
+    """Set `gauge{topic, partition}` to each partition's lag and drop the series of
+    partitions in `shown` (what this caller published last time) that are no longer
+    measured (moved to another worker, topic deleted). Updates `shown`."""
+    for topic, partition in shown - lags.keys():
+        gauge.remove(topic, str(partition))
+    for (topic, partition), lag in lags.items():
+        gauge.labels(topic, str(partition)).set(lag)
+    shown.clear()
+    shown.update(lags)
+
+
+_WORKER_SHOWN: set[Partition] = set()
+
+
+async def observe_worker_lag(probe: LagProbe,
+                             assigned: Collection[Partition] | None = None) -> dict[Partition, int]:
+    """Measure the worker group's lag in a thread and export it as
+    `candor_worker_consumer_lag_records`, for the worker's timer.
+
+    `assigned` (e.g. ``{(tp.topic, tp.partition) for tp in app.consumer.assignment()}``)
+    limits the export to this worker's partitions, so several workers of one
+    group do not each report every partition; None exports all. Returns the
+    exported lags; on `LagUnavailable` leaves the gauge as it was and returns {}.
+    """
+    try:
+        lags = await asyncio.to_thread(probe.measure)
+    except LagUnavailable:
+        return {}
+    if assigned is not None:
+        mine = set(assigned)
+        lags = {tp: lag for tp, lag in lags.items() if tp in mine}
+    publish_lag(WORKER_LAG, lags, _WORKER_SHOWN)
+    return lags
