@@ -8,6 +8,7 @@ No other module reads `os.environ`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,12 @@ class PrivacySettings(BaseModel):
 
     master_key: SecretStr | None = None
     key_reload_s: float = 5.0
+    # Per org: when capture is allowed, enforced by the stream workers (events
+    # outside are dropped, counted as outside_capture_hours), e.g.
+    # CANDOR_PRIVACY__CAPTURE_HOURS='[{"org_id": "acme", "weekdays": ["mon","tue","wed",
+    # "thu","fri"], "start": "08:00", "end": "19:00", "tz": "Europe/Paris"}]'.
+    # An org without an entry may capture at any hour.
+    capture_hours: list[dict[str, Any]] = Field(default_factory=list)
     analyst_password: SecretStr = SecretStr("candor-analyst-local")
 
 

@@ -66,27 +66,50 @@ class _ReaderStopped(RuntimeError):
     """A background registry reader died: the worker must stop, not route blind."""
 
 
-class _DeviceStates:
-    """The device states one batch touches, loaded from the table once each."""
+class _StateCache:
+    """Live DeviceActivity objects of this worker's devices, so that a batch or a
+    timer tick does not rebuild each device's state from the table's JSON.
+
+    The table (and its changelog) stays the source of truth: every change is
+    written there before the batch is acked, and the cache is dropped at every
+    rebalance, after which states are read from the (recovered) table again."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.live: dict[bytes, DeviceActivity] = {}
+
+    def get(self, key: bytes) -> DeviceActivity:
+        state = self.live.get(key)
+        if state is None:
+            state = self.live[key] = DeviceActivity.from_dict(self.table.get(key))
+        return state
+
+    def clear(self) -> None:
+        self.live.clear()
+
+
+class _DeviceStates:
+    """The device states one batch touches."""
+
+    def __init__(self, cache: _StateCache) -> None:
+        self.cache = cache
         self.loaded: dict[str, DeviceActivity] = {}
 
     def seen(self, device: str) -> Any:
         state = self.loaded.get(device)
         if state is None:
-            state = self.loaded[device] = DeviceActivity.from_dict(
-                self.table.get(device.encode()))
+            state = self.loaded[device] = self.cache.get(device.encode())
         return state.seen
 
 
 def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerConfig:
-    """The worker's tuning from the settings' `streams` section."""
+    """The worker's tuning from the settings' `streams` section (and the orgs'
+    capture hours from `privacy`). Raises InvalidCaptureHours on a malformed entry."""
     st = settings.streams
     sec = 1_000_000
     return WorkerConfig(
         app_id=app_id,
+        capture_hours=tuple(CaptureHours.from_dict(h) for h in settings.privacy.capture_hours),
         batch_max=st.batch_max,
         batch_within_s=st.batch_within_s,
         timer_interval_s=st.timer_interval_s,
@@ -146,6 +169,14 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     # key_serializer="raw" is honoured on write only).
     devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
                         key_type=bytes)
+    cache = _StateCache(devices)
+
+    def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        cache.clear()
+
+    app.on_partitions_revoked.connect(_drop_cache)
+    app.on_partitions_assigned.connect(_drop_cache)
+
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
     flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
@@ -186,7 +217,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
             now = now_micros()
             flow.last_input = now
-            states = _DeviceStates(devices)
+            states = _DeviceStates(cache)
             result = route_batch(batch, now=now, consent=consent.get,
                                  hours=hours.get, seen=states.seen, config=cfg.route)
             for dead in result.dead:
@@ -233,12 +264,15 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         try:
             await _close_quiet_devices()
         except OutputFailed as err:
-            # nothing was stored: the next tick closes (and publishes) the same again
+            # Nothing was stored: forget the mutated states, so that the next tick
+            # reloads them from the table and closes (and publishes) the same again.
+            cache.clear()
             log.warning("timer outputs not acknowledged, retrying next tick: %s", err)
         except _ReaderStopped as err:
             log.critical("%s", err)
             await app.crash(err)
         except Exception:
+            cache.clear()
             log.exception("closing quiet devices failed; retrying next tick")
 
     async def _close_quiet_devices() -> None:
@@ -247,8 +281,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             return
         changed: dict[bytes, DeviceActivity] = {}
         open_sessions = 0
-        for device, data in list(devices.items()):
-            state = DeviceActivity.from_dict(data)
+        for device in list(devices.keys()):
+            state = cache.get(device)
             out = state.tick(now, cfg.activity)
             if out.sessions or out.minutes or out.actions:
                 changed[device] = state

@@ -25,6 +25,10 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
                loglevel: str = "info") -> int:
     from faust.worker import Worker
 
+    # Kafka clients log per fetch and per send at DEBUG: keep them quiet unless asked.
+    if loglevel.lower() != "debug":
+        for name in ("aiokafka", "kafka", "mode", "faust.transport"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)

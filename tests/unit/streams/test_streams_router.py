@@ -138,3 +138,23 @@ def test_timer_gate(since_start_s: int, since_input_s: int, may_close: bool) -> 
     gate = TimerGate(started=now - since_start_s * SEC, period=35 * SEC)
     gate.last_input = now - since_input_s * SEC
     assert gate.may_close(now) is may_close
+
+
+def test_capture_hours_from_settings_drop_events_outside_them() -> None:
+    from candor.settings import Settings
+    from streams.app import worker_config
+
+    settings = Settings()
+    # TUESDAY_10_UTC is 11:00 in Paris: inside 08:00-19:00, outside 12:00-13:00
+    settings.privacy.capture_hours = [{"org_id": ORG, "weekdays": ["tue"], "start": "12:00",
+                                       "end": "13:00", "tz": "Europe/Paris"}]
+    hours = {h.org_id: h for h in worker_config(settings).capture_hours}
+    out = route_batch([raw(make_event("MouseClick"))], now=NOW, consent=lambda s: policy(),
+                      hours=hours.get, seen=lambda d: DeviceSeen())
+    assert out.clean == [] and out.drops == {"outside_capture_hours": 1}
+    settings.privacy.capture_hours[0]["start"] = "08:00"
+    settings.privacy.capture_hours[0]["end"] = "19:00"
+    hours = {h.org_id: h for h in worker_config(settings).capture_hours}
+    out = route_batch([raw(make_event("MouseClick"))], now=NOW, consent=lambda s: policy(),
+                      hours=hours.get, seen=lambda d: DeviceSeen())
+    assert len(out.clean) == 1
