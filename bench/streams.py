@@ -54,11 +54,13 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
-from candor.consent_registry import publish  # noqa: E402
+from candor.consent_registry import grant_many  # noqa: E402
 from candor.settings import Settings, load_settings  # noqa: E402
 from candor.topics import create_topics  # noqa: E402
 from privacy.consent import grant  # noqa: E402
 from schemas.codec import decode_many, encode_event  # noqa: E402
+from sinks.connection import connect  # noqa: E402
+from sinks.migrate import migrate  # noqa: E402
 
 S = 1_000_000
 DEVICES = 400
@@ -212,6 +214,8 @@ def worker_env(settings: Settings, home: Path) -> dict[str, str]:
         "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
         "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
         "CANDOR_STREAMS__SESSION_GAP_S": "7200",
         "CANDOR_LOG_LEVEL": "WARNING",
     })
@@ -291,20 +295,27 @@ def drop_topics(settings: Settings) -> None:
 
 def one_run(base: Settings, n: int, sessions: int, profile: Path | None) -> tuple[float, WorkerRun]:
     settings = base.model_copy(deep=True)
-    settings.kafka.topic_prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
+    run_id = uuid.uuid4().hex[:8]
+    settings.kafka.topic_prefix = f"bench-streams-{run_id}."
+    settings.clickhouse.database = f"bench_streams_{run_id}"  # the worker's key store
     create_topics(settings)
     try:
-        now = now_micros()
-        subjects = [f"subj-{s}" for s in range(SUBJECTS)]
-        publish(settings, [grant(None, SCOPES, "bench", now, subject_id=s, org_id="org-bench")
-                           for s in subjects])
-        produce(settings, throughput_events(n, now - 3700 * S))
-        base_rate = baseline(settings, n)
         with tempfile.TemporaryDirectory(prefix="bench-streams-") as home:
+            settings.home = Path(home)  # the worker and this process share the master key
+            migrate(settings)
+            now = now_micros()
+            subjects = [f"subj-{s}" for s in range(SUBJECTS)]
+            grant_many(settings, [grant(None, SCOPES, "bench", now, subject_id=s,
+                                        org_id="org-bench") for s in subjects], "bench")
+            produce(settings, throughput_events(n, now - 3700 * S))
+            base_rate = baseline(settings, n)
             worker = run_worker(settings, n, sessions, Path(home), profile)
         return base_rate, worker
     finally:
         drop_topics(settings)
+        admin = connect(settings, database="")
+        for db in (settings.clickhouse.database, f"analyst_{settings.clickhouse.database}"):
+            admin.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def print_profile(path: Path, top: int) -> None:

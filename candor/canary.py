@@ -35,8 +35,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
 from candor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,22 +43,6 @@ CANARY_ORG = "candor-canary"
 CANARY_SUBJECT = "candor-canary"
 CANARY_APP = "candor-canary"
 MICROS = 1_000_000
-
-AGE = Gauge(
-    "candor_canary_age_seconds",
-    "Seconds since the event time of the newest canary heartbeat found in ClickHouse "
-    "(since the canary started, while none has landed).",
-)
-TRANSIT = Gauge(
-    "candor_canary_transit_seconds",
-    "Seconds the newest landed canary heartbeat took from its event time to its "
-    "insert into ClickHouse (its age on arrival).",
-)
-SENT = Counter("candor_canary_heartbeats_sent_total",
-               "Canary heartbeats acknowledged by Kafka.")
-ERRORS = Counter("candor_canary_errors_total",
-                 "Canary failures, by stage: publish (Kafka refused or timed out) or "
-                 "check (ClickHouse query failed).", ["stage"])
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -146,7 +128,12 @@ class Canary:
     def __init__(self, settings: Settings, identity: CanaryIdentity) -> None:
         from confluent_kafka import Producer
 
+        # Imported here: the metrics are registered only in a process that runs a
+        # canary, not in every process whose CLI knows the command.
+        from candor import canary_metrics
         from sinks.connection import connect
+
+        self.metrics = canary_metrics
 
         self.settings = settings
         self.identity = identity
@@ -165,16 +152,16 @@ class Canary:
 
         def done(err: object, _msg: object) -> None:
             if err is None:
-                SENT.inc()
+                self.metrics.SENT.inc()
             else:
-                ERRORS.labels("publish").inc()
+                self.metrics.ERRORS.labels("publish").inc()
                 log.warning("canary heartbeat not delivered: %s", err)
 
         try:
             self.producer.produce(self.topic, key=self.identity.device_id.encode(),
                                   value=encode_event(event), on_delivery=done)
         except (BufferError, ValueError) as err:  # local queue full, or a bad topic
-            ERRORS.labels("publish").inc()
+            self.metrics.ERRORS.labels("publish").inc()
             log.warning("canary heartbeat not queued: %s", err)
         self.producer.poll(0)
 
@@ -183,13 +170,13 @@ class Canary:
         try:
             newest = find_newest(self.client, self.identity)
         except Exception as err:  # any driver/network failure is a failed check, not a crash
-            ERRORS.labels("check").inc()
+            self.metrics.ERRORS.labels("check").inc()
             log.warning("canary check failed: %s", err)
             return None
         age = age_seconds(time.time_ns() // 1000, newest, self.started)
-        AGE.set(age)
+        self.metrics.AGE.set(age)
         if newest is not None:
-            TRANSIT.set(transit_seconds(newest))
+            self.metrics.TRANSIT.set(transit_seconds(newest))
         return age
 
     def run(self, interval_s: float, stop: threading.Event, count: int = 0) -> int:

@@ -169,7 +169,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
     worker, _port = _worker(s, tmp_path, "worker")
     worker.start()
     try:
-        wait_until(lambda: bool(clean.poll()) or len(clean.records) > half // 4, 120,
+        wait_until(lambda: (clean.poll(0.2), len(clean.records) > half // 4)[1], 120,
                    "the worker to be mid-stream", alive=lambda: worker.running,
                    diag=worker.tail, interval=0.05)
         worker.kill9()

@@ -1,0 +1,294 @@
+"""The pipeline of one bench/e2e.py run on the shared local stack: its own
+topic prefix, ClickHouse database, home and master key; `candor worker` and
+`candor sink --all` as child processes; their RSS and CPU sampled from /proc;
+everything removed at the end. Also the bare path (consumer + decode + insert).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from candor.consent_registry import grant_many
+from candor.settings import Settings
+from candor.topics import create_topics
+from privacy.consent import grant
+from producers.simulator import SimulatedDevice
+from schemas.codec import decode_event
+from sinks.connection import connect
+from sinks.migrate import migrate
+from sinks.rows import EVENT_COLUMNS, event_row
+
+REPO = Path(__file__).resolve().parent.parent
+SCOPES = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
+          "terminal_content", "training_use", "analytics"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child `candor` process build these settings."""
+    env = dict(os.environ)
+    env.update({
+        "CANDOR_HOME": str(settings.home),
+        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
+        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
+    })
+    if settings.privacy.master_key is not None:
+        env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
+    for name, value in settings.streams.model_dump().items():
+        env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
+    return env
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of a process (MB), 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass
+class PhaseUsage:
+    """Per process: peak RSS (MB) during a phase and CPU used (cores)."""
+
+    rss_max_mb: dict[str, float] = field(default_factory=dict)
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+
+
+class Sampler:
+    """Samples the RSS of named PIDs every `interval` s in a thread; `phase()`
+    starts a new measurement, `end()` returns it."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+        self.pids, self.interval = pids, interval
+        self._lock = threading.Lock()
+        self._peak: dict[str, float] = {}
+        self._cpu0: dict[str, float] = {}
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        with self._lock:
+            for name, pid in self.pids.items():
+                self._peak[name] = max(self._peak.get(name, 0.0), rss_mb(pid))
+
+    def phase(self) -> None:
+        with self._lock:
+            self._peak = {}
+            self._cpu0 = {name: cpu_s(pid) for name, pid in self.pids.items()}
+            self._t0 = time.monotonic()
+        self._sample()
+
+    def end(self) -> PhaseUsage:
+        self._sample()
+        with self._lock:
+            wall = max(1e-6, time.monotonic() - self._t0)
+            return PhaseUsage(
+                dict(self._peak),
+                {n: (cpu_s(p) - self._cpu0.get(n, 0.0)) / wall for n, p in self.pids.items()})
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class Child:
+    """One `python -m candor.cli ...` child with its log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path,
+                 profile: Path | None = None) -> None:
+        self.name, self.log = name, logdir / f"{name}.log"
+        wrap = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, *wrap, "-m", "candor.cli", *args],
+                                         cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+class Pipeline:
+    """One run's private pipeline. `setup()`, `start()`, `stop()`, `teardown()`."""
+
+    def __init__(self, base: Settings, partitions: int, logdir: Path) -> None:
+        tag = uuid.uuid4().hex[:8]
+        s = base.model_copy(deep=True)
+        s.kafka.topic_prefix = f"bench-e2e-{tag}."
+        s.kafka.partitions = partitions
+        s.clickhouse.database = f"candor_bench_e2e_{tag}"
+        self._home = tempfile.TemporaryDirectory(prefix="bench-e2e-")
+        s.home = Path(self._home.name)
+        s.privacy.master_key = SecretStr(secrets.token_hex(32))  # one key for every process
+        self.settings, self.tag = s, tag
+        self.logdir = logdir / tag
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.children: list[Child] = []
+
+    def setup(self, devices: list[SimulatedDevice], org_id: str) -> None:
+        """Topics, tables, and consent with every scope (and data keys) for `devices`."""
+        create_topics(self.settings)
+        migrate(self.settings)
+        now = time.time_ns() // 1000
+        policies = [grant(None, SCOPES, "bench-e2e", now, subject_id=d.subject_id, org_id=org_id)
+                    for d in {d.subject_id: d for d in devices}.values()]
+        grant_many(self.settings, policies, "bench-e2e")
+
+    def start(self, profile: Path | None = None) -> Sampler:
+        """Start worker and sink (the worker under cProfile into `profile` if given)."""
+        env = child_env(self.settings)
+        prefix = self.settings.kafka.topic_prefix
+        self.children = [
+            Child("worker", ["worker", "--metrics-port", str(free_port()), "--app-id",
+                             f"{prefix}streams", "--loglevel", "warning"], env, self.logdir,
+                  profile),
+            Child("sink", ["sink", "--all", "--max-age", "0.5", "--metrics-port",
+                           str(free_port())], env, self.logdir),
+        ]
+        pids = {c.name: c.pid for c in self.children}
+        return Sampler({**pids, "bench": os.getpid()})
+
+    def alive(self) -> bool:
+        return all(c.running for c in self.children)
+
+    def diag(self) -> str:
+        tails = []
+        for c in self.children:
+            lines = c.log.read_text(errors="replace").splitlines()[-15:] if c.log.exists() else []
+            tails.append(f"--- {c.log} ---\n" + "\n".join(lines))
+        return "\n".join(tails)
+
+    def stop(self) -> None:
+        for c in self.children:
+            c.stop()
+
+    def teardown(self) -> None:
+        """Drop the database and every topic of the prefix; forget the home."""
+        self.stop()
+        db = self.settings.clickhouse.database
+        try:
+            client = connect(self.settings, database="")
+            client.command(f"DROP DATABASE IF EXISTS {db}")
+            client.command(f"DROP DATABASE IF EXISTS analyst_{db}")
+        except Exception as err:  # a leftover database is not worth losing the figures
+            print(f"  (could not drop {db}: {err})", file=sys.stderr)
+        admin = AdminClient(self.settings.kafka.client_config())
+        prefix = self.settings.kafka.topic_prefix
+        names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        for future in (admin.delete_topics(names, operation_timeout=30).values()
+                       if names else []):
+            try:
+                future.result(60)
+            except Exception as err:
+                print(f"  (could not delete a topic: {err})", file=sys.stderr)
+        self._home.cleanup()
+
+
+@dataclass(frozen=True, slots=True)
+class BareResult:
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def bare_path(settings: Settings, total: int, batch: int = 10_000,
+              timeout: float = 600) -> BareResult:
+    """confluent-kafka consumer (own group) over the whole capture.events topic,
+    `schemas.codec.decode_event`, `sinks.rows.event_row`, clickhouse-connect
+    inserts of `batch` rows into a plain MergeTree copy of `events`. Timed from
+    the first message received to the last insert acknowledged."""
+    client = connect(settings)
+    client.command("CREATE TABLE IF NOT EXISTS events_bare AS events ENGINE = MergeTree "
+                   "PARTITION BY toDate(ts) ORDER BY (org_id, subject_id, ts, event_id)")
+    topic = settings.kafka.topic("capture.events")
+    consumer = Consumer({**settings.kafka.client_config(),
+                         "group.id": f"{settings.kafka.topic_prefix}bare",
+                         "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, -2) for p in parts])
+    columns = list(EVENT_COLUMNS)
+    rows: list[Any] = []
+    seen, first = 0, 0.0
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < total and time.monotonic() < deadline:
+            msgs = consumer.consume(batch, timeout=1.0)
+            if msgs and not first:
+                first = time.perf_counter()
+            for m in msgs:
+                value = m.value()
+                if m.error() is None and value is not None:
+                    rows.append(event_row(decode_event(value)))
+                    seen += 1
+            while len(rows) >= batch or (seen >= total and rows):
+                client.insert("events_bare", rows[:batch], column_names=columns)
+                rows = rows[batch:]
+        seconds = time.perf_counter() - first
+    finally:
+        consumer.close()
+    landed = int(client.query("SELECT count() FROM events_bare").result_rows[0][0])
+    client.command("DROP TABLE IF EXISTS events_bare")
+    if seen < total or landed < total:
+        raise SystemExit(f"bench: bare path read {seen}, landed {landed} of {total}")
+    return BareResult(total, seconds)
