@@ -184,7 +184,7 @@ def _queries(settings: Settings, org: str, run_query: Any, format_table: Any) ->
     for name, params in shown:
         print(f"== query {name} ==")
         columns, rows = run_query(settings, name, params)
-        table = format_table(columns, rows[:8])
-        print("\n".join("  " + line for line in table.splitlines()))
-        if len(rows) > 8:
-            print(f"  … {len(rows) - 8} more rows")
+        lines = format_table(columns, rows[:8]).splitlines()
+        if len(rows) > 8:  # the table's own "(8 rows)" line would mislead
+            lines[-1] = f"(first 8 of {len(rows)} rows)"
+        print("\n".join("  " + line for line in lines))

@@ -6,36 +6,20 @@ registry, creating them on first use (tests build several gateways per process).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-_LOCK = threading.Lock()
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, GatewayMetrics] = (
-    weakref.WeakKeyDictionary()
-)
+from producers.metric_set import MetricSet
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayMetrics:
+@dataclass(frozen=True)
+class GatewayMetrics(MetricSet):
     """The gateway's collectors."""
 
     requests: Counter
     request_seconds: Histogram
     events: Counter
-
-    @classmethod
-    def on(cls, registry: CollectorRegistry | None = None) -> GatewayMetrics:
-        """The metrics registered on `registry` (the default registry if None)."""
-        target = REGISTRY if registry is None else registry
-        with _LOCK:
-            found = _BY_REGISTRY.get(target)
-            if found is None:
-                found = cls._create(target)
-                _BY_REGISTRY[target] = found
-            return found
 
     @classmethod
     def _create(cls, registry: CollectorRegistry) -> GatewayMetrics:

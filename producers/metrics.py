@@ -7,20 +7,15 @@ share them instead of failing with duplicate registrations.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-_LOCK = threading.Lock()
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, ProducerMetrics] = (
-    weakref.WeakKeyDictionary()
-)
+from producers.metric_set import MetricSet
 
 
-@dataclass(frozen=True, slots=True)
-class ProducerMetrics:
+@dataclass(frozen=True)
+class ProducerMetrics(MetricSet):
     """The capture SDK's collectors."""
 
     events_sent: Counter
@@ -29,17 +24,6 @@ class ProducerMetrics:
     events_dropped: Counter
     spool_depth: Gauge
     spool_bytes: Gauge
-
-    @classmethod
-    def on(cls, registry: CollectorRegistry | None = None) -> ProducerMetrics:
-        """The metrics registered on `registry` (the default registry if None)."""
-        target = REGISTRY if registry is None else registry
-        with _LOCK:
-            found = _BY_REGISTRY.get(target)
-            if found is None:
-                found = cls._create(target)
-                _BY_REGISTRY[target] = found
-            return found
 
     @classmethod
     def _create(cls, registry: CollectorRegistry) -> ProducerMetrics:
