@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from candor.settings import Settings, load_settings
@@ -46,8 +47,9 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from candor import demo
 
+    seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
     return demo.run(settings, people=args.people, rate=args.rate, duration=args.duration,
-                    seed=args.seed)
+                    seed=seed)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,7 +85,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument("--people", type=int, default=50, help="simulated people (default 50)")
     p.add_argument("--rate", type=float, default=1000.0, help="events/s (default 1000)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of capture (60)")
-    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--seed", type=int, default=None,
+                   help="simulator seed (default: a new one per run, printed; the same "
+                        "seed replays the same people and events, which the pipeline "
+                        "then drops as duplicates)")
     handlers["demo"] = _demo
     from producers.gateway_cli import add_commands as add_producer_commands
 

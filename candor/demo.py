@@ -84,7 +84,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     sim_cls = _capped(Simulator, target)
     sim = sim_cls(people, seed, backdated_start(people, seed, target, now_micros()))
     devices = sim.devices
-    print(f"== consent for {people} simulated people ==")
+    print(f"== consent for {people} simulated people (simulator seed {seed}) ==")
     policies = [grant(None, FULL, "candor-demo", now_micros(), subject_id=d.subject_id,
                       org_id=sim.org_id, reason="demo") for d in devices[2:]]
     policies.append(grant(None, ["activity_metadata"], "candor-demo", now_micros(),

@@ -12,6 +12,7 @@ import argparse
 import itertools
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,9 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     simulate.add_argument("--rate", type=float, default=5000.0,
                           help="events per wall-clock second (0: as fast as possible)")
     simulate.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds")
-    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--seed", type=int, default=None,
+                          help="default: a new one per run, printed (the same seed replays "
+                               "the same devices and sequence numbers: duplicates)")
     simulate.add_argument("--topic", default=None,
                           help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
     simulate.add_argument("--spool-dir", type=Path, default=None,
@@ -122,8 +125,10 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
             return itertools.islice(super().events(365 * 86_400.0), limit)
 
     now = now_micros()
-    start = now if limit is None else backdated_start(args.people, args.seed, limit, now)
-    simulator = _WallCapped(args.people, args.seed, start)
+    seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
+    print(f"simulator seed {seed}", file=sys.stderr)
+    start = now if limit is None else backdated_start(args.people, seed, limit, now)
+    simulator = _WallCapped(args.people, seed, start)
     spool_dir = args.spool_dir or settings.home / "simulator" / "spool"
     first = simulator.devices[0]
 
