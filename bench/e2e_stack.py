@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from candor.consent_registry import grant_many
 from candor.settings import Settings
+from candor.settings import child_env as candor_child_env
 from candor.topics import create_topics
 from privacy.consent import grant
 from producers.simulator import SimulatedDevice
@@ -48,22 +49,7 @@ def free_port() -> int:
 
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child `candor` process build these settings."""
-    env = dict(os.environ)
-    env.update({
-        "CANDOR_HOME": str(settings.home),
-        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
-        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
-        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
-        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
-        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
-    })
-    if settings.privacy.master_key is not None:
-        env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
-    for name, value in settings.streams.model_dump().items():
-        env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
-    return env
+    return candor_child_env(settings, dict(os.environ))
 
 
 def rss_mb(pid: int) -> float:

@@ -134,3 +134,24 @@ def master_key_bytes(settings: Settings) -> bytes:
         tmp.chmod(0o600)
         tmp.replace(path)
     return parse_master_key(path.read_text())
+
+
+def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """`base` (a parent's environment) plus the variables that make a child
+    `candor` process build these same settings (tests, benchmarks, the demo)."""
+    env = dict(base)
+    env.update({
+        "CANDOR_HOME": str(settings.home),
+        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
+        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
+    })
+    if settings.privacy.master_key is not None:
+        env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
+    for name, value in settings.streams.model_dump().items():
+        env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
+    return env

@@ -42,7 +42,6 @@ Reduction rules
 
 from __future__ import annotations
 
-import bisect
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,15 +49,12 @@ from typing import Any
 
 from streams.folding import fold_events
 from streams.geometry import append_path, distance
+from streams.keystrokes import classify_key
+from streams.observations import frame_before, remember_frame
 from streams.watermark import SeqLedger, wall_clock
 
 _SECOND = 1_000_000
 _ACTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "candor:training.actions")
-_CHORD_MODIFIERS = frozenset(("ctrl", "alt", "meta"))
-_TEXT_KEYS = {"Enter": "\n", "Tab": "\t", "Space": " "}
-_MODIFIER_KEYS = frozenset(
-    ("shift", "control", "ctrl", "alt", "altgraph", "meta", "os", "super", "capslock", "fn")
-)
 _ENDS_SESSION = ("idle", "locked")
 
 Action = dict[str, Any]
@@ -207,7 +203,7 @@ def apply(
     payload = event["payload"]
     kind: str = payload["type"]
     if kind == "ScreenFrame":
-        _remember_frame(state, ts, payload.get("ref"), cfg)
+        remember_frame(state.frames, ts, payload.get("ref"), cfg.frames_kept)
         _track_session(state, ts, kind, payload, cfg)
         return state, [], []
     if state.max_seq is not None and seq < state.max_seq:
@@ -317,7 +313,7 @@ def _reduce_key(
     redact: Redactor | None,
 ) -> None:
     """Fold a KeyInput into the open typing action, or emit it as a shortcut."""
-    chars, backspaces, chord = _classify_key(payload)
+    chars, backspaces, chord = classify_key(payload)
     if chars is None and backspaces == 0:
         _close_open(state, out, redact)
         out.append(_single(state, "shortcut", event, ts, hint, chord=chord))
@@ -339,33 +335,6 @@ def _reduce_key(
         else:
             draft.text += "\b"
     draft.absorb(event, ts)
-
-
-def _classify_key(payload: Mapping[str, Any]) -> tuple[str | None, int, str | None]:
-    """Return ``(typed chars, backspaces, chord)`` of a KeyInput payload.
-
-    ``chars`` is None for a shortcut (then ``chord`` is set, or None when the
-    key was withheld); "" for a keystroke that types nothing (withheld
-    content, a lone modifier key press).
-    """
-    modifiers = sorted(set(payload.get("modifiers") or ()))
-    key: str | None = payload.get("key")
-    text: str | None = payload.get("text")
-    count = max(1, int(payload.get("count", 1)))
-    if key is not None and key.lower() in _MODIFIER_KEYS:
-        return "", 0, None
-    if not _CHORD_MODIFIERS.intersection(modifiers):
-        if text is not None:
-            return text, 0, None
-        if key is None:
-            return "", 0, None
-        if key == "Backspace":
-            return None, count, None
-        if len(key) == 1:
-            return key * count, 0, None
-        if key in _TEXT_KEYS and not (key == "Tab" and "shift" in modifiers):
-            return _TEXT_KEYS[key] * count, 0, None
-    return None, 0, (None if key is None else "+".join([*modifiers, key.lower()]))
 
 
 def _continue(
@@ -443,7 +412,7 @@ def _single(
 
 def _draft(state: ActionState, kind: str, event: Mapping[str, Any], ts: int, hint: str) -> Draft:
     """Start a draft at ``event``; snapshot the observation before it."""
-    obs_ts, obs_ref = _frame_before(state, ts)
+    obs_ts, obs_ref = frame_before(state.frames, ts)
     app = event["app"]
     return Draft(
         kind=kind,
@@ -475,7 +444,7 @@ def _close_open(state: ActionState, out: list[Action], redact: Redactor | None) 
 
 def _emit(state: ActionState, draft: Draft, **fields: Any) -> Action:
     """Return the Action contract dict of a finished draft; ``fields`` fill kind-specific keys."""
-    obs_ts, obs_ref = _frame_before(state, draft.start_ts)
+    obs_ts, obs_ref = frame_before(state.frames, draft.start_ts)
     if obs_ts is None or (draft.obs_ts is not None and draft.obs_ts > obs_ts):
         obs_ref = draft.obs_ref
     action: Action = {
@@ -504,29 +473,3 @@ def _emit(state: ActionState, draft: Draft, **fields: Any) -> Action:
     }
     action.update(fields)
     return action
-
-
-def _remember_frame(state: ActionState, ts: int, ref: str | None, cfg: ActionConfig) -> None:
-    """Keep the frame in the ts-ordered ring of the last ``frames_kept`` frames."""
-    if not ref:
-        return  # withheld (no screen_frames consent): nothing to observe
-    frames = state.frames
-    if not frames or ts >= frames[-1][0]:
-        frames.append([ts, ref])
-    else:
-        bisect.insort(frames, [ts, ref], key=_frame_ts)
-    if len(frames) > cfg.frames_kept:
-        del frames[: len(frames) - cfg.frames_kept]
-
-
-def _frame_before(state: ActionState, ts: int) -> tuple[int | None, str | None]:
-    """Return ``(ts, ref)`` of the last remembered frame strictly before ``ts``."""
-    frames = state.frames
-    i = bisect.bisect_left(frames, ts, key=_frame_ts) - 1
-    if i < 0:
-        return None, None
-    return int(frames[i][0]), str(frames[i][1])
-
-
-def _frame_ts(frame: list[Any]) -> int:
-    return int(frame[0])

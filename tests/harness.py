@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from candor.settings import Settings
+from candor.settings import child_env as candor_child_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,22 +32,7 @@ def free_port() -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child `candor` process build these settings."""
-    env = dict(os.environ)
-    env.update({
-        "CANDOR_HOME": str(settings.home),
-        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
-        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
-        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
-        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
-        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
-    })
-    if settings.privacy.master_key is not None:
-        env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
-    for name, value in settings.streams.model_dump().items():
-        env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
-    return env
+    return candor_child_env(settings, dict(os.environ))
 
 
 class CandorProcess:
