@@ -146,6 +146,11 @@ def _replace(text: str, hits: tuple[Hit, ...]) -> str:
     return "".join(parts)
 
 
+_CACHED_LENGTH = 256
+_CLEAN_MAX = 16_384
+_CLEAN: dict[str, None] = {}  # insertion-ordered: a bounded FIFO of clean texts
+
+
 def redact(text: str) -> Redacted:
     """Return ``text`` with every hit replaced by its placeholder (``<SECRET:name>``
     or ``<PII:name>``) and the rule names that fired.
@@ -154,7 +159,23 @@ def redact(text: str) -> Redacted:
     behind once the winner is a placeholder (``password=x=ghp_...``), so scanning is
     repeated on the result until nothing fires (at most a few passes): that makes
     ``redact`` idempotent.
+
+    Short texts in which nothing fires (window titles, commands) repeat a lot
+    in capture: they are remembered in a bounded set, so a repeat costs one
+    lookup. A text in which something fired is never kept.
     """
+    short = len(text) <= _CACHED_LENGTH
+    if short and text in _CLEAN:
+        return Redacted(text, ())
+    result = _redact(text)
+    if short and not result.rules:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.pop(next(iter(_CLEAN)), None)  # oldest first
+        _CLEAN[text] = None
+    return result
+
+
+def _redact(text: str) -> Redacted:
     fired: list[str] = []
     for _ in range(_MAX_PASSES):
         hits = scan(text)

@@ -75,19 +75,22 @@ class Codec:
         """Return the version ``encode`` writes for ``name``; raises `UnknownSchema`."""
         return self._writer(name).version
 
-    def encode(self, name: str, datum: Mapping[str, Any]) -> bytes:
+    def encode(self, name: str, datum: Mapping[str, Any], *, check_domains: bool = True) -> bytes:
         """Return ``datum`` as a single-object message of record ``name`` (current version).
 
         ``name`` is short (``"CaptureEvent"``) or full. Raises `UnknownSchema`
         for an unknown name, `InvalidField` (with the field path) when the datum
-        does not fit the schema or its value domains. Pure; never blocks.
+        does not fit the schema or its value domains. ``check_domains=False``
+        skips the value-domain checks (types are always checked): for records a
+        stream worker derived from input it decoded, hence checked, already;
+        their readers check again when decoding. Pure; never blocks.
         """
         writer = self._writer(name)
-        return writer.encode(writer.header, datum)
+        return writer.encode(writer.header, datum, check_domains)
 
     def encode_with_header(self, name: str, datum: Mapping[str, Any], header: bytes) -> bytes:
         """Like `encode`, but put ``header`` before the body instead of the single-object header."""
-        return self._writer(name).encode(header, datum)
+        return self._writer(name).encode(header, datum, True)
 
     def decode(self, data: bytes) -> tuple[str, Datum]:
         """Return ``(short record name, datum)`` read from a single-object message.
@@ -151,10 +154,10 @@ class _Writer:
         self._write: CompiledWriter = compile_writer(version.expanded)
         self._check: Check | None = CHECKS.get(version.name)
 
-    def encode(self, header: bytes, datum: Mapping[str, Any]) -> bytes:
+    def encode(self, header: bytes, datum: Mapping[str, Any], check_domains: bool) -> bytes:
         out = bytearray(header)
         self._write(out, datum)
-        if self._check is not None:
+        if check_domains and self._check is not None:
             _run_check(self._check, datum)
         return bytes(out)
 
@@ -243,9 +246,9 @@ def default_codec() -> Codec:
     return Codec(default_registry())
 
 
-def encode(name: str, datum: Mapping[str, Any]) -> bytes:
+def encode(name: str, datum: Mapping[str, Any], *, check_domains: bool = True) -> bytes:
     """`Codec.encode` on the default codec."""
-    return default_codec().encode(name, datum)
+    return default_codec().encode(name, datum, check_domains=check_domains)
 
 
 def decode(data: bytes) -> tuple[str, Datum]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from privacy.redaction import redact
 from streams import actions, minutes, session
-from streams.router import DeviceSeen
+from streams.dedup import DeviceSeen
 
 
 def redact_merged(text: str) -> tuple[str, tuple[str, ...]]:

@@ -72,7 +72,8 @@ class _StateCache:
 
     The table (and its changelog) stays the source of truth: every change is
     written there before the batch is acked, and the cache is dropped at every
-    rebalance, after which states are read from the (recovered) table again."""
+    rebalance and again when the table's recovery completes, after which states
+    are read from the recovered table."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -176,6 +177,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
 
     app.on_partitions_revoked.connect(_drop_cache)
     app.on_partitions_assigned.connect(_drop_cache)
+    # Recovery fills the table after the assignment: what was cached meanwhile is stale.
+    app.on_rebalance_complete.connect(_drop_cache)
 
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
@@ -188,18 +191,24 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         policy = consent.get(subject)
         return policy is not None and Scope.ACTIVITY_METADATA in policy.scopes
 
+    # Outputs are built here from input already decoded (and domain-checked):
+    # encoding skips the domain checks, which the sinks run again on decoding.
     def publish(outputs: Outputs, device: str) -> None:
         for s in outputs.sessions:
             if consented(s["subject_id"]):
-                output.send(t(SESSIONS), s["subject_id"], encode("Session", s))
+                output.send(t(SESSIONS), s["subject_id"],
+                            encode("Session", s, check_domains=False))
         for m in outputs.minutes:
             m["device_id"] = device
             if consented(m["subject_id"]):
-                output.send(t(MINUTES), m["subject_id"], encode("MinuteAggregate", m))
+                output.send(t(MINUTES), m["subject_id"],
+                            encode("MinuteAggregate", m, check_domains=False))
         for a in outputs.actions:
             if consented(a["subject_id"]):
                 output.send(t(ACTIONS), a["subject_id"],
-                            encode("Action", encrypt_action(a, keys)))
+                            encode("Action", encrypt_action(a, keys), check_domains=False))
+
+    def count(outputs: Outputs) -> None:
         metrics.EVENTS_OUT.labels(t(SESSIONS)).inc(len(outputs.sessions))
         metrics.EVENTS_OUT.labels(t(MINUTES)).inc(len(outputs.minutes))
         metrics.EVENTS_OUT.labels(t(ACTIONS)).inc(len(outputs.actions))
@@ -228,13 +237,19 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             for rule, n in result.redactions.items():
                 metrics.REDACTIONS.labels(rule).inc(n)
             per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            clean_topic = t(CAPTURE_CLEAN)
             for event in result.clean:
-                output.send(t(CAPTURE_CLEAN), event["device_id"],
-                            encode("CaptureEvent", encrypt_clean_event(event, keys)))
+                output.send(clean_topic, event["device_id"],
+                            encode("CaptureEvent", encrypt_clean_event(event, keys),
+                                   check_domains=False))
                 per_device[event["device_id"]].append(event)
-            metrics.EVENTS_OUT.labels(t(CAPTURE_CLEAN)).inc(len(result.clean))
+            metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
+            folded = Outputs()
             for device, evs in per_device.items():
-                publish(states.loaded[device].fold(evs, now, cfg.activity), device)
+                out = states.loaded[device].fold(evs, now, cfg.activity)
+                publish(out, device)
+                folded.extend(out)
+            count(folded)
             await output.flush()
             for device, state in states.loaded.items():
                 devices[device.encode()] = state.to_dict()
@@ -277,26 +292,33 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
 
     async def _close_quiet_devices() -> None:
         now = now_micros()
-        if not flow.may_close(now):
-            return
-        changed: dict[bytes, DeviceActivity] = {}
-        open_sessions = 0
-        for device in list(devices.keys()):
-            state = cache.get(device)
-            out = state.tick(now, cfg.activity)
-            if out.sessions or out.minutes or out.actions:
-                changed[device] = state
-                publish(out, device.decode())
-            open_sessions += state.has_open_session
-        metrics.OPEN_SESSIONS.set(open_sessions)
-        if changed:
-            log.info("timer: %d quiet devices closed outputs; %d sessions still open",
-                     len(changed), open_sessions)
         metrics.CONSENT_SUBJECTS.set(len(consent))
         if not consent.alive:
             raise _ReaderStopped("consent registry reader stopped; refusing to route without it")
         if not getattr(keys, "alive", True):
             raise _ReaderStopped("key store reader stopped; refusing to route without it")
+        if app.rebalancing:
+            # The table is being recovered: a state read now may be partial.
+            return
+        closing = flow.may_close(now)
+        changed: dict[bytes, DeviceActivity] = {}
+        closed = Outputs()
+        open_sessions = 0
+        for device in list(devices.keys()):
+            state = cache.get(device)
+            if closing:
+                out = state.tick(now, cfg.activity)
+                if out.sessions or out.minutes or out.actions:
+                    changed[device] = state
+                    publish(out, device.decode())
+                    closed.extend(out)
+            open_sessions += state.has_open_session
+        # Set on every tick: the gauge must not wait for the gate (a gap after start).
+        metrics.OPEN_SESSIONS.set(open_sessions)
+        count(closed)
+        if changed:
+            log.info("timer: %d quiet devices closed outputs; %d sessions still open",
+                     len(changed), open_sessions)
         if changed:
             await output.flush()
             for device, state in changed.items():

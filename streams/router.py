@@ -13,7 +13,7 @@ decode → time sanity → duplicate check → consent + capture hours + minimis
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,10 @@ from privacy.minimisation import UnknownPayloadType
 from privacy.redaction import redact_event
 from schemas.codec import decode_many
 from schemas.errors import SchemaError
+from streams.dedup import DeviceSeen
 from streams.dlq import DeadLetter
 
 MICROS = 1_000_000
-DEDUP_WINDOW = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,39 +47,6 @@ class RouteConfig:
 
     max_past_s: int = 7 * 24 * 3600
     max_future_s: int = 300
-
-
-@dataclass
-class DeviceSeen:
-    """Per-device dedup state: the highest seq seen and the recent seqs below it.
-
-    A capture client sends in seq order (its spool replays in order), so a seq at
-    or below `max_seq` that is among the recent ones is a redelivery; plain data,
-    stored in a Faust table once per device per batch."""
-
-    max_seq: int = -1
-    recent: set[int] = field(default_factory=set)
-
-    def seen(self, seq: int) -> bool:
-        """True when `seq` was passed on already; otherwise records it."""
-        if seq in self.recent or seq < self.max_seq - DEDUP_WINDOW:
-            return True
-        self.recent.add(seq)
-        if seq > self.max_seq:
-            self.max_seq = seq
-            if len(self.recent) > 2 * DEDUP_WINDOW:
-                floor = self.max_seq - DEDUP_WINDOW
-                self.recent = {s for s in self.recent if s >= floor}
-        return False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"max_seq": self.max_seq, "recent": sorted(self.recent)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> DeviceSeen:
-        if not data:
-            return cls()
-        return cls(int(data["max_seq"]), set(data["recent"]))
 
 
 @dataclass

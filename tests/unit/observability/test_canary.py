@@ -15,7 +15,8 @@ from candor.canary import (
 )
 from privacy.consent import ConsentPolicy, grant
 from schemas.codec import decode_event, encode_event
-from streams.router import DeviceSeen, RawMessage, route_batch
+from streams.dedup import DeviceSeen
+from streams.router import RawMessage, route_batch
 
 NOW = 1_760_000_000_000_000
 S = 1_000_000

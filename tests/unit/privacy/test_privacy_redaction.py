@@ -167,3 +167,15 @@ def test_redact_event_ignores_fields_of_other_payload_types() -> None:
     event = make_event("MouseClick", payload={**PAYLOADS["MouseClick"], "text": "a@b.com"})
     event["app"]["window_title"] = None
     assert redact_event(event) is event
+
+
+def test_repeated_texts_give_the_same_answer_and_secrets_are_not_remembered() -> None:
+    from privacy import redaction
+
+    clean = "main.py - candor - Visual Studio Code"
+    secret = "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    first = [redact(clean), redact(secret)]
+    assert [redact(clean), redact(secret)] == first
+    assert first[1].rules and "wJalrXUtnFEMI" not in first[1].text
+    assert clean in redaction._CLEAN
+    assert secret not in redaction._CLEAN

@@ -150,6 +150,15 @@ def test_out_of_domain_records_are_refused(name: str, datum: dict[str, Any], fie
     assert caught.value.field == field
 
 
+def test_unchecked_encoding_skips_domains_only_and_readers_still_refuse() -> None:
+    out_of_domain = {**SESSION, "end_ts": SESSION["start_ts"] - 1}
+    data = codec.encode("Session", out_of_domain, check_domains=False)
+    with pytest.raises(InvalidField, match="end_ts"):
+        codec.decode(data)
+    with pytest.raises(InvalidField):
+        codec.encode("Session", {**SESSION, "end_ts": "soon"}, check_domains=False)
+
+
 def test_unknown_record_name_raises_unknown_schema() -> None:
     with pytest.raises(UnknownSchema):
         codec.encode("Telemetry", {})

@@ -9,8 +9,9 @@ import pytest
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.codec import encode_event
+from streams.dedup import DeviceSeen
 from streams.dlq import DlqLimit, DlqLimitExceeded
-from streams.router import DeviceSeen, RawMessage, route_batch
+from streams.router import RawMessage, route_batch
 from tests.unit.privacy.privacy_events import ORG, SUBJECT, TUESDAY_10_UTC, make_event
 
 NOW = TUESDAY_10_UTC + 60_000_000
