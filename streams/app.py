@@ -37,6 +37,7 @@ from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
 from streams.router import RawMessage, RouteConfig, route_batch
 from streams.session import SessionConfig
+from streams.transport import App
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     partitions = settings.kafka.partitions
     datadir = settings.home / "streams" / cfg.app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         cfg.app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",

@@ -1,0 +1,88 @@
+"""Eager start of faust's per-record hand-over: same outcomes as awaiting the coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.transport import start_eagerly
+
+
+async def _put(queue: asyncio.Queue[int], value: int) -> str:
+    await queue.put(value)
+    return "put"
+
+
+def test_a_coroutine_that_never_waits_finishes_on_the_spot() -> None:
+    async def main() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=2)
+        tasks_before = len(asyncio.all_tasks())
+        assert start_eagerly(_put(queue, 1)) == (True, "put")
+        assert queue.get_nowait() == 1
+        assert len(asyncio.all_tasks()) == tasks_before
+
+    asyncio.run(main())
+
+
+def test_a_coroutine_that_must_wait_continues_when_awaited() -> None:
+    async def main() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(0)  # full: the put has to wait for a get
+        finished, rest = start_eagerly(_put(queue, 1))
+        assert not finished
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0)
+        assert not task.done()
+        assert queue.get_nowait() == 0
+        assert await asyncio.wait_for(task, 5) == "put"
+        assert queue.get_nowait() == 1
+
+    asyncio.run(main())
+
+
+def test_cancelling_the_rest_cancels_the_coroutine() -> None:
+    async def main() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(0)
+        cleaned: list[bool] = []
+
+        async def put_then_clean() -> None:
+            try:
+                await queue.put(1)
+            finally:
+                cleaned.append(True)
+
+        finished, rest = start_eagerly(put_then_clean())
+        assert not finished
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cleaned == [True]
+        assert queue.qsize() == 1  # the value never went in
+
+    asyncio.run(main())
+
+
+def test_errors_come_out_where_they_would_have() -> None:
+    async def fails_at_once() -> None:
+        raise ValueError("at once")
+
+    async def fails_later(fut: asyncio.Future[None]) -> None:
+        await fut
+        raise KeyError("later")
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="at once"):
+            start_eagerly(fails_at_once())
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        finished, rest = start_eagerly(fails_later(fut))
+        assert not finished
+        task = asyncio.ensure_future(rest)
+        fut.set_result(None)
+        with pytest.raises(KeyError):
+            await task
+
+    asyncio.run(main())
