@@ -46,6 +46,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t("activity.sessions"), "subject", "delete", r.activity_hours),
         TopicSpec(t("activity.minutes"), "subject", "delete", r.activity_hours),
         TopicSpec(t("training.actions"), "subject", "delete", r.activity_hours),
+        TopicSpec(t("activity.late"), "device_id", "delete", r.activity_hours),
     ]
 
 

@@ -35,22 +35,31 @@ class ActivityConfig:
     actions: actions.ActionConfig = field(default_factory=actions.ActionConfig)
 
 
+def late_event(event: Mapping[str, Any], stage: str, now: int) -> dict[str, Any]:
+    """The `LateEvent` side-output record of an event `stage` found late at `now`."""
+    return {"event_id": event["event_id"], "org_id": event["org_id"],
+            "subject_id": event["subject_id"], "device_id": event["device_id"],
+            "ts": event["ts"], "stage": stage, "detected_at": now}
+
+
 @dataclass
 class Outputs:
-    """What folding some events (or a timer tick) produced."""
+    """What folding some events (or a timer tick) produced; `late` holds the
+    `LateEvent` records of events behind a reducer's watermark."""
 
     sessions: list[dict[str, Any]] = field(default_factory=list)
     minutes: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
-    late_session: int = 0
-    late_minutes: int = 0
+    late: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Outputs) -> None:
         self.sessions += other.sessions
         self.minutes += other.minutes
         self.actions += other.actions
-        self.late_session += other.late_session
-        self.late_minutes += other.late_minutes
+        self.late += other.late
+
+    def late_count(self, stage: str) -> int:
+        return sum(1 for record in self.late if record["stage"] == stage)
 
 
 @dataclass
@@ -96,7 +105,8 @@ class DeviceActivity:
         self.minutes, out.minutes, late_m = minutes.apply_many(self.minutes, evs, cfg.minutes, now)
         self.actions, out.actions, _ = actions.apply_many(self.actions, evs, cfg.actions, now,
                                                           redact_merged)
-        out.late_session, out.late_minutes = len(late_s), len(late_m)
+        out.late = ([late_event(e, "session", now) for e in late_s]
+                    + [late_event(e, "minutes", now) for e in late_m])
         return out
 
     def tick(self, now: int, cfg: ActivityConfig) -> Outputs:

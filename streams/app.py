@@ -47,6 +47,7 @@ CAPTURE_DLQ = "capture.dlq"
 SESSIONS = "activity.sessions"
 MINUTES = "activity.minutes"
 ACTIONS = "training.actions"
+LATE = "activity.late"
 
 
 @dataclass(frozen=True)
@@ -208,13 +209,16 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             if consented(a["subject_id"]):
                 output.send(t(ACTIONS), a["subject_id"],
                             encode("Action", encrypt_action(a, keys), check_domains=False))
+        for late in outputs.late:
+            output.send(t(LATE), device, encode("LateEvent", late, check_domains=False))
 
     def count(outputs: Outputs) -> None:
         metrics.EVENTS_OUT.labels(t(SESSIONS)).inc(len(outputs.sessions))
         metrics.EVENTS_OUT.labels(t(MINUTES)).inc(len(outputs.minutes))
         metrics.EVENTS_OUT.labels(t(ACTIONS)).inc(len(outputs.actions))
-        metrics.LATE_EVENTS.labels("session").inc(outputs.late_session)
-        metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_minutes)
+        metrics.EVENTS_OUT.labels(t(LATE)).inc(len(outputs.late))
+        metrics.LATE_EVENTS.labels("session").inc(outputs.late_count("session"))
+        metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_count("minutes"))
 
     # CrashingSupervisor: an agent that raises (DlqLimitExceeded, OutputFailed)
     # stops the worker instead of being restarted over the same batch forever.

@@ -141,3 +141,13 @@ ACTION: dict[str, Any] = {
     "event_count": 4,
     "redactions": [],
 }
+
+LATE: dict[str, Any] = {
+    "event_id": "0b6c4f1e-8f7e-4e55-9a51-1c2d3e4f5a6b",
+    "org_id": "org-1",
+    "subject_id": "subj-123",
+    "device_id": "dev-9",
+    "ts": TS,
+    "stage": "session",
+    "detected_at": TS + 60_000_000,
+}

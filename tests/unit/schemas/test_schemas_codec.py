@@ -8,7 +8,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from schemas_samples import ACTION, MINUTE, PAYLOADS, SESSION, TS, consent, event
+from schemas_samples import ACTION, LATE, MINUTE, PAYLOADS, SESSION, TS, consent, event
 
 from schemas import codec
 from schemas.errors import InvalidField, SchemaError, Undecodable, UnknownSchema
@@ -38,6 +38,7 @@ def test_every_payload_type_round_trips(payload_type: str) -> None:
         ("Session", SESSION),
         ("MinuteAggregate", MINUTE),
         ("Action", ACTION),
+        ("LateEvent", LATE),
     ],
 )
 def test_other_records_round_trip(name: str, datum: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ EXPECTED_RECORDS = {
         "ActivityState",
         "ConsentPolicy",
     ],
-    "candor.activity.v1": ["Session", "MinuteAggregate", "Action"],
+    "candor.activity.v1": ["Session", "MinuteAggregate", "Action", "LateEvent"],
 }
 
 

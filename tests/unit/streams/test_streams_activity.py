@@ -1,0 +1,39 @@
+"""One device's three reducers together: outputs, and the late-event side output."""
+
+from __future__ import annotations
+
+from schemas.codec import decode, encode
+from streams.activity import ActivityConfig, DeviceActivity
+from streams.minutes import MinuteConfig
+from streams.session import SessionConfig
+from tests.unit.streams.streams_events import MINUTE, SECOND, T0, Device
+
+CFG = ActivityConfig(session=SessionConfig(gap_micros=60 * SECOND, grace_micros=5 * SECOND),
+                     minutes=MinuteConfig(grace_micros=5 * SECOND))
+KEY = {"type": "KeyInput", "key": "a", "text": None, "modifiers": [],
+       "is_secure_field": False, "count": 1}
+
+
+def test_events_behind_the_watermark_become_late_records_of_each_stage() -> None:
+    dev = Device()
+    state = DeviceActivity()
+    on_time = [dev.event(T0 + i * SECOND, KEY) for i in range(3)]
+    far_ahead = dev.event(T0 + 10 * MINUTE, KEY)  # moves both watermarks 10 minutes on
+    late = dev.event(T0 + 4 * SECOND, KEY)
+    now = T0 + 10 * MINUTE + SECOND
+    out = state.fold([*on_time, far_ahead, late], now, CFG)
+    assert [(r["event_id"], r["stage"]) for r in out.late] == [
+        (late["event_id"], "session"), (late["event_id"], "minutes")]
+    assert out.late_count("session") == 1 and out.late_count("minutes") == 1
+    record = out.late[0]
+    assert (record["ts"], record["detected_at"], record["device_id"]) == (late["ts"], now, "dev-1")
+    assert decode(encode("LateEvent", record)) == ("LateEvent", record)
+    # the on-time events are in the session that the jump closed
+    assert sum(s["event_ids_count"] for s in out.sessions) == 3
+
+
+def test_in_order_events_are_never_late() -> None:
+    dev = Device()
+    out = DeviceActivity().fold([dev.event(T0 + i * SECOND, KEY) for i in range(50)],
+                                T0 + 60 * SECOND, CFG)
+    assert out.late == []
