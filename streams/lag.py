@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -62,27 +61,29 @@ def lag_by_partition(
     return lags
 
 
-@dataclass(frozen=True)
 class LagProbe:
     """Measures one group's lag on some topics. Owns an admin client (thread-safe)."""
 
-    admin: AdminClient
-    group: str
-    topics: tuple[str, ...]
-    timeout_s: float = 5.0
+    def __init__(self, kafka_config: Mapping[str, str | int | float | bool], group: str,
+                 topics: Iterable[str], timeout_s: float = 5.0) -> None:
+        self._config = dict(kafka_config)
+        self.admin = AdminClient(self._config)
+        self.group, self.topics, self.timeout_s = group, tuple(topics), timeout_s
 
     @classmethod
     def create(cls, kafka_config: Mapping[str, str | int | float | bool], group: str,
                topics: Iterable[str], timeout_s: float = 5.0) -> LagProbe:
         """A probe over `topics` for `group` with librdkafka settings `kafka_config`."""
-        return cls(AdminClient(dict(kafka_config)), group, tuple(topics), timeout_s)
+        return cls(kafka_config, group, topics, timeout_s)
 
     def measure(self) -> dict[Partition, int]:
         """Lag per (topic, partition) of the probe's topics, now.
 
         Blocks for up to about three broker round trips. Topics that do not
         exist yet are skipped. Raises `LagUnavailable` when the broker does not
-        answer within `timeout_s`.
+        answer within `timeout_s`; the next call then uses a new admin client
+        (after a broker was killed and restarted, the old one was seen timing
+        out on every request for minutes).
         """
         try:
             parts = self._partitions()
@@ -94,6 +95,7 @@ class LagProbe:
             start = (self._offsets(missing, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
                      if missing else {})
         except (KafkaException, TimeoutError) as err:  # futures time out with TimeoutError
+            self.admin = AdminClient(self._config)
             raise LagUnavailable(f"lag of group {self.group}: {err}") from err
         return lag_by_partition(end, committed, start)
 
