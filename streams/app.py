@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.lag import LagProbe, observe_worker_lag
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
-from streams.router import RawMessage, RouteConfig, route_batch
+from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.session import SessionConfig
 from streams.transport import App
 
@@ -103,6 +104,18 @@ class _DeviceStates:
         if state is None:
             state = self.loaded[device] = self.cache.get(device.encode())
         return state.seen
+
+
+def withhold_acks(events: Iterable[Any]) -> None:
+    """Keep the offsets of a batch that failed out of every later commit.
+
+    faust's `take_events` acks each event of a batch when the agent leaves the
+    batch, by an exception too, and a stopping consumer commits what is acked:
+    the batch would be skipped after the restart although its outputs may not
+    be durable. A message already marked acked is passed over by faust's ack,
+    so its offset is never recorded as done, and the commit stops below it."""
+    for event in events:
+        event.message.acked = True
 
 
 def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerConfig:
@@ -225,47 +238,58 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     @app.agent(source, supervisor_strategy=mode.CrashingSupervisor)
     async def route(stream: Any) -> None:
         async for events in stream.take_events(cfg.batch_max, within=cfg.batch_within_s):
-            started = time.perf_counter()
-            batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
-                                e.message.offset) for e in events]
-            metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
-            now = now_micros()
-            flow.last_input = now
-            states = _DeviceStates(cache)
-            result = route_batch(batch, now=now, consent=consent.get,
-                                 hours=hours.get, seen=states.seen, config=cfg.route)
-            for dead in result.dead:
-                output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
-                metrics.DEAD_LETTERS.labels(dead.reason).inc()
-            for reason, n in result.drops.items():
-                metrics.DROPS.labels(reason).inc(n)
-            for rule, n in result.redactions.items():
-                metrics.REDACTIONS.labels(rule).inc(n)
-            per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            clean_topic = t(CAPTURE_CLEAN)
-            for event in result.clean:
-                output.send(clean_topic, event["device_id"],
-                            encode("CaptureEvent", encrypt_clean_event(event, keys),
-                                   check_domains=False))
-                per_device[event["device_id"]].append(event)
-            metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
-            folded = Outputs()
-            for device, evs in per_device.items():
-                out = states.loaded[device].fold(evs, now, cfg.activity)
-                publish(out, device)
-                folded.extend(out)
-            count(folded)
-            await output.flush()
-            for device, state in states.loaded.items():
-                devices[device.encode()] = state.to_dict()
-            metrics.BATCH_SIZE.observe(len(batch))
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            try:
+                result = await process(events)
+            except BaseException:  # failed or cancelled before the batch was durable
+                withhold_acks(events)
+                cache.clear()  # states of this batch were changed but not stored
+                raise
             try:
                 for rejected in result.outcomes:
                     dlq_limit.observe(rejected)
             except DlqLimitExceeded as err:
                 log.critical("%s", err)
                 raise
+
+    async def process(events: list[Any]) -> RouteResult:
+        """Route, fold and publish one batch; returns once its outputs are
+        acknowledged and its device states written to the table."""
+        started = time.perf_counter()
+        batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
+                            e.message.offset) for e in events]
+        metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
+        now = now_micros()
+        flow.last_input = now
+        states = _DeviceStates(cache)
+        result = route_batch(batch, now=now, consent=consent.get,
+                             hours=hours.get, seen=states.seen, config=cfg.route)
+        for dead in result.dead:
+            output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
+            metrics.DEAD_LETTERS.labels(dead.reason).inc()
+        for reason, n in result.drops.items():
+            metrics.DROPS.labels(reason).inc(n)
+        for rule, n in result.redactions.items():
+            metrics.REDACTIONS.labels(rule).inc(n)
+        per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        clean_topic = t(CAPTURE_CLEAN)
+        for event in result.clean:
+            output.send(clean_topic, event["device_id"],
+                        encode("CaptureEvent", encrypt_clean_event(event, keys),
+                               check_domains=False))
+            per_device[event["device_id"]].append(event)
+        metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
+        folded = Outputs()
+        for device, evs in per_device.items():
+            out = states.loaded[device].fold(evs, now, cfg.activity)
+            publish(out, device)
+            folded.extend(out)
+        count(folded)
+        await output.flush()
+        for device, state in states.loaded.items():
+            devices[device.encode()] = state.to_dict()
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return result
 
     lag_probe = LagProbe.create(settings.kafka.client_config(), cfg.app_id,
                                 [t(CAPTURE_EVENTS)])

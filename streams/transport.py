@@ -68,7 +68,8 @@ class EagerConsumer(aiokafka_driver.Consumer):
 
     async def wait_first(self, *coros: WaitArgT, timeout: Any = None) -> WaitResults:
         first = coros[0] if len(coros) == 2 else None
-        if not asyncio.iscoroutine(first) or self.should_stop:
+        if not asyncio.iscoroutine(first) or self.should_stop or self.suspend_flow.is_set():
+            # a suspended flow (rebalance) must win over the hand-over: faust's way
             return await super().wait_first(*coros, timeout=timeout)
         finished, value = start_eagerly(first)
         if finished:

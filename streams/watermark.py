@@ -217,7 +217,7 @@ class EventClock:
             "max_ts": self.max_ts,
             "floor": self.floor,
             "last_wall": self.last_wall,
-            "pending": list(self.pending),  # Marks are tuples: JSON arrays, never mutated
+            "pending": [list(m) for m in self.pending],  # Marks (named tuples) as arrays
             "ledgers": {
                 device: [r[:] for r in ledger.ranges] for device, ledger in self.ledgers.items()
             },
