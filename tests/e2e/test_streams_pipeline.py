@@ -166,7 +166,19 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
     sessions = TopicReader(s, s.kafka.topic("activity.sessions"))
     expected = sc.expected_clean
     sc.send(sc.events[:half])
-    worker, _port = _worker(s, tmp_path, "worker")
+    worker, port = _worker(s, tmp_path, "worker")
+
+    def diag() -> str:
+        try:
+            counts = {f"{k[0]}{dict(k[1])}": v for k, v in scrape(port).items()
+                      if k[0].startswith(("candor_worker_events", "candor_worker_drops",
+                                          "candor_worker_dead",
+                                          "candor_worker_batch_events_count"))}
+        except OSError as err:
+            counts = {"metrics": str(err)}
+        routed = len({decode(m.value())[1]["event_id"] for m in clean.records})
+        return f"{routed} of {len(expected)} routed; worker: {counts}\n{worker.tail()}"
+
     worker.start()
     try:
         wait_until(lambda: (clean.poll(0.2), len(clean.records) > half // 4)[1], 120,
@@ -178,7 +190,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
         wait_until(lambda: (clean.poll(), True)[1]
                    and len({decode(m.value())[1]["event_id"] for m in clean.records})
                    >= len(expected), 180, "all events routed after the restart",
-                   alive=lambda: worker.running, diag=worker.tail)
+                   alive=lambda: worker.running, diag=diag)
         got = _decoded(clean)
         assert {e["event_id"] for e in got} == set(expected)
 
