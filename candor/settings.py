@@ -68,6 +68,10 @@ class StreamSettings(BaseModel):
     timer_interval_s: float = 5
     dlq_max_ratio: float = 0.5
     dlq_max_consecutive: int = 1000
+    # A worker whose assigned partitions have records waiting but that has not
+    # processed a batch for this long stops with an error (for its supervisor
+    # to restart it), instead of hanging on silently.
+    stall_s: float = 300
 
 
 class PrivacySettings(BaseModel):

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +59,47 @@ class WorkerConfig:
     batch_max: int = 5000
     batch_within_s: float = 0.5
     timer_interval_s: float = 5.0
+    stall_s: float = 300.0
     dlq_limit: DlqLimit | None = None
     route: RouteConfig = field(default_factory=RouteConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     capture_hours: tuple[CaptureHours, ...] = ()
+
+
+class WorkerStalled(RuntimeError):
+    """Records wait on this worker's partitions but no batch was processed for long."""
+
+
+class StallWatch:
+    """Notices a worker that stopped taking records it has been assigned.
+
+    Seen rarely with faust after a group member was killed: the restarted worker
+    joined, was assigned partitions, and then delivered nothing more. Ending
+    the process (its supervisor starts it again) beats a silent hang. Pure."""
+
+    def __init__(self, limit_s: float, started: float) -> None:
+        self.limit_s, self.last_batch = limit_s, started
+        self.waiting_since: float | None = None
+
+    def progressed(self, now: float) -> None:
+        self.last_batch = now
+
+    def stalled(self, lags: Mapping[tuple[str, int], int], now: float,
+                rebalancing: bool) -> str | None:
+        """The reason to stop, or None. `lags` are records waiting per assigned
+        partition; during a rebalance (and table recovery) nothing is judged."""
+        waiting = {tp: n for tp, n in lags.items() if n > 0}
+        if rebalancing or not waiting:
+            self.waiting_since = None
+            return None
+        if self.waiting_since is None:
+            self.waiting_since = now
+        idle = now - max(self.last_batch, self.waiting_since)  # waiting, and no batch since
+        if idle < self.limit_s:
+            return None
+        parts = ", ".join(f"{t}[{p}]: {n}" for (t, p), n in sorted(waiting.items()))
+        return (f"worker stalled: no batch for {idle:.0f} s while records wait on its "
+                f"partitions ({parts}); stopping so that it is restarted")
 
 
 class _ReaderStopped(RuntimeError):
@@ -129,6 +166,7 @@ def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerC
         batch_max=st.batch_max,
         batch_within_s=st.batch_within_s,
         timer_interval_s=st.timer_interval_s,
+        stall_s=st.stall_s,
         dlq_limit=DlqLimit(max_invalid_ratio=st.dlq_max_ratio,
                            max_consecutive=st.dlq_max_consecutive),
         activity=ActivityConfig(
@@ -199,6 +237,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     dlq_limit = cfg.dlq_limit or DlqLimit()
     flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
                       + cfg.activity.session.grace_micros)
+    watchdog = StallWatch(cfg.stall_s, time.monotonic())
 
     def consented(subject: str) -> bool:
         # A subject revoked or erased since its events were folded: what the
@@ -289,6 +328,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             devices[device.encode()] = state.to_dict()
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        watchdog.progressed(time.monotonic())
         return result
 
     lag_probe = LagProbe.create(settings.kafka.client_config(), cfg.app_id,
@@ -298,9 +338,14 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     async def report_lag() -> None:
         try:
             assigned = {(tp.topic, tp.partition) for tp in app.consumer.assignment()}
-            await observe_worker_lag(lag_probe, assigned)
+            lags = await observe_worker_lag(lag_probe, assigned)
         except Exception as err:  # a lag gauge must never stop the worker
             log.warning("consumer lag not measured: %s", err)
+            return
+        stalled = watchdog.stalled(lags, time.monotonic(), app.rebalancing)
+        if stalled:
+            log.critical("%s", stalled)
+            await app.crash(WorkerStalled(stalled))
 
     @app.timer(interval=cfg.timer_interval_s)  # type: ignore[untyped-decorator]
     async def close_quiet_devices() -> None:

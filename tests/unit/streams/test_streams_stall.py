@@ -1,0 +1,37 @@
+"""The worker's stall watch: records waiting, no batch for the limit → stop."""
+
+from __future__ import annotations
+
+from streams.app import StallWatch
+
+TP = ("capture.events", 3)
+
+
+def test_waiting_records_without_batches_stall_after_the_limit() -> None:
+    watch = StallWatch(60, started=0)
+    assert watch.stalled({TP: 5}, 10, rebalancing=False) is None  # waiting since 10
+    assert watch.stalled({TP: 5}, 69, rebalancing=False) is None
+    reason = watch.stalled({TP: 5}, 71, rebalancing=False)
+    assert reason is not None and "capture.events[3]: 5" in reason and "61 s" in reason
+
+
+def test_batches_keep_it_alive() -> None:
+    watch = StallWatch(60, started=0)
+    for now in range(0, 600, 5):
+        watch.progressed(now)
+        assert watch.stalled({TP: 100}, now + 1, rebalancing=False) is None
+
+
+def test_nothing_waiting_or_a_rebalance_resets_the_clock() -> None:
+    watch = StallWatch(60, started=0)
+    assert watch.stalled({TP: 5}, 100, rebalancing=False) is None
+    assert watch.stalled({TP: 0}, 150, rebalancing=False) is None
+    assert watch.stalled({TP: 5}, 200, rebalancing=False) is None  # waiting anew since 200
+    assert watch.stalled({TP: 5}, 250, rebalancing=True) is None
+    assert watch.stalled({TP: 5}, 300, rebalancing=False) is None  # since 300 again
+    assert watch.stalled({TP: 5}, 361, rebalancing=False) is not None
+
+
+def test_unmeasured_lag_judges_nothing() -> None:
+    watch = StallWatch(60, started=0)
+    assert watch.stalled({}, 1000, rebalancing=False) is None
