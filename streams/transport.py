@@ -7,7 +7,7 @@ interruptible when a rebalance suspends the flow while a full buffer blocks
 it. `Service.wait_first` makes four tasks per call for that, per record, which
 on this project's 2-core machines took more CPU than everything else of
 receiving a record (bench/faust_floor.py measures an agent that only
-receives: about 5k events/s with it, about 10k without).
+receives: about 6.5k events/s with it, about 12k without).
 
 `EagerConsumer.wait_first` runs the first coroutine at once instead: when it
 finishes without waiting (the buffer had room: nearly always) that is the
