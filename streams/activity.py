@@ -128,13 +128,19 @@ class TimerGate:
     A device looks quiet when nothing of it arrived for a while, but so does
     every device while this worker was down, restarting, or cut off from the
     broker (capture clients spool meanwhile). Closing then would turn the
-    backlog into late events. So: not during the first `period` after start;
+    backlog into late events. So: not during the first `period` after start
+    or after a rebalance (`restart`);
     freely while input flows (a batch within `period`: the others still send,
     this device really is quiet); and when all input stopped, only after
     3 x `period` (the end of a working day, or an outage that long)."""
 
     def __init__(self, started: int, period: int) -> None:
         self.started, self.period, self.last_input = started, period, started
+
+    def restart(self, now: int) -> None:
+        """Partitions were (re)assigned at `now`: as after a start, their backlog
+        may still be on its way for a `period`."""
+        self.started = now
 
     def may_close(self, now: int) -> bool:
         """True when a timer tick at `now` (micros) may close quiet devices."""

@@ -228,15 +228,22 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         cache.clear()
 
+    flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
+                     + cfg.activity.session.grace_micros)
+
+    def _rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Recovery fills the table after the assignment: what was cached meanwhile
+        # is stale. And the partitions just assigned may hold a backlog (of a
+        # worker that died, say): their devices are not quiet until it is read.
+        cache.clear()
+        flow.restart(now_micros())
+
     app.on_partitions_revoked.connect(_drop_cache)
     app.on_partitions_assigned.connect(_drop_cache)
-    # Recovery fills the table after the assignment: what was cached meanwhile is stale.
-    app.on_rebalance_complete.connect(_drop_cache)
+    app.on_rebalance_complete.connect(_rebalanced)
 
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
-    flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
-                      + cfg.activity.session.grace_micros)
     watchdog = StallWatch(cfg.stall_s, time.monotonic())
 
     def consented(subject: str) -> bool:

@@ -141,6 +141,19 @@ def test_timer_gate(since_start_s: int, since_input_s: int, may_close: bool) -> 
     assert gate.may_close(now) is may_close
 
 
+def test_timer_gate_waits_a_period_after_a_rebalance() -> None:
+    from streams.activity import TimerGate
+
+    now = 10_000 * SEC
+    gate = TimerGate(started=now - 500 * SEC, period=35 * SEC)
+    gate.last_input = now - 1 * SEC
+    assert gate.may_close(now)
+    gate.restart(now)  # partitions of a killed worker, with their backlog, arrive
+    assert not gate.may_close(now + 30 * SEC)
+    gate.last_input = now + 34 * SEC
+    assert gate.may_close(now + 36 * SEC)
+
+
 def test_capture_hours_from_settings_drop_events_outside_them() -> None:
     from candor.settings import Settings
     from streams.app import worker_config
