@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.app import StallWatch
+from streams.stall import StallWatch
 
 TP = ("capture.events", 3)
 

@@ -1,0 +1,45 @@
+"""A stream worker's stall watch: records wait on its partitions, no batch comes.
+
+Pure: the worker feeds it the lag of its partitions (`streams.lag`) and the
+times of its batches, and stops itself with the reason it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class WorkerStalled(RuntimeError):
+    """Records wait on this worker's partitions but no batch was processed for long."""
+
+
+class StallWatch:
+    """Notices a worker that stopped taking records it has been assigned.
+
+    Seen rarely with faust after a group member was killed: the restarted worker
+    joined, was assigned partitions, and then delivered nothing more. Ending
+    the process (its supervisor starts it again) beats a silent hang. Pure."""
+
+    def __init__(self, limit_s: float, started: float) -> None:
+        self.limit_s, self.last_batch = limit_s, started
+        self.waiting_since: float | None = None
+
+    def progressed(self, now: float) -> None:
+        self.last_batch = now
+
+    def stalled(self, lags: Mapping[tuple[str, int], int], now: float,
+                rebalancing: bool) -> str | None:
+        """The reason to stop, or None. `lags` are records waiting per assigned
+        partition; during a rebalance (and table recovery) nothing is judged."""
+        waiting = {tp: n for tp, n in lags.items() if n > 0}
+        if rebalancing or not waiting:
+            self.waiting_since = None
+            return None
+        if self.waiting_since is None:
+            self.waiting_since = now
+        idle = now - max(self.last_batch, self.waiting_since)  # waiting, and no batch since
+        if idle < self.limit_s:
+            return None
+        parts = ", ".join(f"{t}[{p}]: {n}" for (t, p), n in sorted(waiting.items()))
+        return (f"worker stalled: no batch for {idle:.0f} s while records wait on its "
+                f"partitions ({parts}); stopping so that it is restarted")
