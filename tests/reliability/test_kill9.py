@@ -163,7 +163,8 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
             samples = scrape(worker_port)
             seen = {k: v for k, v in samples.items()
                     if k[0] in ("candor_worker_open_sessions", "candor_worker_events_in_total",
-                                "candor_worker_events_out_total")}
+                                "candor_worker_events_out_total", "candor_worker_drops_total",
+                                "candor_worker_dead_letters_total")}
         except OSError as err:
             seen = {("scrape failed", ()): str(err)}  # type: ignore[dict-item]
         return f"worker metrics: {seen}\n" + "\n".join(p.tail(25) for p in procs)
@@ -179,9 +180,15 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
         assert left_in_spool == [0], "the SDK could not deliver its spool"
         acked = set(sent_sdk) | set(acked_gateway)
         ch = connect(s)
+        def missing_diag() -> str:
+            landed_now = {r[0] for r in ch.query("SELECT event_id FROM events").result_rows}
+            missing = sorted(acked - landed_now)
+            return (f"{len(missing)} of {len(acked)} acknowledged events missing "
+                    f"(first: {missing[:5]})\n{diag()}")
+
         wait_until(lambda: int(ch.query("SELECT uniqExact(event_id) FROM events")
                                .result_rows[0][0]) >= len(acked),
-                   300, "every acknowledged event in ClickHouse", diag=diag, interval=2)
+                   300, "every acknowledged event in ClickHouse", diag=missing_diag, interval=2)
         landed = {r[0] for r in ch.query("SELECT event_id FROM events").result_rows}
         raw_rows = int(ch.query("SELECT count() FROM events").result_rows[0][0])
         final_rows = int(ch.query("SELECT count() FROM events FINAL").result_rows[0][0])
