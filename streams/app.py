@@ -210,6 +210,11 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()
     watchdog = StallWatch(cfg.stall_s, time.monotonic())
+    # The agent and the timer change the same live device states, and each
+    # stores them after awaiting its own outputs: one at a time, or a state
+    # stored by one could hold sequence numbers of the other's batch whose
+    # outputs are not acknowledged yet (dropped as duplicates after a crash).
+    one_writer = asyncio.Lock()
 
     def consented(subject: str) -> bool:
         # A subject revoked or erased since its events were folded: what the
@@ -250,7 +255,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     async def route(stream: Any) -> None:
         async for events in stream.take_events(cfg.batch_max, within=cfg.batch_within_s):
             try:
-                result = await process(events)
+                async with one_writer:
+                    result = await process(events)
             except BaseException:  # failed or cancelled before the batch was durable
                 withhold_acks(events)
                 cache.clear()  # states of this batch were changed but not stored
@@ -323,7 +329,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     async def close_quiet_devices() -> None:
         # An exception would end faust's timer task silently: handle every one here.
         try:
-            await _close_quiet_devices()
+            async with one_writer:
+                await _close_quiet_devices()
         except OutputFailed as err:
             # Nothing was stored: forget the mutated states, so that the next tick
             # reloads them from the table and closes (and publishes) the same again.
