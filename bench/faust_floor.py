@@ -77,27 +77,11 @@ def build_app(app_id: str, bootstrap: str, topic: str, partitions: int, datadir:
     `faust.App`. Nothing connects until a faust worker starts it."""
     import faust
 
+    from streams.app import new_app
     from streams.transport import App
 
     app_class = faust.App if stock else App
-    app = app_class(
-        app_id,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        datadir=str(datadir),
-        web_enabled=False,
-        topic_partitions=partitions,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_every=10_000,
-        broker_commit_interval=1.0,
-        broker_session_timeout=30,
-        broker_heartbeat_interval=3,
-        stream_buffer_maxsize=20_000,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-        producer_linger_ms=5,
-        table_standby_replicas=0,
-    )
+    app = new_app(app_class, app_id, bootstrap, partitions, datadir)
     source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=partitions)
 

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -147,24 +148,18 @@ def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerC
     )
 
 
-def now_micros() -> int:
-    return time.time_ns() // 1000
-
-
-def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
-              output: OutputProducer, keys: Keys) -> faust.App:
-    """Declare the app. Nothing connects until the worker starts."""
-    partitions = settings.kafka.partitions
-    datadir = settings.home / "streams" / cfg.app_id
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = App(
-        cfg.app_id,
-        broker=f"kafka://{settings.kafka.bootstrap}",
+def new_app(app_class: type[faust.App], app_id: str, bootstrap: str, partitions: int,
+            datadir: Path, replication_factor: int = 1) -> faust.App:
+    """A faust app with the stream worker's settings (intake, commits, tables);
+    bench/faust_floor.py measures its intake with these very settings."""
+    return app_class(
+        app_id,
+        broker=f"kafka://{bootstrap}",
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,
         topic_partitions=partitions,
-        topic_replication_factor=settings.kafka.replication_factor,
+        topic_replication_factor=replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=10_000,
@@ -176,6 +171,20 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         producer_linger_ms=5,
         table_standby_replicas=0,
     )
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
+              output: OutputProducer, keys: Keys) -> faust.App:
+    """Declare the app. Nothing connects until the worker starts."""
+    partitions = settings.kafka.partitions
+    datadir = settings.home / "streams" / cfg.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = new_app(App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir,
+                  settings.kafka.replication_factor)
     t = settings.kafka.topic
     source = app.topic(t(CAPTURE_EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=partitions)
