@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import mode
@@ -37,6 +37,7 @@ from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.lag import LagProbe, observe_worker_lag
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
+from streams.recovery import TableManager
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.session import SessionConfig
 from streams.stall import StallWatch, WorkerStalled
@@ -148,8 +149,11 @@ def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerC
     )
 
 
-def new_app(app_class: type[faust.App], app_id: str, bootstrap: str, partitions: int,
-            datadir: Path, replication_factor: int = 1) -> faust.App:
+AppT = TypeVar("AppT", bound=faust.App)
+
+
+def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
+            datadir: Path, replication_factor: int = 1) -> AppT:
     """A faust app with the stream worker's settings (intake, commits, tables);
     bench/faust_floor.py measures its intake with these very settings."""
     return app_class(
@@ -170,6 +174,7 @@ def new_app(app_class: type[faust.App], app_id: str, bootstrap: str, partitions:
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_linger_ms=5,
         table_standby_replicas=0,
+        TableManager=TableManager,
     )
 
 
@@ -186,6 +191,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     app = new_app(App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir,
                   settings.kafka.replication_factor)
     t = settings.kafka.topic
+    # Idempotent, non-transactional producers: every offset holds a record.
+    app.gap_free_topics = frozenset({t(CAPTURE_EVENTS)})
     source = app.topic(t(CAPTURE_EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw", partitions=partitions)
     # Keys are the device_id bytes, partitioned by the producer's (murmur2) hash

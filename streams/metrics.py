@@ -24,3 +24,10 @@ BATCH_SIZE = Histogram("candor_worker_batch_events", "Events per processed batch
 OPEN_SESSIONS = Gauge("candor_worker_open_sessions", "Sessions currently open in this worker")
 CONSENT_SUBJECTS = Gauge("candor_worker_consent_subjects",
                          "Subjects in this worker's consent registry view")
+OFFSETS_REREAD = Counter("candor_worker_offsets_reread_total",
+                         "Seeks back to the next expected offset of an input partition after "
+                         "records went missing between fetch and agent (faust's rebalance paths)",
+                         ["topic"])
+OFFSETS_LOST = Counter("candor_worker_offsets_lost_total",
+                       "Input offsets deleted by retention before the worker read them",
+                       ["topic"])

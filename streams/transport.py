@@ -14,18 +14,36 @@ finishes without waiting (the buffer had room: nearly always) that is the
 answer, and nothing was scheduled. When it has to wait, what is left of it
 is handed to faust's `wait_first` as before, so a suspended flow interrupts
 it exactly as it would have.
+
+`EagerConsumer` also hands the records of gap-free topics (``App.gap_free_topics``:
+the worker's ``capture.events``) to the agent strictly in offset order through a
+`streams.offsets.ReadLedger`, and commits only runs of acknowledged offsets:
+faust's own bookkeeping loses records after table recovery and lets a commit
+skip one offset (see `streams.offsets`). Records of other topics (table
+changelogs) take faust's path unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import Any
+import logging
+import math
+from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from typing import Any, cast
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TransportT
+from faust.types import TP, Message, TransportT
+from mode import Service, ServiceT
 from mode.services import WaitArgT, WaitResults
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+
+from streams import metrics
+from streams.offsets import ReadLedger, Verdict, committable
+
+log = logging.getLogger(__name__)
 
 
 class Resumed(Awaitable[Any]):
@@ -80,12 +98,217 @@ class EagerConsumer(aiokafka_driver.Consumer):
         return await super().wait_first(value, coros[1], timeout=timeout)
 
 
+    # --- in-order intake of gap-free topics ------------------------------------
+
+    @cached_property
+    def ledger(self) -> ReadLedger:
+        return ReadLedger()
+
+    def _gap_free(self, topic: str) -> bool:
+        return topic in getattr(self.app, "gap_free_topics", ())
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - needs a broker
+        """faust's fetch loop, with the records of gap-free topics checked
+        against the ledger before they are handed over (`_take_in_order`)."""
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                fetched_at = self.ledger.clock  # before the fetch: seeks after it make it stale
+                await self.drain_one_fetch(fetched_at)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def drain_one_fetch(self, fetched_at: int) -> None:
+        """Hand over the records of one `getmany` call (fetched after ledger
+        time `fetched_at`), yielding to the loop every 100 records as faust does."""
+        records = self.getmany(timeout=1.0)
+        await self.sleep(0)
+        if self.should_stop:
+            return
+        since_yield = 0
+        async for tp, message in records:
+            since_yield += 1
+            if since_yield > 100:
+                await asyncio.sleep(0)
+                since_yield = 0
+            if self._gap_free(tp.topic):
+                await self._take_in_order(tp, message, fetched_at)
+            else:
+                await self._take_as_faust(tp, message)
+
+    async def _take_in_order(self, tp: TP, message: Message, fetched_at: int) -> None:
+        ledger = self.ledger
+        verdict = ledger.verdict(tp, message.offset, fetched_at)
+        if verdict is Verdict.GAP:
+            verdict = await self._close_gap(tp, message.offset, fetched_at)
+        if verdict is not Verdict.DELIVER:
+            return
+        await self._maybe_commit()
+        if await self._hand_over(message):
+            ledger.delivered(tp, message.offset, fetched_at)
+            self._read_offset[tp] = message.offset
+
+    async def _close_gap(self, tp: TP, offset: int, fetched_at: int) -> Verdict:
+        """A record above the expected offset arrived: records between went
+        missing. Seek back to the first of them, unless retention deleted them
+        (then book them as a gap, with an ERROR, and go on). Returns the
+        verdict for the record in hand."""
+        want = self.ledger.expected(tp)
+        assert want is not None  # a GAP verdict needs an expected offset
+        try:
+            earliest = (await self.earliest_offsets(tp)).get(tp)
+        except Exception as err:  # the seek back is right in every case but retention
+            log.warning("%s: earliest offset not known (%s); reading again from %d", tp, err, want)
+            earliest = None
+        if earliest is not None and earliest > want:
+            log.error("%s: offsets %d-%d were deleted by retention before this worker read "
+                      "them; going on from %d", tp, want, earliest - 1, earliest)
+            metrics.OFFSETS_LOST.labels(tp.topic).inc(earliest - want)
+            self.book_gap(tp, want, earliest - 1)
+            self.ledger.skip_to(tp, earliest)
+            verdict = self.ledger.verdict(tp, offset, fetched_at)
+            if verdict is not Verdict.GAP:
+                return verdict
+            want = earliest
+        log.warning("%s: offset %d fetched while %d was expected (fetched before a seek, or "
+                    "dropped from a cleared queue); reading again from %d", tp, offset, want, want)
+        metrics.OFFSETS_REREAD.labels(tp.topic).inc()
+        await self.seek(tp, want)
+        return Verdict.STALE
+
+    async def _hand_over(self, message: Message) -> bool:
+        """Give `message` to the agents' streams; False when a suspended flow
+        (a rebalance) or a stop won the race and the record was not taken."""
+        suspended = self.suspend_flow.wait()
+        results = await self.wait_first(self.callback(message), suspended)
+        return not results.stopped and any(w is not suspended for w in results.done)
+
+    async def _take_as_faust(self, tp: TP, message: Message) -> None:
+        offset = message.offset
+        r_offset = self._read_offset[tp]
+        if r_offset is not None and offset < r_offset:
+            return
+        if r_offset and offset - r_offset > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, r_offset + 1, offset)
+        await self._maybe_commit()
+        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+        self._read_offset[tp] = offset
+
+    async def _maybe_commit(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+    def book_gap(self, tp: TP, first: int, last: int) -> None:
+        """Offsets `first`..`last` hold no record to wait for: commits may pass them."""
+        self._gap[tp].addi(first, last + 1)
+        self._gap[tp].merge_overlaps()
+
+    async def perform_seek(self) -> None:
+        """faust's seek of every assigned partition to its committed offset,
+        booked in the ledger: records fetched before it are stale."""
+        sought = await self.seek_to_committed()
+        self._read_offset.update(
+            {tp: offset if offset is not None and offset >= 0 else None
+             for tp, offset in sought.items()})
+        self._committed_offset.update(
+            {tp: offset or None for tp, offset in sought.items() if offset is not None})
+        for tp, offset in sought.items():
+            # aiokafka seeks only to a committed offset above 0; else the position stays
+            if offset and offset > 0 and self._gap_free(tp.topic):
+                self.ledger.sought(tp, offset)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        if self._gap_free(partition.topic):
+            self.ledger.sought(partition, offset)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.ledger.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    def rewind(self, dropped: Mapping[TP, int]) -> None:
+        """Records handed over from `dropped` (partition -> lowest offset) were
+        cleared from the agents' queues unprocessed: read them again."""
+        for tp, offset in dropped.items():
+            if self._gap_free(tp.topic):
+                self.ledger.rewind(tp, offset)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for `tp`: booked gaps count as done, then only
+        a run of acknowledged offsets from the committed one (`committable`)."""
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gaps = self._gap.get(tp)
+        if gaps:
+            top = max(acked)
+            covered = [o for iv in gaps.overlap(0, top + 1) for o in range(iv.begin, iv.end)]
+            if covered:
+                acked[:] = sorted(set(acked).union(covered))
+                gaps.chop(0, max(covered) + 1)
+        offset, done = committable(self._committed_offset[tp], acked)
+        self._acked_index[tp].difference_update(done)
+        return offset
+
+
+class RewindingFlowControl(FlowControlEvent):
+    """faust's flow control, telling the consumer which handed-over records a
+    clear of the agents' queues dropped (faust clears them at every resume)."""
+
+    def __init__(self, *, on_dropped: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_dropped = on_dropped
+
+    def clear(self) -> None:
+        lowest: dict[Any, int] = {}
+        for queue in self._queues:
+            for item in list(queue._queue):  # type: ignore[attr-defined]
+                message = getattr(item, "message", None)
+                if message is not None and message.offset < lowest.get(message.tp, math.inf):
+                    lowest[message.tp] = message.offset
+        super().clear()
+        if lowest:
+            self.on_dropped(lowest)
+
+
 class EagerTransport(aiokafka_driver.Transport):
     Consumer = EagerConsumer
 
 
 class App(faust.App):
-    """faust.App on `EagerTransport` (same settings, same broker URLs)."""
+    """faust.App on `EagerTransport` (same settings, same broker URLs).
+
+    `gap_free_topics` names the input topics whose every offset holds a record
+    (idempotent, non-transactional producers, delete cleanup): their records
+    reach the agents in offset order and their commits never skip one."""
+
+    gap_free_topics: frozenset[str] = frozenset()
 
     def _new_transport(self) -> TransportT:
         return EagerTransport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return RewindingFlowControl(loop=self.loop, on_dropped=self._rewind)
+
+    def _rewind(self, dropped: Mapping[TP, int]) -> None:
+        consumer = self._consumer
+        if isinstance(consumer, EagerConsumer):
+            consumer.rewind(dropped)
