@@ -10,7 +10,7 @@ makes a second run fail with :class:`AlreadyErased`):
 2. **Destroy the subject's data keys** (:func:`candor.keys.destroy_subject_keys`):
    every copy of their content in ``capture.clean``/``training.actions``
    retention, replicas and backups becomes unreadable at once.
-3. **Delete their rows** from ``events``, ``sessions``, ``activity_minutes``,
+3. **Delete their rows** from ``events``, ``sessions``, ``activity_minutes_by_device``,
    ``actions`` (by ``subject_id``) and ``dead_letters`` (raw messages holding the
    subject id) with synchronous mutations; after ``settle_s`` seconds the deletes
    run again, for rows that were already in flight through worker and sinks.
@@ -59,7 +59,8 @@ __all__ = [
 ]
 
 # Tables whose rows of the subject are deleted, by subject_id.
-DELETED_TABLES: tuple[str, ...] = ("events", "sessions", "activity_minutes", "actions")
+# activity_minutes is a view over activity_minutes_by_device (migration 0005): rows go there
+DELETED_TABLES: tuple[str, ...] = ("events", "sessions", "activity_minutes_by_device", "actions")
 HOUR_MICROS = 3_600_000_000
 
 

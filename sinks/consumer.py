@@ -96,7 +96,7 @@ class _Sink:
         self.options = options
         self.stats = SinkStats()
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
-        self.writer = TableWriter(client, route.table, route.columns, retry=options.retry)
+        self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
         self.dlq = DeadLetterProducer(
             settings, options.dlq_topic or settings.kafka.topic("capture.dlq"), route.table)
         group = options.group or sink_group(settings, route.table)

@@ -36,6 +36,13 @@ class Route:
     columns: tuple[str, ...]
     to_row: Callable[[Mapping[str, Any]], Row] | None
     measures_lag: bool = False  # observe now - ts per row (capture events)
+    into: str | None = None  # the table rows are inserted into, when not `table`
+                             # (`table` stays the route's name: consumer group, metrics)
+
+    @property
+    def target(self) -> str:
+        """The table this route's rows are inserted into."""
+        return self.into or self.table
 
 
 ROUTES: dict[str, Route] = {
@@ -44,8 +51,9 @@ ROUTES: dict[str, Route] = {
         Route("events", "capture.clean", "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
               measures_lag=True),
         Route("sessions", "activity.sessions", "Session", rows.SESSION_COLUMNS, rows.session_row),
+        # activity_minutes is a view summing the per-device rows (migration 0005)
         Route("activity_minutes", "activity.minutes", "MinuteAggregate", rows.MINUTE_COLUMNS,
-              rows.minute_row),
+              rows.minute_row, into="activity_minutes_by_device"),
         Route("actions", "training.actions", "Action", rows.ACTION_COLUMNS, rows.action_row),
         Route("consent_ledger", "consent.policies", "ConsentPolicy", rows.CONSENT_COLUMNS,
               rows.consent_row),

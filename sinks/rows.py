@@ -123,13 +123,14 @@ def session_row(session: Mapping[str, Any]) -> Row:
 
 
 MINUTE_COLUMNS: tuple[str, ...] = (
-    "org_id", "subject_id", "window_start", "keys", "clicks", "scrolls",
+    "org_id", "subject_id", "device_id", "window_start", "keys", "clicks", "scrolls",
     "mouse_distance_px", "active_seconds", "app_seconds", "events",
 )
 
 
 def minute_row(minute: Mapping[str, Any]) -> Row:
-    """Return the `activity_minutes` row of a MinuteAggregate (columns `MINUTE_COLUMNS`)."""
+    """Return the `activity_minutes_by_device` row of a MinuteAggregate (columns
+    `MINUTE_COLUMNS`)."""
     return tuple(
         dict(minute[c]) if c == "app_seconds" else minute[c] for c in MINUTE_COLUMNS
     )

@@ -35,8 +35,9 @@ from tests.unit.sinks.sinks_samples import MINUTE, consent
 
 pytestmark = pytest.mark.integration
 
-RAW = ("events", "sessions", "activity_minutes", "actions", "consent_ledger", "audit_log",
-       "exports", "subject_keys", "key_store_check", "daily_app_time")
+RAW = ("events", "sessions", "activity_minutes", "activity_minutes_by_device", "actions",
+       "consent_ledger", "audit_log", "exports", "subject_keys", "key_store_check",
+       "daily_app_time")
 
 
 def _has_analyst_role(s: Settings) -> bool:
@@ -113,7 +114,8 @@ def _fill(s: Settings, org: str, people: int, consenting: int) -> None:
     client.insert("consent_ledger", [consent_row(c) for c in ledger], column_names=CONSENT_COLUMNS)
     rows = [dict(MINUTE, org_id=org, subject_id=p, window_start=minute, device_id=f"d-{p}")
             for p in ids]
-    client.insert("activity_minutes", [minute_row(m) for m in rows], column_names=MINUTE_COLUMNS)
+    client.insert("activity_minutes_by_device", [minute_row(m) for m in rows],
+                  column_names=MINUTE_COLUMNS)
 
 
 def test_analyst_reads_views_only(analyst_db: Settings) -> None:

@@ -55,7 +55,7 @@ SESSION: dict[str, Any] = {
 }
 
 MINUTE: dict[str, Any] = {
-    "org_id": "org1", "subject_id": "s1", "window_start": TS - TS % 60_000_000,
+    "org_id": "org1", "subject_id": "s1", "device_id": "d1", "window_start": TS - TS % 60_000_000,
     "keys": 30, "clicks": 2, "scrolls": 1, "mouse_distance_px": 10.0,
     "active_seconds": 50.0, "app_seconds": {"code": 50.0}, "events": 33,
 }
