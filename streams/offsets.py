@@ -16,13 +16,15 @@ faust-streaming 0.15.3 loses records of a partition in two ways (read in its
 For a topic whose producers are idempotent and not transactional (Candor's
 ``capture.events``) every offset holds a record, so a gap is always a
 bookkeeping error. `ReadLedger` keeps, per partition, the next offset the agent
-must get (``expected``) and when the partition was last sought: a record
-fetched before that seek is *stale* (skipped; the seek will fetch it again), an
-offset below ``expected`` was handed over already, and one above it means
-records went missing, so the caller seeks back instead of handing it over.
+must get (``expected``) and when the partition was last sought: the expected
+offset is handed over, whenever it was fetched; an offset below it was handed
+over already; one above it means records went missing, so the caller seeks
+back instead of handing it over (unless it was fetched before a seek that
+brings the missing records anyway: *stale*).
 Every change of position the agent did not see (a seek, a cleared queue) goes
-through `sought` or `rewind`. `committable` never moves a commit past an offset
-that was not acknowledged.
+through `sought` or `rewind`; a rewind leaves a seek due, so records dropped
+from a queue come again even when nothing else is fetched. `committable` never
+moves a commit past an offset that was not acknowledged.
 """
 
 from __future__ import annotations
@@ -37,28 +39,34 @@ class Verdict(enum.Enum):
     """What to do with one fetched record."""
 
     DELIVER = "deliver"  # the next offset the agent needs (or any, before the first)
-    STALE = "stale"  # fetched before the partition was last sought: it comes again
     SEEN = "seen"  # below the next expected offset: handed over already
     GAP = "gap"  # above the next expected offset: records in between went missing
+    STALE = "stale"  # above it too, but fetched before a seek that brings them again
 
 
 @dataclass
 class _Partition:
     expected: int | None = None  # None: no position known yet, take what comes
-    moved_at: int = 0  # ledger clock of the last seek or rewind
+    sought_at: int = 0  # ledger clock when the last seek of the partition began
+    rewound_at: int = 0  # ledger clock of the last rewind
 
 
 class ReadLedger:
     """Per-partition read positions of one consumer; keys are faust's TPs.
 
-    The clock ticks at every seek and rewind. A caller takes `clock` *before*
-    it asks the broker for records and passes it back with each record of that
-    fetch: a record fetched before its partition's position last moved is
-    stale, and handing it over does not move the position (it comes again)."""
+    The clock ticks when a seek begins and at every rewind. The consumer stamps
+    each fetch with `clock` just before it asks the broker and passes the stamp
+    back with each record of that fetch. After a seek to offset o the fetcher
+    brings o, o+1, ... again, so a record above the expected offset that was
+    fetched before the seek began is stale, not a gap. A rewind lowers the
+    expected offset without repositioning the fetcher, so it leaves a seek to
+    do (`seeks_due`): nothing else may bring the dropped records again once
+    the backlog is read."""
 
     def __init__(self) -> None:
         self.clock = 0
         self._parts: dict[Hashable, _Partition] = {}
+        self._due: set[Hashable] = set()
 
     def expected(self, tp: Hashable) -> int | None:
         """The next offset the agent must get, or None when any will do."""
@@ -67,38 +75,52 @@ class ReadLedger:
 
     def verdict(self, tp: Hashable, offset: int, fetched_at: int) -> Verdict:
         part = self._parts.get(tp)
-        if part is None:
+        if part is None or part.expected is None or offset == part.expected:
             return Verdict.DELIVER
-        if part.moved_at > fetched_at:
-            return Verdict.STALE
-        if part.expected is None or offset == part.expected:
-            return Verdict.DELIVER
-        return Verdict.SEEN if offset < part.expected else Verdict.GAP
+        if offset < part.expected:
+            return Verdict.SEEN
+        return Verdict.STALE if fetched_at < part.sought_at else Verdict.GAP
 
     def delivered(self, tp: Hashable, offset: int, fetched_at: int) -> None:
-        """The agent has the record at `offset` (fetched at `fetched_at`). When
-        the position moved while it was being handed over (a seek, a cleared
-        queue), it is not counted: it comes again, and a duplicate is harmless
-        where a skipped record is lost."""
+        """The agent has the record at `offset` (fetched at `fetched_at`). It
+        moves the position only if it was the expected one and no queue was
+        cleared since it was fetched (the clear may have dropped it while it
+        was being handed over): such a record comes again, and a duplicate is
+        harmless where a skipped record is lost."""
         part = self._parts.setdefault(tp, _Partition())
-        if part.moved_at <= fetched_at:
+        if (part.expected is None or part.expected == offset) and fetched_at >= part.rewound_at:
             part.expected = offset + 1
 
-    def sought(self, tp: Hashable, offset: int | None) -> None:
-        """The fetcher of `tp` now reads from `offset` (None: position unknown);
-        records fetched before this call are stale."""
+    def begin_seek(self) -> int:
+        """A seek is about to reposition fetchers: returns its clock for `sought`."""
         self.clock += 1
-        self._parts[tp] = _Partition(offset, self.clock)
+        return self.clock
+
+    def sought(self, tp: Hashable, offset: int, began: int) -> None:
+        """The fetcher of `tp` reads from `offset` now, by a seek begun at `began`."""
+        part = self._parts.setdefault(tp, _Partition())
+        part.expected, part.sought_at = offset, began
+        self._due.discard(tp)
 
     def rewind(self, tp: Hashable, offset: int) -> None:
         """The record at `offset` was handed over but dropped before the agent
-        processed it (a cleared queue): the agent needs it again. The fetcher
-        has moved on, so the next record read is a `GAP` and the caller seeks;
-        records fetched before the rewind are stale."""
+        processed it (a cleared queue): the agent needs it again, and the
+        fetcher, which may have moved on, must seek back (`seeks_due`)."""
         part = self._parts.setdefault(tp, _Partition())
-        if part.expected is None or offset < part.expected:
-            self.clock += 1
-            part.expected, part.moved_at = offset, self.clock
+        self.clock += 1
+        part.rewound_at = self.clock
+        if part.expected is None or offset <= part.expected:
+            part.expected = offset
+            self._due.add(tp)
+
+    def seeks_due(self) -> list[tuple[Hashable, int]]:
+        """(partition, offset) of the seeks rewinds left to do."""
+        due = []
+        for tp in self._due:
+            expected = self.expected(tp)
+            if expected is not None:
+                due.append((tp, expected))
+        return due
 
     def skip_to(self, tp: Hashable, offset: int) -> None:
         """Records below `offset` are gone from the broker (retention): expect `offset`."""
@@ -108,6 +130,7 @@ class ReadLedger:
         """The partitions were revoked."""
         for tp in tps:
             self._parts.pop(tp, None)
+            self._due.discard(tp)
 
 
 def committable(committed: int | None, acked: list[int]) -> tuple[int | None, list[int]]:

@@ -115,8 +115,8 @@ class EagerConsumer(aiokafka_driver.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                fetched_at = self.ledger.clock  # before the fetch: seeks after it make it stale
-                await self.drain_one_fetch(fetched_at)
+                await self.seek_where_due()
+                await self.drain_one_fetch()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -134,9 +134,15 @@ class EagerConsumer(aiokafka_driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def drain_one_fetch(self, fetched_at: int) -> None:
-        """Hand over the records of one `getmany` call (fetched after ledger
-        time `fetched_at`), yielding to the loop every 100 records as faust does."""
+    fetched_at = 0  # ledger clock when the records being handed over were fetched
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        self.fetched_at = self.ledger.clock  # just before the broker is asked
+        return await super()._getmany(active_partitions, timeout)
+
+    async def drain_one_fetch(self) -> None:
+        """Hand over the records of one `getmany` call, yielding to the loop
+        every 100 records as faust does."""
         records = self.getmany(timeout=1.0)
         await self.sleep(0)
         if self.should_stop:
@@ -148,9 +154,18 @@ class EagerConsumer(aiokafka_driver.Consumer):
                 await asyncio.sleep(0)
                 since_yield = 0
             if self._gap_free(tp.topic):
-                await self._take_in_order(tp, message, fetched_at)
+                await self._take_in_order(tp, message, self.fetched_at)
             else:
                 await self._take_as_faust(tp, message)
+
+    async def seek_where_due(self) -> None:
+        """Seek back the partitions whose handed-over records a queue clear
+        dropped: nothing else may bring them again (the backlog may be read)."""
+        for tp, offset in self.ledger.seeks_due():
+            if tp in self.assignment():
+                log.info("%s: records from %d were dropped unprocessed; reading again", tp,
+                         offset)
+                await self.seek(tp, offset)
 
     async def _take_in_order(self, tp: TP, message: Message, fetched_at: int) -> None:
         ledger = self.ledger
@@ -223,6 +238,7 @@ class EagerConsumer(aiokafka_driver.Consumer):
     async def perform_seek(self) -> None:
         """faust's seek of every assigned partition to its committed offset,
         booked in the ledger: records fetched before it are stale."""
+        began = self.ledger.begin_seek()
         sought = await self.seek_to_committed()
         self._read_offset.update(
             {tp: offset if offset is not None and offset >= 0 else None
@@ -232,12 +248,13 @@ class EagerConsumer(aiokafka_driver.Consumer):
         for tp, offset in sought.items():
             # aiokafka seeks only to a committed offset above 0; else the position stays
             if offset and offset > 0 and self._gap_free(tp.topic):
-                self.ledger.sought(tp, offset)
+                self.ledger.sought(tp, offset, began)
 
     async def seek(self, partition: TP, offset: int) -> None:
+        began = self.ledger.begin_seek()
         await super().seek(partition, offset)
         if self._gap_free(partition.topic):
-            self.ledger.sought(partition, offset)
+            self.ledger.sought(partition, offset, began)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.ledger.forget(revoked)

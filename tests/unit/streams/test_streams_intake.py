@@ -30,24 +30,27 @@ TOPIC = "capture.events"
 TP = TopicPartition(TOPIC, 0)
 COMMITTED = 10  # the group's committed offset when the worker starts
 END = 70  # records 0..69 in the partition
-BATCH = 8  # records per fetch
+BATCH = 8  # records per fetch (also run with one fetch holding the whole backlog)
 
 
 class ScriptedBroker:
     """Stands in for faust's aiokafka consumer thread: one partition's log,
     aiokafka's fetch position, the committed offset."""
 
-    def __init__(self, round_trip: int) -> None:
+    def __init__(self, round_trip: int, batch: int, fetch_wait: int) -> None:
         self.position = COMMITTED  # aiokafka starts an assigned partition at the commit
         self.committed = COMMITTED
         self.round_trip = round_trip  # loop turns a seek's broker round trip takes
+        self.batch = batch
+        self.fetch_wait = fetch_wait  # loop turns a fetch waits before it reads the log
         self.fetches = 0
 
     async def getmany(self, active_partitions: Any, timeout: float) -> dict[Any, list[Any]]:
-        await asyncio.sleep(0)
+        for _ in range(self.fetch_wait):  # a fetch that began before a seek may end after it
+            await asyncio.sleep(0)
         self.fetches += 1
         first = self.position
-        last = min(first + BATCH, END)
+        last = min(first + self.batch, END)
         self.position = last
         return {TP: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, ())
                      for o in range(first, last)]}
@@ -84,14 +87,15 @@ class Event:
 class Run:
     """One worker start: the consumer, its agent queue, what the agent processed."""
 
-    def __init__(self, consumer_class: type[Any], round_trip: int) -> None:
+    def __init__(self, consumer_class: type[Any], round_trip: int, batch: int = BATCH,
+                 fetch_wait: int = 1) -> None:
         self.app = App("intake-test", broker="kafka://127.0.0.1:1", store="memory://",
                        web_enabled=False)
         self.app.gap_free_topics = frozenset({TOPIC})
         self.app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
         self.queue: FlowControlQueue[Event] = FlowControlQueue(
             flow_control=self.app.flow_control, clear_on_resume=True)
-        self.broker = ScriptedBroker(round_trip)
+        self.broker = ScriptedBroker(round_trip, batch, fetch_wait)
         self.handed_over: list[int] = []
         self.processed: list[int] = []
 
@@ -138,7 +142,7 @@ class Run:
             self.app.flow_control.resume()  # clears the agents' queues
             running.set()
             # the worker runs on: commits now and then until nothing moves any more
-            for _ in range(400):
+            for _ in range(4000):
                 await asyncio.sleep(0)
                 if _ % 20 == 0:
                     self.commit()
@@ -174,21 +178,30 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 def run(consumer_class: type[Any], seek_after: int, clear_after: int, agent_early: bool,
-        round_trip: int = 3) -> Run:
+        round_trip: int = 3, batch: int = BATCH, fetch_wait: int = 1) -> Run:
     async def main() -> Run:
-        r = Run(consumer_class, round_trip)  # in the loop: faust's services bind to it
+        # in the loop: faust's services bind to it
+        r = Run(consumer_class, round_trip, batch, fetch_wait)
         await r.scenario(seek_after, clear_after, agent_early)
         return r
 
     return asyncio.run(main())
 
 
+@pytest.mark.parametrize("fetch_wait", [1, 6])
+@pytest.mark.parametrize("batch", [BATCH, END])
 @pytest.mark.parametrize("agent_early", [False, True])
-@pytest.mark.parametrize("clear_after", [0, 2])
+@pytest.mark.parametrize("clear_after", [0, 2, 1000])
 @pytest.mark.parametrize("seek_after", range(0, 2 * BATCH + 2))
 def test_every_offset_below_the_commit_reached_the_agent(seek_after: int, clear_after: int,
-                                                         agent_early: bool) -> None:
-    r = run(EagerConsumer, seek_after, clear_after, agent_early)
+                                                         agent_early: bool, batch: int,
+                                                         fetch_wait: int) -> None:
+    # batch=END: one fetch holds the whole backlog, so nothing fetched later
+    # reveals what was dropped: the consumer must seek back on its own.
+    # fetch_wait=6: a fetch outlasts the seek's round trip (3 turns), so records
+    # fetched after the seek arrive in a fetch that began before it.
+    r = run(EagerConsumer, seek_after, clear_after, agent_early, batch=batch,
+            fetch_wait=fetch_wait)
     assert r.committed == END, (r.committed, sorted(set(r.processed)))
     missing = set(range(COMMITTED, r.committed)) - set(r.processed)
     assert not missing
@@ -251,19 +264,33 @@ def test_ledger_verdicts() -> None:
     assert ledger.verdict(TP, 43, 0) is Verdict.DELIVER
     assert ledger.verdict(TP, 42, 0) is Verdict.SEEN
     assert ledger.verdict(TP, 45, 0) is Verdict.GAP
-    fetched_at = ledger.clock
-    ledger.sought(TP, 40)
-    assert ledger.verdict(TP, 40, fetched_at) is Verdict.STALE  # fetched before the seek
-    assert ledger.verdict(TP, 40, ledger.clock) is Verdict.DELIVER
-    ledger.delivered(TP, 40, ledger.clock)
+    fetched_before = ledger.clock
+    began = ledger.begin_seek()
+    fetched_during = ledger.clock
+    ledger.sought(TP, 40, began)
+    # the expected offset is good whenever it was fetched; above it, a fetch from
+    # before the seek is stale (the seek brings the rest), a later one is a gap
+    assert ledger.verdict(TP, 40, fetched_before) is Verdict.DELIVER
+    assert ledger.verdict(TP, 44, fetched_before) is Verdict.STALE
+    assert ledger.verdict(TP, 44, fetched_during) is Verdict.GAP
+    ledger.delivered(TP, 40, fetched_before)
     assert ledger.expected(TP) == 41
-    before_rewind = ledger.clock
+    assert ledger.seeks_due() == []
+    fetched_before_rewind = ledger.clock
     ledger.rewind(TP, 38)
     assert ledger.expected(TP) == 38
+    assert ledger.seeks_due() == [(TP, 38)]  # the fetcher has moved on: seek back
     ledger.rewind(TP, 39)  # never forward
     assert ledger.expected(TP) == 38
-    # a hand-over that was in flight across the rewind does not move the position
-    ledger.delivered(TP, 41, before_rewind)
+    # a hand-over in flight across the rewind does not move the position, even
+    # of the expected offset: the clear may have dropped it
+    ledger.delivered(TP, 38, fetched_before_rewind)
     assert ledger.expected(TP) == 38
+    ledger.delivered(TP, 38, ledger.clock)
+    assert ledger.expected(TP) == 39
+    ledger.sought(TP, 38, ledger.begin_seek())
+    assert ledger.seeks_due() == []
+    ledger.rewind(TP, 38)  # the expected record itself dropped: seek back to it
+    assert ledger.seeks_due() == [(TP, 38)]
     ledger.forget([TP])
     assert ledger.expected(TP) is None
