@@ -162,24 +162,37 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.analyst_access import LOCAL_ANALYST_PASSWORD, ensure_analyst_access
+    from candor.analyst_access import (
+        default_config_dir,
+        ensure_analyst_access,
+        resolve_password,
+    )
 
-    password = (args.password_file.read_text().strip() if args.password_file
-                else LOCAL_ANALYST_PASSWORD)
-    access = ensure_analyst_access(settings, password)
-    how = "created/updated" if access.created else "found in the server configuration"
-    print(f"{access.user} (role {access.role}) reads {access.database}.* only: {how}")
+    secret = resolve_password(settings, args.password_file, rotate=args.rotate)
+    access = ensure_analyst_access(settings, secret.password,
+                                   config_dir=args.config_dir or default_config_dir(settings))
+    print(f"{access.user} (role {access.role}) reads {access.database}.* only, "
+          f"read-only profile, hourly quota, hosts {settings.privacy.analyst_networks}")
+    state = "new password generated" if secret.generated else "password"
+    print(f"{state}: {secret.where}")
+    if access.created:
+        print("its salted hash is in ClickHouse's access storage (applied now)")
+    elif access.fragment is not None:
+        print(f"its hash is in {access.fragment}: restart ClickHouse to apply it "
+              "(this server reads users only from its configuration)")
     return 0
 
 
 def _guarded(handler: Handler) -> Handler:
     """Turn the typed bad-input errors into one stderr line and exit code 2."""
+    from candor.analyst_access import AccessControlUnavailable, EmptyPasswordFile
     from candor.erasure import ErasureError
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return handler(args, settings)
-        except (UnknownScope, ConsentError, ErasureError, KeyStoreError) as err:
+        except (UnknownScope, ConsentError, ErasureError, KeyStoreError, EmptyPasswordFile,
+                AccessControlUnavailable) as err:
             print(f"candor {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
             return BAD_INPUT
 
@@ -214,9 +227,16 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--by", default="candor-cli", help="who reads (audited)")
     key_file(p)
     p = subparsers.add_parser("analyst-access",
-                              help="create or verify the analyst role and user")
+                              help="give the analyst login its password, read-only profile, "
+                                   "quota and host restriction")
     p.add_argument("--password-file", type=Path,
-                   help="analyst password file (default: the local stack's)")
+                   help="analyst password file (default: settings privacy.analyst_password, "
+                        "else a generated one in $CANDOR_HOME/privacy/analyst.password)")
+    p.add_argument("--rotate", action="store_true",
+                   help="generate a new password (unless --password-file) and apply it")
+    p.add_argument("--config-dir", type=Path,
+                   help="ClickHouse config.d for servers without a writable access "
+                        "storage (default: $CANDOR_HOME/clickhouse/config.d)")
     handlers: dict[str, Handler] = {"consent": _consent, "redact": _redact, "erase": _erase,
                                     "keys": _keys, "analyst-access": _analyst_access}
     return {name: _guarded(h) for name, h in handlers.items()}

@@ -175,8 +175,11 @@ def encrypt_event_content(
     are tokens under the subject's data key: ``keystore`` is a store (the key is
     created there on first use) or the subject's :class:`DataKey` itself.
 
-    Empty and ``None`` fields stay as they are, already encrypted ones are not
-    encrypted twice. The input is not mutated.
+    Empty and ``None`` fields stay as they are; every other string is encrypted,
+    including one that already looks like a token (``enc1:...``): content comes
+    from the person's keyboard and screen, so a prefix proves nothing, and
+    leaving it alone would publish it in clear. Call this once per event. The
+    input is not mutated.
     """
     out = dict(event)
     containers = _containers(out)
@@ -184,7 +187,7 @@ def encrypt_event_content(
     for container, field in ENCRYPTED_FIELDS:
         holder = containers.get(container)
         value = None if holder is None else holder.get(field)
-        if holder is None or not isinstance(value, str) or not value or is_encrypted(value):
+        if holder is None or not isinstance(value, str) or not value:
             continue
         if key is None:
             assert isinstance(keystore, KeyStore)
@@ -248,11 +251,13 @@ def action_aad(action: Mapping[str, Any], field: str) -> bytes:
 
 def encrypt_action_content(action: Mapping[str, Any], key: DataKey) -> dict[str, Any]:
     """Return a copy of ``action`` with :data:`ACTION_ENCRYPTED_FIELDS` as tokens
-    under ``key`` (empty, ``None`` and already encrypted values stay). Not mutating."""
+    under ``key``; empty and ``None`` values stay, every other string is encrypted
+    (one that looks like a token too: see :func:`encrypt_event_content`). Not
+    mutating."""
     out = dict(action)
     for field in ACTION_ENCRYPTED_FIELDS:
         value = out.get(field)
-        if isinstance(value, str) and value and not is_encrypted(value):
+        if isinstance(value, str) and value:
             out[field] = encrypt_field(value, key, action_aad(action, field))
     return out
 

@@ -11,17 +11,23 @@ hash is still compared with `hmac.compare_digest` after the lookup, and the
 lookup key is the hash, so response timing says nothing about the token.
 
 Pure apart from `TokenFile` (file I/O); `authenticate` takes `now` in.
+
+A running gateway re-reads the file when it changes (`candor gateway token
+add|revoke` take effect within a request). A malformed file stops a gateway
+from starting (`TokenFileError`); a malformed rewrite of a running gateway's
+file keeps the last good set, logs an ERROR and counts
+``candor_gateway_token_reload_failures_total``, until the file is fixed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,12 @@ from typing import Any
 from producers.gateway_errors import Unauthorized
 
 TOKEN_BYTES = 32
+
+_log = logging.getLogger(__name__)
+
+
+class TokenFileError(ValueError):
+    """The token file is not valid JSON or holds a malformed entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,52 +122,100 @@ def authenticate(
     return identity
 
 
+def read_token_file(path: Path) -> dict[str, DeviceIdentity]:
+    """The identities in ``path``. Raises `TokenFileError` for bad JSON or a
+    malformed entry, FileNotFoundError when absent."""
+    try:
+        return parse_tokens(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise
+    except (ValueError, UnicodeDecodeError) as err:
+        raise TokenFileError(f"token file {path}: {err}") from None
+
+
 class TokenFile:
     """The token file on disk; re-read when its mtime changes (so `token add`
-    takes effect on a running gateway). Blocks on small file reads only."""
+    and `token revoke` take effect on a running gateway). Blocks on small file
+    reads only. ``on_reload_error(message)`` is called once per bad rewrite."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path,
+                 on_reload_error: Callable[[str], None] | None = None) -> None:
         self.path = path
+        self.on_reload_error = on_reload_error
         self._mtime: int | None = None
+        self._loaded = False
         self._tokens: dict[str, DeviceIdentity] = {}
 
     def tokens(self) -> dict[str, DeviceIdentity]:
-        """The current identities; an absent file means no tokens. Raises
-        ValueError for a malformed file on first load; later, a malformed
-        rewrite keeps the previous tokens (a half-edited file must not lock
-        every device out)."""
+        """The current identities; an absent file means no tokens.
+
+        Raises `TokenFileError` for a malformed file on the first load (a
+        gateway must not start on a file it cannot read). Later, a malformed
+        rewrite keeps the last good tokens (a half-edited file must not lock
+        every device out, nor let a revoked one in again), logs an ERROR and
+        calls ``on_reload_error``."""
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._mtime, self._tokens = None, {}
+            self._mtime, self._tokens, self._loaded = None, {}, True
             return self._tokens
         if mtime != self._mtime:
             try:
-                self._tokens = parse_tokens(json.loads(self.path.read_text()))
-            except ValueError:
-                if self._mtime is None:
+                self._tokens = read_token_file(self.path)
+            except TokenFileError as err:
+                if not self._loaded:
                     raise
+                _log.error("%s; keeping the last good set of %d tokens", err,
+                           len(self._tokens))
+                if self.on_reload_error is not None:
+                    self.on_reload_error(str(err))
             self._mtime = mtime
+            self._loaded = True
         return self._tokens
+
+    def _stored(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {}
+        return {digest: known.to_json()
+                for digest, known in read_token_file(self.path).items()}
+
+    def _write(self, entries: Mapping[str, Any]) -> None:
+        """Replace the file atomically: a fresh 0600 temp file (never through a
+        symlink), fsync, rename."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, json.dumps(dict(entries), indent=2, sort_keys=True).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+
+    def revoke(self, *, device_id: str | None = None, token_hash: str | None = None) -> int:
+        """Remove the tokens of ``device_id`` and/or whose stored hash starts with
+        ``token_hash`` (at least 8 hex digits); return how many. A running
+        gateway refuses them from its next request on. Raises ValueError when
+        neither is given or the prefix is too short, `TokenFileError` for a
+        malformed file (then nothing changes)."""
+        if device_id is None and token_hash is None:
+            raise ValueError("name a device or a token hash to revoke")
+        if token_hash is not None and len(token_hash) < 8:
+            raise ValueError("a token hash prefix needs at least 8 hex digits")
+        current = self._stored()
+        keep = {digest: entry for digest, entry in current.items()
+                if not ((device_id is not None and entry["device_id"] == device_id)
+                        or (token_hash is not None
+                            and digest.startswith(token_hash.lower())))}
+        if len(keep) != len(current):
+            self._write(keep)
+        return len(current) - len(keep)
 
     def add(self, identity: DeviceIdentity) -> str:
         """Create a token for `identity`, store its hash (atomic rename, 0600)
         and return the token: the only time it is ever visible."""
         token = new_token()
-        current: dict[str, Any] = {}
-        if self.path.exists():
-            stored = parse_tokens(json.loads(self.path.read_text()))
-            current = {digest: known.to_json() for digest, known in stored.items()}
+        current = self._stored()
         current[hash_token(token)] = identity.to_json()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(current, indent=2, sort_keys=True).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
+        self._write(current)
         return token

@@ -1,5 +1,5 @@
 """CLI commands of the producers: ``candor gateway``, ``candor gateway token
-add`` and ``candor simulate``.
+add|revoke|list`` and ``candor simulate``.
 
 `add_commands(subparsers)` registers them on the `candor` parser and returns
 ``{command: handler}`` in the shape of `candor.cli` (``handler(args, settings) -> exit code``).
@@ -44,6 +44,14 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     gateway.add_argument("--burst", type=float, default=10000.0, help="events per device burst")
     gateway.add_argument("--max-events", type=int, default=1000, help="events per batch")
     gateway.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    gateway.add_argument("--token-rate", type=float, default=50.0,
+                         help="requests/s per token, checked before the body is read")
+    gateway.add_argument("--token-burst", type=float, default=200.0,
+                         help="requests per token burst")
+    gateway.add_argument("--token-bytes-rate", type=float, default=8 * 1024 * 1024,
+                         help="body bytes/s per token, checked before parsing")
+    gateway.add_argument("--token-bytes-burst", type=float, default=16 * 1024 * 1024,
+                         help="body bytes per token burst (at least --max-body-bytes)")
     actions = gateway.add_subparsers(dest="gateway_action", metavar="ACTION")
     token = actions.add_parser("token", help="device tokens")
     token_actions = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
@@ -53,6 +61,13 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     add.add_argument("--org", required=True)
     add.add_argument("--expires-days", type=float, default=None,
                      help="lifetime in days (default: no expiry)")
+    revoke = token_actions.add_parser(
+        "revoke", help="remove a device's tokens (or one, by the hash `token list` shows); "
+                       "a running gateway refuses them from its next request on")
+    revoke.add_argument("--device", default=None)
+    revoke.add_argument("--hash", default=None, dest="token_hash",
+                        help="stored hash or a prefix of it (at least 8 hex digits)")
+    token_actions.add_parser("list", help="stored tokens: hash prefix, device, expiry")
 
     simulate = subparsers.add_parser(
         "simulate", help="publish simulated people's capture events through the SDK"
@@ -74,6 +89,10 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     token_file = args.token_file or default_token_file(settings)
     if args.gateway_action == "token":
+        if args.token_action == "revoke":
+            return _token_revoke(args, token_file)
+        if args.token_action == "list":
+            return _token_list(token_file)
         return _token_add(args, token_file)
     from producers.gateway import GatewayConfig, run_gateway
 
@@ -83,6 +102,10 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
         max_events=args.max_events,
         rate_per_device=args.rate,
         burst_per_device=max(args.burst, float(args.max_events)),
+        requests_per_token_s=args.token_rate,
+        request_burst_per_token=args.token_burst,
+        bytes_per_token_s=args.token_bytes_rate,
+        byte_burst_per_token=max(args.token_bytes_burst, float(args.max_body_bytes)),
     )
     run_gateway(settings, args.host, args.port, token_file, config=config)
     return 0
@@ -100,6 +123,41 @@ def _token_add(args: argparse.Namespace, token_file: Path) -> int:
     print(token)
     print(f"token for device {args.device} stored (hashed) in {token_file};"
           " it is shown only this once", file=sys.stderr)
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, token_file: Path) -> int:
+    from producers.gateway_auth import TokenFile
+
+    if args.device is None and args.token_hash is None:
+        print("candor gateway token revoke: name --device or --hash", file=sys.stderr)
+        return 2
+    try:
+        n = TokenFile(token_file).revoke(device_id=args.device, token_hash=args.token_hash)
+    except ValueError as err:  # TokenFileError included: nothing was changed
+        print(f"candor gateway token revoke: {err}", file=sys.stderr)
+        return 2
+    if n == 0:
+        print(f"candor gateway token revoke: no such token in {token_file}", file=sys.stderr)
+        return 2
+    print(f"revoked {n} token(s) in {token_file}", file=sys.stderr)
+    return 0
+
+
+def _token_list(token_file: Path) -> int:
+    from datetime import UTC, datetime
+
+    from producers.gateway_auth import read_token_file
+
+    try:
+        tokens = read_token_file(token_file)
+    except FileNotFoundError:
+        tokens = {}
+    for digest, who in sorted(tokens.items(), key=lambda kv: kv[1].device_id):
+        expires = ("never" if who.expires_at is None else
+                   datetime.fromtimestamp(who.expires_at / 1e6, UTC).isoformat())
+        print(f"{digest[:16]}  device={who.device_id}  subject={who.subject_id}  "
+              f"org={who.org_id}  expires={expires}")
     return 0
 
 

@@ -20,6 +20,7 @@ class GatewayMetrics(MetricSet):
     requests: Counter
     request_seconds: Histogram
     events: Counter
+    token_reload_failures: Counter
 
     @classmethod
     def _create(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -41,6 +42,12 @@ class GatewayMetrics(MetricSet):
                 "Events seen by the gateway, by outcome: accepted (acknowledged by Kafka),"
                 " unconfirmed (Kafka did not ack in time) or the rejection reason.",
                 ["outcome"],
+                registry=registry,
+            ),
+            token_reload_failures=Counter(
+                "candor_gateway_token_reload_failures_total",
+                "Rewrites of the token file the gateway could not read; it keeps"
+                " serving the last good set of tokens until the file is fixed.",
                 registry=registry,
             ),
         )

@@ -80,3 +80,30 @@ class DeviceRateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class TokenLimiter:
+    """Per-token limits checked *before* a request body is read or parsed: a
+    request rate and a byte rate, each a token bucket keyed by the token's hash.
+
+    A client that floods with requests, or with large bodies, is refused on the
+    headers (or, for a body without Content-Length, while it streams) instead
+    of costing a parse of up to ``max_body_bytes`` first; the per-device event
+    limit still applies after parsing. Not thread-safe (one event loop owns
+    it). Raises ValueError for non-positive limits.
+    """
+
+    def __init__(self, requests_per_s: float, request_burst: float, bytes_per_s: float,
+                 byte_burst: float, *, max_tokens: int = DEFAULT_MAX_DEVICES) -> None:
+        self.requests = DeviceRateLimiter(requests_per_s, request_burst, max_devices=max_tokens)
+        self.bytes = DeviceRateLimiter(bytes_per_s, byte_burst, max_devices=max_tokens)
+
+    def take_request(self, token_hash: str, now: float) -> None:
+        """Count one request of the token; raises `RateLimited` (taking nothing)."""
+        self.requests.take(token_hash, 1, now)
+
+    def take_bytes(self, token_hash: str, size: int, now: float) -> None:
+        """Count ``size`` body bytes of the token; raises `RateLimited` (taking
+        nothing) when they do not fit, with the seconds until they would."""
+        if size > 0:
+            self.bytes.take(token_hash, size, now)

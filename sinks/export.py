@@ -14,8 +14,10 @@ person without the dataset naming anyone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,10 @@ class InvalidExportRange(ExportError):
 
 class OutputDirNotEmpty(ExportError):
     """``out_dir`` exists and holds files: an export never overwrites another."""
+
+
+class UnsafeOutputDir(ExportError):
+    """``out_dir`` is a symlink, not a directory, or not owned by this user."""
 
 
 class UnknownFormat(ExportError):
@@ -203,7 +209,7 @@ def export(
     client = client or connect(settings)
     versions = {str(s): int(v) for s, v in client.query(ELIGIBLE_SQL).result_rows}
     stream = client.query_rows_stream(ACTIONS_SQL, parameters={"start": lo, "end": hi})
-    out.mkdir(parents=True, exist_ok=True)
+    _claim_dir(out)
     shards: list[dict[str, Any]] = []
     used: dict[str, int] = {}
     batch: list[dict[str, Any]] = []
@@ -213,6 +219,7 @@ def export(
         if not batch:
             return
         path = out / f"part-{len(shards):05d}.{fmt}"
+        _create_private(path)
         _write_shard(path, batch, fmt)
         actions = sum(len(t["actions"]) for t in batch)
         shards.append({"path": path.name, "rows": len(batch), "actions": actions,
@@ -245,7 +252,9 @@ def export(
                     "policy_versions": _histogram(used.values())},
     }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    _create_private(out / "manifest.json")
     (out / "manifest.json").write_bytes(manifest_bytes)
+    os.unlink(out / _CLAIM)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
     subjects = sorted(used)
     client.insert("exports", [[
@@ -260,6 +269,48 @@ def export(
         column_names=["actor", "action", "subject", "detail"])
     return ExportResult(export_id, out, [out / s["path"] for s in shards], totals[0], totals[1],
                         len(subjects), digest)
+
+
+# Held in the output directory while an export writes there: the exclusive
+# create of this file is what makes "empty, and mine" one atomic step.
+_CLAIM = ".candor-export.claim"
+
+
+def _claim_dir(out: Path) -> None:
+    """Make ``out`` this export's private directory (mode 0700).
+
+    Creates it, or takes an existing empty directory of this user; a symlink
+    is refused (``O_NOFOLLOW``), never followed. The claim file, created with
+    ``O_EXCL``, makes a second export into the same directory fail even when
+    both saw it empty. Raises `UnsafeOutputDir` or `OutputDirNotEmpty`.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # an existing one is checked below
+        os.mkdir(out, 0o700)
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise UnsafeOutputDir(f"{out} is a symlink or not a directory: {err.strerror}") from None
+    try:
+        if os.fstat(fd).st_uid != os.getuid():
+            raise UnsafeOutputDir(f"{out} belongs to another user")
+        os.fchmod(fd, 0o700)
+        try:
+            os.close(os.open(_CLAIM, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o600, dir_fd=fd))
+        except FileExistsError:
+            raise OutputDirNotEmpty(f"{out}: another export writes there") from None
+        if os.listdir(fd) != [_CLAIM]:
+            os.unlink(_CLAIM, dir_fd=fd)
+            raise OutputDirNotEmpty(f"{out} exists and is not an empty directory")
+    finally:
+        os.close(fd)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600; refuses an existing file or a symlink
+    (``O_EXCL``), so the writes that follow land in a file this export made."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 def _write_shard(path: Path, trajectories: Sequence[dict[str, Any]], fmt: str) -> None:

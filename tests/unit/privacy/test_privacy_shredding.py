@@ -13,8 +13,10 @@ from privacy.shredding import (
     SubjectErased,
     UndecryptableField,
     WrongMasterKey,
+    decrypt_action_content,
     decrypt_event_content,
     decrypt_field,
+    encrypt_action_content,
     encrypt_event_content,
     encrypt_field,
     field_aad,
@@ -131,7 +133,6 @@ def test_event_content_round_trip(store: KeyStore, payload_type: str, field: str
     assert is_encrypted(sealed["payload"][field])
     assert is_encrypted(sealed["app"]["window_title"])
     assert sealed["app"]["app_name"] == "Code"  # metadata stays in clear
-    assert encrypt_event_content(sealed, store) == sealed  # not encrypted twice
     assert decrypt_event_content(sealed, store) == event
 
 
@@ -160,3 +161,27 @@ def test_token_moved_to_another_event_does_not_decrypt(store: KeyStore) -> None:
     with pytest.raises(UndecryptableField):
         decrypt_event_content(moved, store)
     assert field_aad(sealed, "text") != field_aad(moved, "text")
+
+
+@pytest.mark.parametrize("lookalike", ["enc1:x:secret", "enc1:", "enc1:deadbeef:AAAA"])
+def test_content_that_looks_like_a_token_is_encrypted(store: KeyStore, lookalike: str) -> None:
+    """Typed text or a window title starting with ``enc1:`` is still content: it
+    is published as a real token and decrypts back to exactly what was typed."""
+    event = make_event("KeyInput", payload={**PAYLOADS["KeyInput"], "text": lookalike})
+    event["app"]["window_title"] = lookalike
+    sealed = encrypt_event_content(event, store)
+    assert sealed["payload"]["text"] != lookalike
+    assert sealed["app"]["window_title"] != lookalike
+    key = store.get_or_create(SUBJECT)
+    assert sealed["payload"]["text"].startswith(f"enc1:{key.key_id}:")
+    assert decrypt_event_content(sealed, store) == event
+
+
+def test_action_content_that_looks_like_a_token_is_encrypted(store: KeyStore) -> None:
+    action = {"subject_id": SUBJECT, "action_id": "a1", "text": "enc1:x:secret",
+              "window_title": "enc1:k:title", "command": None}
+    key = store.get_or_create(SUBJECT)
+    sealed = encrypt_action_content(action, key)
+    assert sealed["text"].startswith(f"enc1:{key.key_id}:")
+    assert sealed["window_title"].startswith(f"enc1:{key.key_id}:")
+    assert decrypt_action_content(sealed, store) == action
