@@ -2,7 +2,9 @@
 
 Signals: SIGUSR1 pauses, SIGUSR2 resumes, SIGINT/SIGTERM flush and exit.
 Creating the pause file (default ``<spool dir>/paused``) pauses too, for as
-long as it exists. Exit code 0 when everything was delivered, 2 when events
+long as it exists. With ``--screen-frames``, frames (excluded apps' windows
+blacked out) go to ``<spool dir>/frames`` and, with ``--gateway-url``, from
+there to the gateway's ``PUT /v1/frames``. Exit code 0 when everything was delivered, 2 when events
 are left in the spool for the next start.
 """
 
@@ -12,12 +14,13 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from candor.settings import load_settings
 from producers.agent.agent import DesktopAgent
+from producers.agent.frames import FrameCapturer, FrameConfig, FrameUploader
 from producers.agent.privacy import PauseSwitch, PrivacyPolicy
 from producers.agent.recorder import Recorder, RecorderConfig
 from producers.client import CaptureClient
@@ -38,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more apps whose keystroke content is never sent")
     parser.add_argument("--idle-after", type=float, default=60.0, help="seconds")
     parser.add_argument("--display", default=None, help="X display (default $DISPLAY)")
+    parser.add_argument("--screen-frames", action="store_true",
+                        help="capture screen frames (the subject's screen_frames consent is "
+                             "checked again by the gateway)")
+    parser.add_argument("--frame-interval", type=float, default=1.0,
+                        help="at most one frame per this many seconds (default 1)")
+    parser.add_argument("--frame-idle-every", type=float, default=30.0,
+                        help="a frame every this many seconds without actions (default 30)")
+    parser.add_argument("--frame-format", choices=("PNG", "WEBP"), default="PNG")
+    parser.add_argument("--gateway-url", default=None, help="upload frames to this gateway")
+    parser.add_argument("--gateway-token-file", type=Path, default=None,
+                        help="file holding the device's gateway bearer token")
     return parser
 
 
@@ -51,13 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spool_dir = args.spool_dir or settings.home / "agent" / args.device
     pause = PauseSwitch(args.pause_file or spool_dir / "paused")
-    recorder = Recorder(PrivacyPolicy.with_extra(args.exclude_app),
-                        RecorderConfig(idle_after_s=args.idle_after))
+    policy = PrivacyPolicy.with_extra(args.exclude_app, screen_frames=args.screen_frames)
+    recorder = Recorder(policy, RecorderConfig(idle_after_s=args.idle_after))
     focus = FocusProbe(args.display)
+    frames, uploader, closers = _frames(args, policy, spool_dir)
     with CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=args.org,
                        subject_id=args.subject, device_id=args.device,
                        topic=args.topic) as client:
-        agent = DesktopAgent(client, recorder, focus, pause)
+        agent = DesktopAgent(client, recorder, focus, pause, frames=frames,
+                             frame_outbox=spool_dir / "frames" if frames else None)
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             if signum == signal.SIGUSR1:
@@ -77,8 +93,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             listeners.stop()
             focus.close()
+            if uploader is not None:
+                uploader.stop()
+            for close in closers:
+                close()
         left = client.close()
     return 0 if left == 0 else 2
+
+
+def _frames(args: argparse.Namespace, policy: PrivacyPolicy, spool_dir: Path
+            ) -> tuple[FrameCapturer | None, FrameUploader | None, list[Callable[[], None]]]:
+    """The frame capturer (None unless ``--screen-frames``), its uploader and closers."""
+    if not policy.screen_frames:
+        return None, None, []
+    from producers.agent.x11_frames import ExcludedWindows, ScreenGrabber
+
+    grabber = ScreenGrabber(args.display)
+    excluded = ExcludedWindows(policy, args.display)
+    capturer = FrameCapturer(grabber.grab, excluded.rects, FrameConfig(
+        min_interval_s=args.frame_interval, idle_every_s=args.frame_idle_every,
+        image_format=args.frame_format))
+    uploader = None
+    if args.gateway_url:
+        if args.gateway_token_file is None:
+            raise SystemExit("--gateway-url needs --gateway-token-file")
+        token = args.gateway_token_file.read_text().strip()
+        uploader = FrameUploader(spool_dir / "frames", args.gateway_url, token)
+        uploader.start()
+    return capturer, uploader, [grabber.close, excluded.close]
 
 
 if __name__ == "__main__":

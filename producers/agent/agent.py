@@ -14,8 +14,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
+from producers.agent.frames import CapturedFrame, write_outbox
 from producers.agent.privacy import PauseSwitch
 from producers.agent.recorder import Capture, InputEvent, Recorder
 from producers.envelope import now_micros
@@ -39,8 +41,23 @@ class Focus(Protocol):
     def current(self) -> tuple[str, str | None]: ...
 
 
+class Frames(Protocol):
+    """What the agent needs of `producers.agent.frames.FrameCapturer`."""
+
+    def capture(self, now: int, *, action: bool = True) -> CapturedFrame | None: ...
+
+
+# Payloads after which the screen is captured: a click, a typing pause (a
+# flushed KeyInput chunk), a focus change.
+_FRAME_TRIGGERS = frozenset({"MouseClick", "KeyInput", "WindowFocus"})
+
+
 class DesktopAgent:
-    """Runs `recorder` over queued input until `stop()`; publishes to `sink`."""
+    """Runs `recorder` over queued input until `stop()`; publishes to `sink`.
+
+    With `frames` and `frame_outbox`, screen frames are captured after actions
+    and when idle (never while paused): bytes to the outbox, `ScreenFrame`
+    events to `sink`."""
 
     def __init__(
         self,
@@ -51,6 +68,8 @@ class DesktopAgent:
         *,
         probe_interval_s: float = 0.2,
         clock: Callable[[], int] = now_micros,
+        frames: Frames | None = None,
+        frame_outbox: Path | None = None,
     ) -> None:
         self._sink = sink
         self._recorder = recorder
@@ -61,6 +80,10 @@ class DesktopAgent:
         self._queue: queue.SimpleQueue[tuple[InputEvent, int]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self.captured = 0
+        self._frames = frames if frame_outbox is not None else None
+        self._frame_outbox = frame_outbox
+        self._app: Mapping[str, Any] | None = None
+        self.frames = 0
 
     def submit(self, event: InputEvent) -> None:
         """Enqueue `event`, stamped now. Thread-safe; never blocks."""
@@ -89,7 +112,10 @@ class DesktopAgent:
                 self._drain()
                 app, title = self._focus.current()
                 self._publish(self._recorder.focus(app, title, now))
-                self._publish(self._recorder.tick(now, paused=self._pause.paused()))
+                paused = self._pause.paused()
+                self._publish(self._recorder.tick(now, paused=paused))
+                if not paused:
+                    self._frame(action=False)
             self._sink.poll(0)
         self._drain()
         self._publish(self._recorder.flush())
@@ -103,6 +129,22 @@ class DesktopAgent:
             self._publish(self._recorder.feed(event, ts))
 
     def _publish(self, captures: list[Capture]) -> None:
+        triggered = False
         for capture in captures:
             self._sink.capture(capture.payload, capture.app, ts=capture.ts)
             self.captured += 1
+            self._app = capture.app
+            triggered = triggered or capture.payload.get("type") in _FRAME_TRIGGERS
+        if triggered:
+            self._frame(action=True)
+
+    def _frame(self, *, action: bool) -> None:
+        if self._frames is None or self._frame_outbox is None or self._app is None:
+            return
+        frame = self._frames.capture(self._clock(), action=action)
+        if frame is None:
+            return
+        write_outbox(self._frame_outbox, frame)
+        self._sink.capture(frame.payload, self._app, ts=frame.ts)
+        self.captured += 1
+        self.frames += 1
