@@ -13,7 +13,9 @@ this module is its pure model:
 Deny by default: no policy, empty scopes or a policy without ``activity_metadata``
 means the event is dropped with reason ``"no_consent"``. ``training_use`` and
 ``analytics`` are not needed to *keep* an event; they are read downstream (exports,
-analyst views) and only travel here as part of the policy.
+analyst views) and only travel here as part of the policy. ``window_titles`` keeps
+window titles and URL hosts (see :mod:`privacy.scope` for how policies granted
+before it existed are read: without it, titles are cleared).
 
 Nothing here reads the clock, the environment or the network: ``now`` and the
 policy are arguments.

@@ -6,15 +6,20 @@ The contract's content fields and the scope each needs:
 field                          scope                cleared to
 =============================  ===================  ==================
 ``KeyInput.key`` / ``.text``   keystroke_content    ``None``
-``app.window_title``           activity_metadata    ``None``
-``app.url_host``               activity_metadata    ``None``
+``app.window_title``           window_titles        ``None``
+``app.url_host``               window_titles        ``None``
 ``ScreenFrame.ref`` / ``.phash``  screen_frames     ``""``
 ``IdeEdit.diff``               ide_content          ``None``
 ``TerminalCommand.command``    terminal_content     ``""``
 =============================  ===================  ==================
 
 Counts and shapes stay (``KeyInput.count``, ``modifiers``, ``IdeEdit.chars_*``,
-``ScreenFrame`` size, ``TerminalCommand.exit_code``): they are activity metadata.
+``ScreenFrame`` size, ``TerminalCommand.exit_code``) and so does ``app.app_name``:
+they are activity metadata. Window titles and URL hosts are content (document
+names, mail subjects, chat partners, search terms): without ``window_titles``
+they are cleared here, in the worker's first step, whatever else is granted; a
+policy granted before that scope existed holds ``activity_metadata`` only and
+therefore loses them (capture under an old grant shrinks, never grows).
 
 Independently of consent, text typed into a secure field (``is_secure_field``) is
 never kept: ``key`` and ``text`` are cleared and ``"secure_field"`` is appended to
@@ -52,8 +57,8 @@ CONTENT_FIELDS: Mapping[str, tuple[tuple[str, Scope, Any], ...]] = {
 }
 
 _APP_FIELDS: tuple[tuple[str, Scope], ...] = (
-    ("window_title", Scope.ACTIVITY_METADATA),
-    ("url_host", Scope.ACTIVITY_METADATA),
+    ("window_title", Scope.WINDOW_TITLES),
+    ("url_host", Scope.WINDOW_TITLES),
 )
 
 

@@ -16,25 +16,62 @@ Guarantees:
   past that gate each rule runs only when its prefilter (a few substring tests, or
   one digit-run search shared by the number rules) says it may match.
 
+- Normalised first: :func:`normalise` removes invisible format characters
+  (zero-width space/joiners, word joiner, BOM, bidi controls, variation
+  selectors, every other Unicode ``Cf`` character) and applies NFKC, so
+  ``AKIA\u200b...`` or full-width ``\uff21\uff2b\uff29\uff21...`` is seen as ``AKIA...``. The
+  text returned (and stored) is the normalised, redacted text; ``candor redact``
+  calls :func:`redact` too, so the audit command and the pipeline agree.
+
 Redaction works on whatever text it is given. Keystrokes arrive in chunks, so a
 secret split across two ``KeyInput`` chunks is only caught once the chunks are
-merged (the action reducer redacts merged typing text again).
+merged: the stream keeps no per-event typed text and redacts the merged burst in
+the action reducer (see privacy/README.md, "Typed text").
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from privacy.rules import GATE_CHARS, GATE_LITERALS, RULES, Kind, Rule
 
-__all__ = ["REDACTED_FIELDS", "Hit", "Redacted", "redact", "redact_event", "scan"]
+__all__ = [
+    "INVISIBLE", "REDACTED_FIELDS", "Hit", "Redacted", "normalise", "redact", "redact_event",
+    "scan",
+]
 
 _MIN_LENGTH = 6  # "a@b.co"; nothing shorter can hold a hit
 _PLACEHOLDER = re.compile(r"<(?:SECRET|PII):[a-z0-9_]+>")
 _DIGIT_RUN = re.compile(r"\d(?:[ ().\-/]{0,2}\d){6}")
+
+INVISIBLE: re.Pattern[str] = re.compile(
+    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
+    "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164"
+    "\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Characters that render as nothing: every Unicode format character (category
+``Cf``: zero-width space and joiners, word joiner, BOM, bidi controls, tags) and
+the other default-ignorable code points (variation selectors, Hangul fillers,
+the combining grapheme joiner)."""
+
+
+def normalise(text: str) -> str:
+    """Return ``text`` without :data:`INVISIBLE` characters, in NFKC form.
+
+    What redaction scans and what is stored: an invisible character or a
+    compatibility form (full-width letters, ligatures, non-breaking spaces)
+    cannot split or disguise a secret. ASCII text is returned as it is (it
+    holds neither). Pure; never raises.
+    """
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", INVISIBLE.sub("", text))
+    return INVISIBLE.sub("", text)
 
 # (container, field): "app" is the envelope's app, otherwise a payload type.
 REDACTED_FIELDS: tuple[tuple[str, str], ...] = (
@@ -152,8 +189,9 @@ _CLEAN: dict[str, None] = {}  # insertion-ordered: a bounded FIFO of clean texts
 
 
 def redact(text: str) -> Redacted:
-    """Return ``text`` with every hit replaced by its placeholder (``<SECRET:name>``
-    or ``<PII:name>``) and the rule names that fired.
+    """Return ``text`` normalised (:func:`normalise`) with every hit replaced by its
+    placeholder (``<SECRET:name>`` or ``<PII:name>``) and the rule names that fired.
+    The text may differ from the input when no rule fired (normalisation alone).
 
     A match that lost to a higher-priority overlapping one may leave a shorter match
     behind once the winner is a placeholder (``password=x=ghp_...``), so scanning is
@@ -164,6 +202,7 @@ def redact(text: str) -> Redacted:
     in capture: they are remembered in a bounded set, so a repeat costs one
     lookup. A text in which something fired is never kept.
     """
+    text = normalise(text)
     short = len(text) <= _CACHED_LENGTH
     if short and text in _CLEAN:
         return Redacted(text, ())
@@ -187,10 +226,10 @@ def _redact(text: str) -> Redacted:
 
 
 def redact_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Return ``event`` with its free-text fields (:data:`REDACTED_FIELDS`) redacted and
-    the fired rule names appended to ``redactions`` (each name once).
+    """Return ``event`` with its free-text fields (:data:`REDACTED_FIELDS`) normalised
+    and redacted and the fired rule names appended to ``redactions`` (each name once).
 
-    When nothing fires the *same* object is returned (the hot path allocates
+    When no field changes the *same* object is returned (the hot path allocates
     nothing); otherwise a new dict with new ``app``/``payload``/``redactions``.
     The input is never mutated.
     """
@@ -207,7 +246,7 @@ def redact_event(event: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, str) or not value:
             continue
         result = redact(value)
-        if result.rules:
+        if result.text != value:
             changes.setdefault(container, {})[field] = result.text
             fired.extend(result.rules)
     if not changes:

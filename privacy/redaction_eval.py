@@ -1,19 +1,27 @@
 """Measure the redaction rules against a labelled corpus.
 
 The corpus is JSON lines: ``{"text": str, "expect": [{"rule": str, "match": str}]}``.
-An expected hit is found when a hit of the same rule covers the whole expected
-``match`` (a partial cover would leave part of the secret in clear). Every other
-hit is a false positive. Recall = found / expected, precision = true hits / hits.
+Text and matches are normalised first (:func:`privacy.redaction.normalise`), as
+:func:`privacy.redaction.redact` does, so a line may hide a secret behind
+zero-width characters and label it in its visible form. An expected hit is found
+when a hit of the same rule covers the whole expected ``match`` (a partial cover
+would leave part of the secret in clear). Every other hit is a false positive.
+Recall = found / expected, precision = true hits / hits, benign kept = share of
+lines labelled without any hit in which nothing fired (the text a user keeps).
+
+``python -m privacy.redaction_eval [corpus.jsonl]`` prints the figures of the
+repository's corpus (``tests/data/redaction/corpus.jsonl`` by default).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from privacy.redaction import Hit, scan
+from privacy.redaction import Hit, normalise, scan
 
 __all__ = ["Miss", "Report", "RuleScore", "evaluate_corpus", "evaluate_lines"]
 
@@ -59,11 +67,19 @@ class Report:
     precision: float
     per_rule: dict[str, RuleScore]
     misses: tuple[Miss, ...] = field(default=())
+    benign_lines: int = 0
+    benign_untouched: int = 0
+
+    @property
+    def benign_kept(self) -> float:
+        """Share of benign lines (no expected hit) left unchanged (1.0 when none)."""
+        return self.benign_untouched / self.benign_lines if self.benign_lines else 1.0
 
     def summary(self) -> str:
         """Return a human-readable table of the figures."""
         rows = [f"corpus lines={self.lines} recall={self.recall:.4f} "
-                f"precision={self.precision:.4f}"]
+                f"precision={self.precision:.4f} benign_kept={self.benign_kept:.4f} "
+                f"({self.benign_untouched}/{self.benign_lines})"]
         for name, score in sorted(self.per_rule.items()):
             rows.append(
                 f"  {name:<18} tp={score.true_positives:<4} fp={score.false_positives:<3} "
@@ -108,16 +124,21 @@ def evaluate_lines(lines: list[str]) -> Report:
     """
     counts: Counter[tuple[str, str]] = Counter()
     misses: list[Miss] = []
-    total = 0
+    total = benign = untouched = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         record = json.loads(line)
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise ValueError(f"corpus line {number} is not a record")
-        text: str = record["text"]
-        expected = [(str(e["rule"]), str(e["match"])) for e in record.get("expect", [])]
-        line_counts, line_misses = _score_line(number, text, expected, scan(text))
+        text = normalise(record["text"])
+        expected = [(str(e["rule"]), normalise(str(e["match"])))
+                    for e in record.get("expect", [])]
+        hits = scan(text)
+        line_counts, line_misses = _score_line(number, text, expected, hits)
+        if not expected:
+            benign += 1
+            untouched += not hits
         counts.update(line_counts)
         misses.extend(line_misses)
         total += 1
@@ -131,9 +152,27 @@ def evaluate_lines(lines: list[str]) -> Report:
         sum(s.false_positives for s in per_rule.values()),
         sum(s.false_negatives for s in per_rule.values()),
     )
-    return Report(total, overall.recall, overall.precision, per_rule, tuple(misses))
+    return Report(total, overall.recall, overall.precision, per_rule, tuple(misses),
+                  benign, untouched)
 
 
 def evaluate_corpus(path: str | Path) -> Report:
     """Score the rules on the corpus file at ``path`` (UTF-8 JSON lines)."""
     return evaluate_lines(Path(path).read_text(encoding="utf-8").splitlines())
+
+
+DEFAULT_CORPUS = (
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "redaction" / "corpus.jsonl"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures of the corpus named in ``argv`` (default: the repository's).
+    Returns 0; raises ``OSError``/``ValueError`` for an unreadable corpus."""
+    args = sys.argv[1:] if argv is None else argv
+    print(evaluate_corpus(args[0] if args else DEFAULT_CORPUS).summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,10 +30,15 @@ Check = Callable[["re.Match[str]", Span], "Span | None"]
 _VALUE_GROUPS = ("v", "v2", "v3")
 
 GATE_CHARS: frozenset[str] = frozenset("0123456789@=:_-!#$%&*+/")
-GATE_LITERALS: tuple[str, ...] = ("AKIA", "ASIA", "ABIA", "ACCA", "AIza", "eyJ")
+GATE_LITERALS: tuple[str, ...] = (
+    "AKIA", "ASIA", "ABIA", "ACCA", "AIza", "eyJ",
+    # credentials passed to a call as string literals: HTTPBasicAuth('u', 'p')
+    "uth", "ogin", "redential", "assword", "ignIn", "ign_in", "bind_s",
+)
 """Every hit of every rule contains (or is introduced by) one of :data:`GATE_CHARS`
-or one of :data:`GATE_LITERALS` (key formats that may be letters only); text with
-none of them cannot hold a hit. Keep it true when adding a rule."""
+or one of :data:`GATE_LITERALS` (key formats that may be letters only, and the
+names of calls that take credentials); text with none of them cannot hold a hit.
+Keep it true when adding a rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,7 @@ _NON_VALUES = frozenset({
     "none", "null", "nil", "true", "false", "str", "string", "int", "bytes", "bool",
     "secretstr", "optional", "any", "undefined", "required", "unknown",
     "empty", "redacted", "hidden", "masked", "placeholder", "your_password",
-    "yourpassword", "password", "secret", "token",
+    "yourpassword", "password", "secret", "token", "wrong", "incorrect", "invalid",
 })
 _TEMPLATE = re.compile(r"^(?:\$|\{|%\(|%[A-Z_]+%|<|@Value)|\$\{|\{\{|\)s$")
 _CODE_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
@@ -96,16 +101,35 @@ def _spaced_separator(match: re.Match[str], span: Span) -> bool:
     return " =" in before or "= " in before
 
 
+_WORKING_DIR = re.compile(r"(?:OLD)?PWD\b")
+_TEST_VERDICT = re.compile(r"pass[ \t]*:[ \t]*", re.IGNORECASE)
+
+
 def _check_password(match: re.Match[str], span: Span) -> Span | None:
     value = match.string[span[0]:span[1]]
     quoted = match.group("v3") is None if "v3" in match.re.groupindex else False
     if len(value) < 3 or _is_non_value(value):
         return None
+    if value[0] in "/~" and _WORKING_DIR.match(match.string, match.start()):
+        return None  # PWD=/home/ann: the shell's working directory, not a password
+    if _TEST_VERDICT.fullmatch(match.string, match.start(), span[0]) and (
+        value.lower().startswith("test") or "/" in value or value.isdigit()
+    ):
+        return None  # "PASS: test_login", "Pass: 3/5": a test runner's verdict
     if not quoted:
         if "(" in value or "[" in value or _CODE_PATH.match(value):
             return None
         if _IDENTIFIER.match(value) and _spaced_separator(match, span):
             return None
+    return span
+
+
+def _check_code_password(match: re.Match[str], span: Span) -> Span | None:
+    """A string literal passed as a password: not empty, a template or a mask,
+    and (a login call's second argument being often a message) without spaces."""
+    value = match.string[span[0]:span[1]]
+    if len(value) < 3 or _is_non_value(value) or any(c.isspace() for c in value):
+        return None
     return span
 
 
@@ -163,10 +187,21 @@ _CARD_BRANDS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("300", "301", "302", "303", "304", "305", "36", "38", "39"), frozenset({14, 16, 19})),
     (("62",), frozenset({16, 17, 18, 19})),
 )
-_GROUPINGS = frozenset({(4, 6, 5), (4, 6, 4)})
+_GROUPINGS = frozenset({(4, 6, 5), (4, 6, 4), (4, 5, 6)})
+_CARD_CONTEXT = re.compile(
+    r"(?:card|\bcc|credit|debit|\bpan\b|visa|master|maestro|amex|payment|pay\b|paid|"
+    r"carte|karte|tarjeta|cartão|kart\b)", re.IGNORECASE,
+)
+_CARD_CONTEXT_CHARS = 40
 
 
 def _check_card(match: re.Match[str], span: Span) -> Span | None:
+    """A Luhn-valid number of 13-19 digits, written as cards are. Any issuer
+    prefix counts (Maestro, Mir, RuPay, private-label and new ranges too) when the
+    digits are grouped like a card (4-4-4-4..., 4-6-5, 4-6-4) or a card word
+    stands before them; an ungrouped run without one must also have a known
+    brand's prefix and length, so that order numbers, timestamps and ids that
+    happen to pass Luhn (one in ten does) stay."""
     raw = match.string[span[0]:span[1]]
     separators = {c for c in raw if not c.isdigit()}
     if len(separators) > 1:
@@ -177,9 +212,16 @@ def _check_card(match: re.Match[str], span: Span) -> Span | None:
     ):
         return None
     digits = raw.replace(" ", "").replace("-", "")
+    if not luhn_is_valid(digits) or len(set(digits)) == 1:
+        return None  # 0000 0000 0000 0000 passes Luhn: a filler, not a card
+    if len(groups) > 1 and len(digits) >= 13:
+        return span
+    before = match.string[max(0, span[0] - _CARD_CONTEXT_CHARS):span[0]]
+    if _CARD_CONTEXT.search(before):
+        return span
     for prefixes, lengths in _CARD_BRANDS:
         if digits.startswith(prefixes) and len(digits) in lengths:
-            return span if luhn_is_valid(digits) else None
+            return span
     return None
 
 
@@ -242,6 +284,24 @@ _API_KEY = (
     r"|private[_-]?token|token|secret)(?![A-Za-z0-9_])"
 )
 _I = re.IGNORECASE
+_ENV_PW_KEY = (  # SSHPASS=, DBPASS=, MYSQL_ROOT_PASSWORD=; not BYPASS, COMPASS, PASS_MAX_DAYS
+    r"(?<![A-Za-z0-9_])(?:[A-Z][A-Z0-9]*_)*(?:[A-Z0-9]*(?:PASSWORD|PASSWD|PASSPHRASE)"
+    r"|(?:SSH|DB|REDIS|MYSQL|ADMIN|ROOT|SMTP|MAIL|FTP|LDAP|SUDO|USER|APP|API|PG|MONGO|RABBIT"
+    r"|AMQP|VAULT|KEYSTORE|STORE|KEY|BIND|PROXY|WIFI)?(?:PASS|PWD))(?![A-Za-z0-9_])"
+)
+_FLAG_VALUE = (
+    r"(?:\"(?P<v>[^\"\n]{1,200})\"|'(?P<v2>[^'\n]{1,200})'|(?P<v3>[^\s\"']{1,200}))"
+)
+_AUTH_CALL = (
+    r"(?:\b(?:auth|basic_?auth|http_?basic_?auth|http_?digest_?auth|digest_?auth|ntlm_?auth"
+    r"|BasicAuth|HTTPBasicAuth|HTTPDigestAuth|HttpNtlmAuth|DigestAuth|NetworkCredential"
+    r"|PasswordAuthentication|UsernamePasswordCredentials|UsernamePasswordAuthenticationToken"
+    r"|PasswordCredential|Credentials\.basic|basicAuth|setBasicAuth|set_basic_auth|credentials"
+    r"|login|Login|sign_?in|signIn|authenticate|simple_bind_s|bind_s|basic)"
+    r"[ \t]*(?:=[ \t]*)?[(\[][ \t]*)"
+    r"(?:\"[^\"\n]{1,100}\"|'[^'\n]{1,100}')[ \t]*,[ \t]*"
+    r"(?:\"(?P<v>[^\"\n]{1,200})\"|'(?P<v2>[^'\n]{1,200})')"
+)
 
 
 def _rule(
@@ -300,13 +360,47 @@ RULES: tuple[Rule, ...] = (
     _rule("password", "SECRET", _PW_KEY + _ASSIGN + _VALUE, _I,
           folded=("pass", "pwd", "pw"), also=("=", ":"), check=_check_password),
     _rule("password", "SECRET",
-          r"(?<![A-Za-z0-9-])--[A-Za-z0-9-]*password(?:=|[ \t]+)"
+          r"(?<![A-Za-z0-9-])--(?:[A-Za-z0-9]+-)*(?:password|passwd|passphrase|pass)"
+          r"(?:=|[ \t]+)"
           r"(?:\"(?P<v>[^\"\n]+)\"|'(?P<v2>[^'\n]+)'|(?P<v3>[^\s\"'-][^\s\"']*))",
-          _I, folded=("password",), check=_check_password),
+          _I, folded=("--",), also=("pass", "PASS", "Pass"), check=_check_password),
+    _rule("password", "SECRET", _ENV_PW_KEY + _ASSIGN + _VALUE,
+          literals=("PASS", "PWD"), also=("=", ":"), check=_check_password),
     _rule("password", "SECRET",
-          r"\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n|;&]*?[ \t]-p"
-          r"(?P<v>[^\s\"']+)",
-          folded=("mysql", "mariadb"), check=_check_value),
+          r"\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mysqlpump|mariadb"
+          r"|mariadb-dump|mariadb-admin|7z|7za|7zz)\b[^\n|;&]*?[ \t]-p" + _FLAG_VALUE,
+          folded=("mysql", "mariadb", "7z"), check=_check_value),
+    _rule("password", "SECRET",
+          r"\b(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport|mongostat|mongotop"
+          r"|(?:docker|podman|buildah|skopeo|nerdctl|oras|helm[ \t]+registry|az)[ \t]+login)\b"
+          r"[^\n|;&]*?[ \t]-p(?:=|[ \t]+)" + _FLAG_VALUE,
+          folded=("mongo", "login"), check=_check_value),
+    _rule("password", "SECRET",
+          r"\b(?:sqlcmd|bcp|osql|isql|zip|unzip|zipcloak)\b[^\n|;&]*?[ \t]-P[ \t]*" + _FLAG_VALUE,
+          folded=("sqlcmd", "bcp", "osql", "isql", "zip"), check=_check_value),
+    _rule("password", "SECRET",
+          r"\b(?:redis-cli|keydb-cli)\b[^\n|;&]*?[ \t]-a[ \t]+" + _FLAG_VALUE,
+          folded=("redis-cli", "keydb-cli"), check=_check_value),
+    _rule("password", "SECRET",
+          r"\bldap(?:search|modify|add|delete|whoami|passwd|compare|modrdn)\b[^\n|;&]*?"
+          r"[ \t]-w[ \t]+" + _FLAG_VALUE,
+          folded=("ldap",), check=_check_value),
+    _rule("password", "SECRET",
+          r"\b(?:smbclient|rpcclient|smbmap|smbcacls|net)\b[^\n|;&]*?[ \t](?:-U|--user(?:=|[ \t]))"
+          r"[ \t]*['\"]?[^\s%'\"]+%['\"]?(?P<v>[^\s'\"]+)",
+          folded=("smb", "rpcclient", "net"), also=("%",), check=_check_value),
+    _rule("password", "SECRET",
+          r"(?<![\w-])-(?:pass(?:in|out)?|passwd)[ \t]+['\"]?pass:(?P<v>[^\s'\"]+)",
+          folded=("pass:",), check=_check_value),
+    _rule("password", "SECRET",
+          r"(?<![\w-])-(?:src|dest|new)?(?:store|key)?pass[ \t]+" + _FLAG_VALUE,
+          folded=("storepass", "keypass"), check=_check_value),
+    _rule("password", "SECRET", _AUTH_CALL, check=_check_code_password,
+          folded=("auth", "login", "credential", "basic", "sign", "bind_s")),
+    _rule("password", "SECRET",
+          r"\b(?:set_?password|setPassword|with_?password|withPassword|setPass|set_pass)"
+          r"[ \t]*\([ \t]*(?:\"(?P<v>[^\"\n]{1,200})\"|'(?P<v2>[^'\n]{1,200})')[ \t]*\)",
+          _I, folded=("pass",), check=_check_code_password),
     _rule("password", "SECRET", r"\bsshpass[ \t]+-p[ \t]*['\"]?(?P<v>[^\s'\"]+)",
           folded=("sshpass",), check=_check_value),
     _rule("password", "SECRET",

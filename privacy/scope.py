@@ -1,4 +1,12 @@
-"""Consent scopes: the closed set of things a person can consent to."""
+"""Consent scopes: the closed set of things a person can consent to.
+
+``window_titles`` (window titles and browser URL hosts) is a scope of its own
+since it was split from ``activity_metadata``: titles carry content (document
+names, mail subjects, chat partners, search terms). A policy recorded before the
+split is read as it is: ``activity_metadata`` alone no longer lets titles
+through, so capture under an old grant can only shrink, never silently grow;
+the person grants ``window_titles`` to have them kept.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ class Scope(StrEnum):
     """One thing a person can consent to. Values are the contract's scope names."""
 
     ACTIVITY_METADATA = "activity_metadata"
+    WINDOW_TITLES = "window_titles"
     KEYSTROKE_CONTENT = "keystroke_content"
     SCREEN_FRAMES = "screen_frames"
     IDE_CONTENT = "ide_content"

@@ -177,7 +177,22 @@ def _schemas(max_events: int) -> dict[str, Any]:
                 "org_id": {"type": "string"},
                 "subject_id": {"type": "string"},
                 "device_id": {"type": "string"},
-                "seq": {"type": "integer", "description": "per-device, strictly increasing"},
+                "seq": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": (
+                        "Per-device sequence number, strictly increasing in the order the "
+                        "device captured its events; the pipeline deduplicates on it. An "
+                        "event whose seq was already passed on is a duplicate and is "
+                        "dropped (a safe retry). An event whose seq is below one the "
+                        "device already sent (sent out of order) is accepted, stored, and "
+                        "never silent: it carries `seq_regression` in its `redactions` "
+                        "trail (ClickHouse view `seq_regressions`), is counted in the "
+                        "worker metric `candor_worker_seq_regressions_total{device_id}`, "
+                        "and does not take part in the device's actions (it arrived after "
+                        "later ones were reduced)."
+                    ),
+                },
                 "ts": {"type": "integer", "description": "event time, micros since epoch UTC"},
                 "received_ts": {"type": ["integer", "null"], "description": "ignored; set"
                                 " by the gateway"},

@@ -18,6 +18,7 @@ from schemas.errors import InvalidField
 CONSENT_SCOPES: frozenset[str] = frozenset(
     {
         "activity_metadata",
+        "window_titles",
         "keystroke_content",
         "screen_frames",
         "ide_content",

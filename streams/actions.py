@@ -16,7 +16,11 @@ Reduction rules
       A lone modifier key press (Shift, Control ...) folds in without text.
       The text is None when any folded keystroke was withheld (no key/text, or
       a secure field). When the action closes, the optional ``redact`` is run
-      over the merged text: a secret split across chunks is caught there.
+      over the merged text: a secret split across chunks is caught there. The
+      worker's clean events carry no typed text of their own (per-event rows
+      keep counts and key classes only); the reducer reads each KeyInput's typed
+      content from ``streams.keystrokes.typed_payload``, so this merged,
+      redacted text is the only place typed content is kept.
     * shortcut: a key held with ctrl, alt or meta, or a named non-text key
       (Escape, ArrowLeft, shift+Tab ...): ``chord`` is the sorted modifiers and
       the lowercased key joined by "+", e.g. "ctrl+shift+p"; None if the key
@@ -49,7 +53,7 @@ from typing import Any
 
 from streams.folding import fold_events
 from streams.geometry import append_path, distance
-from streams.keystrokes import classify_key
+from streams.keystrokes import classify_key, typed_payload
 from streams.observations import frame_before, remember_frame
 from streams.watermark import SeqLedger, wall_clock
 
@@ -230,7 +234,7 @@ def _reduce(
     if current is not None and (kind not in ("KeyInput", "Scroll") or current.app_name != app_name):
         _close_open(state, out, redact)
     if kind == "KeyInput":
-        _reduce_key(state, event, ts, payload, hint, cfg, out, redact)
+        _reduce_key(state, event, ts, typed_payload(event), hint, cfg, out, redact)
     elif kind == "Scroll":
         draft = _continue(state, "Scroll", ts, cfg.scroll_pause_micros, out, redact)
         if draft is None:

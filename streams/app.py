@@ -301,6 +301,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             metrics.DEAD_LETTERS.labels(dead.reason).inc()
         for reason, n in result.drops.items():
             metrics.DROPS.labels(reason).inc(n)
+        for device, n in result.seq_regressions.items():
+            metrics.SEQ_REGRESSIONS.labels(device).inc(n)
         for rule, n in result.redactions.items():
             metrics.REDACTIONS.labels(rule).inc(n)
         per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)

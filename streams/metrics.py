@@ -31,3 +31,8 @@ OFFSETS_REREAD = Counter("candor_worker_offsets_reread_total",
 OFFSETS_LOST = Counter("candor_worker_offsets_lost_total",
                        "Input offsets deleted by retention before the worker read them",
                        ["topic"])
+SEQ_REGRESSIONS = Counter(
+    "candor_worker_seq_regressions_total",
+    "Events passed on although a higher seq of their device had passed already (not "
+    "duplicates; marked seq_regression in the events' redaction trail), by device",
+    ["device_id"])

@@ -6,8 +6,20 @@ for `capture.clean`, the dead letters for `capture.dlq` and the counted drops.
 Imports nothing from faust or Kafka.
 
 Order of steps for each message (DESIGN.md "Guarantees"):
-decode → time sanity → duplicate check → consent + capture hours + minimisation
-→ redaction. Content never passes this step without the scope that allows it.
+decode → time sanity → duplicate check (and seq regression mark) → consent +
+capture hours + minimisation → typed text withheld → normalisation + redaction.
+Content never passes this step without the scope that allows it.
+
+Typed text: a clean event keeps no typed text of its own (a KeyInput's ``text``
+is None, a character key becomes a key class; see
+:func:`streams.keystrokes.withhold_typed`). The typed content rides on the event
+dict in memory only, for the action reducer, which redacts the merged burst: a
+secret typed over several events is never stored per event.
+
+Seq regressions: an event whose ``seq`` is below the highest seq the device has
+passed on, and that is not a duplicate, is passed on with
+:data:`SEQ_REGRESSION` in its ``redactions`` trail (so the ``events`` table shows
+it) and counted per device in ``RouteResult.seq_regressions``.
 """
 
 from __future__ import annotations
@@ -25,8 +37,11 @@ from schemas.codec import decode_many
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
 from streams.dlq import DeadLetter
+from streams.keystrokes import withhold_typed
 
 MICROS = 1_000_000
+SEQ_REGRESSION = "seq_regression"
+"""Trail entry of an event that arrived after a higher seq of its device."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,7 @@ class RouteResult:
     redactions: Counter[str] = field(default_factory=Counter)
     touched: dict[str, DeviceSeen] = field(default_factory=dict)
     outcomes: list[bool] = field(default_factory=list)  # per input: True = rejected (DLQ)
+    seq_regressions: Counter[str] = field(default_factory=Counter)  # by device_id
 
 
 def route_batch(
@@ -98,9 +114,13 @@ def route_batch(
         state = result.touched.get(device)
         if state is None:
             state = result.touched[device] = seen(device)
-        if state.seen(event["seq"]):
+        seq = event["seq"]
+        regressed = seq < state.max_seq
+        if state.seen(seq):
             result.drops["duplicate"] += 1
             continue
+        if regressed:
+            result.seq_regressions[device] += 1
         try:
             decision = evaluate(event, consent(event["subject_id"]), hours(event["org_id"]))
         except UnknownPayloadType as err:
@@ -109,9 +129,11 @@ def route_batch(
         if not decision.keep or decision.event is None:
             result.drops[decision.reason or "no_consent"] += 1
             continue
-        clean = redact_event(decision.event)
+        clean = redact_event(withhold_typed(decision.event))
         for rule in clean["redactions"]:
             result.redactions[rule] += 1
+        if regressed:
+            clean = {**clean, "redactions": [*clean["redactions"], SEQ_REGRESSION]}
         result.clean.append(clean)
     return result
 

@@ -47,10 +47,10 @@ def test_parse_scopes_names_the_unknown_scope(bad: str) -> None:
     assert isinstance(caught.value, ValueError)
 
 
-def test_scope_has_the_seven_contract_scopes() -> None:
+def test_scope_has_the_eight_contract_scopes() -> None:
     assert {s.value for s in Scope} == {
-        "activity_metadata", "keystroke_content", "screen_frames", "ide_content",
-        "terminal_content", "training_use", "analytics"}
+        "activity_metadata", "window_titles", "keystroke_content", "screen_frames",
+        "ide_content", "terminal_content", "training_use", "analytics"}
 
 
 def test_policy_round_trips_through_contract_dict() -> None:
@@ -174,6 +174,7 @@ SCOPE_SETS = {
     "screens": frozenset({META, Scope.SCREEN_FRAMES}),
     "ide": frozenset({META, Scope.IDE_CONTENT}),
     "terminal": frozenset({META, Scope.TERMINAL_CONTENT}),
+    "titles": frozenset({META, Scope.WINDOW_TITLES}),
 }
 
 
@@ -186,7 +187,10 @@ def test_evaluate_keeps_content_only_with_its_scope(payload_type: str, scope_set
     assert decision.keep and decision.reason is None and decision.event is not None
     kept = decision.event
     assert kept["consent_version"] == 7
-    assert kept["app"] == event["app"]  # activity_metadata is always held when kept
+    # app_name is activity metadata; titles and URL hosts need window_titles
+    titles = Scope.WINDOW_TITLES in scopes
+    assert kept["app"] == (event["app"] if titles else
+                           {**event["app"], "window_title": None, "url_host": None})
     for _, field, original, cleared in CONTENT.get(payload_type, []):
         expected = original if NEEDS[payload_type] in scopes else cleared
         assert kept["payload"][field] == expected
