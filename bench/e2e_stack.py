@@ -37,7 +37,7 @@ from sinks.rows import EVENT_COLUMNS, event_row
 
 REPO = Path(__file__).resolve().parent.parent
 SCOPES = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
-          "terminal_content", "training_use", "analytics"]
+          "terminal_content", "training_use", "analytics", "window_titles"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

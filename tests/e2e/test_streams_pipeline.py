@@ -42,7 +42,7 @@ class Scenario:
         self.sim = Simulator(PEOPLE, seed=seed, start_ts=now_micros() - 90_000_000)
         devices = self.sim.devices
         full = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
-                "terminal_content", "training_use", "analytics"]
+                "terminal_content", "training_use", "analytics", "window_titles"]
         policies = [grant(None, full, "e2e", now_micros(), subject_id=d.subject_id,
                           org_id="org-sim") for d in devices[:10]]
         policies.append(grant(None, ["activity_metadata"], "e2e", now_micros(),
