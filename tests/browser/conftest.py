@@ -1,0 +1,189 @@
+"""The portal in a real browser against the real stack.
+
+One pipeline per module: a private topic prefix and ClickHouse database on the
+shared servers, a real `candor worker` process, the sinks in threads
+(decrypting with a live key view), the portal as `candor portal serve`, and
+Debian's chromium driven headless by selenium through chromium-driver.
+
+Chromium is found on PATH (`chromium`, `chromedriver`; deploy/local/bootstrap.sh
+installs both). Without them the tests are skipped with the reason; CI installs
+them, so CI runs them. Screenshots and axe reports go to
+`$CANDOR_TEST_ARTIFACTS/browser` (default `.candor/test-artifacts/browser`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from candor.keys import KeyView, decrypt_for_sink
+from candor.settings import Settings
+from candor.topics import create_topics
+from sinks.connection import connect
+from sinks.consumer import SinkOptions, run_sink
+from sinks.migrate import migrate
+from sinks.routes import ROUTES
+from tests.harness import REPO, CandorProcess, free_port, wait_until
+
+MASTER = bytes(range(3, 35))
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+
+
+def _browser_paths() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        return None
+    return chromium, driver
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    base = Path(os.environ.get("CANDOR_TEST_ARTIFACTS", REPO / ".candor" / "test-artifacts"))
+    out = base / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[webdriver.Chrome, Path]]:
+    """Headless chromium and its download directory."""
+    paths = _browser_paths()
+    if paths is None:
+        pytest.skip("chromium and chromedriver are not installed "
+                    "(deploy/local/bootstrap.sh installs them)")
+    chromium, driver_path = paths
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,2200", "--lang=en-US"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver, downloads
+    driver.quit()
+
+
+@dataclass
+class Stack:
+    """The module's pipeline and portal."""
+
+    settings: Settings
+    portal_url: str
+    worker: CandorProcess
+    portal: CandorProcess
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _sinks(s: Settings, stop: threading.Event) -> tuple[KeyView, list[threading.Thread]]:
+    view = KeyView(lambda: connect(s), MASTER, interval=1.0, actor="browser-test-sink")
+    view.start()
+
+    def options(table: str) -> SinkOptions:
+        return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
+                           dlq_topic=s.kafka.topic("capture.dlq"),
+                           decrypt=lambda d: decrypt_for_sink(d, view))
+
+    threads = [threading.Thread(target=run_sink, daemon=True,
+                                args=(s, s.kafka.topic(r.topic), r.table, stop, options(r.table)))
+               for r in ROUTES.values() if r.table != "dead_letters"]
+    for t in threads:
+        t.start()
+    return view, threads
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    unique = uuid.uuid4().hex[:10]
+    tmp = tmp_path_factory.mktemp("portal-stack")
+    s = settings.model_copy(deep=True)
+    s.home = tmp / "home"
+    s.privacy.master_key = SecretStr(MASTER.hex())
+    s.kafka.topic_prefix = f"browser-{unique}."
+    s.kafka.partitions = 2
+    s.clickhouse.database = f"candor_browser_{unique}"
+    st = s.streams
+    st.session_gap_s, st.grace_s, st.minute_quiet_s = 5, 1, 3
+    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 1, 1, 0.2
+    port = free_port()
+    s.portal.public_url = f"http://127.0.0.1:{port}"
+    create_topics(s)
+    migrate(s)
+    stop = threading.Event()
+    view, threads = _sinks(s, stop)
+    logs = tmp / "logs"
+    worker = CandorProcess("worker", ["worker", "--metrics-port", "0", "--app-id",
+                                      f"{s.kafka.topic_prefix}streams"], s, logs)
+    portal = CandorProcess("portal", ["portal", "serve", "--port", str(port)], s, logs)
+    portal.env["CANDOR_PORTAL__PUBLIC_URL"] = s.portal.public_url
+    portal.env["CANDOR_PORTAL__ERASE_SETTLE_S"] = "1"
+    worker.start()
+    portal.start()
+
+    def portal_up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{s.portal.public_url}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_until(portal_up, 60, "portal serving", alive=lambda: portal.running,
+                   diag=portal.tail)
+        yield Stack(s, s.portal.public_url, worker, portal)
+    finally:
+        portal.stop()
+        worker.stop()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        view.stop()
+        admin = connect(s, database="")
+        admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
+        admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
+
+
+def run_axe(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """Inject axe-core into the current page and return its violations."""
+    driver.execute_script(AXE.read_text())
+    found: list[dict[str, Any]] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', impact: 'critical',"
+        " help: String(e), nodes: []}]));")
+    return found
+
+
+def settle(what: str, read: Any, timeout: float = 60) -> Any:
+    """Wait until ``read()`` returns the same value twice, 2 s apart; return it."""
+    last: list[Any] = [object()]
+
+    def same() -> bool:
+        now = read()
+        ok = bool(now == last[0])
+        last[0] = now
+        if not ok:
+            time.sleep(2)
+        return ok
+
+    wait_until(same, timeout, what)
+    return last[0]
