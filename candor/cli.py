@@ -7,6 +7,7 @@ and hands them to the module that does the work.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import sys
 import time
@@ -102,9 +103,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     handlers.update(add_privacy_commands(sub))
 
+    from candor.dlq_cli import add_commands as add_dlq_commands
+
+    handlers.update(add_dlq_commands(sub))
+
     from candor.canary import add_commands as add_canary_commands
 
     handlers.update(add_canary_commands(sub))
+
+    from candor.portal.cli import add_commands as add_portal_commands
+
+    handlers.update(add_portal_commands(sub))
 
     p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
                                       "sessionize, aggregate, reduce to actions)")
@@ -127,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), 20),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A fatal signal in a Python thread (native code under it included) writes
+    # every thread's Python stack to stderr, the service's log. librdkafka's own
+    # threads block signals: a crash there shows only as exit status -11.
+    faulthandler.enable()
     try:
         return handlers[args.command](args, settings)
     except KeyboardInterrupt:

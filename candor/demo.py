@@ -7,15 +7,24 @@ a stream worker and the sinks started as child processes (`candor worker`,
 through the capture SDK at a fixed rate with a progress line; waiting until
 ClickHouse holds every accepted event; a few analyst queries; a small training
 export. The child processes are stopped at the end; the stack keeps running.
+
+The check is exact: the simulator reports the event ids it published per
+device, and the demo passes only when ClickHouse holds exactly the accepted
+ones (every consenting device's events, once each) and nothing else of this
+run's devices. A child that dies is reported at once (its exit status or
+signal, and the end of its log) and the demo stops waiting and fails.
 """
 
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +55,13 @@ class Child:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def report(self, lines: int = 20) -> str:
+        """Why the process ended and the last `lines` of its log (for a dead child)."""
+        tail = log_tail(self.log, lines)
+        shown = "\n".join(f"    | {line}" for line in tail) if tail else "    | (empty log)"
+        return (f"  the {self.name} process {describe_exit(self.proc.poll())}; "
+                f"last lines of {self.log}:\n{shown}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -56,19 +72,84 @@ class Child:
                 self.proc.wait()
 
 
+class ChildDied(Exception):
+    """A child process of the demo ended before the demo stopped it."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__(f"the {child.name} process {describe_exit(child.proc.poll())}")
+        self.child = child
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Say how a process ended from its Popen return code (negative: the
+    signal that killed it). Pure."""
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name} (exit status {returncode})"
+    return f"exited with status {returncode}"
+
+
+def log_tail(path: Path, lines: int = 20) -> list[str]:
+    """The last `lines` lines of the text file at `path` ([] if missing)."""
+    try:
+        with path.open("rb") as f:
+            return [raw.decode(errors="replace").rstrip("\n") for raw in deque(f, lines)]
+    except FileNotFoundError:
+        return []
+
+
+def _check_children(children: list[Child]) -> None:
+    """Raise `ChildDied` for the first child that is no longer running."""
+    for child in children:
+        if not child.running():
+            raise ChildDied(child)
+
+
+@dataclass(frozen=True)
+class LandingCheck:
+    """This run's events in ClickHouse against what was accepted."""
+
+    expected: int
+    landed: int  # expected event ids found
+    missing: int  # expected event ids not found
+    unexpected: int  # event ids of this run's devices that were not expected
+    duplicated: int  # expected event ids found in more than one row
+
+    @property
+    def exact(self) -> bool:
+        """Every expected event once, nothing else."""
+        return self.landed == self.expected and not self.unexpected and not self.duplicated
+
+
+def compare_landed(expected: set[str], rows_by_event: Mapping[str, int]) -> LandingCheck:
+    """Compare the accepted event ids with ``{event_id: rows}`` read from
+    ClickHouse for this run's devices. Pure."""
+    found = expected.intersection(rows_by_event)
+    return LandingCheck(
+        expected=len(expected),
+        landed=len(found),
+        missing=len(expected) - len(found),
+        unexpected=sum(1 for e in rows_by_event if e not in expected),
+        duplicated=sum(1 for e in found if rows_by_event[e] > 1),
+    )
+
+
 def _line(text: str) -> None:
     print(f"\r  {text:<76}", end="", flush=True)
 
 
 def run(settings: Settings, people: int = 50, rate: float = 1000.0,
         duration: float = 60.0, seed: int = 1) -> int:
-    """Run the demo; returns 0 when every accepted event landed in ClickHouse."""
-    from producers.client import CaptureClient
-    from producers.simulator import Simulator, backdated_start, run_simulation
-    from sinks.connection import connect
-    from sinks.export import export
+    """Run the demo. Returns 0 when ClickHouse holds exactly this run's accepted
+    events (each once, nothing else of its devices), 1 otherwise, including when
+    the worker or the sink died (reported with its exit status and log tail)."""
+    from producers.simulator import Simulator, backdated_start
     from sinks.migrate import migrate
-    from sinks.queries import format_table, run_query
 
     print("== Candor demo ==")
     for h in stack.status(settings):
@@ -101,68 +182,101 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
                 Child("sink", ["sink", "--all"], logdir)]
     try:
-        print(f"== simulate {people} people: {target} events at {rate:.0f}/s ==")
-        spool = settings.home / "demo" / "spool"
-        with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
-                           subject_id=devices[0].subject_id, device_id=devices[0].device_id,
-                           topic=settings.kafka.topic("capture.events"),
-                           spool_fsync="never") as client:
-            final = run_simulation(
-                sim, client, duration_s=duration, rate=rate,
-                progress_callback=lambda p: _line(
-                    f"published {p.events:>8}/{target}  {p.elapsed_s:5.1f} s  "
-                    f"{p.rate_per_s:7.0f} events/s"))
-            client.close(timeout=30)
+        return _pipeline(settings, sim, target, rate, duration, children)
+    except ChildDied as died:
         print()
-        accepted = final.events - sum(1 for e in sim.events(duration)
-                                      if e["subject_id"] == devices[0].subject_id)
-        print(f"== waiting for ClickHouse ({accepted} accepted events expected) ==")
-        ch = connect(settings)
-        started = time.monotonic()
-        landed = 0
-        while time.monotonic() - started < 300:
-            landed = int(ch.query("SELECT uniqExact(event_id) FROM events WHERE org_id = "
-                                  "{o:String} AND ts >= fromUnixTimestamp64Micro({t:Int64})",
-                                  parameters={"o": sim.org_id, "t": sim.start_ts}
-                                  ).result_rows[0][0])
-            _line(f"landed {landed:>8}/{accepted}  {time.monotonic() - started:5.1f} s")
-            if landed >= accepted or not all(c.running() for c in children):
-                break
-            time.sleep(1)
-        print()
-        print("== waiting for the last sessions to close (one minute without input) ==")
-        started = time.monotonic()
-        while time.monotonic() - started < 150 and all(c.running() for c in children):
-            in_sessions = int(ch.query(
-                "SELECT sum(event_ids_count) FROM sessions FINAL WHERE org_id = {o:String} "
-                "AND start_ts >= fromUnixTimestamp64Micro({t:Int64})",
-                parameters={"o": sim.org_id, "t": sim.start_ts}).result_rows[0][0])
-            _line(f"events in closed sessions {in_sessions:>8}/{landed}  "
-                  f"{time.monotonic() - started:5.1f} s")
-            if in_sessions >= landed:
-                break
-            time.sleep(2)
-        print()
-        if not all(c.running() for c in children):
-            print("  a child process stopped; see its log above", file=sys.stderr)
-        _queries(settings, sim.org_id, run_query, format_table)
-        print("== training export ==")
-        out = settings.home / "exports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        result = export(settings, sim.start_ts, now_micros() + 1, out,
-                        progress=lambda p: _line(
-                            f"exported {p.shards} shards, {p.trajectories} trajectories, "
-                            f"{p.actions} actions"))
-        print()
-        print(f"  {result.actions} actions in {result.trajectories} trajectories of "
-              f"{result.subjects} consenting subjects -> {out}")
-        print(f"  manifest: {out / 'manifest.json'}")
-        ok = landed >= accepted
-        print(f"== {'done' if ok else 'INCOMPLETE'}: {landed}/{accepted} accepted events "
-              f"in ClickHouse; the stack keeps running (candor stack status) ==")
-        return 0 if ok else 1
+        print(died.child.report(), file=sys.stderr)
+        print(f"== FAILED: {died}; the demo stopped waiting for it. The stack keeps "
+              "running (candor stack status) ==")
+        return 1
     finally:
         for child in children:
             child.stop()
+
+
+def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: float,
+              children: list[Child]) -> int:
+    """Publish, wait for ClickHouse, show queries and an export, check exactly.
+    Raises `ChildDied` as soon as a child is seen dead."""
+    from producers.client import CaptureClient
+    from producers.simulator import SentEvents, run_simulation
+    from sinks.connection import connect
+    from sinks.export import export
+    from sinks.queries import format_table, run_query
+
+    devices = sim.devices
+    print(f"== simulate {len(devices)} people: {target} events at {rate:.0f}/s ==")
+    spool = settings.home / "demo" / "spool"
+    sent = SentEvents()
+
+    def progress(p: Any) -> None:
+        _line(f"published {p.events:>8}/{target}  {p.elapsed_s:5.1f} s  "
+              f"{p.rate_per_s:7.0f} events/s")
+        _check_children(children)
+
+    with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
+                       subject_id=devices[0].subject_id, device_id=devices[0].device_id,
+                       topic=settings.kafka.topic("capture.events"),
+                       spool_fsync="never") as client:
+        run_simulation(sim, client, duration_s=duration, rate=rate,
+                       progress_callback=progress, sent=sent)
+        unacknowledged = client.close(timeout=30)
+    print()
+    if unacknowledged:
+        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool})",
+              file=sys.stderr)
+    # The first person gave no consent: none of their events may land.
+    run_devices = [d.device_id for d in devices]
+    expected = sent.event_ids(run_devices[1:])
+    params = {"o": sim.org_id, "d": run_devices}
+    print(f"== waiting for ClickHouse ({len(expected)} accepted events of "
+          f"{sent.count()} published expected) ==")
+    ch = connect(settings)
+    started = time.monotonic()
+    while time.monotonic() - started < 300:
+        _check_children(children)
+        landed = int(ch.query("SELECT uniqExact(event_id) FROM events WHERE org_id = {o:String} "
+                              "AND has({d:Array(String)}, device_id)",
+                              parameters=params).result_rows[0][0])
+        _line(f"landed {landed:>8}/{len(expected)}  {time.monotonic() - started:5.1f} s")
+        if landed >= len(expected):
+            break
+        time.sleep(1)
+    print()
+    rows = ch.query("SELECT event_id, count() FROM events FINAL WHERE org_id = {o:String} "
+                    "AND has({d:Array(String)}, device_id) GROUP BY event_id",
+                    parameters=params).result_rows
+    check = compare_landed(expected, {str(e): int(n) for e, n in rows})
+    print("== waiting for the last sessions to close (one minute without input) ==")
+    started = time.monotonic()
+    while time.monotonic() - started < 150:
+        _check_children(children)
+        in_sessions = int(ch.query(
+            "SELECT sum(event_ids_count) FROM sessions FINAL WHERE org_id = {o:String} "
+            "AND has({d:Array(String)}, device_id)", parameters=params).result_rows[0][0])
+        _line(f"events in closed sessions {in_sessions:>8}/{check.landed}  "
+              f"{time.monotonic() - started:5.1f} s")
+        if in_sessions >= check.landed:
+            break
+        time.sleep(2)
+    print()
+    _queries(settings, sim.org_id, run_query, format_table)
+    print("== training export ==")
+    out = settings.home / "exports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    result = export(settings, sim.start_ts, now_micros() + 1, out,
+                    progress=lambda p: _line(
+                        f"exported {p.shards} shards, {p.trajectories} trajectories, "
+                        f"{p.actions} actions"))
+    print()
+    print(f"  {result.actions} actions in {result.trajectories} trajectories of "
+          f"{result.subjects} consenting subjects -> {out}")
+    print(f"  manifest: {out / 'manifest.json'}")
+    extra = "".join([f", {check.unexpected} unexpected" if check.unexpected else "",
+                     f", {check.duplicated} duplicated" if check.duplicated else ""])
+    print(f"== {'done' if check.exact else 'INCOMPLETE'}: {check.landed}/{check.expected} "
+          f"accepted events of this run in ClickHouse{extra}; the stack keeps running "
+          f"(candor stack status) ==")
+    return 0 if check.exact else 1
 
 
 def _capped(base: Any, limit: int) -> Any:

@@ -14,7 +14,9 @@ locks the screen (ActivityState), and while active the screen is captured
 about every 5 s (ScreenFrame with a content-addressed fake ref).
 
 `run_simulation` publishes such a stream at a target rate (token bucket on
-the wall clock, `producers.pacing`) and reports progress.
+the wall clock, `producers.pacing`) and reports progress; given a `SentEvents`
+it also records the event ids it handed to the sink, per device, so a caller
+can check exactly what landed.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from producers.envelope import Event
@@ -321,6 +323,27 @@ class SimulationProgress:
     last_event_ts: int | None
 
 
+@dataclass
+class SentEvents:
+    """The event ids a run handed to its sink, per device id (what landed
+    downstream is checked against these, not against a time window)."""
+
+    by_device: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        """Record one published event."""
+        self.by_device.setdefault(str(event["device_id"]), []).append(str(event["event_id"]))
+
+    def event_ids(self, devices: Iterable[str] | None = None) -> set[str]:
+        """The recorded event ids of `devices` (None: of every device)."""
+        chosen = self.by_device if devices is None else devices
+        return {eid for d in chosen for eid in self.by_device.get(d, ())}
+
+    def count(self) -> int:
+        """How many events were recorded."""
+        return sum(len(ids) for ids in self.by_device.values())
+
+
 def backdated_start(people: int, seed: int, events: int, now_ts: int,
                     org_id: str = "org-sim") -> int:
     """The start_ts from which `events` simulated events end at about `now_ts`.
@@ -346,11 +369,14 @@ def run_simulation(
     progress_interval_s: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    sent: SentEvents | None = None,
 ) -> SimulationProgress:
     """Publish `simulator.events(duration_s)` to `sink`, at most `rate` events
     per wall-clock second (as fast as possible if None; bursts of up to
     `burst` events, default rate/10). Calls `progress_callback` every
-    `progress_interval_s` and once at the end. Blocks; returns the final progress."""
+    `progress_interval_s` and once at the end; an exception it raises ends the
+    run there. Records every published event in `sent` when given. Blocks;
+    returns the final progress."""
     started = clock()
     bucket = None if rate is None else TokenBucket(rate, burst or max(1.0, rate / 10), started)
     count, last_ts, next_report = 0, None, started + progress_interval_s
@@ -365,6 +391,8 @@ def run_simulation(
             if wait > 0:
                 sleep(wait)
         sink.publish(event)
+        if sent is not None:
+            sent.add(event)
         count, last_ts = count + 1, event["ts"]
         now = clock()
         if progress_callback is not None and now >= next_report:

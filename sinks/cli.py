@@ -8,6 +8,7 @@ handlers ``{command: handler(args, settings) -> exit code}``, to be merged into
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from candor.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
+log = logging.getLogger(__name__)
+
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.migrate import migrate
@@ -29,6 +32,9 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sink(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the sink(s) until SIGINT/SIGTERM (exit 0 after writing what was
+    buffered). A sink that cannot go on stops the others; its error is logged
+    as the last line and the command exits 1."""
     from sinks.consumer import SinkOptions, run_all, run_sink
     from sinks.routes import route_by_topic, route_for
 
@@ -46,32 +52,46 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
                           dlq_topic=args.dlq_topic or settings.kafka.topic("capture.dlq"),
                           decrypt=sink_hook(keys))
-    if args.all:
-        _serve_metrics(args.metrics_port, settings, None, stop)
-        for table, stats in run_all(settings, stop, options).items():
-            print(f"{table:<17} {stats.rows} rows, {stats.dead_letters} dead letters")
+    lag_reporter: threading.Thread | None = None
+    try:
+        if args.all:
+            lag_reporter = _serve_metrics(args.metrics_port, settings, None, stop)
+            for table, stats in run_all(settings, stop, options).items():
+                print(f"{table:<17} {stats.rows} rows, {stats.dead_letters} dead letters")
+            return 0
+        route = route_for(args.table) if args.table else route_by_topic(args.topic)
+        topic = settings.kafka.topic(args.topic) if not args.table else args.topic
+        lag_reporter = _serve_metrics(args.metrics_port, settings, {route.table: topic}, stop)
+        stats = run_sink(settings, topic, route.table, stop, options)
+        print(f"{route.table}: {stats.rows} rows, {stats.dead_letters} dead letters")
         return 0
-    route = route_for(args.table) if args.table else route_by_topic(args.topic)
-    topic = settings.kafka.topic(args.topic) if not args.table else args.topic
-    _serve_metrics(args.metrics_port, settings, {route.table: topic}, stop)
-    stats = run_sink(settings, topic, route.table, stop, options)
-    print(f"{route.table}: {stats.rows} rows, {stats.dead_letters} dead letters")
-    return 0
+    except Exception as err:
+        log.debug("sink failure", exc_info=True)  # the traceback, with -v
+        log.error("sink stopped: %s: %s", type(err).__name__, err)
+        return 1
+    finally:
+        # Release every librdkafka handle before the interpreter goes away.
+        stop.set()
+        if lag_reporter is not None:
+            lag_reporter.join(30)
+        keys.stop()
 
 
 def _serve_metrics(port: int, settings: Settings, targets: dict[str, str] | None,
-                   stop: threading.Event) -> None:
+                   stop: threading.Event) -> threading.Thread | None:
     """Serve /metrics on 127.0.0.1:`port` (0: not at all) and report the consumer
-    lag of the ``{table: topic}`` sinks (None: every default route)."""
+    lag of the ``{table: topic}`` sinks (None: every default route). Returns the
+    lag reporter's thread (None without metrics); it ends once `stop` is set."""
     if not port:
-        return
+        return None
     from prometheus_client import start_http_server
 
     from sinks.lag import default_topics, start_lag_reporter
     from sinks.routes import ROUTES
 
     start_http_server(port, addr="127.0.0.1")
-    start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)), stop)
+    return start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)),
+                              stop)
 
 
 def _query(args: argparse.Namespace, settings: Settings) -> int:
@@ -90,12 +110,31 @@ def _query(args: argparse.Namespace, settings: Settings) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.export import ExportProgress, export
 
+    if getattr(args, "profile", "trajectories") == "computer-use":
+        return _export_computer_use(args, settings)
+
     def report(p: ExportProgress) -> None:
         print(f"  shard {p.shards}: {p.trajectories} trajectories, {p.actions} actions")
 
     result = export(settings, args.start, args.end, args.out, fmt=args.format, progress=report)
     print(f"export {result.export_id}: {result.trajectories} trajectories of "
           f"{result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}")
+    return 0
+
+
+def _export_computer_use(args: argparse.Namespace, settings: Settings) -> int:
+    from candor.keys import load_keyset
+    from candor.settings import master_key_bytes
+    from sinks.connection import connect
+    from sinks.export_frames import export_computer_use
+    from sinks.frame_store import open_frame_store
+
+    client = connect(settings)
+    keys = load_keyset(client, master_key_bytes(settings))
+    result = export_computer_use(settings, args.start, args.end, args.out, client=client,
+                                 store=open_frame_store(settings.frames, settings.home), keys=keys)
+    print(f"export {result.export_id}: {result.trajectories} episodes, {result.actions} steps "
+          f"of {result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}")
     return 0
 
 
@@ -131,4 +170,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--end", type=_time, required=True, help="ISO time, exclusive")
     p.add_argument("--out", type=Path, required=True, help="new or empty directory")
     p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
+    p.add_argument("--profile", choices=["trajectories", "computer-use"],
+                   default="trajectories", help="computer-use: (screenshot, PyAutoGUI action) "
+                   "steps with a dataset card, Parquet only (sinks/export_frames.py)")
     return {"migrate": _migrate, "sink": _sink, "query": _query, "export": _export}

@@ -29,8 +29,13 @@ def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
                        stop: threading.Event, interval_s: float = 5.0) -> threading.Thread:
     """Start the daemon thread reporting the lag of each ``{table: topic}`` sink.
 
-    Returns the started thread; it ends when `stop` is set. Never raises: a
-    broker that does not answer leaves the gauges at their last value (logged).
+    Returns the started thread; it ends when `stop` is set, after closing its
+    probes (join it so their librdkafka handles are released before the
+    process exits). Raises KafkaException when a probe's client cannot be
+    created (bad settings). The thread never dies of a measurement: a broker
+    that does not answer leaves the gauges at their last value (logged as a
+    warning), anything else is logged with its traceback and retried at the
+    next interval.
     """
     probes = [LagProbe.create(settings.kafka.client_config(), sink_group(settings, table),
                               [topic]) for table, topic in topics_by_table.items()]
@@ -38,13 +43,21 @@ def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
     shown: list[set[Partition]] = [set() for _ in probes]
 
     def loop() -> None:
-        while not stop.is_set():
-            for probe, published in zip(probes, shown, strict=True):
-                try:
-                    publish_lag(metrics.CONSUMER_LAG, probe.measure(), published)
-                except LagUnavailable as err:
-                    log.warning("%s", err)
-            stop.wait(interval_s)
+        try:
+            while not stop.is_set():
+                for probe, published in zip(probes, shown, strict=True):
+                    if stop.is_set():
+                        break
+                    try:
+                        publish_lag(metrics.CONSUMER_LAG, probe.measure(), published)
+                    except LagUnavailable as err:
+                        log.warning("%s", err)
+                    except Exception:  # a gauge must never end the reporting for good
+                        log.exception("consumer lag of %s not measured", probe.group)
+                stop.wait(interval_s)
+        finally:
+            for probe in probes:
+                probe.close()
 
     thread = threading.Thread(target=loop, name="sink-lag", daemon=True)
     thread.start()

@@ -1,9 +1,23 @@
 """Consumer lag of a Kafka consumer group: records between what the group
 committed and the end of each partition.
 
-Measured from outside the group (OffsetFetch + ListOffsets through an admin
-client), so the probe neither joins the group nor disturbs its assignment, and
-works the same for the Faust workers (aiokafka) and the sinks (librdkafka).
+Measured from outside the group, so the probe neither joins the group nor
+disturbs its assignment, and works the same for the Faust workers (aiokafka)
+and the sinks (librdkafka): end offsets through an admin client (ListOffsets),
+committed offsets through a consumer handle that carries the group id but
+never subscribes (OffsetFetch).
+
+Why not the admin client's `list_consumer_group_offsets`: in librdkafka 2.16
+(confluent-kafka 2.16.1), an OffsetFetch answer of NOT_COORDINATOR or
+COORDINATOR_NOT_AVAILABLE to an admin client makes librdkafka ask the client's
+consumer group to look up its coordinator again, and an admin client has no
+consumer group: the process dies of SIGSEGV in librdkafka's own thread
+(`rd_kafka_cgrp_op` called with NULL from `rd_kafka_handle_OffsetFetch`, a
+known librdkafka bug). A freshly started broker gives that answer for its
+first seconds, so a sink started with it crashed. librdkafka threads block
+every signal, so such a crash leaves no Python traceback, only the exit
+status -11. A consumer handle has a group, and the same answer only makes it
+look the coordinator up again.
 
 `lag_by_partition` is the pure rule; `LagProbe.measure` is the blocking shell;
 `observe_worker_lag` is what the worker's timer calls (the blocking part runs
@@ -16,13 +30,15 @@ import asyncio
 from collections.abc import Collection, Iterable, Mapping
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
+    Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._listoffsets import OffsetSpec
+
+# OffsetSpec is public API; the package's stubs only forget to re-export it.
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from prometheus_client import Gauge
 
 WORKER_LAG = Gauge(
@@ -62,13 +78,21 @@ def lag_by_partition(
 
 
 class LagProbe:
-    """Measures one group's lag on some topics. Owns an admin client (thread-safe)."""
+    """Measures one group's lag on some topics.
+
+    Owns two librdkafka handles: an admin client (topics, end offsets) and a
+    consumer handle with `group.id = group` that never subscribes, so it never
+    joins the group (committed offsets). Use one probe from one thread at a
+    time; `close` releases the consumer handle (the admin client goes with the
+    probe).
+    """
 
     def __init__(self, kafka_config: Mapping[str, str | int | float | bool], group: str,
                  topics: Iterable[str], timeout_s: float = 5.0) -> None:
         self._config = dict(kafka_config)
-        self.admin = AdminClient(self._config)
         self.group, self.topics, self.timeout_s = group, tuple(topics), timeout_s
+        self.admin = AdminClient(self._config)
+        self._offsets_reader = self._new_offsets_reader()
 
     @classmethod
     def create(cls, kafka_config: Mapping[str, str | int | float | bool], group: str,
@@ -76,14 +100,24 @@ class LagProbe:
         """A probe over `topics` for `group` with librdkafka settings `kafka_config`."""
         return cls(kafka_config, group, topics, timeout_s)
 
+    def _new_offsets_reader(self) -> Consumer:
+        return Consumer({
+            **self._config,
+            "group.id": self.group,
+            # never subscribes, so never joins, is never assigned, never commits
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        })
+
     def measure(self) -> dict[Partition, int]:
         """Lag per (topic, partition) of the probe's topics, now.
 
-        Blocks for up to about three broker round trips. Topics that do not
+        Blocks for up to about four broker round trips. Topics that do not
         exist yet are skipped. Raises `LagUnavailable` when the broker does not
-        answer within `timeout_s`; the next call then uses a new admin client
-        (after a broker was killed and restarted, the old one was seen timing
-        out on every request for minutes).
+        answer within `timeout_s` or refuses (a new broker's first seconds:
+        NOT_LEADER_FOR_PARTITION); after a timeout the next call uses new
+        handles (after a broker was killed and restarted, an old admin client
+        was seen timing out on every request for minutes).
         """
         try:
             parts = self._partitions()
@@ -95,9 +129,23 @@ class LagProbe:
             start = (self._offsets(missing, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
                      if missing else {})
         except (KafkaException, TimeoutError) as err:  # futures time out with TimeoutError
-            self.admin = AdminClient(self._config)
+            if _timed_out(err):
+                self._renew()
             raise LagUnavailable(f"lag of group {self.group}: {err}") from err
         return lag_by_partition(end, committed, start)
+
+    def close(self) -> None:
+        """Release the consumer handle (blocks until librdkafka let it go). Idempotent;
+        `measure` raises RuntimeError afterwards."""
+        self._offsets_reader.close()
+
+    def _renew(self) -> None:
+        # The old handles go away here, in the one thread that uses the probe,
+        # so no other thread can be waiting on them; requests the old admin
+        # client still had in flight end with it.
+        old, self._offsets_reader = self._offsets_reader, self._new_offsets_reader()
+        old.close()
+        self.admin = AdminClient(self._config)
 
     def _partitions(self) -> list[Partition]:
         meta = self.admin.list_topics(timeout=self.timeout_s)
@@ -112,14 +160,25 @@ class LagProbe:
                 for tp, f in futures.items()}
 
     def _committed(self, parts: list[Partition]) -> dict[Partition, int | None]:
-        request = ConsumerGroupTopicPartitions(
-            self.group, [TopicPartition(t, p) for t, p in parts])
-        futures = self.admin.list_consumer_group_offsets([request],
-                                                         request_timeout=self.timeout_s)
-        result = futures[self.group].result(self.timeout_s)
-        # librdkafka reports "nothing committed" as a negative offset (-1001).
-        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
-                for tp in result.topic_partitions or ()}
+        """The group's committed offsets (None: nothing committed).
+
+        Raises KafkaException when the coordinator does not answer in time."""
+        result = self._offsets_reader.committed([TopicPartition(t, p) for t, p in parts],
+                                                timeout=self.timeout_s)
+        committed: dict[Partition, int | None] = {}
+        for tp in result:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            # librdkafka reports "nothing committed" as a negative offset (-1001).
+            committed[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        return committed
+
+
+def _timed_out(err: KafkaException | TimeoutError) -> bool:
+    if isinstance(err, TimeoutError):
+        return True
+    code = err.args[0].code() if err.args and isinstance(err.args[0], KafkaError) else None
+    return code in (KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
 
 
 def publish_lag(gauge: Gauge, lags: Mapping[Partition, int], shown: set[Partition]) -> None:
