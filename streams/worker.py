@@ -42,12 +42,19 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
     output = OutputProducer(dict(settings.kafka.client_config()))
     app = build_app(settings, cfg, consent, output, keys)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    code = 0
     try:
         worker.execute_from_commandline()  # returns only via SystemExit
     except SystemExit as stop:
-        return int(stop.code or 0)
+        code = int(stop.code or 0)
     finally:
         output.close()
         consent.stop()
         keys.stop()
-    return 0
+    if code:
+        # faust's own last line is "We experienced a crash! Reraising original
+        # exception...": say what stopped the worker, for its supervisor's log.
+        reason = worker.crash_reason or app.crash_reason
+        log.error("worker stopped (exit %d): %s", code,
+                  f"{type(reason).__name__}: {reason}" if reason else "see above")
+    return code

@@ -209,3 +209,25 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
         worker.stop()
         clean.close()
         sessions.close()
+
+
+def test_a_worker_that_cannot_go_on_exits_non_zero_with_a_clear_last_line(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    # A bad deploy: every input is undecodable. The dead-letter limit stops the
+    # worker, which must end (for its supervisor to act) and say why last.
+    s = pipeline_settings
+    s.streams.dlq_max_consecutive = 20
+    producer = Producer(producer_config(s.kafka.bootstrap))
+    for n in range(50):
+        producer.produce(s.kafka.topic("capture.events"), key=b"dev-bad", value=b"\x00bad%d" % n)
+    assert producer.flush(30) == 0
+    worker, _ = _worker(s, tmp_path, "worker")
+    worker.start()
+    try:
+        wait_until(lambda: not worker.running, 180, "the worker to stop", diag=worker.tail)
+    finally:
+        code = worker.stop()
+    assert code not in (0, None)
+    lines = [line for line in worker.log.read_text().splitlines() if line.strip()]
+    assert "worker stopped (exit" in lines[-1] and "DlqLimitExceeded" in lines[-1], lines[-5:]
