@@ -34,9 +34,15 @@ INTENT_PREFIX = "candor-sink:v1:"
 _INTENT = re.compile(r"^candor-sink:v1:(\d+)-(\d+)$")
 
 
-def dedup_token(topic: str, partition: int, first: int, last: int) -> str:
-    """The ClickHouse ``insert_deduplication_token`` of a batch: ``topic:partition:first-last``."""
-    return f"{topic}:{partition}:{first}-{last}"
+def dedup_token(topic: str, partition: int, first: int, last: int, topic_id: str = "") -> str:
+    """The ClickHouse ``insert_deduplication_token`` of a batch:
+    ``topic@topic_id:partition:first-last`` (``topic:partition:first-last`` while
+    the topic's id is unknown). The id matters when a topic is created anew (a
+    rebuilt Kafka cluster) while ClickHouse keeps its tables: offsets restart at
+    0, and a new batch carrying one of the last tokens ClickHouse remembers
+    would be dropped as a replay, silently."""
+    name = f"{topic}@{topic_id}" if topic_id else topic
+    return f"{name}:{partition}:{first}-{last}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Batch(Generic[T]):
     offsets: tuple[int, ...]
     items: tuple[T, ...]
     reason: str  # "size" | "age" | "pinned" | "flush"
+    topic_id: str = ""  # the topic's Kafka id, part of the token when known
 
     @property
     def first(self) -> int:
@@ -59,7 +66,7 @@ class Batch(Generic[T]):
 
     @property
     def token(self) -> str:
-        return dedup_token(self.topic, self.partition, self.first, self.last)
+        return dedup_token(self.topic, self.partition, self.first, self.last, self.topic_id)
 
     @property
     def commit_offset(self) -> int:
@@ -103,6 +110,7 @@ class Batcher(Generic[T]):
         if max_rows < 1 or max_age <= 0:
             raise ValueError("max_rows must be >= 1 and max_age > 0")
         self.topic = topic
+        self.topic_id = ""  # set by the consumer once the broker named it (`dedup_token`)
         self.max_rows = max_rows
         self.max_age = max_age
         self._open: dict[int, _Open[T]] = {}
@@ -160,6 +168,7 @@ class Batcher(Generic[T]):
 
     def _cut(self, partition: int, reason: str) -> Batch[T]:
         state = self._open[partition]
-        batch = Batch(self.topic, partition, tuple(state.offsets), tuple(state.items), reason)
+        batch = Batch(self.topic, partition, tuple(state.offsets), tuple(state.items), reason,
+                      self.topic_id)
         self._open[partition] = _Open(pinned_last=None)
         return batch

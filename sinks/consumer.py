@@ -6,7 +6,7 @@ becomes a dead letter. Per batch (one partition's consecutive offsets,
 
 1. commit the batch's first offset with the intent ``first-last`` as metadata
    (synchronous), so a replay forms the same batch;
-2. insert the rows with ``insert_deduplication_token = topic:partition:first-last``
+2. insert the rows with ``insert_deduplication_token = topic@id:partition:first-last``
    (`sinks.writer`: retries transient failures, bisects refused rows);
 3. send dead letters (undecodable, refused) and wait for their acknowledgement;
 4. commit ``last + 1`` (synchronous).
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from candor.settings import Settings
 from sinks import metrics
@@ -91,6 +92,7 @@ class _Sink:
 
     def __init__(self, settings: Settings, topic: str, route: Route, options: SinkOptions,
                  client: Client) -> None:
+        self.settings = settings
         self.topic = topic
         self.route = route
         self.options = options
@@ -217,6 +219,8 @@ class _Sink:
                 raise FatalSinkError(self.route.table, f"commit {result} failed: {result.error}")
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self.batcher.topic_id:
+            self.batcher.topic_id = _topic_id(self.settings, self.topic)
         for tp in consumer.committed(partitions, timeout=30):
             last = parse_intent(tp.metadata, tp.offset)
             if last is not None:
@@ -234,6 +238,21 @@ class _Sink:
         if error.fatal():
             raise FatalSinkError(self.route.table, f"kafka: {error}")
         log.warning("kafka: %s", error)
+
+
+def _topic_id(settings: Settings, topic: str) -> str:
+    """The broker's id of `topic` (part of every insert token), or "" when the
+    broker does not say within a few tries (tokens are then as before ids)."""
+    admin = AdminClient(dict(settings.kafka.client_config()))
+    for attempt in range(3):
+        try:
+            described = admin.describe_topics(TopicCollection([topic]), request_timeout=10)
+            return str(described[topic].result().topic_id)
+        except Exception as err:  # KafkaException; a sink must not stop over it
+            log.warning("%s: topic id not known (%s), attempt %d", topic, err, attempt + 1)
+            time.sleep(1)
+    log.warning("%s: insert tokens without the topic id", topic)
+    return ""
 
 
 def _offset(message: Message) -> int:

@@ -144,3 +144,52 @@ def test_migration_0005_keeps_the_minutes_landed_before_it(db_settings: Settings
     assert engine == [("View",)]
     # the analyst views built on activity_minutes still read it
     assert client.query("SELECT count() FROM daily_app_time").result_rows[0][0] > 0
+
+
+def test_a_topic_created_anew_lands_while_clickhouse_keeps_its_tokens(
+        db_settings: Settings, unique: str) -> None:
+    # A rebuilt Kafka cluster (or a deleted and recreated topic) restarts offsets
+    # at 0 while ClickHouse remembers the last insert tokens: the new topic's
+    # first batch has the same offsets as the old one's and must still land.
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from schemas.codec import encode_event
+    from tests.unit.sinks.sinks_samples import event
+
+    s = db_settings
+    migrate(s)
+    topic, dlq = f"it.reborn.{unique}", f"it.reborn.dlq.{unique}"
+    admin = AdminClient(dict(s.kafka.client_config()))
+    now = time.time_ns() // 1000
+
+    def land(run: int) -> int:
+        create_topics(s, [TopicSpec(topic, "device_id", "delete", 1),
+                          TopicSpec(dlq, "device_id", "delete", 1)])
+        producer = Producer({**s.kafka.client_config(), "enable.idempotence": True})
+        for n in range(10):
+            e = event("KeyInput", ts=now - n * 1000, seq=run * 100 + n, subject=f"s-reborn-{run}")
+            producer.produce(topic, key=b"d1", value=encode_event(e))
+        assert producer.flush(30) == 0
+        stop = threading.Event()
+        stats = run_sink(s, topic, "events", stop,
+                         SinkOptions(group=f"it-reborn-{unique}-{run}", dlq_topic=dlq,
+                                     max_age=60, max_rows=10,  # one batch: offsets 0-9
+                                     after_insert=lambda _batch: stop.set()))
+        return stats.rows
+
+    assert land(1) == 10
+    for future in admin.delete_topics([topic], operation_timeout=30).values():
+        future.result()
+    deadline = time.monotonic() + 60
+    while True:  # the broker may still be deleting the old topic
+        try:
+            admin.create_topics([NewTopic(topic, s.kafka.partitions, 1)])[topic].result()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert land(2) == 10  # same key, same partition, offsets 0-9 again
+    rows = connect(s).query("SELECT subject_id, count() FROM events "
+                            "GROUP BY subject_id ORDER BY subject_id").result_rows
+    assert rows == [("s-reborn-1", 10), ("s-reborn-2", 10)]

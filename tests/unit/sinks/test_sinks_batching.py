@@ -79,3 +79,14 @@ def test_dropping_a_revoked_partition_forgets_its_buffer() -> None:
 def test_invalid_limits_are_refused() -> None:
     with pytest.raises(ValueError):
         Batcher("t", max_rows=0)
+
+
+def test_tokens_carry_the_topic_id_once_known() -> None:
+    # A topic created anew restarts at offset 0: its batches must not carry the
+    # tokens of the old topic's batches, which ClickHouse would drop as replays.
+    assert dedup_token("t", 3, 0, 9) == "t:3:0-9"
+    assert dedup_token("t", 3, 0, 9, "Abc/x1") == "t@Abc/x1:3:0-9"
+    batcher: Batcher[str] = Batcher("t", max_rows=2)
+    batcher.topic_id = "id1"
+    done = batcher.add(0, 0, "a", 0.0) + batcher.add(0, 1, "b", 0.0)
+    assert [b.token for b in done] == ["t@id1:0:0-1"]
