@@ -15,19 +15,28 @@ Contract of a batch:
   even when its neighbours are not; each invalid one is reported by index
   with a reason (`invalid_field`, `undecodable`, `unknown_schema`,
   `too_large`) and never published.
+* On the wire the accepted events of a request become one `DeviceBatch`
+  record per device (`device_batches`; identity makes that one device), in
+  the request's order. A batch holds increasing seqs only: an event whose
+  seq is not above its predecessor's starts the next batch, so that events
+  sent out of order (or twice) reach the stream exactly as they would one
+  by one (marked as seq regressions, dropped as duplicates). A request over
+  the batch limits (`DEFAULT_BATCH_BYTES` of events, under the readers'
+  `schemas.batch.MAX_BATCH_BYTES`; `MAX_BATCH_EVENTS`) is cut the same way.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from producers.gateway_auth import DeviceIdentity
 from producers.gateway_errors import BadRequest, Forbidden, UnsupportedMediaType
 from producers.gateway_framing import AVRO_BATCH, split_frames
+from schemas.batch import MAX_BATCH_EVENTS, splice_batch
 from schemas.codec import decode_event, encode_event
 from schemas.errors import SchemaError
 
@@ -35,6 +44,11 @@ JSON = "application/json"
 DEFAULT_MAX_EVENTS = 1000
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
 _IDENTITY = ("device_id", "subject_id", "org_id")
+#: Bytes of encoded events per DeviceBatch record at most: half of the readers'
+#: `MAX_BATCH_BYTES`, and under librdkafka's and the broker's ~1 MB record limit.
+DEFAULT_BATCH_BYTES = 512 * 1024
+#: Room kept in a batch for its header (ids, version, times) beside the events.
+_HEADER_ROOM = 4096
 
 Encoder = Callable[[Mapping[str, Any]], bytes]
 Decoder = Callable[[bytes], dict[str, Any]]
@@ -55,12 +69,26 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One accepted event, encoded: Kafka key (device_id) and value."""
+    """One accepted event, encoded as a CaptureEvent: Kafka key (device_id),
+    value, and what its batch header needs (seq, org, subject)."""
 
     index: int
     event_id: str
     key: bytes
     value: bytes
+    seq: int = 0
+    org_id: str = ""
+    subject_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One DeviceBatch record to produce: key (device_id), value, and the
+    request indexes of the events it holds."""
+
+    key: bytes
+    value: bytes
+    indexes: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +197,59 @@ def _prepare(
         return Rejection(index, "invalid_field", f"{type(err).__name__}: {err!s:.200}")
     if len(value) > max_bytes:
         return Rejection(index, "too_large", f"{len(value)} bytes encoded, at most {max_bytes}")
-    return Record(index, event_id, str(event["device_id"]).encode(), value)
+    return Record(index, event_id, str(event["device_id"]).encode(), value, int(event["seq"]),
+                  str(event["org_id"]), str(event["subject_id"]))
+
+
+def device_batches(
+    records: Sequence[Record],
+    *,
+    new_batch_id: Callable[[], str],
+    sent_ts: int,
+    max_events: int = MAX_BATCH_EVENTS,
+    max_bytes: int = DEFAULT_BATCH_BYTES,
+) -> list[BatchRecord]:
+    """The DeviceBatch records of one request's accepted `records`: one per
+    device (and per org and subject, which identity makes one), events in
+    the request's order; cut into consecutive batches where a seq does not
+    increase or a batch would exceed ``max_events`` events or ``max_bytes``
+    bytes. Pure apart from ``new_batch_id``."""
+    groups: dict[tuple[bytes, str, str], list[Record]] = {}
+    for record in records:
+        groups.setdefault((record.key, record.org_id, record.subject_id), []).append(record)
+    out: list[BatchRecord] = []
+    for (key, org_id, subject_id), group in groups.items():
+        for chunk in _chunks(group, max_events, max_bytes - _HEADER_ROOM):
+            header = {
+                "batch_id": new_batch_id(),
+                "org_id": org_id,
+                "subject_id": subject_id,
+                "device_id": key.decode(),
+                "client_version": None,
+                "sent_ts": sent_ts,
+                "first_seq": chunk[0].seq,
+                "last_seq": chunk[-1].seq,
+            }
+            value = splice_batch(header, [r.value for r in chunk])
+            out.append(BatchRecord(key, value, tuple(r.index for r in chunk)))
+    return out
+
+
+def _chunks(records: list[Record], max_events: int, max_bytes: int) -> list[list[Record]]:
+    chunks: list[list[Record]] = [[]]
+    size = 0
+    for record in records:
+        current = chunks[-1]
+        if current and (
+            len(current) >= max_events
+            or size + len(record.value) > max_bytes
+            or record.seq <= current[-1].seq
+        ):
+            chunks.append([])
+            current, size = chunks[-1], 0
+        current.append(record)
+        size += len(record.value)
+    return chunks if chunks[0] else []
 
 
 def _is_uuid(text: str) -> bool:

@@ -1,8 +1,9 @@
 """Kafka delivery for the HTTP gateway: awaitable, acknowledged sends.
 
-`AsyncDelivery.send(records)` produces the records of one batch with an
-idempotent, acks=all confluent-kafka producer and returns once every one of
-them has a delivery report, so the gateway answers a client only when its
+`AsyncDelivery.send(records)` produces the accepted events of one request as
+one `DeviceBatch` record per device (`producers.gateway_batch.device_batches`)
+with an idempotent, acks=all confluent-kafka producer and returns once every
+record has a delivery report, so the gateway answers a client only when its
 events are durable in Kafka. A daemon thread calls `poll` (librdkafka runs the
 delivery callbacks there) and each callback resolves its asyncio future
 through `loop.call_soon_threadsafe`. The producer is thread-safe, so
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.gateway_batch import Record
+from producers.envelope import now_micros
+from producers.gateway_batch import Record, device_batches
 from producers.gateway_errors import Unavailable
 from producers.kafka_transport import ConfigValue, classify, producer_config
 
@@ -44,22 +47,34 @@ class AsyncDelivery:
     Create inside the running loop; `close` flushes and stops the poll thread.
     """
 
-    def __init__(self, config: Mapping[str, ConfigValue], topic: str) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, ConfigValue],
+        topic: str,
+        *,
+        clock: Callable[[], int] = now_micros,
+        new_batch_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
         self._producer = Producer(dict(config))
         self._topic = topic
+        self._clock = clock
+        self._new_batch_id = new_batch_id
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_forever, name="gateway-poll", daemon=True)
         self._thread.start()
 
     async def send(self, records: Sequence[Record]) -> None:
-        """Produce `records` (in order, keyed by device) and wait until Kafka
+        """Produce the events `records` (one request's accepted events) as one
+        DeviceBatch record per device, keyed by it, and wait until Kafka
         acknowledged all of them. Raises `Unavailable` ("queue_full" when the
         local queue cannot take the batch, or the delivery error's reason,
-        e.g. "msg_timed_out") if any one was not acknowledged: the batch as a
-        whole is then unconfirmed and the client must resend it."""
+        e.g. "msg_timed_out") if any one was not acknowledged: the request as
+        a whole is then unconfirmed and the client must resend it."""
+        batches = device_batches(records, new_batch_id=self._new_batch_id,
+                                 sent_ts=self._clock())
         futures: list[asyncio.Future[KafkaError | None]] = []
-        for record in records:
+        for record in batches:
             future: asyncio.Future[KafkaError | None] = self._loop.create_future()
             try:
                 self._producer.produce(
@@ -76,7 +91,8 @@ class AsyncDelivery:
         failed = [error for error in errors if error is not None]
         if failed:
             reason = classify(failed[0]).reason
-            raise Unavailable(reason, f"{len(failed)} of {len(records)} events not acknowledged")
+            raise Unavailable(
+                reason, f"{len(failed)} of {len(batches)} device batches not acknowledged")
 
     def _resolver(
         self, future: asyncio.Future[KafkaError | None]

@@ -113,6 +113,14 @@ class Codec:
             raise UnknownSchema(f"fingerprint {fingerprint:#018x} not in the registry")
         return reader.name, reader.read(data, HEADER_SIZE)
 
+    def name_of(self, data: bytes) -> str | None:
+        """The short record name ``data``'s single-object header names, without
+        decoding the body; None for no header or an unknown fingerprint."""
+        if len(data) < HEADER_SIZE or data[:2] != SINGLE_OBJECT_MARKER:
+            return None
+        reader = self._readers.get(bytes(data[2:HEADER_SIZE]))
+        return None if reader is None else reader.name
+
     def decode_body(self, version: SchemaVersion, data: bytes, offset: int) -> Datum:
         """Read the body at ``data[offset:]`` written with ``version``; errors as `decode`."""
         reader = self._by_version.get((version.fullname, version.version))
@@ -190,10 +198,7 @@ class _Reader:
             raise Undecodable(f"{len(data) - stream.tell()} trailing bytes after the body")
         if not isinstance(datum, dict):
             raise Undecodable(f"body decoded to {type(datum).__name__}, not a record")
-        for field, short_names in self._tagged:
-            branch_name, record = datum[field]
-            record["type"] = short_names[branch_name]
-            datum[field] = record
+        _untag(datum, self._tagged)
         if self._check is not None:
             _run_check(self._check, datum)
         return datum
@@ -208,10 +213,29 @@ def _run_check(check: Check, datum: Mapping[str, Any]) -> None:
         raise InvalidField("", f"{type(err).__name__}: {err}") from err
 
 
-def _tagged_fields(version: SchemaVersion) -> tuple[tuple[str, dict[str, str]], ...]:
-    """Return (field, {branch fullname: short name}) for each top-level union of records."""
-    tagged = []
-    for fld in version.expanded["fields"]:
+def _tagged_fields(version: SchemaVersion) -> tuple[_Tagged, ...]:
+    """Return the plan that turns fastavro's ``(branch, record)`` pairs into tagged dicts.
+
+    Supported places for a union of records: a top-level field, or a top-level
+    field of the records of a top-level array (``DeviceBatch.events[].payload``).
+    """
+    tagged = _tag_plan(version.expanded)
+    if _count_planned(tagged) != _count_record_unions(version.expanded):
+        raise SchemaDefinitionError(
+            version.fullname,
+            "unions of records are only supported at the top level or in records of a "
+            "top-level array",
+        )
+    return tagged
+
+
+#: (field, {branch fullname: short name}, plan for the records of an array field).
+_Tagged = tuple[str, dict[str, str], tuple[Any, ...]]
+
+
+def _tag_plan(record: Mapping[str, Any], *, nested: bool = False) -> tuple[_Tagged, ...]:
+    tagged: list[_Tagged] = []
+    for fld in record["fields"]:
         branches = fld["type"]
         if isinstance(branches, list) and all(
             isinstance(b, dict) and b.get("type") == "record" for b in branches
@@ -220,12 +244,33 @@ def _tagged_fields(version: SchemaVersion) -> tuple[tuple[str, dict[str, str]], 
             for b in branches:
                 full = b["name"] if "." in b["name"] else f"{b.get('namespace', '')}.{b['name']}"
                 names[full.lstrip(".")] = full.rpartition(".")[2]
-            tagged.append((fld["name"], names))
-    if len(tagged) != _count_record_unions(version.expanded):
-        raise SchemaDefinitionError(
-            version.fullname, "unions of records are only supported at the top level"
-        )
+            tagged.append((fld["name"], names, ()))
+        elif (
+            not nested
+            and isinstance(branches, dict)
+            and branches.get("type") == "array"
+            and isinstance(branches["items"], dict)
+            and branches["items"].get("type") == "record"
+        ):
+            inner = _tag_plan(branches["items"], nested=True)
+            if inner:
+                tagged.append((fld["name"], {}, inner))
     return tuple(tagged)
+
+
+def _count_planned(plan: tuple[_Tagged, ...]) -> int:
+    return sum(1 if names else _count_planned(inner) for _, names, inner in plan)
+
+
+def _untag(datum: Datum, plan: tuple[_Tagged, ...]) -> None:
+    for field, short_names, inner in plan:
+        if short_names:
+            branch_name, record = datum[field]
+            record["type"] = short_names[branch_name]
+            datum[field] = record
+        else:
+            for item in datum[field]:
+                _untag(item, inner)
 
 
 def _count_record_unions(node: Any) -> int:

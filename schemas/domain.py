@@ -79,6 +79,21 @@ def check_capture_event(event: Mapping[str, Any]) -> None:
         _check_payload(payload)
 
 
+def check_device_batch(batch: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` unless the batch header's seq range and time are in range
+    and it holds at least one event.
+
+    The events themselves are not checked here: `schemas.batch.decode_capture`
+    checks each on its own, so that one bad event is rejected alone, by index.
+    """
+    _at_least(batch, "first_seq", 0)
+    _at_least(batch, "sent_ts", 0)
+    if batch["last_seq"] < batch["first_seq"]:
+        raise InvalidField("last_seq", "must be >= first_seq")
+    if not batch["events"]:
+        raise InvalidField("events", "a batch holds at least one event")
+
+
 def check_consent_policy(policy: Mapping[str, Any]) -> None:
     """Raise `InvalidField` for a negative version/time or a scope Candor does not know."""
     _at_least(policy, "version", 0)
@@ -115,6 +130,7 @@ def check_action(action: Mapping[str, Any]) -> None:
 #: Domain check by short record name; records without an entry have none.
 CHECKS: Mapping[str, Check] = {
     "CaptureEvent": check_capture_event,
+    "DeviceBatch": check_device_batch,
     "ConsentPolicy": check_consent_policy,
     "Session": check_session,
     "MinuteAggregate": check_minute_aggregate,

@@ -50,6 +50,41 @@ class InvalidField(SchemaError):
         return InvalidField(f"{parent}.{self.field}" if self.field else parent, self.problem)
 
 
+class TruncatedBatch(Undecodable):
+    """A `DeviceBatch` whose body ends early or does not parse.
+
+    Avro cannot tell a cut-off body from a corrupted one, so both are this; no
+    event of such a record can be recovered (an array has no per-item framing).
+    """
+
+    reason: ClassVar[str] = "truncated_batch"
+
+
+class BatchTooLarge(SchemaError):
+    """A `capture.events` record over the batch limits (bytes or events); refused whole."""
+
+    reason: ClassVar[str] = "batch_too_large"
+
+
+class BatchHeaderMismatch(InvalidField):
+    """An event of a batch names another org, subject or device than the batch
+    header, or a seq outside the header's ``first_seq..last_seq``.
+
+    Raised for that event alone: the batch's other events stand.
+    """
+
+    reason: ClassVar[str] = "batch_header_mismatch"
+
+
+class DuplicateSeq(InvalidField):
+    """An event of a batch repeats the seq of an earlier event of the same batch.
+
+    The first event with the seq stands; each repetition is rejected alone.
+    """
+
+    reason: ClassVar[str] = "duplicate_seq"
+
+
 class SchemaDefinitionError(SchemaError):
     """The `.avsc` tree itself is broken (bad file name, unresolved reference, ...).
 

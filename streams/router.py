@@ -5,7 +5,17 @@ consent view, the per-device dedup state and `now`; out come the clean events
 for `capture.clean`, the dead letters for `capture.dlq` and the counted drops.
 Imports nothing from faust or Kafka.
 
-Order of steps for each message (DESIGN.md "Guarantees"):
+A message is a `DeviceBatch` or a single `CaptureEvent` (a batch of one):
+`schemas.batch.decode_capture` expands it into its events, which then take
+the steps below one by one, exactly as the same events sent as single
+records would. A message that spoils as a whole (truncated, over the size
+limit, undecodable, a header out of its domain) is one dead letter with the
+record's bytes; an event refused inside a good batch (out of its domain, a
+header mismatch, a repeated seq, an impossible time) is dead-lettered alone,
+as a single CaptureEvent record with the batch's ``batch_id`` and its
+``event_index`` in the headers, and its neighbours go on.
+
+Order of steps for each event (DESIGN.md "Guarantees"):
 decode → time sanity → duplicate check (and seq regression mark) → consent +
 capture hours + minimisation → typed text withheld → normalisation + redaction.
 Content never passes this step without the scope that allows it.
@@ -33,7 +43,8 @@ from privacy.capture_hours import CaptureHours
 from privacy.consent import ConsentPolicy, evaluate
 from privacy.minimisation import UnknownPayloadType
 from privacy.redaction import redact_event
-from schemas.codec import decode_many
+from schemas.batch import DecodedBatch, RejectedEvent, decode_capture
+from schemas.codec import CAPTURE_EVENT, encode
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
 from streams.dlq import DeadLetter
@@ -73,8 +84,12 @@ class RouteResult:
     drops: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
     touched: dict[str, DeviceSeen] = field(default_factory=dict)
-    outcomes: list[bool] = field(default_factory=list)  # per input: True = rejected (DLQ)
+    # Per event (a message refused whole counts as one): True = rejected (DLQ).
+    # The worker's dead-letter limit observes these.
+    outcomes: list[bool] = field(default_factory=list)
     seq_regressions: Counter[str] = field(default_factory=Counter)  # by device_id
+    records: int = 0  # messages routed
+    events: int = 0  # events they held (those of messages refused whole not counted)
 
 
 def route_batch(
@@ -86,7 +101,8 @@ def route_batch(
     seen: Callable[[str], DeviceSeen],
     config: RouteConfig = RouteConfig(),
 ) -> RouteResult:
-    """Route a batch of raw messages (in partition order).
+    """Route a batch of raw messages (in partition order), each a DeviceBatch or
+    a single CaptureEvent, event by event in record order.
 
     `consent(subject_id)` and `hours(org_id)` look up the current policy and the
     org's capture hours; `seen(device_id)` returns the device's dedup state, which
@@ -95,48 +111,121 @@ def route_batch(
     for bad input: that becomes a dead letter.
     """
     result = RouteResult()
-    decoded = decode_many([m.value for m in batch])
     lo = now - config.max_past_s * MICROS
     hi = now + config.max_future_s * MICROS
-    for msg, event in zip(batch, decoded, strict=True):
-        if isinstance(event, SchemaError):
-            result.dead.append(_dead(msg, event.reason, str(event)))
-            result.outcomes.append(True)
-            continue
-        ts = event["ts"]
-        if not lo <= ts <= hi:
-            result.dead.append(_dead(msg, "impossible_timestamp",
-                                     f"ts {ts} outside [{lo}, {hi}] (now {now})"))
-            result.outcomes.append(True)
-            continue
-        result.outcomes.append(False)
-        device = event["device_id"]
-        state = result.touched.get(device)
-        if state is None:
-            state = result.touched[device] = seen(device)
-        seq = event["seq"]
-        regressed = seq < state.max_seq
-        if state.seen(seq):
-            result.drops["duplicate"] += 1
-            continue
-        if regressed:
-            result.seq_regressions[device] += 1
+    for msg in batch:
+        result.records += 1
         try:
-            decision = evaluate(event, consent(event["subject_id"]), hours(event["org_id"]))
-        except UnknownPayloadType as err:
-            result.dead.append(_dead(msg, "invalid_field", str(err)))
+            decoded = decode_capture(msg.value)
+        except SchemaError as err:
+            result.dead.append(_dead(msg, err.reason, str(err)))
+            result.outcomes.append(True)
             continue
-        if not decision.keep or decision.event is None:
-            result.drops[decision.reason or "no_consent"] += 1
-            continue
-        clean = redact_event(withhold_typed(decision.event))
-        for rule in clean["redactions"]:
-            result.redactions[rule] += 1
-        if regressed:
-            clean = {**clean, "redactions": [*clean["redactions"], SEQ_REGRESSION]}
-        result.clean.append(clean)
+        result.events += decoded.size
+        if decoded.rejected:
+            _route_with_rejects(msg, decoded, result, lo, hi, now, consent, hours, seen)
+        else:
+            single = decoded.header.single
+            for index, event in enumerate(decoded.events):
+                _route_event(msg, None if single else (decoded, index), event, result,
+                             lo, hi, now, consent, hours, seen)
     return result
+
+
+def _route_with_rejects(
+    msg: RawMessage,
+    decoded: DecodedBatch,
+    result: RouteResult,
+    lo: int,
+    hi: int,
+    now: int,
+    consent: Callable[[str], ConsentPolicy | None],
+    hours: Callable[[str], CaptureHours | None],
+    seen: Callable[[str], DeviceSeen],
+) -> None:
+    """Route a batch holding refused events: each refused one dead-lettered at
+    its index, the others routed, all in record order."""
+    refused: dict[int, RejectedEvent] = {r.index: r for r in decoded.rejected}
+    good = iter(decoded.events)
+    for index in range(decoded.size):
+        rejected = refused.get(index)
+        if rejected is None:
+            _route_event(msg, (decoded, index), next(good), result, lo, hi, now,
+                         consent, hours, seen)
+            continue
+        error = rejected.error
+        result.dead.append(_dead_event(msg, decoded, index, rejected.event, error.reason,
+                                       str(error)))
+        result.outcomes.append(True)
+
+
+def _route_event(
+    msg: RawMessage,
+    origin: tuple[DecodedBatch, int] | None,
+    event: dict[str, Any],
+    result: RouteResult,
+    lo: int,
+    hi: int,
+    now: int,
+    consent: Callable[[str], ConsentPolicy | None],
+    hours: Callable[[str], CaptureHours | None],
+    seen: Callable[[str], DeviceSeen],
+) -> None:
+    """Today's per-event route; ``origin`` is (batch, index) for an event of a
+    DeviceBatch, None for a single-event record (dead-lettered as the record)."""
+    ts = event["ts"]
+    if not lo <= ts <= hi:
+        error = f"ts {ts} outside [{lo}, {hi}] (now {now})"
+        result.dead.append(_dead_for(msg, origin, event, "impossible_timestamp", error))
+        result.outcomes.append(True)
+        return
+    result.outcomes.append(False)
+    device = event["device_id"]
+    state = result.touched.get(device)
+    if state is None:
+        state = result.touched[device] = seen(device)
+    seq = event["seq"]
+    regressed = seq < state.max_seq
+    if state.seen(seq):
+        result.drops["duplicate"] += 1
+        return
+    if regressed:
+        result.seq_regressions[device] += 1
+    try:
+        decision = evaluate(event, consent(event["subject_id"]), hours(event["org_id"]))
+    except UnknownPayloadType as err:
+        result.dead.append(_dead_for(msg, origin, event, "invalid_field", str(err)))
+        return
+    if not decision.keep or decision.event is None:
+        result.drops[decision.reason or "no_consent"] += 1
+        return
+    clean = redact_event(withhold_typed(decision.event))
+    for rule in clean["redactions"]:
+        result.redactions[rule] += 1
+    if regressed:
+        clean = {**clean, "redactions": [*clean["redactions"], SEQ_REGRESSION]}
+    result.clean.append(clean)
+
+
+def _dead_for(msg: RawMessage, origin: tuple[DecodedBatch, int] | None, event: dict[str, Any],
+              reason: str, error: str) -> DeadLetter:
+    if origin is None:
+        return _dead(msg, reason, error)
+    return _dead_event(msg, origin[0], origin[1], event, reason, error)
 
 
 def _dead(msg: RawMessage, reason: str, error: str) -> DeadLetter:
     return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+def _dead_event(msg: RawMessage, decoded: DecodedBatch, index: int, event: dict[str, Any],
+                reason: str, error: str) -> DeadLetter:
+    """The dead letter of event ``index`` of a DeviceBatch: that event alone, as
+    a single CaptureEvent record (the whole record's bytes if it cannot be
+    written so), with the batch id and the index in its headers."""
+    try:
+        value = encode(CAPTURE_EVENT, event, check_domains=False)
+    except SchemaError:
+        value = msg.value
+    return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, value,
+                      event_index=index, batch_id=decoded.header.batch_id)

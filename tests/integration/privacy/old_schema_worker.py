@@ -7,6 +7,7 @@ Usage: python -m tests.integration.privacy.old_schema_worker worker --app-id ...
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,11 @@ def main() -> int:
         shutil.copytree(registry.PACKAGE_ROOT, root, dirs_exist_ok=True)
         newest = registry.default_registry().latest("CaptureEvent")
         (root / newest.path.relative_to(registry.PACKAGE_ROOT)).unlink()
+        # Records pinning that version (DeviceBatch) were released with it or later.
+        for path in root.glob("*/*.avsc"):
+            pins = json.loads(path.read_text()).get(registry.USES_PROPERTY, {})
+            if pins.get(newest.fullname) == newest.version:
+                path.unlink()
         old = registry.Registry.load(root)
         registry.default_registry = lambda: old  # type: ignore[assignment]
         codec.default_registry = lambda: old  # type: ignore[attr-defined,assignment]

@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from candor.settings import Settings
 from candor.topics import TopicSpec, create_topics
+from schemas.batch import decode_capture
 
 REPO = Path(__file__).resolve().parents[3]
 KAFKA_SH = REPO / "deploy" / "local" / "kafka.sh"
@@ -74,6 +76,19 @@ def read_topic(bootstrap: str, topic: str, *, want: int | None = None,
         return got
     finally:
         consumer.close()
+
+
+def capture_events(records: list[Consumed]) -> list[tuple[Consumed, dict[str, Any]]]:
+    """The events of `capture.events` records (DeviceBatches or single events),
+    each with the record that held it, in record order. Asserts that no
+    event of a batch was refused and that a batch is keyed by its device."""
+    out: list[tuple[Consumed, dict[str, Any]]] = []
+    for record in records:
+        decoded = decode_capture(record.value)
+        assert decoded.rejected == [], decoded.rejected
+        assert record.key == decoded.header.device_id.encode()
+        out.extend((record, event) for event in decoded.events)
+    return out
 
 
 def free_port() -> int:

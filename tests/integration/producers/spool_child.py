@@ -1,8 +1,9 @@
 """A capture process for the kill -9 test (run with ``python -m``).
 
 ``spool <bootstrap> <topic> <spool_dir> <n> <ids_file>``: capture `n` events
-while the broker is down, wait until all of them are in the spool, write
-their event_ids to `ids_file`, print "SPOOLED" and wait to be killed.
+while the broker is down, wait until all of them are in the spool (every
+batch on disk, none open or in flight), write their event_ids to `ids_file`,
+print "SPOOLED" and wait to be killed.
 ``drain <bootstrap> <topic> <spool_dir>``: open the same spool, deliver it,
 print what is left and exit 0 when nothing is.
 """
@@ -29,10 +30,13 @@ def spool(bootstrap: str, topic: str, spool_dir: str, n: int, ids_file: str) -> 
     client = _client(bootstrap, topic, spool_dir)
     ids = [client.capture({"type": "Scroll", "dx": 1, "dy": i}, APP) for i in range(n)]
     deadline = time.monotonic() + 60
-    while client.spool_depth < n and time.monotonic() < deadline:
+    while (client.open_events or client.spool_depth < client.pending) and (
+        time.monotonic() < deadline
+    ):
         client.poll(0.1)
     Path(ids_file).write_text(json.dumps(ids))
-    print("SPOOLED" if client.spool_depth >= n else f"ONLY {client.spool_depth}", flush=True)
+    on_disk = client.spool_depth > 0 and client.spool_depth == client.pending
+    print("SPOOLED" if on_disk else f"ONLY {client.spool_depth} of {client.pending}", flush=True)
     while True:  # killed -9 here, with everything in the spool
         time.sleep(1)
 

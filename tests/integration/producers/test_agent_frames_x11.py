@@ -19,9 +19,8 @@ from pathlib import Path
 from PIL import Image
 
 from candor.settings import Settings
-from schemas.codec import decode_event
 
-from .conftest import REPO, read_topic
+from .conftest import REPO, capture_events, read_topic
 from .test_agent_x11 import display, pytestmark
 
 __all__ = ["display", "pytestmark"]
@@ -100,8 +99,8 @@ def test_agent_captures_frames_with_the_excluded_window_black(
         shown = image.crop((nx, ny, nx + nw, ny + nh))
         assert shown.convert("L").getextrema() == (0, 255), "the notes window is not shown"
 
-    records = read_topic(settings.kafka.bootstrap, topic, want=3, settle_s=2)
-    frames = [decode_event(r.value)["payload"] for r in records]
+    records = read_topic(settings.kafka.bootstrap, topic, want=1, settle_s=2)
+    frames = [event["payload"] for _, event in capture_events(records)]
     frames = [p for p in frames if p["type"] == "ScreenFrame"]
     assert {p["ref"] for p in frames} == {f"sha256:{f.stem}" for f in files}
     assert all(p["width"] == 1280 and p["height"] == 800 and len(p["phash"]) == 16

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from producers.gateway_auth import DeviceIdentity
-from producers.gateway_batch import Rejection, check_identity, parse_body, plan_batch
+from producers.gateway_batch import (
+    Rejection,
+    check_identity,
+    device_batches,
+    parse_body,
+    plan_batch,
+)
 from producers.gateway_errors import BadRequest, Forbidden, UnsupportedMediaType
 from producers.gateway_framing import AVRO_BATCH, frame_messages
+from schemas.batch import decode_capture
 from schemas.codec import decode_event, encode_event
 
 ME = DeviceIdentity("dev-a", "sub-a", "org-a")
@@ -128,3 +136,59 @@ def test_accepted_events_are_stamped_with_received_ts_and_keyed_by_device() -> N
     assert record.key == b"dev-a" and record.event_id == sent["event_id"]
     decoded = decode_event(record.value)
     assert {name: decoded[name] for name in sent} == {**sent, "received_ts": NOW}
+
+
+def _planned(*events: dict[str, Any]) -> list[Any]:
+    plan = plan_batch(parse_body(body(*events), "application/json"), received_ts=NOW)
+    assert plan.rejected == []
+    return plan.records
+
+
+def _ids() -> Any:
+    return iter(f"batch-{i}" for i in range(100)).__next__
+
+
+def test_a_request_becomes_one_device_batch_record_with_every_accepted_event() -> None:
+    sent = [event(seq=seq) for seq in (1, 2, 3)]
+    (record,) = device_batches(_planned(*sent), new_batch_id=_ids(), sent_ts=NOW + 5)
+    assert record.key == b"dev-a"
+    decoded = decode_capture(record.value)
+    assert decoded.rejected == []
+    assert [e["event_id"] for e in decoded.events] == [e["event_id"] for e in sent]
+    assert all(e["received_ts"] == NOW for e in decoded.events)
+    header = decoded.header
+    assert (header.batch_id, header.device_id, header.subject_id, header.org_id) == (
+        "batch-0", "dev-a", "sub-a", "org-a")
+    assert (header.first_seq, header.last_seq, header.sent_ts) == (1, 3, NOW + 5)
+    assert record.indexes == (0, 1, 2)
+
+
+def test_events_out_of_seq_order_or_repeated_keep_their_order_across_batches() -> None:
+    # One by one, the stream marks 3 and 4 as regressions and drops the repeated 4:
+    # split where the seq does not increase, the batches reach it the same way.
+    again = event(seq=4)
+    records = _planned(event(seq=5), event(seq=3), again, again, event(seq=6))
+    batches = device_batches(records, new_batch_id=_ids(), sent_ts=NOW)
+    seqs = [[e["seq"] for e in decode_capture(b.value).events] for b in batches]
+    assert seqs == [[5], [3, 4], [4, 6]]
+    assert all(decode_capture(b.value).rejected == [] for b in batches)
+
+
+def test_records_of_several_devices_become_one_batch_each() -> None:
+    records = _planned(event(seq=1), event(seq=2))
+    other = [replace(r, key=b"dev-b") for r in _planned(event(seq=1, device_id="dev-b"))]
+    batches = device_batches([*records, *other], new_batch_id=_ids(), sent_ts=NOW)
+    assert [(b.key, len(decode_capture(b.value).events)) for b in batches] == [
+        (b"dev-a", 2), (b"dev-b", 1)]
+
+
+def test_a_request_over_the_batch_limits_is_cut_into_batches_under_them() -> None:
+    records = _planned(*[event(seq=seq) for seq in range(10)])
+    by_events = device_batches(records, new_batch_id=_ids(), sent_ts=NOW, max_events=4)
+    assert [len(decode_capture(b.value).events) for b in by_events] == [4, 4, 2]
+    one = len(records[0].value)
+    by_bytes = device_batches(records, new_batch_id=_ids(), sent_ts=NOW,
+                              max_bytes=4096 + 3 * one)
+    assert [len(decode_capture(b.value).events) for b in by_bytes] == [3, 3, 3, 1]
+    seqs = [e["seq"] for b in by_bytes for e in decode_capture(b.value).events]
+    assert seqs == list(range(10))

@@ -26,6 +26,7 @@ EXPECTED_RECORDS = {
         "TerminalCommand",
         "ActivityState",
         "ConsentPolicy",
+        "DeviceBatch",
     ],
     "candor.activity.v1": ["Session", "MinuteAggregate", "Action", "LateEvent"],
 }

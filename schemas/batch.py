@@ -1,0 +1,302 @@
+"""Device batches: the records of ``capture.events``, read and written.
+
+A ``capture.events`` record is either a `DeviceBatch` (a header, then one
+device's consecutive `CaptureEvent`s) or, as before batches existed, a single
+`CaptureEvent`. `decode_capture` reads both the same way: a single event is a
+batch of one. It separates what spoils the whole record (raised) from what
+spoils one event (returned by index, the rest of the batch stands):
+
+=========================  ======================  =================================
+failure                    error (``.reason``)     scope
+=========================  ======================  =================================
+over `MAX_BATCH_BYTES`      `BatchTooLarge`         the record (checked before decoding)
+or `MAX_BATCH_EVENTS`       (batch_too_large)
+body cut off / corrupt     `TruncatedBatch`        the record (an Avro array has no
+                           (truncated_batch)       per-item framing to resync on)
+header out of domain       `InvalidField`          the record
+(no events, last < first)  (invalid_field)
+not a capture record       `UnknownSchema` /       the record
+                           `Undecodable`
+event out of its domain    `InvalidField`          that event
+event names another org,   `BatchHeaderMismatch`   that event
+subject or device, or a    (batch_header_mismatch)
+seq outside first..last
+a seq already seen in      `DuplicateSeq`          that event (the first one stands)
+the batch                  (duplicate_seq)
+=========================  ======================  =================================
+
+Writers: `encode_batch` encodes dicts; `splice_batch` assembles a batch from
+events already encoded one by one with `schemas.codec.encode_event` (the SDK
+validates each event when it is captured, and splicing its bytes costs no
+second encoding). Both use the current `DeviceBatch` version; its events are
+the `CaptureEvent` version it pins, which must be the current one (a test
+holds the two together).
+
+Pure; never blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.canonical import parsing_canonical_form
+from schemas.codec import CAPTURE_EVENT, HEADER_SIZE, Codec, Datum, default_codec
+from schemas.domain import check_capture_event, check_device_batch
+from schemas.errors import (
+    BatchHeaderMismatch,
+    BatchTooLarge,
+    DuplicateSeq,
+    InvalidField,
+    SchemaDefinitionError,
+    SchemaError,
+    TruncatedBatch,
+    Undecodable,
+    UnknownSchema,
+)
+from schemas.writer import encode_long
+
+DEVICE_BATCH = "DeviceBatch"
+#: The most events one record may hold; more is `BatchTooLarge`.
+MAX_BATCH_EVENTS = 10_000
+#: The most bytes one record may take (Kafka's default ``message.max.bytes`` is about this).
+MAX_BATCH_BYTES = 1_048_576
+#: The header fields of a DeviceBatch, in schema order (``events`` follows them).
+HEADER_FIELDS = (
+    "batch_id",
+    "org_id",
+    "subject_id",
+    "device_id",
+    "client_version",
+    "sent_ts",
+    "first_seq",
+    "last_seq",
+)
+_IDENTITY = ("org_id", "subject_id", "device_id")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    """What a record says about all of its events.
+
+    For a single `CaptureEvent` record (``single``), the header is the event's
+    own: ``batch_id`` is its ``event_id``, ``sent_ts`` its ``received_ts`` (or
+    ``ts``), and both seqs its ``seq``.
+    """
+
+    batch_id: str
+    org_id: str
+    subject_id: str
+    device_id: str
+    client_version: str | None
+    sent_ts: int
+    first_seq: int
+    last_seq: int
+    single: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """Event number ``index`` of a batch (0-based, in record order), refused alone.
+
+    ``event`` is the event as decoded, for the dead letter; ``error.reason``
+    is the typed reason.
+    """
+
+    index: int
+    error: InvalidField
+    event: Datum
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """One ``capture.events`` record read: its header, its good events in record
+    order, and its rejected events by index."""
+
+    header: BatchHeader
+    events: list[Datum]
+    rejected: list[RejectedEvent]
+
+    @property
+    def size(self) -> int:
+        """How many events the record held (good and rejected)."""
+        return len(self.events) + len(self.rejected)
+
+
+def decode_capture(
+    data: bytes,
+    *,
+    max_events: int = MAX_BATCH_EVENTS,
+    max_bytes: int = MAX_BATCH_BYTES,
+    codec: Codec | None = None,
+) -> DecodedBatch:
+    """Read one ``capture.events`` record, a `DeviceBatch` or a single `CaptureEvent`.
+
+    Raises, for the record as a whole: `BatchTooLarge` (over ``max_bytes``
+    before decoding, or over ``max_events``), `TruncatedBatch` (a DeviceBatch
+    body that does not parse), `Undecodable` / `UnknownSchema` (not a capture
+    record; another Candor record is `UnknownSchema`), `InvalidField` (a
+    DeviceBatch header out of its domain, or the single CaptureEvent out of
+    its domain: today's semantics for single records). Nothing else, for any
+    input. Per-event failures of a DeviceBatch are in ``rejected``.
+    """
+    codec = codec or default_codec()
+    if len(data) > max_bytes:
+        raise BatchTooLarge(f"{len(data)} bytes, at most {max_bytes}")
+    is_batch = codec.name_of(data) == DEVICE_BATCH
+    try:
+        name, datum = codec.decode(data)
+    except Undecodable as err:
+        if is_batch:
+            raise TruncatedBatch(str(err)) from err
+        raise
+    if name == CAPTURE_EVENT:
+        seq = datum["seq"]
+        received = datum["received_ts"]
+        header = BatchHeader(
+            batch_id=datum["event_id"],
+            org_id=datum["org_id"],
+            subject_id=datum["subject_id"],
+            device_id=datum["device_id"],
+            client_version=datum["client_version"],
+            sent_ts=datum["ts"] if received is None else received,
+            first_seq=seq,
+            last_seq=seq,
+            single=True,
+        )
+        return DecodedBatch(header, [datum], [])
+    if name != DEVICE_BATCH:
+        raise UnknownSchema(f"expected {DEVICE_BATCH} or {CAPTURE_EVENT}, got {name}")
+    events: list[Datum] = datum["events"]
+    if len(events) > max_events:
+        raise BatchTooLarge(f"{len(events)} events, at most {max_events}")
+    header = BatchHeader(**{f: datum[f] for f in HEADER_FIELDS})
+    return _split(header, events)
+
+
+def _split(header: BatchHeader, events: list[Datum]) -> DecodedBatch:
+    good: list[Datum] = []
+    rejected: list[RejectedEvent] = []
+    org, subject, device = header.org_id, header.subject_id, header.device_id
+    first, last = header.first_seq, header.last_seq
+    seen: set[int] = set()
+    for index, event in enumerate(events):
+        try:
+            _check_event(event)
+            if (
+                event["org_id"] != org
+                or event["subject_id"] != subject
+                or event["device_id"] != device
+            ):
+                field = next(f for f in _IDENTITY if event[f] != getattr(header, f))
+                claimed = getattr(header, field)
+                raise BatchHeaderMismatch(
+                    field, f"event's {event[field]!r:.80} in a batch of {claimed!r:.80}"
+                )
+            seq = event["seq"]
+            if not first <= seq <= last:
+                raise BatchHeaderMismatch("seq", f"{seq} outside the batch's {first}..{last}")
+            if seq in seen:
+                raise DuplicateSeq("seq", f"{seq} appears twice in batch {header.batch_id}")
+            seen.add(seq)
+        except InvalidField as err:
+            rejected.append(RejectedEvent(index, err, event))
+            continue
+        good.append(event)
+    return DecodedBatch(header, good, rejected)
+
+
+def _check_event(event: Datum) -> None:
+    try:
+        check_capture_event(event)
+    except SchemaError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidField("", f"{type(err).__name__}: {err}") from err
+
+
+def batch_header(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    batch_id: str,
+    sent_ts: int,
+    client_version: str | None = None,
+) -> dict[str, Any]:
+    """The DeviceBatch header for ``events`` (one device's; identity from the
+    first, seq range from all). Raises `InvalidField` for no events."""
+    if not events:
+        raise InvalidField("events", "a batch holds at least one event")
+    seqs = [e["seq"] for e in events]
+    first = events[0]
+    return {
+        "batch_id": batch_id,
+        "org_id": first["org_id"],
+        "subject_id": first["subject_id"],
+        "device_id": first["device_id"],
+        "client_version": client_version,
+        "sent_ts": sent_ts,
+        "first_seq": min(seqs),
+        "last_seq": max(seqs),
+    }
+
+
+def encode_batch(
+    header: Mapping[str, Any], events: Sequence[Mapping[str, Any]], *, codec: Codec | None = None
+) -> bytes:
+    """A DeviceBatch record of ``header`` (the `HEADER_FIELDS`) and ``events``.
+
+    Checks the header's and each event's types and domains (not the header's
+    agreement with the events: `decode_capture` reports that, per event).
+    Raises `InvalidField`, naming ``events[i]`` for a bad event.
+    """
+    codec = codec or default_codec()
+    for index, event in enumerate(events):
+        try:
+            _check_event(dict(event))
+        except InvalidField as err:
+            raise err.within(f"events[{index}]") from None
+    return codec.encode(DEVICE_BATCH, {**header, "events": list(events)})
+
+
+def splice_batch(
+    header: Mapping[str, Any], encoded_events: Sequence[bytes], *, codec: Codec | None = None
+) -> bytes:
+    """A DeviceBatch record of ``header`` and events already encoded as single
+    `CaptureEvent` records (by `schemas.codec.encode_event`, which checked them).
+
+    The same bytes `encode_batch` writes for the decoded events. Raises
+    `InvalidField` for a header out of its domain, no events, or an event not
+    written with the CaptureEvent version the batch pins.
+    """
+    codec = codec or default_codec()
+    event_header = _pinned_event_header(codec)
+    check_device_batch({**header, "events": encoded_events})
+    head = codec.encode(DEVICE_BATCH, {**header, "events": []}, check_domains=False)
+    out = bytearray(head)
+    out.pop()  # the empty array's terminating 0: events are the last field
+    encode_long(out, len(encoded_events))
+    for index, encoded in enumerate(encoded_events):
+        if encoded[:HEADER_SIZE] != event_header:
+            raise InvalidField(
+                f"events[{index}]", "not a CaptureEvent of the version DeviceBatch pins"
+            )
+        out += encoded[HEADER_SIZE:]
+    out.append(0)
+    return bytes(out)
+
+
+@functools.cache
+def _pinned_event_header(codec: Codec) -> bytes:
+    """The single-object header of the CaptureEvent version DeviceBatch's events are."""
+    batch = codec.current(DEVICE_BATCH)
+    fields = batch.expanded["fields"]
+    if fields[-1]["name"] != "events":
+        raise SchemaDefinitionError(batch.fullname, "events must be the last field")
+    items = fields[-1]["type"]["items"]
+    form = parsing_canonical_form(items, batch.namespace)
+    for version in codec.registry.versions(CAPTURE_EVENT):
+        if version.canonical_form == form:
+            return version.single_object_header
+    raise SchemaDefinitionError(batch.fullname, "its events are no released CaptureEvent")
