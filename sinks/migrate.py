@@ -11,8 +11,23 @@ Cluster variant (``settings.clickhouse.cluster`` set): every statement gets
 ``ON CLUSTER <name>``; a table whose engine is ``XMergeTree(args)`` is created
 as ``<table>_local`` with ``ReplicatedXMergeTree('/clickhouse/tables/{shard}/<db>/<table>_local',
 '{replica}', args)`` and a ``Distributed`` table ``<table>`` over it, sharded by
-the statement's ``-- shard_key: <expr>`` line (``rand()`` otherwise). Queries
-and sinks use ``<table>`` either way.
+the statement's ``-- shard_key: <expr>`` line (otherwise ``cityHash64`` of its
+sorting key, so rows a ReplacingMergeTree collapses meet on one shard, and
+``rand()`` for a table without one). Queries and sinks use ``<table>`` either way.
+
+Two switches for clusters without ZooKeeper/Keeper (the chdb engine of the
+local stack, or shards of one replica each): ``clickhouse.replicated = False``
+keeps each table's own engine (and its ``non_replicated_deduplication_window``)
+for ``<table>_local``; ``clickhouse.shard_urls`` makes `migrate` apply every
+statement to each listed server, without ``ON CLUSTER`` (no distributed DDL).
+
+Exactly-once through ``Distributed``: with ``distributed_foreground_insert = 1``
+an insert's ``insert_deduplication_token`` reaches each shard with that shard's
+rows, so a replayed batch is dropped shard by shard, also after an insert that
+failed with a shard down (rows a shard took keep their token). That holds only
+when a replay sends the same rows to the same shard: a table the sinks insert
+into needs a deterministic ``-- shard_key:`` (``rand()`` would route a replay's
+rows elsewhere).
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ _SHARD_KEY = re.compile(r"^\s*--\s*shard_key:\s*(.+?)\s*$", re.MULTILINE)
 _COMMENT_LINE = re.compile(r"^[ \t]*--.*$\n?", re.MULTILINE)
 _PLAIN_COMMENT_LINE = re.compile(r"^[ \t]*--(?!\s*shard_key:).*$\n?", re.MULTILINE)
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\S+?)\.(\w+)")
+_ORDER_BY = re.compile(r"^ORDER BY (?:\((.+)\)|(\w+))[ \t]*$", re.MULTILINE)
 _ENGINE = re.compile(r"^ENGINE = (\w*)MergeTree(?:\((.*)\))?[ \t]*$", re.MULTILINE)
 
 SCHEMA_MIGRATIONS_SQL = """
@@ -109,9 +125,10 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def placeholders(settings: Settings) -> dict[str, str]:
     """The values substituted into migration templates, from ``settings``."""
     ch = settings.clickhouse
+    on_cluster = f"ON CLUSTER {_identifier(ch.cluster)}" if ch.cluster and not ch.shard_urls else ""
     return {
         "db": _identifier(ch.database),
-        "on_cluster": f"ON CLUSTER {_identifier(ch.cluster)}" if ch.cluster else "",
+        "on_cluster": on_cluster,
         "events_ttl_days": str(int(settings.retention.clickhouse_events_days)),
         "dlq_ttl_hours": str(int(settings.retention.dlq_hours)),
     }
@@ -129,27 +146,40 @@ def render(template: str, settings: Settings) -> list[str]:
     Pure. Only the known placeholders are replaced, so ClickHouse macros such as
     ``{shard}`` survive. Comment lines are removed.
     """
+    return [statement for statement, _ in render_steps(template, settings)]
+
+
+def render_steps(template: str, settings: Settings) -> list[tuple[str, bool]]:
+    """`render`'s statements, each with whether it belongs on every server of the cluster.
+
+    Pure. A statement whose template says ``{on_cluster}`` (DDL) belongs on every
+    server; one without (an ``INSERT ... SELECT`` backfill through Distributed
+    tables) runs once. With ``ON CLUSTER`` rendered, the server distributes the
+    former itself; with ``clickhouse.shard_urls``, `migrate` does.
+    """
     values = placeholders(settings)
     cluster = settings.clickhouse.cluster
-    statements: list[str] = []
+    steps: list[tuple[str, bool]] = []
     for raw in split_statements(template):
+        everywhere = "{on_cluster}" in raw
         shard = _SHARD_KEY.search(raw)
         text = _COMMENT_LINE.sub("", raw).strip()
         text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
         text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
         if cluster and _ENGINE.search(text):
-            statements.extend(
-                _replicated(text, values, _identifier(cluster), shard.group(1) if shard else None)
-            )
+            sharded = _sharded(text, values, _identifier(cluster),
+                               shard.group(1) if shard else None, settings.clickhouse.replicated)
+            steps.extend((statement, True) for statement in sharded)
         else:
-            statements.append(text)
-    return statements
+            steps.append((text, everywhere))
+    return steps
 
 
-def _replicated(
-    text: str, values: dict[str, str], cluster: str, shard_key: str | None
+def _sharded(
+    text: str, values: dict[str, str], cluster: str, shard_key: str | None, replicated: bool
 ) -> list[str]:
-    """Turn one single-node CREATE TABLE into the local Replicated table + its Distributed table."""
+    """Turn one single-node CREATE TABLE into its shard-local table (Replicated engine when
+    ``replicated``, else the statement's own) + the Distributed table under the original name."""
     table = _CREATE_TABLE.search(text)
     if table is None:
         raise MigrationFileError(f"an engine outside CREATE TABLE IF NOT EXISTS: {text[:80]}")
@@ -163,14 +193,34 @@ def _replicated(
         full = f"{replication}, {args}" if args else replication
         return f"ENGINE = Replicated{kind}MergeTree({full})"
 
-    text = _ENGINE.sub(engine, text, count=1)
-    text = text.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
+    if replicated:
+        text = _ENGINE.sub(engine, text, count=1)
+        text = text.replace("non_replicated_deduplication_window",
+                            "replicated_deduplication_window")
     distributed = (
         f"CREATE TABLE IF NOT EXISTS {db}.{name} {values['on_cluster']}\n"
         f"AS {db}.{local}\n"
-        f"ENGINE = Distributed({cluster}, {db}, {local}, {shard_key or 'rand()'})"
+        f"ENGINE = Distributed({cluster}, {db}, {local}, {shard_key or _default_key(text)})"
     )
     return [text, distributed]
+
+
+def _default_key(text: str) -> str:
+    """``cityHash64`` of the statement's sorting key: deterministic, so a replayed row
+    reaches the shard that holds its first copy; ``rand()`` without a sorting key."""
+    order = _ORDER_BY.search(text)
+    if order is None:
+        return "rand()"
+    return f"cityHash64({order.group(1) or order.group(2)})"
+
+
+def _server(settings: Settings, url: str) -> Client:
+    """A client of one more server of the cluster, same user and database as ``settings``."""
+    from sinks.connection import connect
+
+    one = settings.model_copy(deep=True)
+    one.clickhouse.url = url
+    return connect(one, database="")
 
 
 def _identifier(name: str) -> str:
@@ -198,18 +248,25 @@ def plan(settings: Settings, applied: dict[int, str],
 def migrate(settings: Settings, client: Client | None = None) -> list[int]:
     """Create the database if needed and apply the pending migrations, in order.
 
-    Returns the versions applied by this call (``[]`` when up to date). Blocks
-    on ClickHouse; raises `MigrationChanged`, `MigrationFileError`, or the
+    With ``clickhouse.shard_urls`` set, each DDL statement runs on every one of
+    those servers (and on ``client``'s) before the next statement starts, other
+    statements once (`render_steps`), and a version is recorded once all of
+    them took it. Returns the versions applied by this call (``[]`` when up to
+    date). Blocks on ClickHouse; raises `MigrationChanged`, `MigrationFileError`, or the
     driver's error of the failing statement (the version is then not recorded,
     and the next run repeats it).
     """
     from sinks.connection import connect
 
     client = client or connect(settings, database="")
+    servers = [client, *(_server(settings, url) for url in settings.clickhouse.shard_urls
+                         if url.rstrip("/") != settings.clickhouse.url.rstrip("/"))]
     values = placeholders(settings)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {values['db']} {values['on_cluster']}")
+    for server in servers:
+        server.command(f"CREATE DATABASE IF NOT EXISTS {values['db']} {values['on_cluster']}")
     for statement in render(SCHEMA_MIGRATIONS_SQL, settings):
-        client.command(statement)
+        for server in servers:
+            server.command(statement)
     rows = client.query(
         f"SELECT version, argMax(checksum, applied_at) FROM {values['db']}.schema_migrations "
         "GROUP BY version"
@@ -217,8 +274,11 @@ def migrate(settings: Settings, client: Client | None = None) -> list[int]:
     applied: dict[int, str] = {int(v): str(c) for v, c in rows}
     done: list[int] = []
     for migration in plan(settings, applied):
-        for statement in render(migration.template, settings):
-            client.command(statement)
+        # statement by statement across the servers, as ON CLUSTER would: a later
+        # statement may read an earlier one's tables on every shard
+        for statement, everywhere in render_steps(migration.template, settings):
+            for server in servers if everywhere else servers[:1]:
+                server.command(statement)
         client.insert(
             f"{values['db']}.schema_migrations",
             [[migration.version, migration.name, migration.checksum]],

@@ -4,12 +4,15 @@
 #   clickhouse.sh stop     KILL QUERY the serving query (clean shutdown), TERM/KILL by PID as fallback
 #   clickhouse.sh status   print "up <url>" or "down", exit 0/3
 # Env: CANDOR_HOME, CANDOR_CLICKHOUSE_HTTP_PORT (8123), CANDOR_CLICKHOUSE_TCP_PORT (9000).
+# One shard of a cluster (set by deploy/local/clickhouse_cluster.sh): CANDOR_CLICKHOUSE_DIR
+#      ($CANDOR_HOME/clickhouse), CANDOR_CLICKHOUSE_CLUSTER (name), CANDOR_CLICKHOUSE_SHARDS
+#      (every shard's host:native_port), CANDOR_CLICKHOUSE_SHARD (this one, 1-based).
 # Data persists in $CANDOR_HOME/clickhouse/data across restarts.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HTTP="${CANDOR_CLICKHOUSE_HTTP_PORT:-8123}"
 TCP="${CANDOR_CLICKHOUSE_TCP_PORT:-9000}"
-DIR="$CANDOR_HOME/clickhouse"
+DIR="${CANDOR_CLICKHOUSE_DIR:-$CANDOR_HOME/clickhouse}"
 PIDFILE="$DIR/clickhouse.pid"
 LOGFILE="$DIR/stdout.log"
 URL="http://127.0.0.1:$HTTP"
@@ -34,8 +37,13 @@ start() {
   port_free "$TCP" || die "port $TCP is taken by another process; set CANDOR_CLICKHOUSE_TCP_PORT"
   mkdir -p "$DIR"
   log "starting clickhouse on $URL (native 127.0.0.1:$TCP)"
+  local cluster=()
+  if [[ -n "${CANDOR_CLICKHOUSE_CLUSTER:-}" ]]; then
+    cluster=(--cluster "$CANDOR_CLICKHOUSE_CLUSTER" --shards "${CANDOR_CLICKHOUSE_SHARDS:?}"
+             --shard "${CANDOR_CLICKHOUSE_SHARD:-1}")
+  fi
   setsid "$py" "$CANDOR_REPO/deploy/local/clickhouse_server.py" --dir "$DIR" \
-    --http-port "$HTTP" --tcp-port "$TCP" >"$LOGFILE" 2>&1 </dev/null &
+    --http-port "$HTTP" --tcp-port "$TCP" "${cluster[@]}" >"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   local i
   for ((i = 0; i < 240; i++)); do

@@ -10,6 +10,13 @@ keeps the server alive; `KILL QUERY` of that query, sent by
 
 Run: python clickhouse_server.py --dir DIR --http-port 8123 --tcp-port 9000
 Blocks until the serving query is killed. Exit code 0 on a clean stop.
+
+One shard of a cluster (`deploy/local/clickhouse_cluster.sh`): ``--cluster NAME
+--shards 127.0.0.1:19000,127.0.0.1:19001 --shard I`` adds ``remote_servers``
+(one replica per shard, reached over the native port), the ``{cluster}``,
+``{shard}`` and ``{replica}`` macros, and ``distributed_foreground_insert = 1``
+to the default profile: this engine never sends a Distributed table's
+background queue, so an insert must reach the shards before it returns.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 
 # Import before changing directory: importing chdb starts a throwaway in-memory
 # engine, which must not pick up our config.xml.
-import chdb._chdb as engine  # type: ignore[import-not-found]
+import chdb._chdb as engine  # type: ignore[import-not-found, unused-ignore]
 
 SERVE_TAG = "candor-clickhouse-serve"
 
@@ -37,7 +44,7 @@ CONFIG = """<clickhouse>
        nothing else; candor_analyst_user holds it, password candor-analyst-local
        (local stack only). -->
   <user_directories><users_xml><path>config.xml</path></users_xml></user_directories>
-  <profiles><default/></profiles>
+  <profiles><default>{profile}</default></profiles>
   <quotas><default/></quotas>
   <users>
     <default>
@@ -61,7 +68,7 @@ CONFIG = """<clickhouse>
       <grants><query>GRANT SELECT ON analyst_*.*</query></grants>
     </candor_analyst>
   </roles>
-  <logger>
+{cluster}  <logger>
     <level>warning</level>
     <console>0</console>
     <log>{dir}/clickhouse.log</log>
@@ -78,25 +85,49 @@ SETTINGS function_sleep_max_microseconds_per_block = 0, max_block_size = 1,
          max_execution_time = 0, log_comment = '{SERVE_TAG}'"""
 
 
+def cluster_config(name: str, shards: list[str], shard: int) -> str:
+    """The ``remote_servers`` and ``macros`` of shard ``shard`` (1-based) of cluster ``name``,
+    whose shards are ``host:native_port`` each, one replica per shard."""
+    if not 1 <= shard <= len(shards):
+        raise SystemExit(f"--shard {shard} is outside 1..{len(shards)}")
+    parts = []
+    for address in shards:
+        host, _, port = address.rpartition(":")
+        replica = f"<replica><host>{host}</host><port>{port}</port></replica>"
+        parts.append(f"      <shard>{replica}</shard>")
+    body = "\n".join(parts)
+    return (f"  <remote_servers>\n    <{name}>\n{body}\n    </{name}>\n  </remote_servers>\n"
+            f"  <macros><cluster>{name}</cluster><shard>{shard}</shard>"
+            f"<replica>{shards[shard - 1]}</replica></macros>\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", required=True, type=Path, help="server state directory")
     parser.add_argument("--http-port", type=int, default=8123)
     parser.add_argument("--tcp-port", type=int, default=9000)
+    parser.add_argument("--cluster", help="cluster name, for one shard of a cluster")
+    parser.add_argument("--shards", default="", help="every shard's host:native_port, in order")
+    parser.add_argument("--shard", type=int, default=1, help="this server's shard (1-based)")
     args = parser.parse_args()
+    cluster, profile = "", ""
+    if args.cluster:
+        cluster = cluster_config(args.cluster, [a for a in args.shards.split(",") if a], args.shard)
+        profile = "<distributed_foreground_insert>1</distributed_foreground_insert>"
 
     state = args.dir.resolve()
     data = state / "data"
     # A brand-new data directory lacks tmp/, and HTTP requests then fail.
     (data / "tmp").mkdir(parents=True, exist_ok=True)
     (state / "config.xml").write_text(
-        CONFIG.format(http_port=args.http_port, tcp_port=args.tcp_port, dir=state)
+        CONFIG.format(http_port=args.http_port, tcp_port=args.tcp_port, dir=state,
+                      cluster=cluster, profile=profile)
     )
     os.chdir(state)
     try:
         # TabSeparated: the server's output format becomes the HTTP default, and
         # clickhouse-connect's handshake expects TabSeparated.
-        engine.query(SERVE_SQL, "TabSeparated", path=str(data))
+        engine.query(SERVE_SQL, "TabSeparated", path=str(data))  # type: ignore[attr-defined]
     except Exception as err:  # the serving query ends by being killed
         if "QUERY_WAS_CANCELLED" in str(err) or "cancelled" in str(err).lower():
             print("clickhouse: serving query killed, engine stopped", file=sys.stderr)

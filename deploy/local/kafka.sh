@@ -4,14 +4,27 @@
 #   kafka.sh start     format storage once, start, wait until the broker answers
 #   kafka.sh stop      stop by PID file (TERM, then KILL after 30 s)
 #   kafka.sh status    print "up <bootstrap>" or "down", exit 0/3
+#   kafka.sh launch    like start, but return once the process runs (kafka_cluster.sh starts
+#                      every node of a quorum before any of them can serve)
+#   kafka.sh await     wait until a launched node listens
 # Env: CANDOR_HOME, CANDOR_KAFKA_PORT (9092), CANDOR_KAFKA_CONTROLLER_PORT (9093),
 #      CANDOR_KAFKA_HEAP (512m).
+# One node of a cluster (set by deploy/local/kafka_cluster.sh; the defaults are the one-node stack):
+#      CANDOR_KAFKA_DIR ($CANDOR_HOME/kafka), CANDOR_KAFKA_LIBS ($CANDOR_HOME/kafka/libs),
+#      CANDOR_KAFKA_NODE_ID (1), CANDOR_KAFKA_QUORUM_VOTERS (1@127.0.0.1:<controller port>),
+#      CANDOR_KAFKA_CLUSTER_ID (a random id at the first format), CANDOR_KAFKA_REPLICATION (1:
+#      replication of internal and new topics), CANDOR_KAFKA_MIN_ISR (1),
+#      CANDOR_KAFKA_EXTRA_PROPS (lines appended to server.properties).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PORT="${CANDOR_KAFKA_PORT:-9092}"
 CPORT="${CANDOR_KAFKA_CONTROLLER_PORT:-9093}"
-DIR="$CANDOR_HOME/kafka"
-LIBS="$DIR/libs"
+DIR="${CANDOR_KAFKA_DIR:-$CANDOR_HOME/kafka}"
+LIBS="${CANDOR_KAFKA_LIBS:-$CANDOR_HOME/kafka/libs}"
+NODE_ID="${CANDOR_KAFKA_NODE_ID:-1}"
+VOTERS="${CANDOR_KAFKA_QUORUM_VOTERS:-$NODE_ID@127.0.0.1:$CPORT}"
+REPLICATION="${CANDOR_KAFKA_REPLICATION:-1}"
+MIN_ISR="${CANDOR_KAFKA_MIN_ISR:-1}"
 PIDFILE="$DIR/kafka.pid"
 LOGFILE="$DIR/kafka.log"
 POM="$CANDOR_REPO/deploy/local/pom.xml"
@@ -19,7 +32,7 @@ POM="$CANDOR_REPO/deploy/local/pom.xml"
 install() {
   need java "install OpenJDK 17: apt-get install -y openjdk-17-jre-headless"
   need mvn "install Maven: apt-get install -y maven"
-  mkdir -p "$DIR"
+  mkdir -p "$DIR" "$(dirname "$LIBS")"
   local stamp="$LIBS/.pom.sha256" want
   want=$(sha256sum "$POM" | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
@@ -37,8 +50,8 @@ write_config() {
   cat >"$DIR/server.properties" <<PROPS
 # written by deploy/local/kafka.sh; edits are overwritten on start
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CPORT
+node.id=$NODE_ID
+controller.quorum.voters=$VOTERS
 listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
 controller.listener.names=CONTROLLER
@@ -47,12 +60,15 @@ inter.broker.listener.name=PLAINTEXT
 log.dirs=$DIR/data
 num.partitions=12
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=12
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_ISR
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_ISR
 group.initial.rebalance.delay.ms=0
 log.retention.check.interval.ms=60000
+${CANDOR_KAFKA_EXTRA_PROPS:-}
 PROPS
   cat >"$DIR/log4j.properties" <<PROPS
 log4j.rootLogger=WARN, file
@@ -71,27 +87,36 @@ JAVA=(java "-Xms${CANDOR_KAFKA_HEAP:-512m}" "-Xmx${CANDOR_KAFKA_HEAP:-512m}"
   -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
   "-Dlog4j.configuration=file:$DIR/log4j.properties" -cp "$LIBS/*")
 
-start() {
-  if pid_alive "$PIDFILE"; then log "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
+launch() {
+  if pid_alive "$PIDFILE"; then log "kafka node $NODE_ID already running (pid $(cat "$PIDFILE"))"; return 0; fi
   install
   port_free "$PORT" || die "port $PORT is taken by another process; set CANDOR_KAFKA_PORT"
   port_free "$CPORT" || die "port $CPORT is taken by another process; set CANDOR_KAFKA_CONTROLLER_PORT"
   write_config
   if [[ ! -f "$DIR/data/meta.properties" ]]; then
-    local id
-    id=$("${JAVA[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    local id="${CANDOR_KAFKA_CLUSTER_ID:-}"
+    [[ -n "$id" ]] || id=$("${JAVA[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
     log "formatting KRaft storage (cluster id $id)"
     "${JAVA[@]}" kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" \
       >"$DIR/format.log" 2>&1 || { cat "$DIR/format.log" >&2; die "storage format failed"; }
   fi
-  log "starting kafka on 127.0.0.1:$PORT"
+  log "starting kafka node $NODE_ID on 127.0.0.1:$PORT"
   # setsid: the broker must not die with the shell that started it
   setsid "${JAVA[@]}" kafka.Kafka "$DIR/server.properties" >"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
+}
+
+await_up() {
   if ! wait_port "$PORT" 90 "$PIDFILE" kafka "$LOGFILE"; then
     stop_pid "$PIDFILE" kafka 10; die "kafka failed to start (log: $LOGFILE, $DIR/server.log)"
   fi
   log "kafka up at 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
+}
+
+start() {
+  if pid_alive "$PIDFILE"; then log "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
+  launch
+  await_up
 }
 
 stop() { stop_pid "$PIDFILE" kafka 30; }
@@ -104,8 +129,10 @@ status() {
 case "${1:-}" in
   install) install ;;
   start) start ;;
+  launch) launch ;;
+  await) await_up ;;
   stop) stop ;;
   restart) stop; start ;;
   status) status ;;
-  *) echo "usage: $0 install|start|stop|restart|status" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|launch|await|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ from sinks.migrate import (
     load_migrations,
     plan,
     render,
+    render_steps,
 )
 
 
@@ -47,8 +48,9 @@ def test_single_node_renders_plain_engines_with_settings_values() -> None:
     ("sessions", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/sessions_local', "
      "'{replica}', end_ts)", "cityHash64(subject_id)"),
     ("activity_minutes", "ReplicatedSummingMergeTree(", "cityHash64(subject_id)"),
-    ("dead_letters", "ReplicatedReplacingMergeTree(", "rand()"),
-    ("audit_log", "ReplicatedMergeTree(", "rand()"),
+    ("dead_letters", "ReplicatedReplacingMergeTree(",
+     "cityHash64(original_topic, original_partition, original_offset, reason)"),
+    ("audit_log", "ReplicatedMergeTree(", "cityHash64(action, subject, at)"),
 ])
 def test_cluster_renders_replicated_local_tables_and_distributed_ones(
     table: str, engine: str, shard: str
@@ -65,7 +67,7 @@ def test_cluster_renders_replicated_local_tables_and_distributed_ones(
 
 def test_cluster_views_read_the_distributed_names() -> None:
     views = [s for s in _all(_settings("main")) if s.startswith("CREATE VIEW")]
-    assert len(views) == 8
+    assert len(views) == sum(m.template.count("CREATE VIEW") for m in load_migrations())
     assert all("ON CLUSTER main" in v.splitlines()[0] and "_local" not in v for v in views)
 
 
@@ -86,3 +88,47 @@ def test_bad_identifiers_and_file_names_are_refused(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationFileError):
         load_migrations(tmp_path)
+
+
+def test_cluster_without_replication_keeps_engines_and_dedup_window_on_local_tables() -> None:
+    s = _settings("main")
+    s.clickhouse.replicated = False
+    sql = _all(s)
+    assert not any("Replicated" in st for st in sql)
+    local = next(st for st in sql if st.startswith("CREATE TABLE IF NOT EXISTS cdb.events_local "))
+    assert "ENGINE = ReplacingMergeTree" in local
+    assert "non_replicated_deduplication_window = 1000" in local
+    dist = next(st for st in sql if st.startswith("CREATE TABLE IF NOT EXISTS cdb.events "))
+    assert "ENGINE = Distributed(main, cdb, events_local, cityHash64(subject_id))" in dist
+
+
+def test_shard_urls_render_without_on_cluster_for_servers_without_distributed_ddl() -> None:
+    s = _settings("main")
+    s.clickhouse.replicated = False
+    s.clickhouse.shard_urls = ["http://127.0.0.1:18123", "http://127.0.0.1:18124"]
+    sql = _all(s)
+    assert not any("ON CLUSTER" in st for st in sql)
+    assert any("ENGINE = Distributed(main, cdb, sessions_local" in st for st in sql)
+    views = [st for st in sql if st.startswith("CREATE VIEW")]
+    assert views and all("_local" not in v for v in views)
+
+
+def test_every_table_the_sinks_write_has_a_deterministic_shard_key() -> None:
+    """A replayed batch must reach the shard that took it first, or its dedup token misses."""
+    sql = _all(_settings("main"))
+    for table in ("events", "sessions", "activity_minutes", "actions", "consent_ledger",
+                  "dead_letters"):
+        dist = next(st for st in sql if st.startswith(f"CREATE TABLE IF NOT EXISTS cdb.{table} "))
+        assert "rand()" not in dist, table
+
+
+def test_ddl_belongs_on_every_server_and_a_backfill_runs_once() -> None:
+    s = _settings("main")
+    s.clickhouse.shard_urls = ["http://a:8123", "http://b:8123"]
+    template = ("CREATE TABLE IF NOT EXISTS {db}.t {on_cluster} (a UInt8)\n"
+                "ENGINE = MergeTree\nORDER BY a;\n"
+                "INSERT INTO {db}.t SELECT 1;\n"
+                "DROP TABLE IF EXISTS {db}.old {on_cluster};\n")
+    steps = render_steps(template, s)
+    assert [everywhere for _, everywhere in steps] == [True, True, False, True]
+    assert steps[2][0] == "INSERT INTO cdb.t SELECT 1"
