@@ -11,9 +11,11 @@ makes a second run fail with :class:`AlreadyErased`):
    every copy of their content in ``capture.clean``/``training.actions``
    retention, replicas and backups becomes unreadable at once.
 3. **Delete their rows** from ``events``, ``sessions``, ``activity_minutes_by_device``,
-   ``actions`` (by ``subject_id``) and ``dead_letters`` (raw messages holding the
-   subject id) with synchronous mutations; after ``settle_s`` seconds the deletes
-   run again, for rows that were already in flight through worker and sinks.
+   ``actions`` (by ``subject_id``) and ``dead_letters`` (raw messages whose
+   subject id *is* the subject: see :func:`dead_letter_holds`; erasing ``s1``
+   never touches the dead letters of ``s10``) with synchronous mutations; after
+   ``settle_s`` seconds the deletes run again, for rows that were already in
+   flight through worker and sinks.
 4. **List the exports** whose subject list holds them (``exports.subjects``):
    those datasets were copied out and must be recalled by their owners.
 5. **Write the receipt** to ``audit_log`` (action ``erase``; the sink and the
@@ -34,9 +36,10 @@ the time by which it has expired.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,6 +57,7 @@ __all__ = [
     "InvalidSubject",
     "Receipt",
     "UnknownSubject",
+    "dead_letter_holds",
     "erase",
     "find_receipt",
 ]
@@ -109,6 +113,7 @@ class Receipt:
     late_rows_deleted: dict[str, int]
     exports: list[ExportRef] = field(default_factory=list)
     raw_topic_clear_by: int = 0  # micros: capture.events retention ends
+    frames_deleted: int = 0  # sealed screen frames removed from the frame store
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form of the receipt."""
@@ -138,27 +143,99 @@ def _count(client: Client, table: str, where: str, subject: str) -> int:
     return int(rows[0][0])
 
 
+def _subject_ids(datum: object) -> set[str]:
+    """Every ``subject_id`` value anywhere in a decoded record (a batch holds many)."""
+    found: set[str] = set()
+    stack = [datum]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            value = node.get("subject_id")
+            if isinstance(value, str):
+                found.add(value)
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return found
+
+
+def _avro_string(text: str) -> bytes:
+    """``text`` as Avro encodes a string: zigzag varint length, then UTF-8."""
+    body = text.encode()
+    n, out = len(body) << 1, bytearray()  # zigzag of a non-negative length
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + body
+
+
+def dead_letter_holds(raw: bytes, subject: str) -> bool:
+    """Whether the dead letter ``raw`` is about ``subject`` exactly. Pure.
+
+    A message that decodes (its schema may be known by now) matches when one of
+    its ``subject_id`` values equals ``subject``. One that does not matches when
+    it holds ``subject`` as a whole Avro string (its length prefix included, so
+    ``s1`` is not found inside ``s10``) or as a whole JSON ``"subject_id"``
+    value. A false match is possible only for content that embeds that exact
+    encoding; a miss is not: every encoding Candor writes is one of these.
+    """
+    from schemas.codec import decode
+    from schemas.errors import SchemaError
+
+    try:
+        _name, datum = decode(raw)
+    except (SchemaError, ValueError, KeyError, TypeError, IndexError, EOFError):
+        datum = None
+    if datum is not None:
+        return subject in _subject_ids(datum)
+    if _avro_string(subject) in raw:
+        return True
+    quoted = re.escape(json.dumps(subject).encode())
+    return re.search(rb'"subject_id"\s*:\s*' + quoted, raw) is not None
+
+
+def _dead_letters_of(client: Client, subject: str) -> list[tuple[str, int, int, str]]:
+    """The original coordinates and reason of the subject's dead letters."""
+    rows = client.query(
+        "SELECT original_topic, original_partition, original_offset, reason, raw "
+        "FROM dead_letters WHERE position(raw, {s:String}) > 0",
+        parameters={"s": subject}, column_formats={"raw": "bytes"}).result_rows
+    found = set()
+    for topic, partition, offset, reason, raw in rows:
+        data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
+        if dead_letter_holds(data, subject):
+            found.add((str(topic), int(partition), int(offset), str(reason)))
+    return sorted(found)
+
+
 def _footprint(client: Client, subject: str) -> dict[str, int]:
     where = "subject_id = {s:String}"
     found = {t: _count(client, t, where, subject) for t in
              (*DELETED_TABLES, "consent_ledger", "subject_keys")}
-    found["dead_letters"] = _count(client, "dead_letters", "position(raw, {s:String}) > 0",
-                                   subject)
+    found["dead_letters"] = len(_dead_letters_of(client, subject))
     return found
 
 
 def _delete(client: Client, settings: Settings, subject: str) -> dict[str, int]:
     """Delete the subject's rows everywhere; return the rows each table held."""
     deleted: dict[str, int] = {}
-    targets = [(t, "subject_id = {s:String}") for t in DELETED_TABLES]
-    targets.append(("dead_letters", "position(raw, {s:String}) > 0"))
-    for table, where in targets:
+    for table in DELETED_TABLES:
+        where = "subject_id = {s:String}"
         n = _count(client, table, where, subject)
         deleted[table] = n
         if n:
             client.command(f"ALTER TABLE {mutation_target(settings, table)} DELETE "
                            f"WHERE {where} SETTINGS mutations_sync = 2",
                            parameters={"s": subject})
+    letters = _dead_letters_of(client, subject)
+    deleted["dead_letters"] = len(letters)
+    if letters:
+        client.command(
+            f"ALTER TABLE {mutation_target(settings, 'dead_letters')} DELETE WHERE "
+            "(original_topic, original_partition, original_offset, reason) IN "
+            "{keys:Array(Tuple(String, Int32, Int64, String))} SETTINGS mutations_sync = 2",
+            parameters={"keys": letters})
     return deleted
 
 
@@ -209,6 +286,8 @@ def erase(
         raise UnknownSubject(f"no consent, key or data for subject {subject!r}")
     policy = (revoker or _default_revoker(settings))(subject, actor)
     destroy_subject_keys(client, settings, subject, actor)
+    from sinks.frame_store import open_frame_store  # frames: key destroyed, then deleted
+    frames = open_frame_store(settings.frames, settings.home).delete_subject(subject)
     deleted = _delete(client, settings, subject)
     if settle_s > 0:
         time.sleep(settle_s)
@@ -232,6 +311,7 @@ def erase(
         late_rows_deleted=late,
         exports=[ExportRef(str(e), int(c), [str(p) for p in paths]) for e, c, paths in rows],
         raw_topic_clear_by=started + settings.retention.capture_events_hours * HOUR_MICROS,
+        frames_deleted=frames,
     )
     write_audit(client, actor, "erase", subject, result.to_dict())
     return result

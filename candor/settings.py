@@ -7,11 +7,15 @@ No other module reads `os.environ`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from privacy.keystore import KeyStoreError
+from sinks.frame_store import FrameStoreSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +47,13 @@ class ClickHouseSettings(BaseModel):
     password: SecretStr = SecretStr("")
     database: str = "candor"
     cluster: str | None = None
+    # With `cluster` set: False keeps each table's own engine for its shard-local table
+    # (no ZooKeeper/Keeper: the chdb engine, or shards of one replica each).
+    replicated: bool = True
+    # With `cluster` set, servers without distributed DDL (no Keeper; the chdb engine)
+    # get each migration applied to every one of these URLs, without ON CLUSTER.
+    # Empty: one server, and statements carry ON CLUSTER.
+    shard_urls: list[str] = Field(default_factory=list)
 
 
 class RetentionSettings(BaseModel):
@@ -87,7 +98,38 @@ class PrivacySettings(BaseModel):
     # "thu","fri"], "start": "08:00", "end": "19:00", "tz": "Europe/Paris"}]'.
     # An org without an entry may capture at any hour.
     capture_hours: list[dict[str, Any]] = Field(default_factory=list)
-    analyst_password: SecretStr = SecretStr("candor-analyst-local")
+    # The analyst login's password (`candor analyst-access`). Unset: the command
+    # takes --password-file or generates one; only the local stack falls back to
+    # its documented password.
+    analyst_password: SecretStr | None = None
+    # Where the analyst login may connect from (ClickHouse HOST IP / <networks>).
+    analyst_networks: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # The analyst's read-only settings profile and hourly quota.
+    analyst_max_execution_s: int = Field(60, ge=1)
+    analyst_max_result_rows: int = Field(1_000_000, ge=1)
+    analyst_max_memory_bytes: int = Field(4 * 1024**3, ge=1)
+    analyst_queries_per_hour: int = Field(1000, ge=1)
+    analyst_read_rows_per_hour: int = Field(10_000_000_000, ge=1)
+
+
+class PortalSettings(BaseModel):
+    """The person's portal (`candor portal serve`). `public_url` is what invite
+    links start with; an https URL (or `secure_cookies`) makes the session
+    cookie Secure. `clickhouse_user`/`clickhouse_password` name the portal's
+    least-privilege reader (candor/portal/access.py); when unset the portal
+    reads with the `clickhouse` section's user."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    public_url: str = "http://127.0.0.1:8090"
+    secure_cookies: bool = False
+    invite_ttl_s: float = 7 * 24 * 3600
+    session_ttl_s: float = 3600
+    signin_per_minute: int = 10
+    downloads_per_hour: int = 10
+    erase_settle_s: float = 5.0
+    clickhouse_user: str | None = None
+    clickhouse_password: SecretStr = SecretStr("")
 
 
 class Settings(BaseSettings):
@@ -103,8 +145,14 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     streams: StreamSettings = StreamSettings()
     privacy: PrivacySettings = PrivacySettings()
+    portal: PortalSettings = PortalSettings()
+    frames: FrameStoreSettings = FrameStoreSettings()  # sinks/frame_store.py
     prometheus_url: str = "http://127.0.0.1:9090"
     log_level: str = "INFO"
+    # Whether this is the one-machine local stack, where a missing master key is
+    # generated and the analyst login may keep its documented password. None:
+    # true when Kafka and ClickHouse are both on loopback addresses.
+    local_stack: bool | None = None
 
 
 def load_settings() -> Settings:
@@ -121,22 +169,66 @@ def load_settings() -> Settings:
     return settings
 
 
+def is_local_stack(settings: Settings) -> bool:
+    """`settings.local_stack` when set, else whether every Kafka bootstrap server
+    and the ClickHouse URL are on loopback addresses."""
+    if settings.local_stack is not None:
+        return settings.local_stack
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def loopback(host: str | None) -> bool:
+        host = (host or "").strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    kafka = [urlsplit(f"//{b.strip()}").hostname for b in settings.kafka.bootstrap.split(",")]
+    return all(loopback(h) for h in kafka) and loopback(urlsplit(settings.clickhouse.url).hostname)
+
+
+class MasterKeyRequired(KeyStoreError):
+    """Outside the local stack, no master key is configured: a process must not
+    invent one next to its data (the key store it wraps would be unreadable
+    to every other process)."""
+
+
 def master_key_bytes(settings: Settings) -> bytes:
-    """The master key: from settings, else the local stack's key file (created
-    with 0600 permissions on first use, shared by every process of this home)."""
+    """The master key: from settings; on the local stack only, else from the
+    local key file, created on first use with mode 0600 from the start
+    (``os.open`` with the mode, then a no-clobber link into place, so a
+    concurrent first use keeps one key). Raises :class:`MasterKeyRequired`
+    outside the local stack when ``privacy.master_key`` is unset."""
+    import os
     import secrets
 
     from privacy.wrapping import parse_master_key
 
     if settings.privacy.master_key is not None:
         return parse_master_key(settings.privacy.master_key.get_secret_value())
+    if not is_local_stack(settings):
+        raise MasterKeyRequired(
+            "no master key: set CANDOR_PRIVACY__MASTER_KEY (64 hex digits) or pass "
+            "--master-key-file; only the local stack generates one")
     path = settings.home / "privacy" / "master.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32) + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".master.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, (secrets.token_hex(32) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # never replaces a key another process wrote first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return parse_master_key(path.read_text())
 
 
@@ -153,9 +245,16 @@ def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
         "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
         "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
         "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
+        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
     })
+    if settings.clickhouse.cluster:
+        env["CANDOR_CLICKHOUSE__CLUSTER"] = settings.clickhouse.cluster
+        env["CANDOR_CLICKHOUSE__REPLICATED"] = str(settings.clickhouse.replicated).lower()
+        env["CANDOR_CLICKHOUSE__SHARD_URLS"] = json.dumps(settings.clickhouse.shard_urls)
     if settings.privacy.master_key is not None:
         env["CANDOR_PRIVACY__MASTER_KEY"] = settings.privacy.master_key.get_secret_value()
+    if settings.local_stack is not None:
+        env["CANDOR_LOCAL_STACK"] = str(settings.local_stack).lower()
     for name, value in settings.streams.model_dump().items():
         env[f"CANDOR_STREAMS__{name.upper()}"] = str(value)
     return env

@@ -6,11 +6,18 @@ after Kafka acknowledged every accepted event (acks=all), so a 200/400 with
 ``accepted: n`` means durable. The order of checks, each a typed refusal:
 
 1. bearer token (401 missing/invalid/expired) — before the body is read;
-2. body size (413), media type (415), readable batch (400);
-3. identity: every event is the token's device, subject and org (403, all or nothing);
-4. per-device rate, counted in events (429 + Retry-After);
-5. per-event validation (partial: 400 listing the rejected, the rest published);
-6. Kafka acknowledgement (503 + Retry-After when it does not come).
+2. per-token request and byte rate (429 + Retry-After) — also before the body
+   is read or parsed (a body without Content-Length is counted as it streams);
+3. body size (413), media type (415), readable batch (400);
+4. identity: every event is the token's device, subject and org (403, all or nothing);
+5. per-device rate, counted in events (429 + Retry-After);
+6. per-event validation (partial: 400 listing the rejected, the rest published);
+7. Kafka acknowledgement (503 + Retry-After when it does not come).
+
+TLS: the gateway speaks plain HTTP and binds 127.0.0.1 by default. Bearer
+tokens must never cross a network in clear: terminate TLS in front of it (a
+load balancer, an ingress, or nginx/Envoy on the same host) and let only that
+proxy reach the gateway's port (see privacy/README.md).
 
 Also ``GET /healthz``, ``/metrics`` (Prometheus) and ``/openapi.json``.
 Stateless apart from the per-process rate buckets: run as many as needed
@@ -34,7 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from candor.settings import Settings
 from producers.envelope import now_micros
-from producers.gateway_auth import TokenFile, authenticate, bearer_token
+from producers.gateway_auth import TokenFile, authenticate, bearer_token, hash_token
 from producers.gateway_batch import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -45,9 +52,10 @@ from producers.gateway_batch import (
     plan_batch,
 )
 from producers.gateway_errors import GatewayRefusal, RateLimited, TooLarge, Unavailable
+from producers.gateway_frames import FrameRoutes, open_frame_routes
 from producers.gateway_kafka import AsyncDelivery, gateway_producer_config
 from producers.gateway_metrics import GatewayMetrics
-from producers.gateway_ratelimit import DeviceRateLimiter
+from producers.gateway_ratelimit import DeviceRateLimiter, TokenLimiter
 from producers.openapi import openapi_document
 
 _log = logging.getLogger(__name__)
@@ -66,10 +74,17 @@ class GatewayConfig:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     rate_per_device: float = 2_000.0
     burst_per_device: float = 10_000.0
+    # Per token, checked before the body is read: requests and body bytes.
+    requests_per_token_s: float = 50.0
+    request_burst_per_token: float = 200.0
+    bytes_per_token_s: float = 8 * 1024 * 1024
+    byte_burst_per_token: float = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.burst_per_device < self.max_events:
             raise ValueError("burst_per_device must be >= max_events")
+        if self.byte_burst_per_token < self.max_body_bytes:
+            raise ValueError("byte_burst_per_token must be >= max_body_bytes")
 
 
 class Sender(Protocol):
@@ -99,7 +114,12 @@ class Gateway:
         self.registry = registry
         self.metrics = GatewayMetrics.on(registry)
         self.limiter = DeviceRateLimiter(config.rate_per_device, config.burst_per_device)
+        self.token_limiter = TokenLimiter(
+            config.requests_per_token_s, config.request_burst_per_token,
+            config.bytes_per_token_s, config.byte_burst_per_token)
+        tokens.on_reload_error = lambda _message: self.metrics.token_reload_failures.inc()
         self.sender: Sender | None = None
+        self.frames: FrameRoutes | None = None  # PUT /v1/frames (producers.gateway_frames)
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._openapi = json.dumps(
@@ -123,10 +143,11 @@ class Gateway:
 
     async def _publish(self, request: web.Request) -> web.Response:
         now = self._wall_clock()
-        identity = authenticate(
-            self.tokens.tokens(), bearer_token(request.headers.get("Authorization")), now
-        )
-        body = await self._read_body(request)
+        token = bearer_token(request.headers.get("Authorization"))
+        identity = authenticate(self.tokens.tokens(), token, now)
+        token_hash = hash_token(token)
+        self.token_limiter.take_request(token_hash, self._monotonic())
+        body = await self._read_body(request, token_hash)
         items = parse_body(
             body, request.headers.get("Content-Type"), max_events=self.config.max_events
         )
@@ -157,16 +178,25 @@ class Gateway:
             raise
         self.metrics.events.labels(outcome="accepted").inc(len(plan.records))
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request, token_hash: str) -> bytes:
+        """The body, counted against the token's byte rate before it is read
+        (announced length) or chunk by chunk (streamed). Raises `TooLarge`,
+        `RateLimited`."""
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise TooLarge("body_too_large", f"{request.content_length} bytes, at most {limit}")
+        announced = request.content_length is not None
+        if announced:
+            self.token_limiter.take_bytes(token_hash, request.content_length or 0,
+                                          self._monotonic())
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
                 raise TooLarge("body_too_large", f"more than {limit} bytes")
+            if not announced:
+                self.token_limiter.take_bytes(token_hash, len(chunk), self._monotonic())
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -211,6 +241,8 @@ def build_app(
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/metrics", gateway.metrics_endpoint)
     app.router.add_get("/openapi.json", gateway.openapi)
+    if gateway.frames is not None:
+        gateway.frames.install(app)
 
     async def start(_app: web.Application) -> None:
         if sender_factory is not None:
@@ -244,6 +276,8 @@ def run_gateway(
     tokens = TokenFile(token_file)
     tokens.tokens()
     gateway = Gateway(config, tokens, registry or CollectorRegistry())
+    if settings.frames.gateway:
+        gateway.frames = open_frame_routes(settings, tokens, gateway.registry)
     kafka_config = gateway_producer_config(settings.kafka.bootstrap)
 
     def sender() -> Sender:

@@ -290,12 +290,13 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         started = time.perf_counter()
         batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
                             e.message.offset) for e in events]
-        metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(batch))
         now = now_micros()
         flow.last_input = now
         states = _DeviceStates(cache)
         result = route_batch(batch, now=now, consent=consent.get,
                              hours=hours.get, seen=states.seen, config=cfg.route)
+        # events, not records: a DeviceBatch record holds many (one refused whole counts one)
+        metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(result.outcomes))
         for dead in result.dead:
             output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
             metrics.DEAD_LETTERS.labels(dead.reason).inc()
@@ -322,7 +323,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         await output.flush()
         for device, state in states.loaded.items():
             devices[device.encode()] = state.to_dict()
-        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.BATCH_SIZE.observe(len(result.outcomes))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         watchdog.progressed(time.monotonic())
         return result

@@ -10,8 +10,9 @@ need mvn "install Maven: apt-get install -y maven"
 need curl "apt-get install -y curl"
 
 # Debian packages some tests drive: Xvfb + xdotool + xmessage for the desktop
-# capture agent's test under a real X server.
-DEBS=(xvfb xdotool x11-utils)
+# capture agent's test under a real X server; chromium + chromium-driver for the
+# portal's browser tests (tests/browser, headless through selenium).
+DEBS=(xvfb xdotool x11-utils tesseract-ocr chromium chromium-driver)
 missing=()
 for pkg in "${DEBS[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if ((${#missing[@]})); then
@@ -39,4 +40,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   echo "$WANT" >"$STAMP"
 fi
 "$CANDOR_REPO/deploy/local/stack.sh" install
+# helm, kubeconform and Kubernetes' JSON schemas for tests/deploy (built once, cached in
+# $CANDOR_HOME/tools: ~2-3 min the first time on 2 cores, instant afterwards)
+"$CANDOR_REPO/deploy/local/manifest_tools.sh" install
 log "bootstrap done"
