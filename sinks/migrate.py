@@ -1,7 +1,7 @@
 """Versioned ClickHouse migrations: render `sinks/migrations/NNNN_name.sql` and apply them once.
 
 A migration file is a list of statements separated by a ``;`` at the end of a
-line, with ``{db}``, ``{on_cluster}`` and retention placeholders (see
+line, with ``{db}``, ``{on_cluster}``, ``{local}`` and retention placeholders (see
 `placeholders`). Rendering is pure (`render`); `migrate` applies the versions
 missing from ``<db>.schema_migrations`` in order and records each one after
 all its statements succeeded. Statements use ``IF NOT EXISTS``, so a run
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_PLACEHOLDER = re.compile(r"\{(db|on_cluster|events_ttl_days|dlq_ttl_hours)\}")
+_PLACEHOLDER = re.compile(r"\{(db|on_cluster|local|events_ttl_days|dlq_ttl_hours)\}")
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 _SHARD_KEY = re.compile(r"^\s*--\s*shard_key:\s*(.+?)\s*$", re.MULTILINE)
 _COMMENT_LINE = re.compile(r"^[ \t]*--.*$\n?", re.MULTILINE)
@@ -129,6 +129,9 @@ def placeholders(settings: Settings) -> dict[str, str]:
     return {
         "db": _identifier(ch.database),
         "on_cluster": on_cluster,
+        # the suffix of the table holding the rows: "_local" under a cluster's
+        # Distributed table (an ALTER of the sorting key goes there), else ""
+        "local": "_local" if ch.cluster else "",
         "events_ttl_days": str(int(settings.retention.clickhouse_events_days)),
         "dlq_ttl_hours": str(int(settings.retention.dlq_hours)),
     }

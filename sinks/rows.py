@@ -176,7 +176,7 @@ def consent_row(policy: Mapping[str, Any]) -> Row:
 
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (
     "reason", "error", "original_topic", "original_partition", "original_offset",
-    "dlq_topic", "dlq_partition", "dlq_offset", "headers", "raw",
+    "dlq_topic", "dlq_partition", "dlq_offset", "headers", "raw", "event_number",
 )
 
 
@@ -188,6 +188,8 @@ def dead_letter_row(
     ``topic/partition/offset`` are the DLQ message's own coordinates; the
     original ones and the reason come from the headers written by
     `sinks.dlq.dead_letter_headers` (missing: reason ``"unknown"``, -1).
+    ``event_number`` is the refused event's position in its DeviceBatch from 1
+    (header ``event_index`` + 1), 0 when the whole record was refused.
     Header values are decoded as UTF-8 with replacement; ``raw`` keeps the
     value's bytes unchanged.
     """
@@ -197,6 +199,7 @@ def dead_letter_row(
         found.get("original_topic", ""),
         _int_or(found.get("original_partition"), -1), _int_or(found.get("original_offset"), -1),
         topic, partition, offset, found, value or b"",
+        max(_int_or(found.get("event_index"), -1) + 1, 0),
     )
 
 

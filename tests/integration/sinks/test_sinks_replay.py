@@ -193,3 +193,28 @@ def test_a_topic_created_anew_lands_while_clickhouse_keeps_its_tokens(
     rows = connect(s).query("SELECT subject_id, count() FROM events "
                             "GROUP BY subject_id ORDER BY subject_id").result_rows
     assert rows == [("s-reborn-1", 10), ("s-reborn-2", 10)]
+
+
+def test_two_refused_events_of_one_batch_are_two_dead_letters(db_settings: Settings,
+                                                             unique: str) -> None:
+    # One DeviceBatch record, two of its events refused for the same reason: two
+    # rows (0001's key had them replace each other), and a replay of either
+    # (the worker re-publishing after a crash) still one row each.
+    s = db_settings
+    migrate(s)
+    dlq = f"it.dl.{unique}"
+    create_topics(s, [TopicSpec(dlq, "device_id", "delete", 1)])
+    producer = Producer({**s.kafka.client_config(), "enable.idempotence": True})
+    base = [("reason", b"invalid_field"), ("error", b"bad"), ("original_topic", b"capture.events"),
+            ("original_partition", b"3"), ("original_offset", b"41"), ("batch_id", b"b1")]
+    for index in (b"1", b"4", b"1"):  # the last one a replay
+        producer.produce(dlq, key=b"d1", value=b"event", headers=[*base, ("event_index", index)])
+    assert producer.flush(30) == 0
+    stop = threading.Event()
+    stats = run_sink(s, dlq, "dead_letters", stop,
+                     SinkOptions(group=f"it-dl-{unique}", dlq_topic=dlq, max_age=60, max_rows=3,
+                                 after_insert=lambda _batch: stop.set()))
+    assert stats.rows == 3
+    rows = connect(s).query("SELECT event_number FROM dead_letters FINAL "
+                            "ORDER BY event_number").result_rows
+    assert rows == [(2,), (5,)]

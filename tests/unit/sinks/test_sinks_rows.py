@@ -106,3 +106,14 @@ def test_dead_letter_row_reads_the_original_coordinates(
     assert (row["original_topic"], row["original_partition"], row["original_offset"]) == original
     assert (row["dlq_topic"], row["dlq_partition"], row["dlq_offset"]) == ("capture.dlq", 1, 9)
     assert row["raw"] == b"\xff\x00raw"
+
+
+def test_dead_letters_of_events_in_one_batch_are_numbered_from_one() -> None:
+    base = [("reason", b"invalid_field"), ("original_topic", b"capture.events"),
+            ("original_partition", b"3"), ("original_offset", b"41")]
+    whole = dict(zip(DEAD_LETTER_COLUMNS, dead_letter_row(b"x", base, "dlq", 0, 7), strict=True))
+    first = dict(zip(DEAD_LETTER_COLUMNS, dead_letter_row(
+        b"x", [*base, ("event_index", b"0")], "dlq", 0, 8), strict=True))
+    third = dict(zip(DEAD_LETTER_COLUMNS, dead_letter_row(
+        b"x", [*base, ("event_index", b"2")], "dlq", 0, 9), strict=True))
+    assert (whole["event_number"], first["event_number"], third["event_number"]) == (0, 1, 3)
