@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -161,3 +162,41 @@ def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
 def chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
+
+
+class SinkThreads:
+    """Every sink of `sinks.routes.ROUTES` (the dead letters' only when asked) in
+    threads of this process, decrypting with a live `KeyView` of `master`.
+    `close()` stops them and the view."""
+
+    def __init__(self, settings: Settings, master: bytes, actor: str, *,
+                 dead_letters: bool = False) -> None:
+        from candor.keys import KeyView, decrypt_for_sink
+        from sinks.connection import connect
+        from sinks.consumer import SinkOptions, run_sink
+        from sinks.routes import ROUTES
+
+        s = settings
+        self.view = KeyView(lambda: connect(s), master, interval=1.0, actor=actor)
+        self.view.start()
+        self.stop = threading.Event()
+        view = self.view
+
+        def options(table: str) -> SinkOptions:
+            return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
+                               dlq_topic=s.kafka.topic("capture.dlq"),
+                               decrypt=lambda d: decrypt_for_sink(d, view))
+
+        self.threads = [
+            threading.Thread(target=run_sink, daemon=True,
+                             args=(s, s.kafka.topic(r.topic), r.table, self.stop,
+                                   options(r.table)))
+            for r in ROUTES.values() if dead_letters or r.table != "dead_letters"]
+        for t in self.threads:
+            t.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        self.view.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 import urllib.request
 import uuid
@@ -29,14 +28,11 @@ from pydantic import SecretStr
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from candor.keys import KeyView, decrypt_for_sink
 from candor.settings import Settings
 from candor.topics import create_topics
 from sinks.connection import connect
-from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import migrate
-from sinks.routes import ROUTES
-from tests.harness import REPO, CandorProcess, free_port, wait_until
+from tests.harness import REPO, CandorProcess, SinkThreads, free_port, wait_until
 
 MASTER = bytes(range(3, 35))
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
@@ -94,23 +90,6 @@ class Stack:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def _sinks(s: Settings, stop: threading.Event) -> tuple[KeyView, list[threading.Thread]]:
-    view = KeyView(lambda: connect(s), MASTER, interval=1.0, actor="browser-test-sink")
-    view.start()
-
-    def options(table: str) -> SinkOptions:
-        return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
-                           dlq_topic=s.kafka.topic("capture.dlq"),
-                           decrypt=lambda d: decrypt_for_sink(d, view))
-
-    threads = [threading.Thread(target=run_sink, daemon=True,
-                                args=(s, s.kafka.topic(r.topic), r.table, stop, options(r.table)))
-               for r in ROUTES.values() if r.table != "dead_letters"]
-    for t in threads:
-        t.start()
-    return view, threads
-
-
 @pytest.fixture(scope="module")
 def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     unique = uuid.uuid4().hex[:10]
@@ -128,8 +107,7 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     s.portal.public_url = f"http://127.0.0.1:{port}"
     create_topics(s)
     migrate(s)
-    stop = threading.Event()
-    view, threads = _sinks(s, stop)
+    sinks = SinkThreads(s, MASTER, "browser-test-sink")
     logs = tmp / "logs"
     worker = CandorProcess("worker", ["worker", "--metrics-port", "0", "--app-id",
                                       f"{s.kafka.topic_prefix}streams"], s, logs)
@@ -153,10 +131,7 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         portal.stop()
         worker.stop()
-        stop.set()
-        for t in threads:
-            t.join(30)
-        view.stop()
+        sinks.close()
         admin = connect(s, database="")
         admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
         admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")

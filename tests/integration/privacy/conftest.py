@@ -5,21 +5,19 @@ through its own argument parser."""
 from __future__ import annotations
 
 import argparse
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from candor.keys import KeyView, decrypt_for_sink
+from candor.keys import KeyView
 from candor.privacy_cli import add_commands
 from candor.settings import Settings
 from candor.topics import create_topics
 from sinks.connection import connect
-from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import migrate
-from sinks.routes import ROUTES
+from tests.harness import SinkThreads
 
 MASTER = bytes(range(1, 33))
 
@@ -72,23 +70,6 @@ def cli(private_settings: Settings, master_file: Path) -> Cli:
 @pytest.fixture
 def sinks(private_settings: Settings) -> Iterator[KeyView]:
     """Every sink (but the DLQ's) in a thread, decrypting with a live KeyView."""
-    s = private_settings
-    view = KeyView(lambda: connect(s), MASTER, interval=1.0, actor="test-sink")
-    view.start()
-    stop = threading.Event()
-
-    def options(table: str) -> SinkOptions:
-        return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
-                           dlq_topic=s.kafka.topic("capture.dlq"),
-                           decrypt=lambda d: decrypt_for_sink(d, view))
-
-    threads = [threading.Thread(target=run_sink, daemon=True,
-                                args=(s, s.kafka.topic(r.topic), r.table, stop, options(r.table)))
-               for r in ROUTES.values() if r.table != "dead_letters"]
-    for t in threads:
-        t.start()
-    yield view
-    stop.set()
-    for t in threads:
-        t.join(30)
-    view.stop()
+    running = SinkThreads(private_settings, MASTER, "test-sink")
+    yield running.view
+    running.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,9 +29,7 @@ from candor.settings import Settings
 from privacy.shredding import is_encrypted
 from schemas.codec import decode, encode_event
 from sinks.connection import connect
-from sinks.consumer import SinkOptions, run_sink
-from sinks.routes import ROUTES
-from tests.harness import CandorProcess, TopicReader, free_port, wait_until
+from tests.harness import CandorProcess, SinkThreads, TopicReader, free_port, wait_until
 from tests.integration.privacy.conftest import MASTER, Cli
 
 pytestmark = pytest.mark.integration
@@ -43,26 +40,9 @@ LOOKALIKE = "enc1:x:secret"
 @pytest.fixture
 def all_sinks(private_settings: Settings) -> Iterator[KeyView]:
     """Every sink, the dead letters' included, in threads of this process."""
-    s = private_settings
-    view = KeyView(lambda: connect(s), MASTER, interval=1.0, actor="test-sink")
-    view.start()
-    stop = threading.Event()
-
-    def options(table: str) -> SinkOptions:
-        return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
-                           dlq_topic=s.kafka.topic("capture.dlq"),
-                           decrypt=lambda d: decrypt_for_sink(d, view))
-
-    threads = [threading.Thread(target=run_sink, daemon=True,
-                                args=(s, s.kafka.topic(r.topic), r.table, stop, options(r.table)))
-               for r in ROUTES.values()]
-    for t in threads:
-        t.start()
-    yield view
-    stop.set()
-    for t in threads:
-        t.join(30)
-    view.stop()
+    running = SinkThreads(private_settings, MASTER, "test-sink", dead_letters=True)
+    yield running.view
+    running.close()
 
 
 def dlq(s: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
