@@ -200,3 +200,35 @@ class SinkThreads:
         for t in self.threads:
             t.join(30)
         self.view.stop()
+
+
+def private_pipeline(settings: Settings, unique: str, home: Path,
+                     prefix: str = "e2e") -> Settings:
+    """A copy of `settings` for one test's pipeline on the shared servers: topics
+    and consumer groups under ``<prefix>-<unique>.``, its own database, 4
+    partitions, session/minute/action gaps short enough to close within a
+    test; its topics created and its database migrated (workers read subjects'
+    data keys from ClickHouse). `drop_pipeline` removes the databases."""
+    from candor.topics import create_topics
+    from sinks.migrate import migrate
+
+    s = settings.model_copy(deep=True)
+    s.home = home
+    s.kafka.topic_prefix = f"{prefix}-{unique}."
+    s.kafka.partitions = 4
+    s.clickhouse.database = f"candor_{prefix}_{unique}"
+    st = s.streams
+    st.session_gap_s, st.grace_s, st.minute_quiet_s = 20, 2, 5
+    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 2, 1, 0.2
+    create_topics(s)
+    migrate(s)
+    return s
+
+
+def drop_pipeline(settings: Settings) -> None:
+    """Drop the databases of a `private_pipeline`."""
+    from sinks.connection import connect
+
+    admin = connect(settings, database="")
+    admin.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+    admin.command(f"DROP DATABASE IF EXISTS analyst_{settings.clickhouse.database}")

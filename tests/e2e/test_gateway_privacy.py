@@ -29,20 +29,20 @@ import pytest
 
 from candor.consent_registry import grant_many
 from candor.settings import Settings
-from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.redaction import redact
 from privacy.scope import Scope
 from schemas.codec import decode
 from sinks.connection import connect
 from sinks.export import export
-from sinks.migrate import migrate
 from tests.harness import (
     REPO,
     CandorProcess,
     TopicReader,
+    drop_pipeline,
     free_port,
     metric,
+    private_pipeline,
     scrape,
     settings_env,
     wait_until,
@@ -198,25 +198,13 @@ class Run:
 def run(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """Send every case through gateway, worker and sinks once; stop them; yield."""
     tmp_path = tmp_path_factory.mktemp("gateway-privacy")
-    unique = uuid.uuid4().hex[:10]
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.kafka.topic_prefix = f"e2e-{unique}."
-    s.kafka.partitions = 4
-    s.clickhouse.database = f"candor_e2e_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 20, 2, 5
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 2, 1, 0.2
-    create_topics(s)
-    migrate(s)
+    s = private_pipeline(settings, uuid.uuid4().hex[:10], tmp_path / "home")
     out = Run(s)
     try:
         _pipeline(out, tmp_path)
         yield out
     finally:
-        admin = connect(s, database="")
-        admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
-        admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
+        drop_pipeline(s)
 
 
 def _pipeline(run: Run, tmp_path: Path) -> None:

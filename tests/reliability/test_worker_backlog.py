@@ -20,15 +20,20 @@ from confluent_kafka import Producer
 
 from candor.consent_registry import grant_many
 from candor.settings import Settings
-from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.scope import Scope
 from producers.kafka_transport import producer_config
 from producers.simulator import Simulator
 from schemas.codec import decode, encode_event
-from sinks.connection import connect
-from sinks.migrate import migrate
-from tests.harness import CandorProcess, TopicReader, free_port, scrape, wait_until
+from tests.harness import (
+    CandorProcess,
+    TopicReader,
+    drop_pipeline,
+    free_port,
+    private_pipeline,
+    scrape,
+    wait_until,
+)
 
 EVENTS = 25_000
 PEOPLE = 40
@@ -36,17 +41,9 @@ PEOPLE = 40
 
 @pytest.fixture
 def backlog_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.kafka.topic_prefix = f"rel-{unique}."
-    s.kafka.partitions = 4
-    s.clickhouse.database = f"candor_rel_{unique}"
-    create_topics(s)
-    migrate(s)  # the worker reads subjects' data keys from ClickHouse
+    s = private_pipeline(settings, unique, tmp_path / "home", prefix="rel")
     yield s
-    admin = connect(s, database="")
-    admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
-    admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
+    drop_pipeline(s)
 
 
 def test_worker_restarted_over_a_backlog_loses_nothing(backlog_settings: Settings,
