@@ -13,7 +13,8 @@ the per-device key keeps the state co-partitioned with `capture.events`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +52,25 @@ class Outputs:
     minutes: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     late: list[dict[str, Any]] = field(default_factory=list)
+    # rule hits of the redaction over merged typing (typed text is redacted there,
+    # not per event), for the worker's redactions metric
+    redactions: Counter[str] = field(default_factory=Counter)
 
     def extend(self, other: Outputs) -> None:
         self.sessions += other.sessions
         self.minutes += other.minutes
         self.actions += other.actions
         self.late += other.late
+        self.redactions.update(other.redactions)
+
+    def counting(self, redactor: Callable[[str], tuple[str, tuple[str, ...]]]
+                 ) -> Callable[[str], tuple[str, tuple[str, ...]]]:
+        """`redactor`, counting its rule hits in `redactions`."""
+        def redact_counted(text: str) -> tuple[str, tuple[str, ...]]:
+            redacted, rules = redactor(text)
+            self.redactions.update(rules)
+            return redacted, rules
+        return redact_counted
 
     def late_count(self, stage: str) -> int:
         return sum(1 for record in self.late if record["stage"] == stage)
@@ -104,7 +118,7 @@ class DeviceActivity:
         self.session, out.sessions, late_s = session.apply_many(self.session, evs, cfg.session, now)
         self.minutes, out.minutes, late_m = minutes.apply_many(self.minutes, evs, cfg.minutes, now)
         self.actions, out.actions, _ = actions.apply_many(self.actions, evs, cfg.actions, now,
-                                                          redact_merged)
+                                                          out.counting(redact_merged))
         out.late = ([late_event(e, "session", now) for e in late_s]
                     + [late_event(e, "minutes", now) for e in late_m])
         return out
@@ -118,7 +132,7 @@ class DeviceActivity:
             self.minutes, out.minutes = minutes.on_timer(self.minutes, now, cfg.minutes)
         if self.actions is not None:
             self.actions, out.actions = actions.on_timer(self.actions, now, cfg.actions,
-                                                         redact_merged)
+                                                         out.counting(redact_merged))
         return out
 
 

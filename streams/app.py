@@ -264,6 +264,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         metrics.EVENTS_OUT.labels(t(LATE)).inc(len(outputs.late))
         metrics.LATE_EVENTS.labels("session").inc(outputs.late_count("session"))
         metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_count("minutes"))
+        for rule, n in outputs.redactions.items():  # typed text, redacted per typing action
+            metrics.REDACTIONS.labels(rule).inc(n)
 
     # CrashingSupervisor: an agent that raises (DlqLimitExceeded, OutputFailed)
     # stops the worker instead of being restarted over the same batch forever.

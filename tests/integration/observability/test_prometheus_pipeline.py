@@ -50,9 +50,10 @@ def now_micros() -> int:
 
 def make_event(i: int, subject: str, device: str, seq: int, ts: int) -> dict[str, Any]:
     if i % (CLEAN // EMAILS) == 0:
-        payload: dict[str, Any] = {"type": "KeyInput", "key": None,
-                                   "text": "write to jane.doe@example.com", "modifiers": [],
-                                   "is_secure_field": False, "count": 29}
+        # a field redacted per event (typed text is redacted per typing action, merged)
+        payload: dict[str, Any] = {"type": "TerminalCommand",
+                                   "command": "mail jane.doe@example.com < notes.md",
+                                   "exit_code": 0, "cwd_hash": "ab" * 8}
     elif i % 3 == 0:
         payload = {"type": "MouseClick", "button": "left", "x": 10, "y": 20, "double": False}
     else:

@@ -38,8 +38,11 @@ def gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         "expired": tokens.add(DeviceIdentity("dev-a", "sub-a", "org-a",
                                              expires_at=now_micros() - 1)),
     }
+    # rate limits out of the way: these tests are about validation and delivery
+    # (the limits have tests of their own in test_gateway_token_limits.py)
     process = start_gateway(settings.kafka.bootstrap, topic, token_file, free_port(),
-                            "--rate", "1000000", "--burst", "1000000")
+                            "--rate", "1000000", "--burst", "1000000",
+                            "--token-rate", "1000000", "--token-burst", "1000000")
     process.tokens = names
     try:
         yield process, topic

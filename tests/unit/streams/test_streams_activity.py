@@ -54,3 +54,20 @@ def test_state_round_trips_through_the_tables_json_codec() -> None:
     assert again.to_dict() == state.to_dict()
     later = dev.event(T0 + 90 * SECOND, KEY)  # moves the watermarks: outputs close
     assert again.fold([later], T0 + 91 * SECOND, CFG) == state.fold([later], T0 + 91 * SECOND, CFG)
+
+
+def test_rule_hits_of_merged_typing_are_counted_for_the_redactions_metric() -> None:
+    # Typed text is redacted per typing action, over the merged burst (issue 18):
+    # its rule hits must still reach candor_worker_redactions_total.
+    from streams.keystrokes import withhold_typed
+
+    dev = Device()
+    chunks = ["write to jane.d", "oe@exam", "ple.com now"]
+    typed = [withhold_typed(dev.event(T0 + i * SECOND, {**KEY, "key": None, "text": chunk}))
+             for i, chunk in enumerate(chunks)]
+    click = dev.event(T0 + 5 * SECOND, {"type": "MouseClick", "button": "left", "x": 1, "y": 2,
+                                        "double": False})
+    out = DeviceActivity().fold([*typed, click], T0 + 6 * SECOND, CFG)
+    typing = [a for a in out.actions if a["kind"] == "typing"]
+    assert typing and "jane.doe" not in (typing[0]["text"] or "")
+    assert out.redactions["email"] == 1
