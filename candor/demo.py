@@ -271,12 +271,28 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
     print(f"  {result.actions} actions in {result.trajectories} trajectories of "
           f"{result.subjects} consenting subjects -> {out}")
     print(f"  manifest: {out / 'manifest.json'}")
+    _portal_invite(settings, sim.devices[-1].subject_id)
     extra = "".join([f", {check.unexpected} unexpected" if check.unexpected else "",
                      f", {check.duplicated} duplicated" if check.duplicated else ""])
     print(f"== {'done' if check.exact else 'INCOMPLETE'}: {check.landed}/{check.expected} "
           f"accepted events of this run in ClickHouse{extra}; the stack keeps running "
           f"(candor stack status) ==")
     return 0 if check.exact else 1
+
+
+def _portal_invite(settings: Settings, subject: str) -> None:
+    """Leave the person's portal running (like the stack) and print a one-time
+    sign-in link for one simulated person. A portal that does not start is
+    reported, not fatal: the pipeline's own results stand."""
+    from candor.portal.cli import invite_link
+
+    print("== the person's own portal ==")
+    if not stack.start_portal(settings):
+        print(f"  the portal did not start; see {settings.home / 'logs' / 'portal.log'}")
+        return
+    print(f"  running on {settings.portal.public_url} (stopped by candor stack down)")
+    print(f"  sign-in link for simulated person {subject[:8]}… (one use): "
+          f"{invite_link(settings, subject)}")
 
 
 def _capped(base: Any, limit: int) -> Any:

@@ -7,12 +7,14 @@ checks each server's health with a real client.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
-from candor.settings import REPO_ROOT, Settings
+from candor.settings import REPO_ROOT, Settings, child_env
 
 SCRIPTS = REPO_ROOT / "deploy" / "local"
 SERVERS = ("kafka", "clickhouse", "prometheus")
@@ -85,9 +87,76 @@ def _script_status(settings: Settings, server: str) -> bool:
 
 
 def down(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
-    """Stop the servers (reverse order), each by its PID file."""
+    """Stop the servers (reverse order), each by its PID file; with every server,
+    also the portal the demo left running (`start_portal`)."""
+    if servers == SERVERS:
+        stop_portal(settings)
     for server in reversed(servers):
         run_script(settings, server, "stop")
+
+
+def _portal_pidfile(settings: Settings) -> Path:
+    return settings.home / "portal" / "portal.pid"
+
+
+def portal_serving(settings: Settings) -> bool:
+    """Whether the portal answers on ``settings.portal.public_url``; never raises."""
+    try:
+        with urllib.request.urlopen(f"{settings.portal.public_url.rstrip('/')}/healthz",
+                                    timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def start_portal(settings: Settings, timeout_s: float = 30.0) -> bool:
+    """Leave `candor portal serve` running in the background like the servers
+    (PID file under ``<home>/portal``, log ``<home>/logs/portal.log``; `down`
+    stops it). Returns True once it answers, also when it already did; False
+    when it did not start within `timeout_s` (see its log)."""
+    import os
+    import sys
+    import time
+
+    if portal_serving(settings):
+        return True
+    log = settings.home / "logs" / "portal.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _portal_pidfile(settings).parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        env = child_env(settings, dict(os.environ))
+        env["CANDOR_PORTAL__PUBLIC_URL"] = settings.portal.public_url
+        proc = subprocess.Popen([sys.executable, "-m", "candor.cli", "portal", "serve",
+                                 "--port", str(urlparse(settings.portal.public_url).port or 8090)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)
+    _portal_pidfile(settings).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if portal_serving(settings):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.3)
+    return False
+
+
+def stop_portal(settings: Settings) -> None:
+    """Stop the portal `start_portal` left running, by its PID file (SIGTERM)."""
+    import os
+    import signal
+
+    pidfile = _portal_pidfile(settings)
+    try:
+        pid = int(pidfile.read_text().strip())
+        # only our portal: a PID left from an earlier boot may name another process now
+        ours = b"portal" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        ours = False
+    if ours:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.kill(pid, signal.SIGTERM)
+    pidfile.unlink(missing_ok=True)
 
 
 def check(settings: Settings, server: str) -> Health:
