@@ -112,8 +112,10 @@ def portal_serving(settings: Settings) -> bool:
 def start_portal(settings: Settings, timeout_s: float = 30.0) -> bool:
     """Leave `candor portal serve` running in the background like the servers
     (PID file under ``<home>/portal``, log ``<home>/logs/portal.log``; `down`
-    stops it). Returns True once it answers, also when it already did; False
-    when it did not start within `timeout_s` (see its log)."""
+    stops it), reading ClickHouse as the portal's least-privilege user
+    (`candor.portal.local_access.portal_login`). Returns True once it answers,
+    also when it already did; False when it did not start within `timeout_s`
+    (see its log)."""
     import os
     import sys
     import time
@@ -123,11 +125,16 @@ def start_portal(settings: Settings, timeout_s: float = 30.0) -> bool:
     log = settings.home / "logs" / "portal.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     _portal_pidfile(settings).parent.mkdir(parents=True, exist_ok=True)
+    from candor.portal.local_access import portal_login
+
+    login_args, login_env = portal_login(settings)
     with log.open("ab") as out:
         env = child_env(settings, dict(os.environ))
         env["CANDOR_PORTAL__PUBLIC_URL"] = settings.portal.public_url
+        env.update(login_env)
         proc = subprocess.Popen([sys.executable, "-m", "candor.cli", "portal", "serve",
-                                 "--port", str(urlparse(settings.portal.public_url).port or 8090)],
+                                 "--port", str(urlparse(settings.portal.public_url).port or 8090),
+                                 *login_args],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     _portal_pidfile(settings).write_text(f"{proc.pid}\n")

@@ -57,10 +57,22 @@ def _portal(args: argparse.Namespace, settings: Settings) -> int:
     from candor.portal.app import Portal, build_app
     from candor.portal.store import PortalStore
 
+    if args.clickhouse_password_file:
+        from pydantic import SecretStr
+
+        from candor.portal.access import PORTAL_USER
+
+        secret = args.clickhouse_password_file.read_text().strip()
+        if not secret:
+            raise ValueError(f"{args.clickhouse_password_file} holds no password")
+        settings.portal.clickhouse_user = settings.portal.clickhouse_user or PORTAL_USER
+        settings.portal.clickhouse_password = SecretStr(secret)
     if args.host:
         settings.portal.host = args.host
     if args.port:
         settings.portal.port = args.port
+    if settings.portal.clickhouse_user is not None and not _reader_answers(settings):
+        return 2
     store = PortalStore(store_path(settings))
     app = build_app(Portal(settings, store))
     print(f"candor portal on http://{settings.portal.host}:{settings.portal.port}/", flush=True)
@@ -68,6 +80,25 @@ def _portal(args: argparse.Namespace, settings: Settings) -> int:
                 access_log=None)
     store.close()
     return 0
+
+
+def _reader_answers(settings: Settings) -> bool:
+    """Whether ClickHouse accepts the portal's own login; says why not on stderr."""
+    import sys
+
+    from candor.portal.app import reader_settings
+    from sinks.connection import connect
+
+    try:
+        connect(reader_settings(settings)).query("SELECT currentUser()")
+    except Exception as err:  # any refusal: the portal must not fall back to the admin
+        print(f"candor portal: ClickHouse at {settings.clickhouse.url} refuses the portal's "
+              f"user {settings.portal.clickhouse_user!r} ({type(err).__name__}: "
+              f"{str(err).splitlines()[0][:200]}). On the local stack it is declared when "
+              "ClickHouse starts: restart it (candor stack down; candor stack up).",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
@@ -80,4 +111,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
                    help="invite: hours the link stays valid (default: settings, 7 days)")
     p.add_argument("--host", help="serve: listen address (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="serve: port (default: settings, 8090)")
+    p.add_argument("--clickhouse-password-file", type=Path,
+                   help="serve: read ClickHouse as the portal's own user (default "
+                        "candor_portal_user) with the password in this file")
     return {"portal": _portal}

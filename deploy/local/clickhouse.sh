@@ -7,7 +7,8 @@
 # One shard of a cluster (set by deploy/local/clickhouse_cluster.sh): CANDOR_CLICKHOUSE_DIR
 #      ($CANDOR_HOME/clickhouse), CANDOR_CLICKHOUSE_CLUSTER (name), CANDOR_CLICKHOUSE_SHARDS
 #      (every shard's host:native_port), CANDOR_CLICKHOUSE_SHARD (this one, 1-based).
-# Data persists in $CANDOR_HOME/clickhouse/data across restarts.
+# Data persists in $CANDOR_HOME/clickhouse/data across restarts. Each start declares the
+# portal's login (candor_portal_user) in config.d; its password is $CANDOR_HOME/privacy/portal.password.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 HTTP="${CANDOR_CLICKHOUSE_HTTP_PORT:-8123}"
@@ -36,6 +37,10 @@ start() {
   port_free "$HTTP" || die "port $HTTP is taken by another process; set CANDOR_CLICKHOUSE_HTTP_PORT"
   port_free "$TCP" || die "port $TCP is taken by another process; set CANDOR_CLICKHOUSE_TCP_PORT"
   mkdir -p "$DIR"
+  # The portal's least-privilege login (candor/portal/local_access.py): its role and
+  # user go into config.d (0600, password as SHA-256 only) before the engine reads it.
+  CANDOR_HOME="$CANDOR_HOME" "$py" -m candor.portal.local_access --config-dir "$DIR/config.d" \
+    || die "could not declare the portal's ClickHouse user in $DIR/config.d"
   log "starting clickhouse on $URL (native 127.0.0.1:$TCP)"
   local cluster=()
   if [[ -n "${CANDOR_CLICKHOUSE_CLUSTER:-}" ]]; then
