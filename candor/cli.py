@@ -12,10 +12,25 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from candor.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from producers.gateway_auth import TokenFile
+    from producers.gateway_frames import FrameRoutes
+
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _frame_routes(settings: Settings, tokens: TokenFile, registry: CollectorRegistry
+                  ) -> FrameRoutes:
+    """The gateway's frame route (imported when a gateway with frames starts)."""
+    from candor.frame_gateway import open_frame_routes
+
+    return open_frame_routes(settings, tokens, registry)
 
 
 def _stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,7 +65,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
     return demo.run(settings, people=args.people, rate=args.rate, duration=args.duration,
-                    seed=seed)
+                    seed=seed, frames_per_person=args.frames_per_person)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -90,10 +105,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                    help="simulator seed (default: a new one per run, printed; the same "
                         "seed replays the same people and events, which the pipeline "
                         "then drops as duplicates)")
+    p.add_argument("--frames-per-person", type=int, default=2,
+                   help="screen frames with pixels per person consenting to screen_frames, "
+                        "put through a gateway, redacted by OCR (~0.7 s CPU each) and "
+                        "exported as computer-use steps (default 2; 0: none)")
     handlers["demo"] = _demo
     from producers.gateway_cli import add_commands as add_producer_commands
 
-    handlers.update(add_producer_commands(sub))
+    handlers.update(add_producer_commands(sub, frame_routes=_frame_routes))
 
     from sinks.cli import add_commands as add_sink_commands
 

@@ -52,11 +52,12 @@ from producers.gateway_batch import (
     plan_batch,
 )
 from producers.gateway_errors import GatewayRefusal, RateLimited, TooLarge, Unavailable
-from producers.gateway_frames import FrameRoutes, open_frame_routes
+from producers.gateway_frames import FrameRoutes
 from producers.gateway_kafka import AsyncDelivery, gateway_producer_config
 from producers.gateway_metrics import GatewayMetrics
 from producers.gateway_ratelimit import DeviceRateLimiter, TokenLimiter
 from producers.openapi import openapi_document
+from producers.openapi_frames import with_frame_paths
 
 _log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Gateway:
                 max_event_bytes=config.max_event_bytes,
             )
         )
+        self._openapi_frames: str | None = None
 
     async def post_events(self, request: web.Request) -> web.Response:
         """``POST /v1/events``; see the module docstring for the answers."""
@@ -213,8 +215,14 @@ class Gateway:
         return response
 
     async def openapi(self, _request: web.Request) -> web.Response:
-        """``GET /openapi.json``."""
-        return web.Response(text=self._openapi, content_type="application/json")
+        """``GET /openapi.json`` (describing ``PUT /v1/frames`` when that route is on)."""
+        if self.frames is not None and self._openapi_frames is None:
+            self._openapi_frames = json.dumps(with_frame_paths(
+                json.loads(self._openapi), max_frame_bytes=self.frames.max_frame_bytes,
+                frames_per_token_s=self.frames.frames_per_token_s,
+                frame_burst_per_token=self.frames.frame_burst_per_token))
+        text = self._openapi if self.frames is None else self._openapi_frames
+        return web.Response(text=text, content_type="application/json")
 
 
 def _refusal_response(refusal: GatewayRefusal) -> web.Response:
@@ -268,16 +276,18 @@ def run_gateway(
     *,
     config: GatewayConfig | None = None,
     registry: CollectorRegistry | None = None,
+    frame_routes: Callable[[TokenFile, CollectorRegistry], FrameRoutes] | None = None,
 ) -> None:
     """Serve the gateway on `host`:`port` until SIGINT/SIGTERM, publishing to
-    `settings.kafka.bootstrap`. Blocks. Raises ValueError for a malformed token
-    file (checked before listening)."""
+    `settings.kafka.bootstrap`; with ``PUT /v1/frames`` when `frame_routes`
+    (composed by ``candor.frame_gateway``) is given. Blocks. Raises ValueError
+    for a malformed token file (checked before listening)."""
     config = config or GatewayConfig()
     tokens = TokenFile(token_file)
     tokens.tokens()
     gateway = Gateway(config, tokens, registry or CollectorRegistry())
-    if settings.frames.gateway:
-        gateway.frames = open_frame_routes(settings, tokens, gateway.registry)
+    if frame_routes is not None:
+        gateway.frames = frame_routes(tokens, gateway.registry)
     kafka_config = gateway_producer_config(settings.kafka.bootstrap)
 
     def sender() -> Sender:

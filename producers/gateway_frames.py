@@ -6,6 +6,8 @@ each a typed refusal (nothing is stored on any of them):
 
 1. bearer token, the gateway's own (401) - the frame belongs to the token's subject;
 2. a ref of 64 lowercase hex characters (400 ``invalid_ref``);
+   the token's frame rate: ``frames_per_token_s`` with bursts of ``frame_burst_per_token``
+   (429 ``rate_limited`` with ``Retry-After``, before the body is read);
 3. consent: the subject's current policy grants ``screen_frames`` (403 ``no_consent``);
    503 while the consent registry is still loading;
 4. size: at most ``max_frame_bytes`` (413 ``frame_too_large``);
@@ -19,6 +21,10 @@ each a typed refusal (nothing is stored on any of them):
 OCR never runs on the event loop, and the store is written from a thread, so
 ``POST /v1/events`` is served while frames are redacted. Frames never travel in
 Kafka.
+
+The gateway process composes this route from its settings in
+``candor.frame_gateway`` (the consent registry, the key store and the frame
+store are adapters of other layers, injected here as protocols).
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import multiprocessing
 import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -43,17 +50,16 @@ from privacy.frames import CorruptFrame, FrameTooLarge, RedactedFrame, redact_fr
 from privacy.keystore import DataKey
 from privacy.scope import Scope
 from producers.envelope import now_micros
-from producers.gateway_auth import TokenFile, authenticate, bearer_token
+from producers.gateway_auth import TokenFile, authenticate, bearer_token, hash_token
 from producers.gateway_errors import (
     BadRequest,
     Forbidden,
     GatewayRefusal,
+    RateLimited,
     TooLarge,
     Unavailable,
 )
-
-if TYPE_CHECKING:
-    from candor.settings import Settings
+from producers.gateway_ratelimit import DeviceRateLimiter
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +129,10 @@ class FrameRoutes:
         registry: CollectorRegistry,
         *,
         max_frame_bytes: int = 8 * 1024 * 1024,
+        frames_per_token_s: float = 2.0,
+        frame_burst_per_token: float = 30.0,
         wall_clock: Callable[[], int] = now_micros,
+        monotonic: Callable[[], float] = time.monotonic,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.tokens = tokens
@@ -132,8 +141,12 @@ class FrameRoutes:
         self.keys = keys
         self.redactor = redactor
         self.max_frame_bytes = max_frame_bytes
+        self.frames_per_token_s = frames_per_token_s
+        self.frame_burst_per_token = frame_burst_per_token
+        self.limiter = DeviceRateLimiter(frames_per_token_s, frame_burst_per_token)
         self.metrics = FrameMetrics.on(registry)
         self._wall_clock = wall_clock
+        self._monotonic = monotonic
         self._on_close = on_close
 
     def install(self, app: web.Application) -> None:
@@ -157,18 +170,20 @@ class FrameRoutes:
             response = await self._store(request)
         except GatewayRefusal as refusal:
             self.metrics.frames.labels(outcome=refusal.reason).inc()
-            headers = {"Retry-After": "1"} if isinstance(refusal, Unavailable) else {}
+            headers = {}
+            if isinstance(refusal, RateLimited | Unavailable):
+                headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after_s)))
             return web.json_response({"error": refusal.reason, "detail": refusal.detail},
                                      status=refusal.status, headers=headers)
         return response
 
     async def _store(self, request: web.Request) -> web.Response:
-        identity = authenticate(self.tokens.tokens(),
-                                bearer_token(request.headers.get("Authorization")),
-                                self._wall_clock())
+        token = bearer_token(request.headers.get("Authorization"))
+        identity = authenticate(self.tokens.tokens(), token, self._wall_clock())
         digest = request.match_info["digest"]
         if not _REF.match(digest):
             raise BadRequest("invalid_ref", "the ref is the sha256 of the frame, 64 hex digits")
+        self.limiter.take(hash_token(token), 1, self._monotonic())
         subject = identity.subject_id
         self._check_consent(subject)
         body = await self._read(request)
@@ -226,35 +241,3 @@ class FrameRoutes:
             raise TooLarge("frame_too_large", str(err)) from None
         self.metrics.redaction_seconds.observe(time.perf_counter() - started)
         return result
-
-
-def open_frame_routes(settings: Settings, tokens: TokenFile, registry: CollectorRegistry
-                      ) -> FrameRoutes:
-    """The frame route of a gateway run from ``settings``: the configured frame
-    store, the consent registry read from Kafka (kept current by a thread), the
-    key store read from ClickHouse (reloaded by a thread) and a redaction pool of
-    ``settings.frames.ocr_workers`` processes. Blocks until the registry and the
-    keys are loaded; raises their errors."""
-    # The gateway process is composed here, like run_gateway composes Kafka: the
-    # consent view and the key view are shared adapters of the stream workers.
-    from candor.keys import KeyView
-    from candor.settings import master_key_bytes
-    from sinks.connection import connect
-    from sinks.frame_store import open_frame_store
-    from streams.consent_view import ConsentView
-
-    store = open_frame_store(settings.frames, settings.home)
-    consent = ConsentView(dict(settings.kafka.client_config()),
-                          settings.kafka.topic("consent.policies"))
-    consent.start(60)
-    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
-                   interval=settings.privacy.key_reload_s)
-    keys.start()
-
-    def close() -> None:
-        consent.stop()
-        keys.stop()
-
-    return FrameRoutes(tokens, store, consent, keys, redaction_pool(settings.frames.ocr_workers),
-                       registry, max_frame_bytes=settings.frames.max_frame_bytes,
-                       on_close=close)

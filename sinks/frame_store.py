@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 __all__ = [
     "FilesystemFrameStore",
@@ -52,7 +52,8 @@ class FrameStoreSettings(BaseModel):
     """Where frames go (``CANDOR_FRAMES__*``). ``backend`` "filesystem" keeps them
     under ``directory`` (default ``$CANDOR_HOME/frames``); "s3" in ``bucket`` at
     ``endpoint_url`` (None: AWS) under ``prefix``. ``max_frame_bytes`` bounds an
-    upload, ``ocr_workers`` sizes the gateway's redaction process pool;
+    upload, ``ocr_workers`` sizes the gateway's redaction process pool,
+    ``frames_per_token_s``/``frame_burst_per_token`` rate-limit each device token;
     ``gateway`` turns the gateway's ``PUT /v1/frames`` on (it then needs the
     consent registry and the key store at start-up)."""
 
@@ -67,6 +68,9 @@ class FrameStoreSettings(BaseModel):
     secret_key: SecretStr | None = None
     max_frame_bytes: int = 8 * 1024 * 1024
     ocr_workers: int = 2
+    # Per gateway token: frames/s and burst (OCR costs ~0.7 s of CPU per frame).
+    frames_per_token_s: float = Field(2.0, gt=0)
+    frame_burst_per_token: float = Field(30.0, ge=1)
 
 
 def subject_dir(subject: str) -> str:

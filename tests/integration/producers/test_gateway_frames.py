@@ -97,7 +97,7 @@ def test_frames_are_redacted_sealed_stored_and_erased(
            "CANDOR_FRAMES__MAX_FRAME_BYTES": str(MAX_FRAME)}
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "producers.gateway_cli", "gateway", "--port", str(port),
+        [sys.executable, "-m", "candor.cli", "gateway", "--port", str(port),
          "--token-file", str(tmp_path / "tokens.json"), "--topic",
          private.kafka.topic("capture.events")],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

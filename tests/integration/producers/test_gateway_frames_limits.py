@@ -1,0 +1,127 @@
+"""The frame route of a real `candor gateway`: described in the served OpenAPI
+document, and rate-limited per token (429 with Retry-After, nothing stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pydantic import SecretStr
+
+from candor.consent_registry import grant_many
+from candor.settings import Settings, child_env
+from candor.topics import create_topics
+from privacy.consent import grant
+from privacy.frame_corpus import render_window
+from producers.gateway_auth import DeviceIdentity, TokenFile
+from sinks.connection import connect
+from sinks.frame_store import open_frame_store
+from sinks.migrate import migrate
+
+from .conftest import REPO, free_port
+from .gateway_fixtures import GatewayProcess
+
+MASTER = bytes(range(9, 41))
+
+
+@pytest.fixture
+def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
+    s = settings.model_copy(deep=True)
+    s.home = tmp_path / "home"
+    s.privacy.master_key = SecretStr(MASTER.hex())
+    s.kafka.topic_prefix = f"frame-limits-{unique}."
+    s.kafka.partitions = 1
+    s.clickhouse.database = f"candor_frame_limits_{unique}"
+    create_topics(s)
+    migrate(s)
+    grant_many(s, [grant(None, ["activity_metadata", "screen_frames"], "test",
+                         time.time_ns() // 1000, subject_id="carol", org_id="org-1")],
+               actor="test")
+    yield s
+    admin = connect(s, database="")
+    admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
+    admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
+
+
+def _frame(line: str) -> bytes:
+    image = Image.new("RGB", (640, 360), (40, 90, 140))
+    render_window(image, (20, 20, 620, 340), "notes - editor", [line, "timeout = 30"])
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def gateway(private: Settings, tmp_path: Path) -> Iterator[tuple[GatewayProcess, TokenFile]]:
+    tokens = TokenFile(tmp_path / "tokens.json")
+    env = {**child_env(private, dict(os.environ)), "CANDOR_FRAMES__GATEWAY": "true",
+           "CANDOR_FRAMES__OCR_WORKERS": "1", "CANDOR_FRAMES__FRAMES_PER_TOKEN_S": "0.001",
+           "CANDOR_FRAMES__FRAME_BURST_PER_TOKEN": "1"}
+    tokens.add(DeviceIdentity("desk-0", "carol", "org-1"))  # the file exists before start
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "candor.cli", "gateway", "--port", str(port), "--token-file",
+         str(tmp_path / "tokens.json"), "--topic", private.kafka.topic("capture.events")],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gw = GatewayProcess(port, process)
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            assert process.stderr is not None
+            raise AssertionError(process.stderr.read().decode()[-3000:])
+        try:
+            if gw.request("GET", "/healthz").status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "gateway did not answer /healthz"
+        time.sleep(0.2)
+    yield gw, tokens
+    gw.stop()
+
+
+def _put(gw: GatewayProcess, token: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    reply = gw.request("PUT", f"/v1/frames/{hashlib.sha256(body).hexdigest()}", body,
+                       {"Content-Type": "image/png", "Authorization": f"Bearer {token}"})
+    return reply.status, reply.headers, reply.body
+
+
+def test_served_openapi_document_describes_frames(
+        gateway: tuple[GatewayProcess, TokenFile]) -> None:
+    gw, _ = gateway
+    doc = gw.request("GET", "/openapi.json").json()
+    put = doc["paths"]["/v1/frames/{sha256}"]["put"]
+    assert set(put["requestBody"]["content"]) == {"image/png", "image/webp"}
+    assert {"200", "201", "400", "401", "403", "413", "429", "503"} <= set(put["responses"])
+    assert "Retry-After" in put["responses"]["429"]["headers"]
+    assert "/v1/events" in doc["paths"] and "FrameResult" in doc["components"]["schemas"]
+
+
+def test_frames_are_rate_limited_per_token_and_nothing_is_stored(
+        gateway: tuple[GatewayProcess, TokenFile], private: Settings) -> None:
+    gw, tokens = gateway
+    first = tokens.add(DeviceIdentity("desk-1", "carol", "org-1"))
+    second = tokens.add(DeviceIdentity("desk-2", "carol", "org-1"))
+    a, b, c = _frame("first frame"), _frame("second frame"), _frame("third frame")
+    store = open_frame_store(private.frames, private.home)
+
+    status, _, body = _put(gw, first, a)
+    assert status == 201, body
+    status, headers, body = _put(gw, first, b)  # the burst of 1 is spent
+    assert status == 429, body
+    assert b'"rate_limited"' in body and int(headers["Retry-After"]) >= 1
+    assert store.list("carol") == [hashlib.sha256(a).hexdigest()]  # b was not stored
+    # another token of the same subject has its own budget
+    status, _, body = _put(gw, second, c)
+    assert status == 201, body
+    assert sorted(store.list("carol")) == sorted(hashlib.sha256(x).hexdigest() for x in (a, c))
+    metrics = gw.request("GET", "/metrics").body.decode()
+    assert 'candor_gateway_frames_total{outcome="rate_limited"} 1.0' in metrics
