@@ -6,7 +6,10 @@ a stream worker and the sinks started as child processes (`candor worker`,
 `candor sink --all`, logs under $CANDOR_HOME/logs); the simulator publishing
 through the capture SDK at a fixed rate with a progress line; waiting until
 ClickHouse holds every accepted event; a few analyst queries; a small training
-export. The child processes are stopped at the end; the stack keeps running.
+export. With screen frames (`candor.demo_frames`), a gateway child takes the
+rendered frames of people consenting to screen_frames, and a computer-use
+export shows steps with their screenshots. The child processes are stopped at
+the end; the stack keeps running.
 
 The check is exact: the simulator reports the event ids it published per
 device, and the demo passes only when ClickHouse holds exactly the accepted
@@ -144,10 +147,13 @@ def _line(text: str) -> None:
 
 
 def run(settings: Settings, people: int = 50, rate: float = 1000.0,
-        duration: float = 60.0, seed: int = 1) -> int:
+        duration: float = 60.0, seed: int = 1, frames_per_person: int = 2) -> int:
     """Run the demo. Returns 0 when ClickHouse holds exactly this run's accepted
     events (each once, nothing else of its devices), 1 otherwise, including when
-    the worker or the sink died (reported with its exit status and log tail)."""
+    the worker or the sink died (reported with its exit status and log tail).
+    The first ``frames_per_person`` screen frames of each person consenting to
+    ``screen_frames`` get pixels, put through a gateway (`candor.demo_frames`);
+    0: no frames."""
     from producers.simulator import Simulator, backdated_start
     from sinks.migrate import migrate
 
@@ -181,8 +187,18 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
                     "CANDOR_STREAMS__MINUTE_QUIET_S": "10"}
     children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
                 Child("sink", ["sink", "--all"], logdir)]
+    gateway = None
     try:
-        return _pipeline(settings, sim, target, rate, duration, children)
+        if frames_per_person > 0:
+            from candor.demo_frames import start_gateway
+
+            print(f"== gateway for screen frames ({frames_per_person} per person with "
+                  "screen_frames; OCR redaction in one process) ==")
+            gateway = start_gateway(settings, sim.org_id, devices[2:], logdir)
+            if gateway is not None:
+                print(f"  serving on {gateway.url}, {len(gateway.tokens)} device tokens")
+        return _pipeline(settings, sim, target, rate, duration, children, gateway,
+                         frames_per_person)
     except ChildDied as died:
         print()
         print(died.child.report(), file=sys.stderr)
@@ -192,10 +208,12 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     finally:
         for child in children:
             child.stop()
+        if gateway is not None:
+            gateway.child.stop()
 
 
 def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: float,
-              children: list[Child]) -> int:
+              children: list[Child], gateway: Any = None, frames_per_person: int = 0) -> int:
     """Publish, wait for ClickHouse, show queries and an export, check exactly.
     Raises `ChildDied` as soon as a child is seen dead."""
     from producers.client import CaptureClient
@@ -218,7 +236,12 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
                        subject_id=devices[0].subject_id, device_id=devices[0].device_id,
                        topic=settings.kafka.topic("capture.events"),
                        spool_fsync="never") as client:
-        run_simulation(sim, client, duration_s=duration, rate=rate,
+        sink: Any = client
+        if gateway is not None:
+            from producers.simulator_upload import FramingSink
+
+            sink = FramingSink(client, gateway.url, gateway.tokens, frames_per_person)
+        run_simulation(sim, sink, duration_s=duration, rate=rate,
                        progress_callback=progress, sent=sent)
         unacknowledged = client.close(timeout=30)
     print()
@@ -260,6 +283,11 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
             break
         time.sleep(2)
     print()
+    if gateway is not None:
+        from candor.demo_frames import show_frames
+
+        print("== screen frames (redacted by OCR before storage, encrypted per person) ==")
+        show_frames(settings, sink.finish(), [d.subject_id for d in devices[2:]])
     _queries(settings, sim.org_id, run_query, format_table)
     print("== training export ==")
     out = settings.home / "exports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -271,6 +299,12 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
     print(f"  {result.actions} actions in {result.trajectories} trajectories of "
           f"{result.subjects} consenting subjects -> {out}")
     print(f"  manifest: {out / 'manifest.json'}")
+    if gateway is not None:
+        from candor.demo_frames import show_computer_use
+
+        print("== computer-use export (screenshot before each action, PyAutoGUI actions) ==")
+        show_computer_use(settings, sim.start_ts, now_micros() + 1,
+                          out.with_name(out.name + "-computer-use"))
     _portal_invite(settings, sim.devices[-1].subject_id)
     extra = "".join([f", {check.unexpected} unexpected" if check.unexpected else "",
                      f", {check.duplicated} duplicated" if check.duplicated else ""])
@@ -288,7 +322,9 @@ def _portal_invite(settings: Settings, subject: str) -> None:
 
     print("== the person's own portal ==")
     if not stack.start_portal(settings):
-        print(f"  the portal did not start; see {settings.home / 'logs' / 'portal.log'}")
+        log = settings.home / "logs" / "portal.log"
+        why = log_tail(log, 1)
+        print(f"  the portal did not start; see {log}" + (f":\n    {why[0]}" if why else ""))
         return
     print(f"  running on {settings.portal.public_url} (stopped by candor stack down)")
     print(f"  sign-in link for simulated person {subject[:8]}… (one use): "

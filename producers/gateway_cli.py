@@ -9,17 +9,26 @@ add|revoke|list`` and ``candor simulate``.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from candor.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from producers.gateway_auth import TokenFile
+    from producers.gateway_frames import FrameRoutes
+
 Handler = Callable[[argparse.Namespace, Settings], int]
+# (settings, token file, metrics registry) -> the frame route (candor.frame_gateway)
+FrameRoutesFactory = Callable[[Settings, "TokenFile", "CollectorRegistry"], "FrameRoutes"]
 _DAY_MICROS = 86_400 * 1_000_000
 
 
@@ -28,9 +37,13 @@ def default_token_file(settings: Settings) -> Path:
     return settings.home / "gateway" / "tokens.json"
 
 
-def add_commands(subparsers: Any) -> dict[str, Handler]:
+def add_commands(subparsers: Any, frame_routes: FrameRoutesFactory | None = None
+                 ) -> dict[str, Handler]:
     """Add ``gateway`` and ``simulate`` to `subparsers` (the result of
-    ``parser.add_subparsers()``); return their handlers by command name."""
+    ``parser.add_subparsers()``); return their handlers by command name.
+    `frame_routes` composes the frame route (``candor.frame_gateway``) for a
+    gateway whose settings turn ``frames.gateway`` on; without it such a
+    gateway refuses to start."""
     gateway = subparsers.add_parser(
         "gateway", help="serve the HTTP capture gateway, or manage its device tokens"
     )
@@ -83,10 +96,24 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
                           help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
     simulate.add_argument("--spool-dir", type=Path, default=None,
                           help="default: $CANDOR_HOME/simulator/spool")
-    return {"gateway": _gateway, "simulate": _simulate}
+    simulate.add_argument("--frames-per-person", type=int, default=0,
+                          help="give each person's first N screen frames pixels and put them "
+                               "to --gateway-url (a gateway with frames on; default 0: none)")
+    simulate.add_argument("--gateway-url", default="http://127.0.0.1:8088",
+                          help="the gateway taking the frames; a token per simulated device "
+                               "(valid one day) is added to its --token-file")
+    simulate.add_argument("--token-file", type=Path, default=None,
+                          help="the gateway's token file (default: "
+                               "$CANDOR_HOME/gateway/tokens.json)")
+
+    def gateway_handler(args: argparse.Namespace, settings: Settings) -> int:
+        return _gateway(args, settings, frame_routes)
+
+    return {"gateway": gateway_handler, "simulate": _simulate}
 
 
-def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+def _gateway(args: argparse.Namespace, settings: Settings,
+             frame_routes: FrameRoutesFactory | None = None) -> int:
     token_file = args.token_file or default_token_file(settings)
     if args.gateway_action == "token":
         if args.token_action == "revoke":
@@ -107,7 +134,16 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
         bytes_per_token_s=args.token_bytes_rate,
         byte_burst_per_token=max(args.token_bytes_burst, float(args.max_body_bytes)),
     )
-    run_gateway(settings, args.host, args.port, token_file, config=config)
+    frames: Callable[[TokenFile, CollectorRegistry], FrameRoutes] | None = None
+    if settings.frames.gateway:
+        if frame_routes is None:
+            print("candor gateway: frames.gateway is on, but this entry point has no frame "
+                  "route; run `candor gateway` (candor.cli), which composes it",
+                  file=sys.stderr)
+            return 2
+        frames = functools.partial(frame_routes, settings)
+
+    run_gateway(settings, args.host, args.port, token_file, config=config, frame_routes=frames)
     return 0
 
 
@@ -200,12 +236,36 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         topic=args.topic or settings.kafka.topic("capture.events"),
         spool_fsync="never",
     ) as client:
-        final = run_simulation(simulator, client, duration_s=args.duration, rate=rate,
+        sink: Any = client
+        if args.frames_per_person > 0:
+            from producers.simulator_upload import FramingSink
+
+            sink = FramingSink(client, args.gateway_url,
+                               _device_tokens(args, settings, simulator), args.frames_per_person)
+        final = run_simulation(simulator, sink, duration_s=args.duration, rate=rate,
                                progress_callback=report)
         left = client.close(timeout=30.0)
     print(f"published {final.events} events from {args.people} people in "
           f"{final.elapsed_s:.1f} s ({final.rate_per_s:.0f}/s); {left} left in the spool")
+    if args.frames_per_person > 0:
+        frames = sink.finish()
+        print(f"frames: {frames.rendered} rendered, {frames.stored} stored, "
+              f"{frames.duplicates} already there, refused {frames.refusals}, redacted word "
+              f"boxes {frames.redactions}, {frames.unfinished} unfinished")
     return 0 if left == 0 else 2
+
+
+def _device_tokens(args: argparse.Namespace, settings: Settings, simulator: Any
+                   ) -> dict[str, str]:
+    """A gateway token per simulated device, valid one day, added to the token file."""
+    from producers.envelope import now_micros
+    from producers.gateway_auth import DeviceIdentity, TokenFile
+
+    tokens = TokenFile(args.token_file or default_token_file(settings))
+    expires = now_micros() + _DAY_MICROS
+    return {d.device_id: tokens.add(DeviceIdentity(d.device_id, d.subject_id,
+                                                   simulator.org_id, expires))
+            for d in simulator.devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The frame route of a real `candor gateway`: described in the served OpenAPI
-document, and rate-limited per token (429 with Retry-After, nothing stored)."""
+document, rate-limited per token (429 with Retry-After, nothing stored), and fed
+by `candor simulate --frames-per-person`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
 from producers.gateway_auth import DeviceIdentity, TokenFile
+from producers.simulator import Simulator
 from sinks.connection import connect
 from sinks.frame_store import open_frame_store
 from sinks.migrate import migrate
@@ -30,6 +32,7 @@ from .conftest import REPO, free_port
 from .gateway_fixtures import GatewayProcess
 
 MASTER = bytes(range(9, 41))
+SIM_SEED = 31
 
 
 @pytest.fixture
@@ -42,8 +45,13 @@ def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Setting
     s.clickhouse.database = f"candor_frame_limits_{unique}"
     create_topics(s)
     migrate(s)
-    grant_many(s, [grant(None, ["activity_metadata", "screen_frames"], "test",
-                         time.time_ns() // 1000, subject_id="carol", org_id="org-1")],
+    now = time.time_ns() // 1000
+    simulated = Simulator(2, SIM_SEED, 0)
+    grant_many(s, [grant(None, ["activity_metadata", "screen_frames"], "test", now,
+                         subject_id="carol", org_id="org-1"),
+                   grant(None, ["activity_metadata", "screen_frames"], "test", now,
+                         subject_id=simulated.devices[0].subject_id,
+                         org_id=simulated.org_id)],
                actor="test")
     yield s
     admin = connect(s, database="")
@@ -125,3 +133,24 @@ def test_frames_are_rate_limited_per_token_and_nothing_is_stored(
     assert sorted(store.list("carol")) == sorted(hashlib.sha256(x).hexdigest() for x in (a, c))
     metrics = gw.request("GET", "/metrics").body.decode()
     assert 'candor_gateway_frames_total{outcome="rate_limited"} 1.0' in metrics
+
+
+def test_simulate_puts_its_frames_through_the_gateway(
+        gateway: tuple[GatewayProcess, TokenFile], private: Settings, tmp_path: Path) -> None:
+    """Two simulated people, the first consenting to screen_frames: one frame each
+    is rendered and put; the first's is stored, the second's refused (no consent)."""
+    gw, _ = gateway
+    env = child_env(private, dict(os.environ))
+    proc = subprocess.run(
+        [sys.executable, "-m", "candor.cli", "simulate", "--people", "2", "--rate", "200",
+         "--duration", "3", "--seed", str(SIM_SEED), "--frames-per-person", "1",
+         "--gateway-url", gw.url, "--token-file", str(tmp_path / "tokens.json"),
+         "--topic", private.kafka.topic("capture.events")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("frames: 2 rendered, 1 stored, 0 already there, refused {'no_consent': 1}"
+            in proc.stdout), proc.stdout
+    devices = Simulator(2, SIM_SEED, 0).devices
+    store = open_frame_store(private.frames, private.home)
+    assert len(store.list(devices[0].subject_id)) == 1
+    assert store.list(devices[1].subject_id) == []
