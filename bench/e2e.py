@@ -54,8 +54,8 @@ from e2e_load import Publisher, WireEvent, generate, say, stage_latency  # noqa:
 from e2e_report import plot, summarize, table, write_json  # noqa: E402
 from e2e_stack import Pipeline, Sampler, bare_path  # noqa: E402
 
+from backends.clickhouse.connection import connect  # noqa: E402
 from candor.settings import load_settings  # noqa: E402
-from sinks.connection import connect  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 ORG = "org-sim"

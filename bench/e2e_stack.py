@@ -24,14 +24,14 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import create_topics
 from candor.consent_registry import grant_many
 from candor.settings import Settings
 from candor.settings import child_env as candor_child_env
-from candor.topics import create_topics
 from privacy.consent import grant
 from producers.simulator import SimulatedDevice
 from schemas.codec import decode_event
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 

@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import KafkaError, Message, Producer  # noqa: E402
 
+from backends.kafka.topics import TopicSpec, create_topics  # noqa: E402
 from candor.settings import load_settings  # noqa: E402
-from candor.topics import TopicSpec, create_topics  # noqa: E402
 from producers.client import CaptureClient  # noqa: E402
 from producers.envelope import Event  # noqa: E402
 from producers.kafka_transport import producer_config  # noqa: E402
@@ -130,7 +130,7 @@ def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: 
         token = TokenFile(token_file).add(DeviceIdentity("bench-dev", "bench-sub", "org-b"))
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "producers.gateway_cli", "gateway", "--port", str(port),
+            [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
              "--token-file", str(token_file), "--topic", topic, "--rate", "1e9",
              "--burst", "1e9"],
             cwd=REPO, env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap},

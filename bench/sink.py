@@ -28,10 +28,10 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings, load_settings
-from candor.topics import TopicSpec, create_topics
 from schemas import codec
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row

@@ -92,9 +92,10 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 from device_batches import active_rate, at_device_rate, describe_sizes, sdk_batches  # noqa: E402
 from faust_floor import parse_result  # noqa: E402
 
+from backends.clickhouse.connection import connect  # noqa: E402
+from backends.kafka.topics import create_topics  # noqa: E402
 from candor.consent_registry import grant_many  # noqa: E402
 from candor.settings import Settings, child_env, load_settings  # noqa: E402
-from candor.topics import create_topics  # noqa: E402
 from privacy.consent import grant  # noqa: E402
 from privacy.scope import Scope  # noqa: E402
 from producers.envelope import Event  # noqa: E402
@@ -102,7 +103,6 @@ from producers.simulator import SimulatedDevice, Simulator, backdated_start  # n
 from schemas.batch import decode_capture  # noqa: E402
 from schemas.codec import decode_many, encode_event  # noqa: E402
 from schemas.errors import SchemaError  # noqa: E402
-from sinks.connection import connect  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 
 S = 1_000_000

@@ -1,4 +1,4 @@
-"""``python -m producers.agent``: capture this X11 desktop into Kafka.
+"""``python -m candor.agent_cli``: capture this X11 desktop into Kafka.
 
 Signals: SIGUSR1 pauses, SIGUSR2 resumes, SIGINT/SIGTERM flush and exit.
 Creating the pause file (default ``<spool dir>/paused``) pauses too, for as
@@ -24,15 +24,16 @@ from producers.agent.frames import FrameCapturer, FrameConfig, FrameUploader
 from producers.agent.privacy import PauseSwitch, PrivacyPolicy
 from producers.agent.recorder import Recorder, RecorderConfig
 from producers.client import CaptureClient
+from schemas.topics import Topic
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The agent's command line."""
-    parser = argparse.ArgumentParser(prog="python -m producers.agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m candor.agent_cli", description=__doc__)
     parser.add_argument("--device", required=True)
     parser.add_argument("--subject", required=True)
     parser.add_argument("--org", required=True)
-    parser.add_argument("--topic", default="capture.events")
+    parser.add_argument("--topic", default=Topic.CAPTURE_EVENTS.value)
     parser.add_argument("--spool-dir", type=Path, default=None,
                         help="default: $CANDOR_HOME/agent/<device>")
     parser.add_argument("--pause-file", type=Path, default=None,

@@ -269,7 +269,7 @@ def ensure_analyst_access(settings: Settings, password: str, client: Client | No
     restarts), then verifies that the server declares the role and the user,
     else raises :class:`AccessControlUnavailable`. Blocks on ClickHouse.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     client = client or connect(settings, database="")
     database = analyst_database(settings)

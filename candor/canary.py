@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from candor.settings import Settings
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,17 @@ class Canary:
     def __init__(self, settings: Settings, identity: CanaryIdentity) -> None:
         from confluent_kafka import Producer
 
+        from backends.clickhouse.connection import connect
+
         # Imported here: the metrics are registered only in a process that runs a
         # canary, not in every process whose CLI knows the command.
         from candor import canary_metrics
-        from sinks.connection import connect
 
         self.metrics = canary_metrics
 
         self.settings = settings
         self.identity = identity
-        self.topic = settings.kafka.topic("capture.events")
+        self.topic = settings.kafka.topic(Topic.CAPTURE_EVENTS)
         self.producer = Producer({**settings.kafka.client_config(), "acks": "all",
                                   "enable.idempotence": True, "linger.ms": 0,
                                   "message.timeout.ms": 10_000})

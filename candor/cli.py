@@ -33,7 +33,7 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from candor import topics
+    from backends.kafka import topics
 
     if args.action == "create":
         for name, state in topics.create_topics(settings).items():
@@ -91,11 +91,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                         "seed replays the same people and events, which the pipeline "
                         "then drops as duplicates)")
     handlers["demo"] = _demo
-    from producers.gateway_cli import add_commands as add_producer_commands
+    from candor.gateway_cli import add_commands as add_producer_commands
 
     handlers.update(add_producer_commands(sub))
 
-    from sinks.cli import add_commands as add_sink_commands
+    from candor.sinks_cli import add_commands as add_sink_commands
 
     handlers.update(add_sink_commands(sub))
 

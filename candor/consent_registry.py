@@ -8,19 +8,15 @@ from it by the sink. Versions only grow: a change is computed by
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from confluent_kafka import Producer
 
+from backends.kafka.consent_view import TOPIC, ConsentView  # TOPIC: the unprefixed name
 from candor.settings import Settings
 from privacy.consent import ConsentPolicy, grant, revoke
+from schemas.clock import now_micros
 from schemas.codec import encode_consent
-from streams.consent_view import TOPIC, ConsentView  # TOPIC: the unprefixed name
-
-
-def now_micros() -> int:
-    return time.time_ns() // 1000
 
 
 def load_registry(settings: Settings, timeout: float = 30.0) -> ConsentView:
@@ -59,9 +55,9 @@ def grant_many(settings: Settings, policies: Iterable[ConsentPolicy], actor: str
     """Publish granted policies the way `candor consent grant` does: each
     consenting subject's data key is created first (so workers encrypt its
     content instead of clearing it), then the policies, then an audit row each."""
-    from candor.keys import ensure_subject_key, verify_master, write_audit
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import ensure_subject_key, verify_master, write_audit
     from candor.settings import master_key_bytes
-    from sinks.connection import connect
 
     policies = list(policies)
     client = connect(settings)

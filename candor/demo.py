@@ -29,11 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from candor import stack, topics
-from candor.consent_registry import grant_many, now_micros
+from backends.kafka import topics
+from candor import stack
+from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope
+from schemas.clock import now_micros
+from schemas.topics import Topic
 
 FULL = [s.value for s in Scope]
 
@@ -198,9 +201,9 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
               children: list[Child]) -> int:
     """Publish, wait for ClickHouse, show queries and an export, check exactly.
     Raises `ChildDied` as soon as a child is seen dead."""
+    from backends.clickhouse.connection import connect
     from producers.client import CaptureClient
     from producers.simulator import SentEvents, run_simulation
-    from sinks.connection import connect
     from sinks.export import export
     from sinks.queries import format_table, run_query
 
@@ -216,7 +219,7 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
 
     with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
                        subject_id=devices[0].subject_id, device_id=devices[0].device_id,
-                       topic=settings.kafka.topic("capture.events"),
+                       topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
                        spool_fsync="never") as client:
         run_simulation(sim, client, duration_s=duration, rate=rate,
                        progress_callback=progress, sent=sent)

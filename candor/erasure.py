@@ -7,7 +7,7 @@ makes a second run fail with :class:`AlreadyErased`):
 1. **Revoke every scope** (a new version in ``consent.policies``, reason
    ``erasure``): workers stop keeping the subject's events within a poll, and the
    export's consent filter excludes them.
-2. **Destroy the subject's data keys** (:func:`candor.keys.destroy_subject_keys`):
+2. **Destroy the subject's data keys** (:func:`backends.clickhouse.keys.destroy_subject_keys`):
    every copy of their content in ``capture.clean``/``training.actions``
    retention, replicas and backups becomes unreadable at once.
 3. **Delete their rows** from ``events``, ``sessions``, ``activity_minutes_by_device``,
@@ -45,9 +45,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from candor.keys import destroy_subject_keys, mutation_target, now_micros, write_audit
+from backends.clickhouse.keys import destroy_subject_keys, mutation_target, write_audit
 from candor.settings import Settings
 from privacy.consent import ConsentPolicy, revoke
+from schemas.clock import now_micros
 
 __all__ = [
     "DELETED_TABLES",
@@ -272,7 +273,7 @@ def erase(
     revoke all scopes in ``consent.policies``) and ``known`` (default: the
     subject has a policy in the registry) are for tests and other registries.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     if not subject or subject != subject.strip():
         raise InvalidSubject(f"invalid subject id {subject!r}")
@@ -286,7 +287,7 @@ def erase(
         raise UnknownSubject(f"no consent, key or data for subject {subject!r}")
     policy = (revoker or _default_revoker(settings))(subject, actor)
     destroy_subject_keys(client, settings, subject, actor)
-    from sinks.frame_store import open_frame_store  # frames: key destroyed, then deleted
+    from backends.frame_store import open_frame_store  # frames: key destroyed, then deleted
     frames = open_frame_store(settings.frames, settings.home).delete_subject(subject)
     deleted = _delete(client, settings, subject)
     if settle_s > 0:

@@ -3,7 +3,7 @@ add|revoke|list`` and ``candor simulate``.
 
 `add_commands(subparsers)` registers them on the `candor` parser and returns
 ``{command: handler}`` in the shape of `candor.cli` (``handler(args, settings) -> exit code``).
-``python -m producers.gateway_cli ...`` runs the same commands on their own.
+``python -m candor.gateway_cli ...`` runs the same commands on their own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from candor.settings import Settings, load_settings
+from schemas.topics import Topic
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 _DAY_MICROS = 86_400 * 1_000_000
@@ -97,7 +98,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     from producers.gateway import GatewayConfig, run_gateway
 
     config = GatewayConfig(
-        topic=args.topic or settings.kafka.topic("capture.events"),
+        topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
         max_body_bytes=args.max_body_bytes,
         max_events=args.max_events,
         rate_per_device=args.rate,
@@ -112,8 +113,8 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token_add(args: argparse.Namespace, token_file: Path) -> int:
-    from producers.envelope import now_micros
     from producers.gateway_auth import DeviceIdentity, TokenFile
+    from schemas.clock import now_micros
 
     expires = None
     if args.expires_days is not None:
@@ -163,13 +164,14 @@ def _token_list(token_file: Path) -> int:
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from producers.client import CaptureClient
-    from producers.envelope import Event, now_micros
+    from producers.envelope import Event
     from producers.simulator import (
         SimulationProgress,
         Simulator,
         backdated_start,
         run_simulation,
     )
+    from schemas.clock import now_micros
 
     rate = args.rate if args.rate > 0 else None
     limit = int(rate * args.duration) if rate is not None else None
@@ -197,7 +199,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     with CaptureClient(
         settings.kafka.bootstrap, spool_dir=spool_dir, org_id=simulator.org_id,
         subject_id=first.subject_id, device_id=first.device_id,
-        topic=args.topic or settings.kafka.topic("capture.events"),
+        topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
         spool_fsync="never",
     ) as client:
         final = run_simulation(simulator, client, duration_s=args.duration, rate=rate,
@@ -209,7 +211,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one of these commands standalone (``python -m producers.gateway_cli``)."""
+    """Run one of these commands standalone (``python -m candor.gateway_cli``)."""
     parser = argparse.ArgumentParser(prog="candor")
     sub = parser.add_subparsers(dest="command", required=True)
     handlers = add_commands(sub)

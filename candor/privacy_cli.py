@@ -65,9 +65,9 @@ def _show_policy(policy: ConsentPolicy, out: TextIO) -> None:
 
 
 def _consent(args: argparse.Namespace, settings: Settings) -> int:
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import ensure_subject_key, write_audit
     from candor import consent_registry
-    from candor.keys import ensure_subject_key, write_audit
-    from sinks.connection import connect
 
     subject: str = args.subject
     if args.action == "show":
@@ -80,11 +80,12 @@ def _consent(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from privacy.consent import grant, revoke
     from privacy.scope import parse_scopes
+    from schemas.clock import now_micros
 
     scopes = _scopes(args.scopes)
     parse_scopes(scopes or [])  # a malformed scope fails before any read or write
     current = consent_registry.load_registry(settings).get(subject)
-    now = consent_registry.now_micros()
+    now = now_micros()
     # The next version is computed (and refused) before anything is written.
     if args.action == "grant":
         policy = grant(current, scopes or [], args.by, now, subject_id=subject,
@@ -136,8 +137,8 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.keys import load_keyset, verify_master, write_audit
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import load_keyset, verify_master, write_audit
 
     client = connect(settings)
     master = master_key(args, settings)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from candor.settings import Settings
+from schemas.topics import Topic
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -41,16 +42,15 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    from candor.keys import KeyView, sink_hook
-    from candor.settings import master_key_bytes
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import KeyView, sink_hook
 
     # content arrives encrypted per subject: decrypt for ClickHouse, skip the erased
-    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
+    keys = KeyView(lambda: connect(settings), settings.master_key(),
                    interval=settings.privacy.key_reload_s)
     keys.start()
     options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
-                          dlq_topic=args.dlq_topic or settings.kafka.topic("capture.dlq"),
+                          dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
                           decrypt=sink_hook(keys))
     lag_reporter: threading.Thread | None = None
     try:
@@ -123,14 +123,13 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export_computer_use(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.keys import load_keyset
-    from candor.settings import master_key_bytes
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import load_keyset
+    from backends.frame_store import open_frame_store
     from sinks.export_frames import export_computer_use
-    from sinks.frame_store import open_frame_store
 
     client = connect(settings)
-    keys = load_keyset(client, master_key_bytes(settings))
+    keys = load_keyset(client, settings.master_key())
     result = export_computer_use(settings, args.start, args.end, args.out, client=client,
                                  store=open_frame_store(settings.frames, settings.home), keys=keys)
     print(f"export {result.export_id}: {result.trajectories} episodes, {result.actions} steps "

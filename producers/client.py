@@ -40,7 +40,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from producers.envelope import EnvelopeBuilder, Event, new_event_id, now_micros
+from producers.envelope import EnvelopeBuilder, Event, new_event_id
 from producers.errors import ClientClosed, SpoolFull
 from producers.kafka_transport import (
     DEFAULT_MESSAGE_TIMEOUT_MS,
@@ -53,8 +53,10 @@ from producers.publisher import SpoolingPublisher
 from producers.sequence import DeviceSequence
 from producers.spool import DEFAULT_MAX_BYTES, FsyncPolicy, Spool
 from producers.transport import Transport
+from schemas.clock import now_micros
+from schemas.topics import Topic
 
-DEFAULT_TOPIC = "capture.events"
+DEFAULT_TOPIC = Topic.CAPTURE_EVENTS
 SEQUENCE_FILE = "sequence.json"
 #: How long the first event of a batch waits for company at most.
 DEFAULT_LINGER_MS = 250.0

@@ -12,22 +12,17 @@ only refuses envelopes that could not be routed at all.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from producers.errors import EnvelopeError
 from producers.sequence import DeviceSequence
+from schemas.clock import now_micros
 
 Event = dict[str, Any]
 
 _APP_FIELDS = ("app_name", "window_title", "url_host")
-
-
-def now_micros() -> int:
-    """Wall-clock time in microseconds since the epoch (UTC)."""
-    return time.time_ns() // 1000
 
 
 def new_event_id() -> str:

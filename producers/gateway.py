@@ -39,8 +39,6 @@ from typing import Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from candor.settings import Settings
-from producers.envelope import now_micros
 from producers.gateway_auth import TokenFile, authenticate, bearer_token, hash_token
 from producers.gateway_batch import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -56,11 +54,14 @@ from producers.gateway_frames import FrameRoutes, open_frame_routes
 from producers.gateway_kafka import AsyncDelivery, gateway_producer_config
 from producers.gateway_metrics import GatewayMetrics
 from producers.gateway_ratelimit import DeviceRateLimiter, TokenLimiter
+from producers.gateway_settings import GatewaySettings
 from producers.openapi import openapi_document
+from schemas.clock import now_micros
+from schemas.topics import Topic
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_TOPIC = "capture.events"
+DEFAULT_TOPIC = Topic.CAPTURE_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,7 @@ def build_app(
 
 
 def run_gateway(
-    settings: Settings,
+    settings: GatewaySettings,
     host: str,
     port: int,
     token_file: Path,

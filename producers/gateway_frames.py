@@ -42,7 +42,6 @@ from privacy.frame_sealing import FrameHeader, seal_frame
 from privacy.frames import CorruptFrame, FrameTooLarge, RedactedFrame, redact_frame
 from privacy.keystore import DataKey
 from privacy.scope import Scope
-from producers.envelope import now_micros
 from producers.gateway_auth import TokenFile, authenticate, bearer_token
 from producers.gateway_errors import (
     BadRequest,
@@ -51,9 +50,11 @@ from producers.gateway_errors import (
     TooLarge,
     Unavailable,
 )
+from schemas.clock import now_micros
+from schemas.topics import Topic
 
 if TYPE_CHECKING:
-    from candor.settings import Settings
+    from producers.gateway_settings import GatewaySettings
 
 _log = logging.getLogger(__name__)
 
@@ -61,19 +62,19 @@ _REF = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ConsentLookup(Protocol):
-    """A subject's current consent (`streams.consent_view.ConsentView`)."""
+    """A subject's current consent (`backends.kafka.consent_view.ConsentView`)."""
 
     def get(self, subject_id: str) -> ConsentPolicy | None: ...
 
 
 class LiveKeys(Protocol):
-    """A subject's live data key (`candor.keys.KeyView`)."""
+    """A subject's live data key (`backends.clickhouse.keys.KeyView`)."""
 
     def live(self, subject: str) -> DataKey | None: ...
 
 
 class FrameSink(Protocol):
-    """What the gateway needs of a `sinks.frame_store.FrameStore`."""
+    """What the gateway needs of a `backends.frame_store.FrameStore`."""
 
     def put(self, subject: str, digest: str, blob: bytes) -> bool: ...
 
@@ -228,7 +229,7 @@ class FrameRoutes:
         return result
 
 
-def open_frame_routes(settings: Settings, tokens: TokenFile, registry: CollectorRegistry
+def open_frame_routes(settings: GatewaySettings, tokens: TokenFile, registry: CollectorRegistry
                       ) -> FrameRoutes:
     """The frame route of a gateway run from ``settings``: the configured frame
     store, the consent registry read from Kafka (kept current by a thread), the
@@ -237,17 +238,16 @@ def open_frame_routes(settings: Settings, tokens: TokenFile, registry: Collector
     keys are loaded; raises their errors."""
     # The gateway process is composed here, like run_gateway composes Kafka: the
     # consent view and the key view are shared adapters of the stream workers.
-    from candor.keys import KeyView
-    from candor.settings import master_key_bytes
-    from sinks.connection import connect
-    from sinks.frame_store import open_frame_store
-    from streams.consent_view import ConsentView
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import KeyView
+    from backends.frame_store import open_frame_store
+    from backends.kafka.consent_view import ConsentView
 
     store = open_frame_store(settings.frames, settings.home)
     consent = ConsentView(dict(settings.kafka.client_config()),
-                          settings.kafka.topic("consent.policies"))
+                          settings.kafka.topic(Topic.CONSENT_POLICIES))
     consent.start(60)
-    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
+    keys = KeyView(lambda: connect(settings), settings.master_key(),
                    interval=settings.privacy.key_reload_s)
     keys.start()
 

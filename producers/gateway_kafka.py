@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.envelope import now_micros
 from producers.gateway_batch import Record, device_batches
 from producers.gateway_errors import Unavailable
 from producers.kafka_transport import ConfigValue, classify, producer_config
+from schemas.clock import now_micros
 
 DEFAULT_TIMEOUT_MS = 10_000
 

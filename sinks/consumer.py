@@ -30,7 +30,8 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from candor.settings import Settings
+from schemas.dead_letter import DeadLetter
+from schemas.topics import Topic
 from sinks import metrics
 from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
 from sinks.dlq import DeadLetterProducer
@@ -38,8 +39,8 @@ from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
 from sinks.routes import ROUTES, Decrypt, Route, Unmappable, identity, map_message, route_for
 from sinks.rows import Row
+from sinks.settings import SinkSettings
 from sinks.writer import RetryPolicy, TableWriter
-from streams.dlq import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class SinkStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def consumer_config(settings: Settings, group: str) -> dict[str, str | int | float | bool]:
+def consumer_config(settings: SinkSettings, group: str) -> dict[str, str | int | float | bool]:
     """librdkafka settings of a sink consumer (manual, synchronous commits only)."""
     return {
         **settings.kafka.client_config(),
@@ -90,7 +91,7 @@ def consumer_config(settings: Settings, group: str) -> dict[str, str | int | flo
 class _Sink:
     """One consumer, one batcher, one writer; single-threaded."""
 
-    def __init__(self, settings: Settings, topic: str, route: Route, options: SinkOptions,
+    def __init__(self, settings: SinkSettings, topic: str, route: Route, options: SinkOptions,
                  client: Client) -> None:
         self.settings = settings
         self.topic = topic
@@ -100,7 +101,7 @@ class _Sink:
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
         self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
         self.dlq = DeadLetterProducer(
-            settings, options.dlq_topic or settings.kafka.topic("capture.dlq"), route.table)
+            settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table)
         group = options.group or sink_group(settings, route.table)
         self.consumer = Consumer(consumer_config(settings, group))
 
@@ -240,7 +241,7 @@ class _Sink:
         log.warning("kafka: %s", error)
 
 
-def _topic_id(settings: Settings, topic: str) -> str:
+def _topic_id(settings: SinkSettings, topic: str) -> str:
     """The broker's id of `topic` (part of every insert token), or "" when the
     broker does not say within a few tries (tokens are then as before ids)."""
     admin = AdminClient(dict(settings.kafka.client_config()))
@@ -266,7 +267,7 @@ def _letter(message: Message, reason: str, error: str) -> DeadLetter:
 
 
 def run_sink(
-    settings: Settings,
+    settings: SinkSettings,
     topic: str,
     table: str,
     stop_event: threading.Event,
@@ -281,13 +282,13 @@ def run_sink(
     `DeadLetterDeliveryFailed`; offsets of the failing batch are not committed,
     so a restart resumes there.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     route = route_for(table)
     return _Sink(settings, topic, route, options, client or connect(settings)).run(stop_event)
 
 
-def run_all(settings: Settings, stop_event: threading.Event,
+def run_all(settings: SinkSettings, stop_event: threading.Event,
             options: SinkOptions = SinkOptions()) -> dict[str, SinkStats]:
     """Run the sink of every route (its default topic) in its own thread until stopped.
 

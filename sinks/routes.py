@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas import codec
 from schemas.errors import SchemaError
+from schemas.topics import Topic
 from sinks import rows
 from sinks.rows import Headers, Row
 
@@ -48,16 +49,17 @@ class Route:
 ROUTES: dict[str, Route] = {
     r.table: r
     for r in (
-        Route("events", "capture.clean", "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
+        Route("events", Topic.CAPTURE_CLEAN, "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
               measures_lag=True),
-        Route("sessions", "activity.sessions", "Session", rows.SESSION_COLUMNS, rows.session_row),
+        Route("sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS,
+              rows.session_row),
         # activity_minutes is a view summing the per-device rows (migration 0005)
-        Route("activity_minutes", "activity.minutes", "MinuteAggregate", rows.MINUTE_COLUMNS,
+        Route("activity_minutes", Topic.ACTIVITY_MINUTES, "MinuteAggregate", rows.MINUTE_COLUMNS,
               rows.minute_row, into="activity_minutes_by_device"),
-        Route("actions", "training.actions", "Action", rows.ACTION_COLUMNS, rows.action_row),
-        Route("consent_ledger", "consent.policies", "ConsentPolicy", rows.CONSENT_COLUMNS,
+        Route("actions", Topic.TRAINING_ACTIONS, "Action", rows.ACTION_COLUMNS, rows.action_row),
+        Route("consent_ledger", Topic.CONSENT_POLICIES, "ConsentPolicy", rows.CONSENT_COLUMNS,
               rows.consent_row),
-        Route("dead_letters", "capture.dlq", None, rows.DEAD_LETTER_COLUMNS, None),
+        Route("dead_letters", Topic.CAPTURE_DLQ, None, rows.DEAD_LETTER_COLUMNS, None),
     )
 }
 

@@ -41,13 +41,12 @@ from typing import Any
 
 from privacy.capture_hours import CaptureHours
 from privacy.consent import ConsentPolicy, evaluate
-from privacy.minimisation import UnknownPayloadType
 from privacy.redaction import redact_event
 from schemas.batch import DecodedBatch, RejectedEvent, decode_capture
 from schemas.codec import CAPTURE_EVENT, encode
-from schemas.errors import SchemaError
+from schemas.dead_letter import DeadLetter
+from schemas.errors import SchemaError, UnknownPayloadType
 from streams.dedup import DeviceSeen
-from streams.dlq import DeadLetter
 from streams.keystrokes import withhold_typed
 
 MICROS = 1_000_000

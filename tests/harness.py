@@ -171,8 +171,8 @@ class SinkThreads:
 
     def __init__(self, settings: Settings, master: bytes, actor: str, *,
                  dead_letters: bool = False) -> None:
-        from candor.keys import KeyView, decrypt_for_sink
-        from sinks.connection import connect
+        from backends.clickhouse.connection import connect
+        from backends.clickhouse.keys import KeyView, decrypt_for_sink
         from sinks.consumer import SinkOptions, run_sink
         from sinks.routes import ROUTES
 
@@ -209,7 +209,7 @@ def private_pipeline(settings: Settings, unique: str, home: Path,
     partitions, session/minute/action gaps short enough to close within a
     test; its topics created and its database migrated (workers read subjects'
     data keys from ClickHouse). `drop_pipeline` removes the databases."""
-    from candor.topics import create_topics
+    from backends.kafka.topics import create_topics
     from sinks.migrate import migrate
 
     s = settings.model_copy(deep=True)
@@ -227,7 +227,7 @@ def private_pipeline(settings: Settings, unique: str, home: Path,
 
 def drop_pipeline(settings: Settings) -> None:
     """Drop the databases of a `private_pipeline`."""
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     admin = connect(settings, database="")
     admin.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")

@@ -7,18 +7,20 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
+from backends.clickhouse.settings import ClickHouseSettings, HasClickHouse
 
 
-def connect(settings: Settings, database: str | None = None) -> Client:
-    """Return a clickhouse-connect HTTP client for ``settings.clickhouse``.
+def connect(settings: ClickHouseSettings | HasClickHouse, database: str | None = None
+            ) -> Client:
+    """Return a clickhouse-connect HTTP client for ``settings`` (the `clickhouse`
+    section, or settings that carry one).
 
     ``database`` overrides the settings' database ("" for the server default,
     needed before the database exists). Blocks for the connection handshake;
     raises clickhouse_connect's `OperationalError` when the server does not
     answer. A client is not thread-safe: open one per thread.
     """
-    ch = settings.clickhouse
+    ch = settings if isinstance(settings, ClickHouseSettings) else settings.clickhouse
     url = urlparse(ch.url)
     return clickhouse_connect.get_client(
         host=url.hostname or "127.0.0.1",

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
+from backends.clickhouse.settings import HasClickHouse
 from privacy.keyset import KeyRecord, KeySet
 from privacy.keystore import DataKey, SubjectErased, UnknownDataKey, WrongMasterKey
 from privacy.shredding import (
@@ -53,6 +53,7 @@ from privacy.shredding import (
     encrypt_event_content,
 )
 from privacy.wrapping import make_check, new_data_key, verify_check, wrap_data_key
+from schemas.clock import now_micros
 
 __all__ = [
     "NO_DATA_KEY",
@@ -96,11 +97,6 @@ class Keys(Protocol):
     def is_erased(self, subject: str) -> bool:
         """True when the subject's keys were destroyed."""
         ...
-
-
-def now_micros() -> int:
-    """Wall clock in microseconds since the epoch."""
-    return time.time_ns() // 1000
 
 
 def write_audit(client: Client, actor: str, action: str, subject: str,
@@ -168,13 +164,13 @@ def ensure_subject_key(client: Client, master: bytes, subject: str, actor: str
     return key, True
 
 
-def mutation_target(settings: Settings, table: str) -> str:
+def mutation_target(settings: HasClickHouse, table: str) -> str:
     """The table a mutation runs on: ``<t>_local ON CLUSTER c`` on a cluster."""
     cluster = settings.clickhouse.cluster
     return f"{table}_local ON CLUSTER {cluster}" if cluster else table
 
 
-def destroy_subject_keys(client: Client, settings: Settings, subject: str, actor: str
+def destroy_subject_keys(client: Client, settings: HasClickHouse, subject: str, actor: str
                          ) -> list[str]:
     """Destroy every live key of ``subject``; return their ids ([] when none).
 

@@ -21,10 +21,11 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from privacy.consent import ConsentPolicy
 from schemas.codec import decode_consent
 from schemas.errors import SchemaError
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
-TOPIC = "consent.policies"
+TOPIC = Topic.CONSENT_POLICIES
 
 
 class ConsentView:

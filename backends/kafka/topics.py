@@ -1,18 +1,30 @@
-"""Candor's Kafka topics (DESIGN.md) and their idempotent creation."""
+"""Candor's Kafka topics (`schemas.topics.Topic`, docs/architecture.md) and
+their idempotent creation."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from candor.settings import Settings
+from backends.kafka.settings import HasKafka, KafkaSettings, RetentionSettings
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
+
+
+class TopicSettings(Protocol):
+    """The sections topic administration reads (`candor.settings.Settings` has them)."""
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+    @property
+    def retention(self) -> RetentionSettings: ...
 
 
 @dataclass(frozen=True)
@@ -34,24 +46,24 @@ class TopicSpec:
         return cfg
 
 
-def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The topics of DESIGN.md, with retention from settings."""
+def topic_specs(settings: TopicSettings) -> list[TopicSpec]:
+    """Every `Topic`, with its key, cleanup policy and retention from settings."""
     r = settings.retention
     t = settings.kafka.topic
     return [
-        TopicSpec(t("capture.events"), "device_id", "delete", r.capture_events_hours),
-        TopicSpec(t("capture.clean"), "device_id", "delete", r.capture_clean_hours),
-        TopicSpec(t("capture.dlq"), "device_id", "delete", r.dlq_hours),
-        TopicSpec(t("consent.policies"), "subject", "compact", None),
-        TopicSpec(t("activity.sessions"), "subject", "delete", r.activity_hours),
-        TopicSpec(t("activity.minutes"), "subject", "delete", r.activity_hours),
-        TopicSpec(t("training.actions"), "subject", "delete", r.activity_hours),
-        TopicSpec(t("activity.late"), "device_id", "delete", r.activity_hours),
+        TopicSpec(t(Topic.CAPTURE_EVENTS), "device_id", "delete", r.capture_events_hours),
+        TopicSpec(t(Topic.CAPTURE_CLEAN), "device_id", "delete", r.capture_clean_hours),
+        TopicSpec(t(Topic.CAPTURE_DLQ), "device_id", "delete", r.dlq_hours),
+        TopicSpec(t(Topic.CONSENT_POLICIES), "subject", "compact", None),
+        TopicSpec(t(Topic.ACTIVITY_SESSIONS), "subject", "delete", r.activity_hours),
+        TopicSpec(t(Topic.ACTIVITY_MINUTES), "subject", "delete", r.activity_hours),
+        TopicSpec(t(Topic.TRAINING_ACTIONS), "subject", "delete", r.activity_hours),
+        TopicSpec(t(Topic.ACTIVITY_LATE), "device_id", "delete", r.activity_hours),
     ]
 
 
 def create_topics(
-    settings: Settings, specs: list[TopicSpec] | None = None, timeout: float = 30.0
+    settings: TopicSettings, specs: list[TopicSpec] | None = None, timeout: float = 30.0
 ) -> dict[str, str]:
     """Create missing topics; leave existing ones alone.
 
@@ -83,7 +95,7 @@ def create_topics(
     return result
 
 
-def describe_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
+def describe_topics(settings: HasKafka, timeout: float = 10.0) -> dict[str, int]:
     """{topic: partition count} for the topics that exist on the cluster."""
     admin = AdminClient(settings.kafka.client_config())
     md = admin.list_topics(timeout=timeout)

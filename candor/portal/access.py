@@ -49,7 +49,7 @@ def ensure_portal_access(settings: Settings, password: str, client: Client | Non
     and user are configured, else raise
     :class:`~candor.analyst_access.AccessControlUnavailable`. Blocks on ClickHouse.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     client = client or connect(settings, database="")
     cluster = settings.clickhouse.cluster

@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from clickhouse_connect.driver.client import Client
 
-from candor.keys import write_audit
+from backends.clickhouse.keys import write_audit
 from candor.portal import data, pages
 from candor.portal.download import build_zip
 from candor.portal.ratelimit import RateLimit, RateLimited
@@ -92,7 +92,7 @@ class Portal:
         """This thread's ClickHouse client as the portal's reader (opened once)."""
         found: Client | None = getattr(self._local, "client", None)
         if found is None:
-            from sinks.connection import connect
+            from backends.clickhouse.connection import connect
 
             found = connect(self.reader)
             self._local.client = found
@@ -382,9 +382,9 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
         policy = revoke_scopes(portal.settings, subject, [scope], by, reason)
         portal.published[subject] = policy
         return policy.version
-    from candor.keys import ensure_subject_key
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.keys import ensure_subject_key
     from candor.settings import master_key_bytes
-    from sinks.connection import connect
 
     _, org = portal.current_scopes(subject)
     ensure_subject_key(connect(portal.settings), master_key_bytes(portal.settings), subject, by)

@@ -26,6 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from backends.clickhouse.connection import connect
 from candor.consent_registry import grant_many
 from candor.portal.cli import invite_link
 from privacy.consent import ConsentPolicy
@@ -33,7 +34,6 @@ from privacy.scope import Scope
 from producers.kafka_transport import producer_config
 from producers.simulator import Simulator
 from schemas.codec import encode_event
-from sinks.connection import connect
 from sinks.export import export
 from tests.browser.conftest import Stack, run_axe, settle
 from tests.harness import wait_until

@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
 from schemas.codec import decode
-from sinks.connection import connect
 from sinks.export import export
 from tests.e2e.test_streams_pipeline import Scenario
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until

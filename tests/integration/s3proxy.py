@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sinks.frame_store import FrameStoreSettings
+from backends.frame_store import FrameStoreSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "local" / "s3proxy.sh"

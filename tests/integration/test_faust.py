@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = [f"word-{i}" for i in range(20)]

@@ -7,8 +7,8 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from backends.kafka.topics import TopicSpec, create_topics, describe_topics, topic_specs
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics, describe_topics, topic_specs
 
 N = 10_000
 PARTITIONS = 6

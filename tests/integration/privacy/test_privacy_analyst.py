@@ -19,6 +19,7 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from backends.clickhouse.connection import connect
 from candor.analyst_access import (
     ANALYST_ROLE,
     ANALYST_USER,
@@ -27,7 +28,6 @@ from candor.analyst_access import (
     ensure_analyst_access,
 )
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row
 from tests.harness import REPO, free_port, wait_until

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from backends.clickhouse.connection import connect
+from backends.clickhouse.keys import KeyView, decrypt_for_sink
 from candor.dlq_cli import add_commands
-from candor.keys import KeyView, decrypt_for_sink
 from candor.settings import Settings
 from privacy.shredding import is_encrypted
 from schemas.codec import decode, encode_event
-from sinks.connection import connect
 from tests.harness import CandorProcess, SinkThreads, TopicReader, free_port, wait_until
 from tests.integration.privacy.conftest import MASTER, Cli
 

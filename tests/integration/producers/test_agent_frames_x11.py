@@ -60,7 +60,7 @@ def test_agent_captures_frames_with_the_excluded_window_black(
         vault = _geometry(env, "vault.kdbx - KeePassXC")
         notes = _geometry(env, "notes - editor")
         agent = subprocess.Popen(
-            [sys.executable, "-m", "producers.agent", "--device", "desk-f", "--subject",
+            [sys.executable, "-m", "candor.agent_cli", "--device", "desk-f", "--subject",
              "subject-f", "--org", "org-1", "--topic", topic, "--spool-dir", str(spool),
              "--display", display, "--screen-frames", "--frame-interval", "0.3"],
             cwd=REPO, env={**env, "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},

@@ -18,19 +18,19 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
+from backends.clickhouse.keys import load_keyset
+from backends.frame_store import S3FrameStore, open_frame_store
+from backends.kafka.topics import create_topics
 from candor.consent_registry import grant_many
 from candor.erasure import erase
-from candor.keys import load_keyset
 from candor.settings import Settings, child_env
-from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
 from privacy.frame_sealing import open_frame
 from privacy.frames import decode_frame, ocr_words
 from producers.agent.frames import FrameUploader
 from producers.gateway_auth import DeviceIdentity, TokenFile
-from sinks.connection import connect
-from sinks.frame_store import S3FrameStore, open_frame_store
 from sinks.migrate import migrate
 from tests.integration.s3proxy import S3Server, s3_server
 
@@ -97,7 +97,7 @@ def test_frames_are_redacted_sealed_stored_and_erased(
            "CANDOR_FRAMES__MAX_FRAME_BYTES": str(MAX_FRAME)}
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "producers.gateway_cli", "gateway", "--port", str(port),
+        [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
          "--token-file", str(tmp_path / "tokens.json"), "--topic",
          private.kafka.topic("capture.events")],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -15,9 +15,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from candor.settings import Settings
-from producers.envelope import now_micros
 from producers.gateway_auth import DeviceIdentity, TokenFile
 from producers.gateway_framing import AVRO_BATCH, frame_messages
+from schemas.clock import now_micros
 from schemas.codec import encode_event
 
 from .conftest import capture_events, free_port, make_topic, read_topic

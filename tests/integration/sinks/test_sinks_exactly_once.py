@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
 from schemas import codec
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, SinkStats, run_sink
 from sinks.migrate import load_migrations, migrate
 from sinks.rows import decode_headers

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
 from schemas.codec import encode
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import load_migrations, migrate, render
 from tests.unit.sinks.sinks_samples import MINUTE, SESSION, action

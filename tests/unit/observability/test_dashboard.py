@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD = REPO / "deploy" / "grafana" / "candor-pipeline.json"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
-PACKAGES = ("candor", "streams", "sinks", "producers")
+PACKAGES = ("candor", "streams", "sinks", "producers", "backends")
 NAME = re.compile(r"candor_[a-z0-9_]+")
 COLLECTOR = re.compile(r'\b(?:Counter|Gauge|Histogram|Summary|Info|Enum)\(\s*"(candor_[a-z0-9_]+)"')
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.lag import Partition, lag_by_partition
+from backends.kafka.lag import Partition, lag_by_partition
 
 T = "capture.events"
 
@@ -30,7 +30,7 @@ def test_published_series_follow_the_partitions_measured() -> None:
     """A partition that moved to another worker stops being reported here."""
     from prometheus_client import CollectorRegistry, Gauge
 
-    from streams.lag import publish_lag
+    from backends.kafka.lag import publish_lag
 
     registry = CollectorRegistry()
     gauge = Gauge("candor_test_lag_records", "lag", ["topic", "partition"], registry=registry)

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from candor.keys import NO_DATA_KEY, decrypt_for_sink, encrypt_action, encrypt_clean_event
+from backends.clickhouse.keys import (
+    NO_DATA_KEY,
+    decrypt_for_sink,
+    encrypt_action,
+    encrypt_clean_event,
+)
 from candor.privacy_cli import BAD_INPUT, MissingMasterKey, add_commands, master_key, redact_stream
 from candor.settings import Settings
 from privacy.keyset import KeyRecord, KeySet

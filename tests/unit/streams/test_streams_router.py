@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.codec import encode_event
 from streams.dedup import DeviceSeen
-from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.router import RawMessage, route_batch
 from tests.unit.privacy.privacy_events import ORG, SUBJECT, TUESDAY_10_UTC, make_event
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header, encode_batch
 from schemas.codec import encode, encode_event
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
-from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.router import RawMessage, RouteResult, route_batch
 from tests.unit.privacy.privacy_events import (
     ORG,
