@@ -30,7 +30,7 @@ from candor.consent_registry import grant_many
 from candor.settings import Settings
 from candor.settings import child_env as candor_child_env
 from privacy.consent import grant
-from producers.simulator import SimulatedDevice
+from producers.simulator.simulator import SimulatedDevice
 from schemas.codec import decode_event
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row

@@ -39,10 +39,10 @@ from confluent_kafka import KafkaError, Message, Producer  # noqa: E402
 
 from backends.kafka.topics import TopicSpec, create_topics  # noqa: E402
 from candor.settings import load_settings  # noqa: E402
-from producers.client import CaptureClient  # noqa: E402
-from producers.envelope import Event  # noqa: E402
-from producers.kafka_transport import producer_config  # noqa: E402
-from producers.simulator import Simulator  # noqa: E402
+from producers.sdk.client import CaptureClient  # noqa: E402
+from producers.sdk.envelope import Event  # noqa: E402
+from producers.sdk.kafka_transport import producer_config  # noqa: E402
+from producers.simulator.simulator import Simulator  # noqa: E402
 from schemas.codec import encode_event  # noqa: E402
 
 
@@ -123,7 +123,7 @@ async def _load(url: str, token: str, bodies: list[bytes], concurrency: int) -> 
 def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: int
             ) -> dict[str, Any]:
     """Requests/s and events/s of a gateway subprocess on loopback."""
-    from producers.gateway_auth import DeviceIdentity, TokenFile
+    from producers.gateway.auth import DeviceIdentity, TokenFile
 
     with tempfile.TemporaryDirectory() as home:
         token_file = Path(home) / "tokens.json"

@@ -11,7 +11,7 @@ the settings and its own ClickHouse database (the worker's key store), both
 deleted at the end:
 
 1. workload: a fresh random simulator seed (printed; ``--seed`` replays one).
-   ``producers.simulator.Simulator`` with ``--people`` people, backdated so
+   ``producers.simulator.simulator.Simulator`` with ``--people`` people, backdated so
    that its first ``--events`` events end at about now: per device in seq
    order, the simulator's mix (mostly typed-text chunks, then screen frames,
    mouse paths, focus changes, scrolls, clicks, IDE edits, activity changes,
@@ -98,8 +98,8 @@ from candor.consent_registry import grant_many  # noqa: E402
 from candor.settings import Settings, child_env, load_settings  # noqa: E402
 from privacy.consent import grant  # noqa: E402
 from privacy.scope import Scope  # noqa: E402
-from producers.envelope import Event  # noqa: E402
-from producers.simulator import SimulatedDevice, Simulator, backdated_start  # noqa: E402
+from producers.sdk.envelope import Event  # noqa: E402
+from producers.simulator.simulator import SimulatedDevice, Simulator, backdated_start  # noqa: E402
 from schemas.batch import decode_capture  # noqa: E402
 from schemas.codec import decode_many, encode_event  # noqa: E402
 from schemas.errors import SchemaError  # noqa: E402

@@ -23,7 +23,7 @@ from producers.agent.agent import DesktopAgent
 from producers.agent.frames import FrameCapturer, FrameConfig, FrameUploader
 from producers.agent.privacy import PauseSwitch, PrivacyPolicy
 from producers.agent.recorder import Recorder, RecorderConfig
-from producers.client import CaptureClient
+from producers.sdk.client import CaptureClient
 from schemas.topics import Topic
 
 

@@ -151,7 +151,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     """Run the demo. Returns 0 when ClickHouse holds exactly this run's accepted
     events (each once, nothing else of its devices), 1 otherwise, including when
     the worker or the sink died (reported with its exit status and log tail)."""
-    from producers.simulator import Simulator, backdated_start
+    from producers.simulator.simulator import Simulator, backdated_start
     from sinks.migrate import migrate
 
     print("== Candor demo ==")
@@ -202,8 +202,9 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
     """Publish, wait for ClickHouse, show queries and an export, check exactly.
     Raises `ChildDied` as soon as a child is seen dead."""
     from backends.clickhouse.connection import connect
-    from producers.client import CaptureClient
-    from producers.simulator import SentEvents, run_simulation
+    from producers.sdk.client import CaptureClient
+    from producers.simulator.devices import DeviceClients
+    from producers.simulator.simulator import SentEvents, SimulatedDevice, run_simulation
     from sinks.export import export
     from sinks.queries import format_table, run_query
 
@@ -217,16 +218,20 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
               f"{p.rate_per_s:7.0f} events/s")
         _check_children(children)
 
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
-                       subject_id=devices[0].subject_id, device_id=devices[0].device_id,
-                       topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
-                       spool_fsync="never") as client:
-        run_simulation(sim, client, duration_s=duration, rate=rate,
+    def open_client(device: SimulatedDevice, spool_dir: Path) -> CaptureClient:
+        # Each simulated device publishes under its own identity, as real ones do.
+        return CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=sim.org_id,
+                             subject_id=device.subject_id, device_id=device.device_id,
+                             topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
+                             spool_fsync="never")
+
+    with DeviceClients(devices, spool, open_client) as clients:
+        run_simulation(sim, clients, duration_s=duration, rate=rate,
                        progress_callback=progress, sent=sent)
-        unacknowledged = client.close(timeout=30)
+        unacknowledged = clients.close(timeout=30)
     print()
     if unacknowledged:
-        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool})",
+        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool}/<device>)",
               file=sys.stderr)
     # The first person gave no consent: none of their events may land.
     run_devices = [d.device_id for d in devices]

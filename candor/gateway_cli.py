@@ -83,7 +83,8 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     simulate.add_argument("--topic", default=None,
                           help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
     simulate.add_argument("--spool-dir", type=Path, default=None,
-                          help="default: $CANDOR_HOME/simulator/spool")
+                          help="one directory per device under it "
+                               "(default: $CANDOR_HOME/simulator/spool)")
     return {"gateway": _gateway, "simulate": _simulate}
 
 
@@ -95,7 +96,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
         if args.token_action == "list":
             return _token_list(token_file)
         return _token_add(args, token_file)
-    from producers.gateway import GatewayConfig, run_gateway
+    from producers.gateway.server import GatewayConfig, run_gateway
 
     config = GatewayConfig(
         topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
@@ -113,7 +114,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token_add(args: argparse.Namespace, token_file: Path) -> int:
-    from producers.gateway_auth import DeviceIdentity, TokenFile
+    from producers.gateway.auth import DeviceIdentity, TokenFile
     from schemas.clock import now_micros
 
     expires = None
@@ -128,7 +129,7 @@ def _token_add(args: argparse.Namespace, token_file: Path) -> int:
 
 
 def _token_revoke(args: argparse.Namespace, token_file: Path) -> int:
-    from producers.gateway_auth import TokenFile
+    from producers.gateway.auth import TokenFile
 
     if args.device is None and args.token_hash is None:
         print("candor gateway token revoke: name --device or --hash", file=sys.stderr)
@@ -148,7 +149,7 @@ def _token_revoke(args: argparse.Namespace, token_file: Path) -> int:
 def _token_list(token_file: Path) -> int:
     from datetime import UTC, datetime
 
-    from producers.gateway_auth import read_token_file
+    from producers.gateway.auth import read_token_file
 
     try:
         tokens = read_token_file(token_file)
@@ -163,9 +164,11 @@ def _token_list(token_file: Path) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.client import CaptureClient
-    from producers.envelope import Event
-    from producers.simulator import (
+    from producers.sdk.client import CaptureClient
+    from producers.sdk.envelope import Event
+    from producers.simulator.devices import DeviceClients
+    from producers.simulator.simulator import (
+        SimulatedDevice,
         SimulationProgress,
         Simulator,
         backdated_start,
@@ -190,21 +193,24 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     start = now if limit is None else backdated_start(args.people, seed, limit, now)
     simulator = _WallCapped(args.people, seed, start)
     spool_dir = args.spool_dir or settings.home / "simulator" / "spool"
-    first = simulator.devices[0]
 
     def report(progress: SimulationProgress) -> None:
         print(f"{progress.events:>10} events  {progress.elapsed_s:7.1f} s"
               f"  {progress.rate_per_s:10.0f} events/s", file=sys.stderr)
 
-    with CaptureClient(
-        settings.kafka.bootstrap, spool_dir=spool_dir, org_id=simulator.org_id,
-        subject_id=first.subject_id, device_id=first.device_id,
-        topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
-        spool_fsync="never",
-    ) as client:
-        final = run_simulation(simulator, client, duration_s=args.duration, rate=rate,
+    def open_client(device: SimulatedDevice, device_spool: Path) -> CaptureClient:
+        # Each simulated device publishes under its own identity, as real ones do.
+        return CaptureClient(
+            settings.kafka.bootstrap, spool_dir=device_spool, org_id=simulator.org_id,
+            subject_id=device.subject_id, device_id=device.device_id,
+            topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
+            spool_fsync="never",
+        )
+
+    with DeviceClients(simulator.devices, spool_dir, open_client) as clients:
+        final = run_simulation(simulator, clients, duration_s=args.duration, rate=rate,
                                progress_callback=report)
-        left = client.close(timeout=30.0)
+        left = clients.close(timeout=30.0)
     print(f"published {final.events} events from {args.people} people in "
           f"{final.elapsed_s:.1f} s ({final.rate_per_s:.0f}/s); {left} left in the spool")
     return 0 if left == 0 else 2

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from producers.gateway_errors import Unauthorized
+from producers.gateway.errors import Unauthorized
 
 TOKEN_BYTES = 32
 

@@ -7,7 +7,7 @@ Contract of a batch:
   event_ids and the pipeline deduplicates). The gateway overwrites
   `received_ts` with its own clock.
 * JSON (``application/json``): ``{"events": [<envelope>, ...]}``.
-  Avro (``application/vnd.candor.avro-batch``): see `producers.gateway_framing`.
+  Avro (``application/vnd.candor.avro-batch``): see `producers.gateway.framing`.
 * Identity is all-or-nothing: if any event names a device, subject or org
   other than the token's, the whole batch is refused (`Forbidden`
   "forged_device") and nothing is published.
@@ -33,9 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from producers.gateway_auth import DeviceIdentity
-from producers.gateway_errors import BadRequest, Forbidden, UnsupportedMediaType
-from producers.gateway_framing import AVRO_BATCH, split_frames
+from producers.gateway.auth import DeviceIdentity
+from producers.gateway.errors import BadRequest, Forbidden, UnsupportedMediaType
+from producers.gateway.framing import AVRO_BATCH, split_frames
 from schemas.batch import MAX_BATCH_EVENTS, splice_batch
 from schemas.codec import decode_event, encode_event
 from schemas.errors import SchemaError

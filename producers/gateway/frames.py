@@ -42,8 +42,8 @@ from privacy.frame_sealing import FrameHeader, seal_frame
 from privacy.frames import CorruptFrame, FrameTooLarge, RedactedFrame, redact_frame
 from privacy.keystore import DataKey
 from privacy.scope import Scope
-from producers.gateway_auth import TokenFile, authenticate, bearer_token
-from producers.gateway_errors import (
+from producers.gateway.auth import TokenFile, authenticate, bearer_token
+from producers.gateway.errors import (
     BadRequest,
     Forbidden,
     GatewayRefusal,
@@ -54,7 +54,7 @@ from schemas.clock import now_micros
 from schemas.topics import Topic
 
 if TYPE_CHECKING:
-    from producers.gateway_settings import GatewaySettings
+    from producers.gateway.settings import GatewaySettings
 
 _log = logging.getLogger(__name__)
 

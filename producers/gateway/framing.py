@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from producers.gateway_errors import BadRequest
+from producers.gateway.errors import BadRequest
 
 AVRO_BATCH = "application/vnd.candor.avro-batch"
 _LENGTH = struct.Struct(">I")

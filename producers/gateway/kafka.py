@@ -1,7 +1,7 @@
 """Kafka delivery for the HTTP gateway: awaitable, acknowledged sends.
 
 `AsyncDelivery.send(records)` produces the accepted events of one request as
-one `DeviceBatch` record per device (`producers.gateway_batch.device_batches`)
+one `DeviceBatch` record per device (`producers.gateway.batch.device_batches`)
 with an idempotent, acks=all confluent-kafka producer and returns once every
 record has a delivery report, so the gateway answers a client only when its
 events are durable in Kafka. A daemon thread calls `poll` (librdkafka runs the
@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.gateway_batch import Record, device_batches
-from producers.gateway_errors import Unavailable
-from producers.kafka_transport import ConfigValue, classify, producer_config
+from producers.gateway.batch import Record, device_batches
+from producers.gateway.errors import Unavailable
+from producers.sdk.kafka_transport import ConfigValue, classify, producer_config
 from schemas.clock import now_micros
 
 DEFAULT_TIMEOUT_MS = 10_000

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from producers.metric_set import MetricSet
+from producers.sdk.metric_set import MetricSet
 
 
 @dataclass(frozen=True)

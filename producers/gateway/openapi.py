@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.gateway_batch import JSON
-from producers.gateway_framing import AVRO_BATCH
+from producers.gateway.batch import JSON
+from producers.gateway.framing import AVRO_BATCH
 
 _REASONS = ["invalid_field", "undecodable", "unknown_schema", "too_large"]
 

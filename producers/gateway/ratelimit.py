@@ -1,7 +1,7 @@
 """Per-device token-bucket rate limit of the HTTP gateway (pure; `now` comes in).
 
 Each device gets `rate` events per second with bursts of up to `burst` events.
-Unlike `producers.pacing.TokenBucket`, which always takes tokens and says how
+Unlike `producers.simulator.pacing.TokenBucket`, which always takes tokens and says how
 long to sleep, a limiter refuses: a batch that does not fit takes nothing and
 learns how long until it would. Limits are per gateway process: N gateways
 behind a load balancer allow up to N times the rate, which is the price of
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from producers.gateway_errors import RateLimited
+from producers.gateway.errors import RateLimited
 
 DEFAULT_MAX_DEVICES = 100_000
 

@@ -1,7 +1,7 @@
 """The HTTP gateway: capture events from non-Python clients into Kafka.
 
 ``POST /v1/events`` takes a batch from one device (JSON or framed Avro, see
-`producers.gateway_batch` and `producers.gateway_framing`), and answers only
+`producers.gateway.batch` and `producers.gateway.framing`), and answers only
 after Kafka acknowledged every accepted event (acks=all), so a 200/400 with
 ``accepted: n`` means durable. The order of checks, each a typed refusal:
 
@@ -39,8 +39,8 @@ from typing import Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from producers.gateway_auth import TokenFile, authenticate, bearer_token, hash_token
-from producers.gateway_batch import (
+from producers.gateway.auth import TokenFile, authenticate, bearer_token, hash_token
+from producers.gateway.batch import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
     BatchPlan,
@@ -49,13 +49,13 @@ from producers.gateway_batch import (
     parse_body,
     plan_batch,
 )
-from producers.gateway_errors import GatewayRefusal, RateLimited, TooLarge, Unavailable
-from producers.gateway_frames import FrameRoutes, open_frame_routes
-from producers.gateway_kafka import AsyncDelivery, gateway_producer_config
-from producers.gateway_metrics import GatewayMetrics
-from producers.gateway_ratelimit import DeviceRateLimiter, TokenLimiter
-from producers.gateway_settings import GatewaySettings
-from producers.openapi import openapi_document
+from producers.gateway.errors import GatewayRefusal, RateLimited, TooLarge, Unavailable
+from producers.gateway.frames import FrameRoutes, open_frame_routes
+from producers.gateway.kafka import AsyncDelivery, gateway_producer_config
+from producers.gateway.metrics import GatewayMetrics
+from producers.gateway.openapi import openapi_document
+from producers.gateway.ratelimit import DeviceRateLimiter, TokenLimiter
+from producers.gateway.settings import GatewaySettings
 from schemas.clock import now_micros
 from schemas.topics import Topic
 
@@ -120,7 +120,7 @@ class Gateway:
             config.bytes_per_token_s, config.byte_burst_per_token)
         tokens.on_reload_error = lambda _message: self.metrics.token_reload_failures.inc()
         self.sender: Sender | None = None
-        self.frames: FrameRoutes | None = None  # PUT /v1/frames (producers.gateway_frames)
+        self.frames: FrameRoutes | None = None  # PUT /v1/frames (producers.gateway.frames)
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._openapi = json.dumps(

@@ -1,7 +1,7 @@
 """The capture SDK: `CaptureClient` publishes capture events to Kafka.
 
 A client serves one device of one subject. `capture` stamps a payload into
-an envelope (`producers.envelope`) and encodes it with the shared Avro codec
+an envelope (`producers.sdk.envelope`) and encodes it with the shared Avro codec
 (so a payload the contract refuses fails right there). Events then wait in
 the device's open batch, which becomes one `DeviceBatch` record
 (`schemas.batch`) when it is ``linger_ms`` old, holds ``batch_max_events``
@@ -10,7 +10,7 @@ holds one device's events in increasing seq order (an event whose seq is not
 above the open batch's last one closes it and opens the next). The record
 goes to `SpoolingPublisher`, which sends it with an idempotent, acks=all,
 compressed producer keyed by device_id, or spools it on disk while the broker
-is unreachable and replays it later, unchanged (see `producers.publisher` for
+is unreachable and replays it later, unchanged (see `producers.sdk.publisher` for
 the rules). `publish` takes complete envelopes of any device and batches them
 per device the same way.
 
@@ -40,19 +40,19 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from producers.envelope import EnvelopeBuilder, Event, new_event_id
-from producers.errors import ClientClosed, SpoolFull
-from producers.kafka_transport import (
+from producers.sdk.envelope import EnvelopeBuilder, Event, new_event_id
+from producers.sdk.errors import ClientClosed, SpoolFull
+from producers.sdk.kafka_transport import (
     DEFAULT_MESSAGE_TIMEOUT_MS,
     ConfigValue,
     KafkaTransport,
     producer_config,
 )
-from producers.metrics import ProducerMetrics
-from producers.publisher import SpoolingPublisher
-from producers.sequence import DeviceSequence
-from producers.spool import DEFAULT_MAX_BYTES, FsyncPolicy, Spool
-from producers.transport import Transport
+from producers.sdk.metrics import ProducerMetrics
+from producers.sdk.publisher import SpoolingPublisher
+from producers.sdk.sequence import DeviceSequence
+from producers.sdk.spool import DEFAULT_MAX_BYTES, FsyncPolicy, Spool
+from producers.sdk.transport import Transport
 from schemas.clock import now_micros
 from schemas.topics import Topic
 
@@ -106,7 +106,7 @@ class CaptureClient:
     """Publishes one device's capture events; a context manager that closes itself.
 
     `producer_config` entries override the librdkafka defaults of
-    `producers.kafka_transport.producer_config`. ``linger_ms``,
+    `producers.sdk.kafka_transport.producer_config`. ``linger_ms``,
     ``batch_max_events`` and ``batch_max_bytes`` bound a device batch (see the
     module docstring); ``client_version`` goes into each batch header.
     `transport_factory` replaces the Kafka producer (tests); `encoder` replaces

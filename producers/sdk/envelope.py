@@ -2,7 +2,7 @@
 
 An envelope is the dict `schemas.codec.encode_event` takes: identity
 (org, subject, device), a fresh uuid4 `event_id`, the device's next `seq`
-(`producers.sequence`, strictly increasing across restarts), event time `ts`
+(`producers.sdk.sequence`, strictly increasing across restarts), event time `ts`
 in microseconds, the app context and the payload. `redactions` starts empty
 and `consent_version` unset: the stream fills both.
 
@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from producers.errors import EnvelopeError
-from producers.sequence import DeviceSequence
+from producers.sdk.errors import EnvelopeError
+from producers.sdk.sequence import DeviceSequence
 from schemas.clock import now_micros
 
 Event = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The confluent-kafka implementation of `producers.transport.Transport`.
+"""The confluent-kafka implementation of `producers.sdk.transport.Transport`.
 
 The only module of the SDK that imports confluent_kafka. It renders the
 producer configuration, classifies librdkafka errors into `DeliveryFailure`s
@@ -12,8 +12,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from producers.spool_frame import Header
-from producers.transport import DeliveryCallback, DeliveryFailure
+from producers.sdk.spool_frame import Header
+from producers.sdk.transport import DeliveryCallback, DeliveryFailure
 
 ConfigValue = str | int | float | bool
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from producers.metric_set import MetricSet
+from producers.sdk.metric_set import MetricSet
 
 
 @dataclass(frozen=True)

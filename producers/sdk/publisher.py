@@ -47,11 +47,11 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import partial
 
-from producers.errors import SpoolFull
-from producers.metrics import ProducerMetrics
-from producers.spool import Spool, SpoolPosition
-from producers.spool_frame import Header, SpoolRecord
-from producers.transport import DeliveryFailure, Transport
+from producers.sdk.errors import SpoolFull
+from producers.sdk.metrics import ProducerMetrics
+from producers.sdk.spool import Spool, SpoolPosition
+from producers.sdk.spool_frame import Header, SpoolRecord
+from producers.sdk.transport import DeliveryFailure, Transport
 
 _log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from producers.errors import SequenceError
+from producers.sdk.errors import SequenceError
 
 DEFAULT_BLOCK = 1024
 

@@ -8,7 +8,7 @@ them, in order, once it is back. The spool is a directory::
     cursor                  JSON {"segment", "offset", "ordinal"}: everything before it is acked
     lock                    flock'ed while a `Spool` has the directory open
 
-Each record is one frame (`producers.spool_frame`): a body length, the CRC32
+Each record is one frame (`producers.sdk.spool_frame`): a body length, the CRC32
 of the body, then the body (key, value, headers). A crash in the middle of a write
 leaves a torn frame at the tail of a segment; opening the spool detects it
 (short read, impossible length or bad CRC) and truncates the segment there.
@@ -48,8 +48,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, NamedTuple
 
-from producers.errors import SpoolCorrupt, SpoolError, SpoolFull, SpoolLocked
-from producers.spool_frame import (
+from producers.sdk.errors import SpoolCorrupt, SpoolError, SpoolFull, SpoolLocked
+from producers.sdk.spool_frame import (
     FrameReader,
     SpoolRecord,
     decode_body,

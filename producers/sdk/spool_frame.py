@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from producers.errors import SpoolCorrupt, SpoolError
+from producers.sdk.errors import SpoolCorrupt, SpoolError
 
 Header = tuple[str, bytes | None]
 

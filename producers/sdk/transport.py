@@ -1,6 +1,6 @@
 """The port between the SDK's routing logic and a Kafka producer.
 
-`SpoolingPublisher` talks to a `Transport`; `producers.kafka_transport` is the
+`SpoolingPublisher` talks to a `Transport`; `producers.sdk.kafka_transport` is the
 confluent-kafka implementation and unit tests use an in-memory one. A
 transport is bound to one topic.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from producers.spool_frame import Header
+from producers.sdk.spool_frame import Header
 
 
 @dataclass(frozen=True, slots=True)

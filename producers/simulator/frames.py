@@ -1,6 +1,6 @@
 """Pixels for the simulator's screen frames: a window with text, drawn with Pillow.
 
-The simulator (`producers.simulator`) emits ``ScreenFrame`` events with a
+The simulator (`producers.simulator.simulator`) emits ``ScreenFrame`` events with a
 made-up ref. `render_frame` draws a simple frame for such an event - a window
 of the event's app with its title and a few lines of the kind of text that
 app shows (code, shell commands, a form), now and then with a fake secret so

@@ -14,7 +14,7 @@ locks the screen (ActivityState), and while active the screen is captured
 about every 5 s (ScreenFrame with a content-addressed fake ref).
 
 `run_simulation` publishes such a stream at a target rate (token bucket on
-the wall clock, `producers.pacing`) and reports progress; given a `SentEvents`
+the wall clock, `producers.simulator.pacing`) and reports progress; given a `SentEvents`
 it also records the event ids it handed to the sink, per device, so a caller
 can check exactly what landed.
 """
@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from producers.envelope import Event
-from producers.pacing import TokenBucket
-from producers.workload import (
+from producers.sdk.envelope import Event
+from producers.simulator.pacing import TokenBucket
+from producers.simulator.workload import (
     APP_WEIGHTS,
     APPS,
     CHAT_LINES,

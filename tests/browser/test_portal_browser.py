@@ -31,8 +31,8 @@ from candor.consent_registry import grant_many
 from candor.portal.cli import invite_link
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
 from sinks.export import export
 from tests.browser.conftest import Stack, run_axe, settle

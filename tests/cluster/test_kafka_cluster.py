@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 
 from backends.kafka.topics import create_topics, topic_specs
 from candor.settings import Settings
-from producers.kafka_transport import producer_config
+from producers.sdk.kafka_transport import producer_config
 from tests.cluster.conftest import NODES, KafkaCluster
 from tests.harness import wait_until
 

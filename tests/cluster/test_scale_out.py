@@ -26,8 +26,8 @@ from backends.kafka.topics import create_topics
 from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from sinks.migrate import migrate
 from tests.cluster.conftest import KafkaCluster

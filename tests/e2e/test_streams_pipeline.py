@@ -19,8 +19,8 @@ from confluent_kafka import Producer
 from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from tests.harness import CandorProcess, TopicReader, free_port, metric, scrape, wait_until
 

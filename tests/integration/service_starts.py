@@ -48,8 +48,8 @@ from candor.settings import (
     Settings,
     child_env,
 )
-from producers.envelope import Event
-from producers.simulator import Simulator
+from producers.sdk.envelope import Event
+from producers.simulator.simulator import Simulator
 
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 CRASH_LINES = re.compile(r"segfault|general protection|traps:")
@@ -189,8 +189,8 @@ def _publish(settings: Settings, index: int, events: int, rate: float,
     from candor.consent_registry import grant_many
     from privacy.consent import grant
     from privacy.scope import Scope
-    from producers.client import CaptureClient
-    from producers.simulator import SentEvents, backdated_start, run_simulation
+    from producers.sdk.client import CaptureClient
+    from producers.simulator.simulator import SentEvents, backdated_start, run_simulation
     from schemas.clock import now_micros
 
     people, seed = 8, time.time_ns() % 1_000_000_007

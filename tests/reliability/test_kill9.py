@@ -21,9 +21,9 @@ from backends.kafka.topics import create_topics
 from candor.consent_registry import grant_many
 from privacy.consent import grant
 from privacy.scope import Scope
-from producers.client import CaptureClient
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.simulator import Simulator
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode
 from sinks.migrate import migrate
 from tests.harness import CandorProcess, TopicReader, free_port, scrape, wait_until

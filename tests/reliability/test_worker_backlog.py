@@ -22,8 +22,8 @@ from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from tests.harness import (
     CandorProcess,

@@ -17,7 +17,7 @@ from candor.demo import (
     describe_exit,
     log_tail,
 )
-from producers.simulator import SentEvents, Simulator, run_simulation
+from producers.simulator.simulator import SentEvents, Simulator, run_simulation
 
 START = 1_700_000_000_000_000
 

@@ -17,8 +17,8 @@ from confluent_kafka import Producer
 from backends.clickhouse.connection import connect
 from backends.clickhouse.keys import KeyView
 from candor.settings import Settings
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
 from sinks.export import export
 from tests.harness import CandorProcess, free_port, wait_until

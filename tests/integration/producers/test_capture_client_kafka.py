@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from candor.settings import Settings
-from producers.client import CaptureClient
-from producers.simulator import Simulator
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
 
 from .conftest import capture_events, read_topic
 

@@ -30,7 +30,7 @@ from privacy.frame_corpus import render_window
 from privacy.frame_sealing import open_frame
 from privacy.frames import decode_frame, ocr_words
 from producers.agent.frames import FrameUploader
-from producers.gateway_auth import DeviceIdentity, TokenFile
+from producers.gateway.auth import DeviceIdentity, TokenFile
 from sinks.migrate import migrate
 from tests.integration.s3proxy import S3Server, s3_server
 

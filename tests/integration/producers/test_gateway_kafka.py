@@ -15,8 +15,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from candor.settings import Settings
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.gateway_framing import AVRO_BATCH, frame_messages
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.gateway.framing import AVRO_BATCH, frame_messages
 from schemas.clock import now_micros
 from schemas.codec import encode_event
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from candor.settings import KafkaSettings, Settings
-from producers.client import CaptureClient
-from producers.simulator import Simulator
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
 
 from .conftest import REPO, PrivateBroker, capture_events, make_topic, read_topic
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from producers.agent.keys import Key, KeyChunker, translate_key
+from producers.agent.keyboard import Key, KeyChunker, translate_key
 from producers.agent.privacy import PauseSwitch, PrivacyPolicy
 from producers.agent.recorder import (
     Capture,

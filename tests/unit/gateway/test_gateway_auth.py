@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.gateway_auth import (
+from producers.gateway.auth import (
     DeviceIdentity,
     TokenFile,
     authenticate,
@@ -15,7 +15,7 @@ from producers.gateway_auth import (
     hash_token,
     parse_tokens,
 )
-from producers.gateway_errors import Unauthorized
+from producers.gateway.errors import Unauthorized
 
 ALICE = DeviceIdentity("dev-1", "sub-1", "org-1", expires_at=2_000)
 

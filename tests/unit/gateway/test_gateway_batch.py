@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from producers.gateway_auth import DeviceIdentity
-from producers.gateway_batch import (
+from producers.gateway.auth import DeviceIdentity
+from producers.gateway.batch import (
     Rejection,
     check_identity,
     device_batches,
     parse_body,
     plan_batch,
 )
-from producers.gateway_errors import BadRequest, Forbidden, UnsupportedMediaType
-from producers.gateway_framing import AVRO_BATCH, frame_messages
+from producers.gateway.errors import BadRequest, Forbidden, UnsupportedMediaType
+from producers.gateway.framing import AVRO_BATCH, frame_messages
 from schemas.batch import decode_capture
 from schemas.codec import decode_event, encode_event
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers.gateway_errors import BadRequest
-from producers.gateway_framing import frame_messages, split_frames
+from producers.gateway.errors import BadRequest
+from producers.gateway.framing import frame_messages, split_frames
 
 
 @given(st.lists(st.binary(min_size=1, max_size=300), max_size=20))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from producers.gateway_errors import RateLimited
-from producers.gateway_ratelimit import DeviceRateLimiter
+from producers.gateway.errors import RateLimited
+from producers.gateway.ratelimit import DeviceRateLimiter
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from producers.gateway_auth import (
+from producers.gateway.auth import (
     DeviceIdentity,
     TokenFile,
     TokenFileError,
     hash_token,
 )
-from producers.gateway_errors import RateLimited
-from producers.gateway_ratelimit import TokenLimiter
+from producers.gateway.errors import RateLimited
+from producers.gateway.ratelimit import TokenLimiter
 
 ALICE = DeviceIdentity("dev-1", "sub-1", "org-1")
 BOB = DeviceIdentity("dev-2", "sub-2", "org-1")
@@ -49,7 +49,7 @@ def test_a_malformed_rewrite_keeps_the_last_good_set_and_says_so(
     assert set(store.tokens()) == {hash_token(alice)}
     path.write_text('{"half-written": ')
     _bump(path)
-    with caplog.at_level(logging.ERROR, logger="producers.gateway_auth"):
+    with caplog.at_level(logging.ERROR, logger="producers.gateway.auth"):
         assert set(store.tokens()) == {hash_token(alice)}
         assert set(store.tokens()) == {hash_token(alice)}  # reported once per rewrite
     assert len(errors) == 1 and "tokens.json" in errors[0]

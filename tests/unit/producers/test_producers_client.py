@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers.client import DEFAULT_LINGER_MS, CaptureClient
-from producers.errors import ClientClosed, EnvelopeError, SpoolFull, SpoolLocked
-from producers.spool import Spool
+from producers.sdk.client import DEFAULT_LINGER_MS, CaptureClient
+from producers.sdk.errors import ClientClosed, EnvelopeError, SpoolFull, SpoolLocked
+from producers.sdk.spool import Spool
 from tests.unit.producers.producers_fakes import FakeBroker, FakeClock
 
 APP = {"app_name": "code", "window_title": "main.py", "url_host": None}

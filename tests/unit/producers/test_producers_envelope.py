@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from producers.envelope import EnvelopeBuilder, normalize_app
-from producers.errors import EnvelopeError, SequenceError
-from producers.sequence import DeviceSequence
+from producers.sdk.envelope import EnvelopeBuilder, normalize_app
+from producers.sdk.errors import EnvelopeError, SequenceError
+from producers.sdk.sequence import DeviceSequence
 
 CONTRACT_KEYS = {
     "event_id",

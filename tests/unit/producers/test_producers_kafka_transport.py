@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from producers.kafka_transport import classify, producer_config
+from producers.sdk.kafka_transport import classify, producer_config
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from producers.errors import SpoolFull
-from producers.metrics import ProducerMetrics
-from producers.publisher import SpoolingPublisher
-from producers.spool import Spool
+from producers.sdk.errors import SpoolFull
+from producers.sdk.metrics import ProducerMetrics
+from producers.sdk.publisher import SpoolingPublisher
+from producers.sdk.spool import Spool
 from tests.unit.producers.producers_fakes import FATAL, TIMED_OUT, TOO_LARGE, FakeBroker, FakeClock
 
 

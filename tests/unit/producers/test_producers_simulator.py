@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from producers.pacing import TokenBucket
-from producers.simulator import SimulationProgress, Simulator, run_simulation
+from producers.simulator.pacing import TokenBucket
+from producers.simulator.simulator import SimulationProgress, Simulator, run_simulation
 from tests.unit.producers.producers_fakes import FakeClock
 
 START = 1_700_000_000_000_000

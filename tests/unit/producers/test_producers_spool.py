@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.errors import SpoolCorrupt, SpoolError, SpoolFull, SpoolLocked
-from producers.spool import Spool, SpoolRecord
-from producers.spool_frame import decode_body, encode_frame
+from producers.sdk.errors import SpoolCorrupt, SpoolError, SpoolFull, SpoolLocked
+from producers.sdk.spool import Spool, SpoolRecord
+from producers.sdk.spool_frame import decode_body, encode_frame
 
 
 def records(count: int, size: int = 10, prefix: str = "r") -> list[SpoolRecord]:

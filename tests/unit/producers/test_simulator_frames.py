@@ -7,8 +7,8 @@ import io
 
 from PIL import Image
 
-from producers.simulator import Simulator
-from producers.simulator_frames import SIZE, render_frame
+from producers.simulator.frames import SIZE, render_frame
+from producers.simulator.simulator import Simulator
 
 
 def _frames() -> list[dict[str, object]]:
