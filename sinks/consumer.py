@@ -30,6 +30,7 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from schemas.dead_letter import DeadLetter
 from schemas.topics import Topic
 from sinks import metrics
@@ -58,8 +59,8 @@ class SinkOptions:
     dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
     decrypt: Decrypt = identity
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_dead_ratio: float = 0.5
-    min_batch_for_ratio: int = 100
+    # the dead-letter limit shared with the stream worker, per partition
+    dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     after_insert: AfterInsert | None = None
 
 
@@ -100,6 +101,7 @@ class _Sink:
         self.stats = SinkStats()
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
         self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
+        self.dlq_policy = DlqPolicy(options.dlq_limit)
         self.dlq = DeadLetterProducer(
             settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table)
         group = options.group or sink_group(settings, route.table)
@@ -188,6 +190,7 @@ class _Sink:
         kept: list[Message] = []
         stamps: list[int] = []
         letters: list[DeadLetter] = []
+        rejected: list[bool] = []  # per message, in order: the dead-letter limit's input
         for message in batch.items:
             try:
                 mapped = map_message(self.route, message.value(), message.headers(),
@@ -195,7 +198,9 @@ class _Sink:
                                      self.options.decrypt)
             except Unmappable as err:
                 letters.append(_letter(message, err.reason, err.error))
+                rejected.append(True)
                 continue
+            rejected.append(False)
             if mapped is None:  # an erased subject's record: committed past, never landed
                 continue
             row, ts = mapped
@@ -203,13 +208,13 @@ class _Sink:
             kept.append(message)
             if ts is not None:
                 stamps.append(ts)
-        n = len(batch.items)
-        if n >= self.options.min_batch_for_ratio and len(letters) / n > self.options.max_dead_ratio:
+        try:  # before anything is dead-lettered or committed
+            self.dlq_policy.observe_all(rejected, batch.partition)
+        except DlqLimitExceeded as err:
             raise DeadLetterLimitExceeded(
-                f"{len(letters)} of {n} messages of {self.topic}[{batch.partition}] "
-                f"{batch.first}-{batch.last} are invalid (first: {letters[0].error[:200]}); "
-                "not committing"
-            )
+                f"{self.topic}[{batch.partition}] {batch.first}-{batch.last}: {err} "
+                f"(first: {letters[0].error[:200]}); not committing"
+            ) from err
         return rows, kept, stamps, letters
 
     def _commit(self, positions: list[tuple[int, int, str]]) -> None:
@@ -232,6 +237,7 @@ class _Sink:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.batcher.drop(tp.partition)
+            self.dlq_policy.forget(tp.partition)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

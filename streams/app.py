@@ -25,7 +25,7 @@ import faust
 import mode
 
 from backends.clickhouse.keys import Keys, encrypt_action, encrypt_clean_event
-from backends.dlq_limit import DlqLimit, DlqLimitExceeded
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from backends.kafka.consent_view import ConsentView
 from backends.kafka.lag import LagProbe, observe_worker_lag
 from privacy.capture_hours import CaptureHours
@@ -223,7 +223,7 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     app.on_rebalance_complete.connect(_rebalanced)
 
     hours = {h.org_id: h for h in cfg.capture_hours}
-    dlq_limit = cfg.dlq_limit or DlqLimit()
+    dlq_limit = DlqPolicy(cfg.dlq_limit)  # the worker's batches span partitions: one state
     watchdog = StallWatch(cfg.stall_s, time.monotonic())
     # The agent and the timer change the same live device states, and each
     # stores them after awaiting its own outputs: one at a time, or a state

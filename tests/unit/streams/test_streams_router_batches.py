@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from backends.dlq_limit import DlqLimit, DlqLimitExceeded
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header, encode_batch
@@ -162,7 +162,7 @@ def test_the_dead_letter_limit_counts_events_not_records() -> None:
         event["subject_id"] = "someone-else"  # every event disagrees with the header
     out = route([raw(as_batch(evs, subject_id=SUBJECT))])
     assert len(out.dead) == 10 and out.outcomes == [True] * 10
-    limit = DlqLimit(max_consecutive=10, min_observed=10_000)
+    limit = DlqPolicy(DlqLimit(max_consecutive=10, min_observed=10_000))
     with pytest.raises(DlqLimitExceeded):
         for rejected in out.outcomes:
             limit.observe(rejected)
