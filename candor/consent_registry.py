@@ -56,7 +56,7 @@ def grant_many(settings: Settings, policies: Iterable[ConsentPolicy], actor: str
     consenting subject's data key is created first (so workers encrypt its
     content instead of clearing it), then the policies, then an audit row each."""
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import ensure_subject_key, verify_master, write_audit
+    from backends.clickhouse.key_store import ensure_subject_key, verify_master, write_audit
     from candor.settings import master_key_bytes
 
     policies = list(policies)

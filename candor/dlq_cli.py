@@ -238,7 +238,7 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
     from confluent_kafka import Producer
 
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import write_audit
+    from backends.clickhouse.key_store import write_audit
 
     client = client or connect(settings)
     rows = select_dead_letters(settings, sel, client)

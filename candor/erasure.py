@@ -7,7 +7,7 @@ makes a second run fail with :class:`AlreadyErased`):
 1. **Revoke every scope** (a new version in ``consent.policies``, reason
    ``erasure``): workers stop keeping the subject's events within a poll, and the
    export's consent filter excludes them.
-2. **Destroy the subject's data keys** (:func:`backends.clickhouse.keys.destroy_subject_keys`):
+2. **Destroy the subject's data keys** (:func:`backends.clickhouse.key_store.destroy_subject_keys`):
    every copy of their content in ``capture.clean``/``training.actions``
    retention, replicas and backups becomes unreadable at once.
 3. **Delete their rows** from ``events``, ``sessions``, ``activity_minutes_by_device``,
@@ -45,7 +45,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from backends.clickhouse.keys import destroy_subject_keys, mutation_target, write_audit
+from backends.clickhouse.key_store import destroy_subject_keys, mutation_target, write_audit
 from candor.settings import Settings
 from privacy.consent import ConsentPolicy, revoke
 from schemas.clock import now_micros

@@ -66,7 +66,7 @@ def _show_policy(policy: ConsentPolicy, out: TextIO) -> None:
 
 def _consent(args: argparse.Namespace, settings: Settings) -> int:
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import ensure_subject_key, write_audit
+    from backends.clickhouse.key_store import ensure_subject_key, write_audit
     from candor import consent_registry
 
     subject: str = args.subject
@@ -138,7 +138,7 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import load_keyset, verify_master, write_audit
+    from backends.clickhouse.key_store import load_keyset, verify_master, write_audit
 
     client = connect(settings)
     master = master_key(args, settings)

@@ -43,7 +43,8 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import KeyView, sink_hook
+    from backends.clickhouse.key_store import KeyView
+    from privacy.content_keys import sink_decrypt
 
     # content arrives encrypted per subject: decrypt for ClickHouse, skip the erased
     keys = KeyView(lambda: connect(settings), settings.master_key(),
@@ -51,7 +52,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     keys.start()
     options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
                           dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
-                          decrypt=sink_hook(keys))
+                          decrypt=sink_decrypt(keys))
     lag_reporter: threading.Thread | None = None
     try:
         if args.all:
@@ -124,7 +125,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _export_computer_use(args: argparse.Namespace, settings: Settings) -> int:
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import load_keyset
+    from backends.clickhouse.key_store import load_keyset
     from backends.frame_store import open_frame_store
     from sinks.export_frames import export_computer_use
 

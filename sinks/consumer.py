@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, Topi
 from confluent_kafka.admin import AdminClient
 
 from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
+from privacy.content_keys import Decrypt
 from schemas.dead_letter import DeadLetter
 from schemas.topics import Topic
 from sinks import metrics
@@ -38,7 +39,7 @@ from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
 from sinks.dlq import DeadLetterProducer
 from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
-from sinks.routes import ROUTES, Decrypt, Route, Unmappable, identity, map_message, route_for
+from sinks.routes import ROUTES, Route, Unmappable, map_message, route_for
 from sinks.rows import Row
 from sinks.settings import SinkSettings
 from sinks.writer import RetryPolicy, TableWriter
@@ -50,14 +51,17 @@ AfterInsert = Callable[[Batch[Message]], None]
 
 @dataclass(frozen=True)
 class SinkOptions:
-    """Tuning of one sink. ``after_insert`` runs between the insert and the commit
-    (a test hook: a fault test pauses or kills the process there)."""
+    """Tuning of one sink. ``decrypt`` is required: content arrives encrypted per
+    subject (`privacy.content_keys.sink_decrypt`), and a sink without it would
+    land ciphertext (`privacy.content_keys.keep_content` for records that carry
+    none). ``after_insert`` runs between the insert and the commit (a test hook:
+    a fault test pauses or kills the process there)."""
 
+    decrypt: Decrypt
     max_rows: int = 10_000
     max_age: float = 1.0
     group: str | None = None  # default: candor-sink-<table>
     dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
-    decrypt: Decrypt = identity
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # the dead-letter limit shared with the stream worker, per partition
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
@@ -277,7 +281,7 @@ def run_sink(
     topic: str,
     table: str,
     stop_event: threading.Event,
-    options: SinkOptions = SinkOptions(),
+    options: SinkOptions,
     client: Client | None = None,
 ) -> SinkStats:
     """Land ``topic`` in ``table`` exactly once until ``stop_event`` is set.
@@ -295,7 +299,7 @@ def run_sink(
 
 
 def run_all(settings: SinkSettings, stop_event: threading.Event,
-            options: SinkOptions = SinkOptions()) -> dict[str, SinkStats]:
+            options: SinkOptions) -> dict[str, SinkStats]:
     """Run the sink of every route (its default topic) in its own thread until stopped.
 
     The first sink to fail stops the others; its error is raised after they ended.

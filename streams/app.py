@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 import faust
 import mode
 
-from backends.clickhouse.keys import Keys, encrypt_action, encrypt_clean_event
 from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from backends.kafka.consent_view import ConsentView
 from backends.kafka.lag import LagProbe, observe_worker_lag
 from privacy.capture_hours import CaptureHours
+from privacy.content_keys import Keys, encrypt_action, encrypt_clean_event
 from privacy.scope import Scope
 from schemas.clock import now_micros
 from schemas.codec import encode

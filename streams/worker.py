@@ -12,7 +12,7 @@ import logging
 from prometheus_client import start_http_server
 
 from backends.clickhouse.connection import connect
-from backends.clickhouse.keys import KeyView
+from backends.clickhouse.key_store import KeyView
 from backends.kafka.consent_view import ConsentView
 from schemas.topics import Topic
 from streams.app import WorkerConfig, build_app

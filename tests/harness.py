@@ -172,7 +172,8 @@ class SinkThreads:
     def __init__(self, settings: Settings, master: bytes, actor: str, *,
                  dead_letters: bool = False) -> None:
         from backends.clickhouse.connection import connect
-        from backends.clickhouse.keys import KeyView, decrypt_for_sink
+        from backends.clickhouse.key_store import KeyView
+        from privacy.content_keys import decrypt_record
         from sinks.consumer import SinkOptions, run_sink
         from sinks.routes import ROUTES
 
@@ -185,7 +186,7 @@ class SinkThreads:
         def options(table: str) -> SinkOptions:
             return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
                                dlq_topic=s.kafka.topic("capture.dlq"),
-                               decrypt=lambda d: decrypt_for_sink(d, view))
+                               decrypt=lambda r, d: decrypt_record(r, d, view))
 
         self.threads = [
             threading.Thread(target=run_sink, daemon=True,

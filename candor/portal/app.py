@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from clickhouse_connect.driver.client import Client
 
-from backends.clickhouse.keys import write_audit
+from backends.clickhouse.key_store import write_audit
 from candor.portal import data, pages
 from candor.portal.download import build_zip
 from candor.portal.ratelimit import RateLimit, RateLimited
@@ -383,7 +383,7 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
         portal.published[subject] = policy
         return policy.version
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import ensure_subject_key
+    from backends.clickhouse.key_store import ensure_subject_key
     from candor.settings import master_key_bytes
 
     _, org = portal.current_scopes(subject)

@@ -68,7 +68,7 @@ class ConsentLookup(Protocol):
 
 
 class LiveKeys(Protocol):
-    """A subject's live data key (`backends.clickhouse.keys.KeyView`)."""
+    """A subject's live data key (`backends.clickhouse.key_store.KeyView`)."""
 
     def live(self, subject: str) -> DataKey | None: ...
 
@@ -239,7 +239,7 @@ def open_frame_routes(settings: GatewaySettings, tokens: TokenFile, registry: Co
     # The gateway process is composed here, like run_gateway composes Kafka: the
     # consent view and the key view are shared adapters of the stream workers.
     from backends.clickhouse.connection import connect
-    from backends.clickhouse.keys import KeyView
+    from backends.clickhouse.key_store import KeyView
     from backends.frame_store import open_frame_store
     from backends.kafka.consent_view import ConsentView
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from backends.clickhouse.connection import connect
-from backends.clickhouse.keys import KeyView
+from backends.clickhouse.key_store import KeyView
 from backends.kafka.topics import create_topics
 from candor.privacy_cli import add_commands
 from candor.settings import Settings

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 
 from backends.clickhouse.connection import connect
-from backends.clickhouse.keys import KeyView
+from backends.clickhouse.key_store import KeyView
 from candor.settings import Settings
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator

@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from backends.clickhouse.connection import connect
-from backends.clickhouse.keys import load_keyset
+from backends.clickhouse.key_store import load_keyset
 from backends.frame_store import S3FrameStore, open_frame_store
 from backends.kafka.topics import create_topics
 from candor.consent_registry import grant_many

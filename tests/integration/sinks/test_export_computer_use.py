@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from backends.clickhouse.connection import connect
-from backends.clickhouse.keys import ensure_subject_key, load_keyset
+from backends.clickhouse.key_store import ensure_subject_key, load_keyset
 from backends.frame_store import FilesystemFrameStore
 from candor.settings import Settings
 from privacy.frame_sealing import FrameHeader, seal_frame

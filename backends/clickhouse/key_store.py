@@ -1,4 +1,4 @@
-"""The shared key store of crypto-shredding, kept in ClickHouse, and its use.
+"""The shared key store of crypto-shredding, kept in ClickHouse.
 
 Design: the wrapped data keys live in the ``subject_keys`` table (migration
 0003) so that every worker and sink, on any machine, reads the same store, and
@@ -15,17 +15,9 @@ it has not seen). Every write and the first load of each view are recorded in
 ``audit_log`` (actions ``key_create``, ``key_destroy``, ``key_load``,
 ``key_read``).
 
-The functions the pipeline calls:
-
-- :func:`encrypt_clean_event` / :func:`encrypt_action` (stream worker, just
-  before publishing): content fields become tokens under the subject's key; a
-  subject *without* a live key gets its content fields cleared (counts kept,
-  ``"no_data_key"`` in the redaction trail). Deny by default: content is never
-  published in clear because a key is missing.
-- :func:`decrypt_for_sink` (the sinks' ``decrypt`` hook): events and actions
-  come back in clear; content of an erased subject becomes empty (``None``);
-  other records pass unchanged. A token under a key the store never had raises
-  :class:`privacy.shredding.UndecryptableField` (the sink dead-letters it).
+A :class:`KeyView` is the `privacy.content_keys.Keys` that the pure
+encryption and decryption of `privacy.content_keys` take (the stream worker
+encrypts before publishing, the sinks decrypt before landing).
 """
 
 from __future__ import annotations
@@ -37,66 +29,35 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from backends.clickhouse.settings import HasClickHouse
 from privacy.keyset import KeyRecord, KeySet
 from privacy.keystore import DataKey, SubjectErased, UnknownDataKey, WrongMasterKey
-from privacy.shredding import (
-    clear_action_content,
-    clear_event_content,
-    decrypt_action_content,
-    decrypt_event_content,
-    encrypt_action_content,
-    encrypt_event_content,
-)
 from privacy.wrapping import make_check, new_data_key, verify_check, wrap_data_key
 from schemas.clock import now_micros
 
 __all__ = [
-    "NO_DATA_KEY",
     "KeyView",
-    "Keys",
     "SubjectAlreadyErased",
-    "decrypt_for_sink",
     "destroy_subject_keys",
-    "encrypt_action",
-    "encrypt_clean_event",
     "ensure_subject_key",
     "load_keyset",
     "mutation_target",
-    "now_micros",
     "verify_master",
     "write_audit",
 ]
 
 log = logging.getLogger(__name__)
 
-NO_DATA_KEY = "no_data_key"
 KEYS_TABLE = "subject_keys"
 CHECK_TABLE = "key_store_check"
 
 
 class SubjectAlreadyErased(SubjectErased):
     """The subject's keys were destroyed: it gets no new key (and no new content)."""
-
-
-class Keys(Protocol):
-    """What encryption and decryption need: a subject's live key, a key by id."""
-
-    def live(self, subject: str) -> DataKey | None:
-        """Return the subject's live key or None."""
-        ...
-
-    def key_for_id(self, key_id: str) -> bytes:
-        """Return the key; raise ``SubjectErased`` or ``UnknownDataKey``."""
-        ...
-
-    def is_erased(self, subject: str) -> bool:
-        """True when the subject's keys were destroyed."""
-        ...
 
 
 def write_audit(client: Client, actor: str, action: str, subject: str,
@@ -282,58 +243,3 @@ class KeyView:
 
     def __len__(self) -> int:
         return len(self._keys)
-
-
-def encrypt_clean_event(event: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
-    """Return ``event`` ready for ``capture.clean``: content fields encrypted under
-    the subject's live key, or cleared (``"no_data_key"`` in ``redactions``) when
-    the subject has none. Not mutating; pure given ``keys``."""
-    key = keys.live(str(event["subject_id"]))
-    if key is None:
-        return clear_event_content(event, trail=NO_DATA_KEY)
-    return encrypt_event_content(event, key)
-
-
-def encrypt_action(action: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
-    """Return ``action`` ready for ``training.actions``: text, window title and
-    command encrypted, or cleared (``"no_data_key"`` added to ``redactions``)
-    when the subject has no live key. Not mutating."""
-    key = keys.live(str(action["subject_id"]))
-    if key is not None:
-        return encrypt_action_content(action, key)
-    out = clear_action_content(action)
-    if any(action.get(f) for f in ("text", "window_title", "command")):
-        out["redactions"] = [*(action.get("redactions") or []), NO_DATA_KEY]
-    return out
-
-
-def decrypt_for_sink(datum: dict[str, Any], keys: Keys) -> dict[str, Any]:
-    """The sinks' ``decrypt`` hook: a capture event or an action with its content
-    in clear, content of an erased subject emptied; any other record unchanged.
-
-    Raises :class:`privacy.shredding.UndecryptableField` for a corrupt token or
-    one under a key the store never held."""
-    if "payload" in datum and "event_id" in datum:
-        try:
-            return decrypt_event_content(datum, keys)
-        except SubjectErased:
-            return clear_event_content(datum, encrypted_only=True)
-    if "action_id" in datum:
-        try:
-            return decrypt_action_content(datum, keys)
-        except SubjectErased:
-            return clear_action_content(datum)
-    return datum
-
-
-def sink_hook(keys: Keys) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
-    """The sinks' `decrypt` hook: None (skip, land nothing) for a record of an
-    erased subject — sessions, minutes and actions included, even when a worker
-    emitted them after the erasure — else `decrypt_for_sink`."""
-    def hook(datum: dict[str, Any]) -> dict[str, Any] | None:
-        subject = datum.get("subject_id")
-        if isinstance(subject, str) and keys.is_erased(subject):
-            return None
-        return decrypt_for_sink(datum, keys)
-
-    return hook
