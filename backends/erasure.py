@@ -41,12 +41,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
 from backends.clickhouse.key_store import destroy_subject_keys, mutation_target, write_audit
-from candor.settings import Settings
+from backends.clickhouse.settings import ClickHouseSettings
+from backends.frame_store import FrameStoreSettings
+from backends.kafka.settings import KafkaSettings, RetentionSettings
 from privacy.consent import ConsentPolicy, revoke
 from schemas.clock import now_micros
 
@@ -67,6 +70,21 @@ __all__ = [
 # activity_minutes is a view over activity_minutes_by_device (migration 0005): rows go there
 DELETED_TABLES: tuple[str, ...] = ("events", "sessions", "activity_minutes_by_device", "actions")
 HOUR_MICROS = 3_600_000_000
+
+
+class ErasureSettings(Protocol):
+    """What an erasure reads (`candor.settings.Settings` has it all)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def kafka(self) -> KafkaSettings: ...
+    @property
+    def clickhouse(self) -> ClickHouseSettings: ...
+    @property
+    def retention(self) -> RetentionSettings: ...
+    @property
+    def frames(self) -> FrameStoreSettings: ...
 
 
 class ErasureError(Exception):
@@ -218,7 +236,7 @@ def _footprint(client: Client, subject: str) -> dict[str, int]:
     return found
 
 
-def _delete(client: Client, settings: Settings, subject: str) -> dict[str, int]:
+def _delete(client: Client, settings: ErasureSettings, subject: str) -> dict[str, int]:
     """Delete the subject's rows everywhere; return the rows each table held."""
     deleted: dict[str, int] = {}
     for table in DELETED_TABLES:
@@ -240,9 +258,9 @@ def _delete(client: Client, settings: Settings, subject: str) -> dict[str, int]:
     return deleted
 
 
-def _default_revoker(settings: Settings) -> Revoker:
+def _default_revoker(settings: ErasureSettings) -> Revoker:
     def revoke_all(subject: str, actor: str) -> ConsentPolicy | None:
-        from candor.consent_registry import load_registry, publish
+        from backends.kafka.consent_registry import load_registry, publish
 
         current = load_registry(settings).get(subject)
         if current is None or not current.scopes:
@@ -255,7 +273,7 @@ def _default_revoker(settings: Settings) -> Revoker:
 
 
 def erase(
-    settings: Settings,
+    settings: ErasureSettings,
     subject: str,
     *,
     actor: str = "candor-erase",
@@ -318,9 +336,9 @@ def erase(
     return result
 
 
-def _in_registry(settings: Settings) -> Callable[[str], bool]:
+def _in_registry(settings: ErasureSettings) -> Callable[[str], bool]:
     def known(subject: str) -> bool:
-        from candor.consent_registry import load_registry
+        from backends.kafka.consent_registry import load_registry
 
         return load_registry(settings).get(subject) is not None
 

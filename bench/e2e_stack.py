@@ -25,8 +25,8 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.consent_registry import grant_many
 from candor.settings import Settings
 from candor.settings import child_env as candor_child_env
 from privacy.consent import grant

@@ -93,8 +93,8 @@ from device_batches import active_rate, at_device_rate, describe_sizes, sdk_batc
 from faust_floor import parse_result  # noqa: E402
 
 from backends.clickhouse.connection import connect  # noqa: E402
+from backends.kafka.consent_registry import grant_many  # noqa: E402
 from backends.kafka.topics import create_topics  # noqa: E402
-from candor.consent_registry import grant_many  # noqa: E402
 from candor.settings import Settings, child_env, load_settings  # noqa: E402
 from privacy.consent import grant  # noqa: E402
 from privacy.scope import Scope  # noqa: E402

@@ -16,7 +16,7 @@ that id (the gateway should refuse tokens for it). Its sessions, minutes and
 actions land too (the canary exercises those paths as well) under the same org.
 
 Consent: the reserved subject is granted ``activity_metadata`` at start (the
-one scope an event without content needs), through `candor.consent_registry`.
+one scope an event without content needs), through `backends.kafka.consent_registry`.
 The event's ``seq`` is its timestamp in micros, so it only grows across
 restarts and the worker's per-device dedup never drops a heartbeat.
 """
@@ -115,7 +115,7 @@ def find_newest(client: Any, identity: CanaryIdentity) -> Sighting | None:
 
 def grant_canary_consent(settings: Settings, identity: CanaryIdentity) -> None:
     """Make sure the canary subject holds ``activity_metadata`` (blocks on Kafka)."""
-    from candor.consent_registry import grant_scopes
+    from backends.kafka.consent_registry import grant_scopes
     from privacy.consent import NothingToGrant
 
     with contextlib.suppress(NothingToGrant):  # already granted by an earlier run

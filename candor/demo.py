@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.kafka import topics
+from backends.kafka.consent_registry import grant_many
 from candor import stack
-from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope

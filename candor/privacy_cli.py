@@ -67,7 +67,7 @@ def _show_policy(policy: ConsentPolicy, out: TextIO) -> None:
 def _consent(args: argparse.Namespace, settings: Settings) -> int:
     from backends.clickhouse.connection import connect
     from backends.clickhouse.key_store import ensure_subject_key, write_audit
-    from candor import consent_registry
+    from backends.kafka import consent_registry
 
     subject: str = args.subject
     if args.action == "show":
@@ -123,7 +123,7 @@ def _redact(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.erasure import erase
+    from backends.erasure import erase
 
     if not args.yes:
         print(f"Erase every trace of {args.subject!r}? Type the subject id to confirm: ",
@@ -163,7 +163,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.analyst_access import (
+    from backends.clickhouse.analyst_access import (
         default_config_dir,
         ensure_analyst_access,
         resolve_password,
@@ -186,8 +186,8 @@ def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
 
 def _guarded(handler: Handler) -> Handler:
     """Turn the typed bad-input errors into one stderr line and exit code 2."""
-    from candor.analyst_access import AccessControlUnavailable, EmptyPasswordFile
-    from candor.erasure import ErasureError
+    from backends.clickhouse.analyst_access import AccessControlUnavailable, EmptyPasswordFile
+    from backends.erasure import ErasureError
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:

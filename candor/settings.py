@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # true when Kafka and ClickHouse are both on loopback addresses.
     local_stack: bool | None = None
 
+    def on_local_stack(self) -> bool:
+        """`is_local_stack`: what a layer's settings protocol asks for."""
+        return is_local_stack(self)
+
     def master_key(self) -> bytes:
         """The master key (`master_key_bytes`): what a stage's settings protocol
         asks for instead of importing this module."""

@@ -30,11 +30,13 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from xml.sax.saxutils import escape
 
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings, is_local_stack
+from backends.clickhouse.settings import ClickHouseSettings
+from privacy.settings import PrivacySettings
 
 __all__ = [
     "ANALYST_PROFILE",
@@ -93,17 +95,32 @@ class AnalystAccess:
     fragment: Path | None = None  # the configuration fragment written, if any
 
 
-def analyst_database(settings: Settings) -> str:
+
+class AnalystSettings(Protocol):
+    """What analyst access reads (`candor.settings.Settings` has it all)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def clickhouse(self) -> ClickHouseSettings: ...
+    @property
+    def privacy(self) -> PrivacySettings: ...
+
+    def on_local_stack(self) -> bool:
+        """Whether this is the one-machine local stack (`candor.settings.is_local_stack`)."""
+        ...
+
+def analyst_database(settings: AnalystSettings) -> str:
     """The database holding the analyst views of ``settings.clickhouse.database``."""
     return f"analyst_{settings.clickhouse.database}"
 
 
-def default_password_file(settings: Settings) -> Path:
+def default_password_file(settings: AnalystSettings) -> Path:
     """Where a generated analyst password is kept."""
     return settings.home / "privacy" / "analyst.password"
 
 
-def default_config_dir(settings: Settings) -> Path:
+def default_config_dir(settings: AnalystSettings) -> Path:
     """The local stack ClickHouse's ``config.d`` (deploy/local/clickhouse.sh's directory)."""
     return settings.home / "clickhouse" / "config.d"
 
@@ -121,7 +138,7 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def resolve_password(settings: Settings, password_file: Path | None = None, *,
+def resolve_password(settings: AnalystSettings, password_file: Path | None = None, *,
                      rotate: bool = False) -> AnalystPassword:
     """The password to give the analyst login.
 
@@ -145,7 +162,7 @@ def resolve_password(settings: Settings, password_file: Path | None = None, *,
                 return AnalystPassword(secret, "settings privacy.analyst_password", False)
         if stored.exists():
             return AnalystPassword(stored.read_text().strip(), str(stored), generated=False)
-        if is_local_stack(settings):
+        if settings.on_local_stack():
             return AnalystPassword(LOCAL_ANALYST_PASSWORD,
                                    "the local stack's default (deploy/local)", False)
     password = secrets.token_urlsafe(24)
@@ -158,7 +175,8 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def access_statements(settings: Settings, password: str, salt: str | None = None) -> list[str]:
+def access_statements(settings: AnalystSettings, password: str, salt: str | None = None
+                      ) -> list[str]:
     """The SQL giving the analyst role, profile, quota and login, for a server
     with a writable access storage. Pure given ``salt`` (random when None).
 
@@ -190,7 +208,7 @@ def access_statements(settings: Settings, password: str, salt: str | None = None
     ]
 
 
-def users_config_fragment(settings: Settings, password: str) -> str:
+def users_config_fragment(settings: AnalystSettings, password: str) -> str:
     """The ``config.d`` XML declaring the same role, profile, quota and login,
     for a server that reads users only from its configuration. Pure.
 
@@ -246,7 +264,7 @@ def users_config_fragment(settings: Settings, password: str) -> str:
 """
 
 
-def write_config_fragment(settings: Settings, password: str, config_dir: Path) -> Path:
+def write_config_fragment(settings: AnalystSettings, password: str, config_dir: Path) -> Path:
     """Write :func:`users_config_fragment` to ``config_dir`` (0600, atomic); return its path."""
     path = config_dir / FRAGMENT_NAME
     _write_private(path, users_config_fragment(settings, password))
@@ -258,7 +276,7 @@ def _writable_storage(client: Client) -> bool:
     return any(str(t) in ("local_directory", "replicated", "memory") for (t,) in rows)
 
 
-def ensure_analyst_access(settings: Settings, password: str, client: Client | None = None,
+def ensure_analyst_access(settings: AnalystSettings, password: str, client: Client | None = None,
                           *, config_dir: Path | None = None) -> AnalystAccess:
     """Give the analyst login ``password``, the read-only profile, the quota and
     the host restriction; return where it reads.

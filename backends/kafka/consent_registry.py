@@ -9,17 +9,34 @@ from it by the sink. Versions only grow: a change is computed by
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from confluent_kafka import Producer
 
+from backends.clickhouse.settings import ClickHouseSettings
 from backends.kafka.consent_view import TOPIC, ConsentView  # TOPIC: the unprefixed name
-from candor.settings import Settings
+from backends.kafka.settings import HasKafka, KafkaSettings
 from privacy.consent import ConsentPolicy, grant, revoke
 from schemas.clock import now_micros
 from schemas.codec import encode_consent
 
 
-def load_registry(settings: Settings, timeout: float = 30.0) -> ConsentView:
+class ConsentRegistrySettings(Protocol):
+    """What a grant reads: Kafka (the registry), ClickHouse (the subject's data
+    key is created with the grant) and the master key wrapping it
+    (`candor.settings.Settings` has them all)."""
+
+    @property
+    def kafka(self) -> KafkaSettings: ...
+    @property
+    def clickhouse(self) -> ClickHouseSettings: ...
+
+    def master_key(self) -> bytes:
+        """The master key wrapping subjects' data keys; raises `KeyStoreError`."""
+        ...
+
+
+def load_registry(settings: HasKafka, timeout: float = 30.0) -> ConsentView:
     """Read the whole registry as of now (blocks until the end of the log)."""
     view = ConsentView(dict(settings.kafka.client_config()), settings.kafka.topic(TOPIC))
     view.start(timeout)
@@ -27,7 +44,7 @@ def load_registry(settings: Settings, timeout: float = 30.0) -> ConsentView:
     return view
 
 
-def publish(settings: Settings, policies: Iterable[ConsentPolicy], timeout: float = 30.0) -> int:
+def publish(settings: HasKafka, policies: Iterable[ConsentPolicy], timeout: float = 30.0) -> int:
     """Publish policies keyed by subject; returns how many were acknowledged.
 
     Raises RuntimeError when any was not acknowledged within `timeout`."""
@@ -51,17 +68,17 @@ def publish(settings: Settings, policies: Iterable[ConsentPolicy], timeout: floa
     return n
 
 
-def grant_many(settings: Settings, policies: Iterable[ConsentPolicy], actor: str) -> int:
+def grant_many(settings: ConsentRegistrySettings, policies: Iterable[ConsentPolicy],
+               actor: str) -> int:
     """Publish granted policies the way `candor consent grant` does: each
     consenting subject's data key is created first (so workers encrypt its
     content instead of clearing it), then the policies, then an audit row each."""
     from backends.clickhouse.connection import connect
     from backends.clickhouse.key_store import ensure_subject_key, verify_master, write_audit
-    from candor.settings import master_key_bytes
 
     policies = list(policies)
     client = connect(settings)
-    master = master_key_bytes(settings)
+    master = settings.master_key()
     verify_master(client, master, create=True)
     for policy in policies:
         if policy.scopes:
@@ -73,8 +90,8 @@ def grant_many(settings: Settings, policies: Iterable[ConsentPolicy], actor: str
     return n
 
 
-def grant_scopes(settings: Settings, subject_id: str, org_id: str | None, scopes: list[str],
-                 by: str, reason: str | None = None) -> ConsentPolicy:
+def grant_scopes(settings: ConsentRegistrySettings, subject_id: str, org_id: str | None,
+                 scopes: list[str], by: str, reason: str | None = None) -> ConsentPolicy:
     """Grant `scopes` (on top of what the subject holds) and publish the new version."""
     current = load_registry(settings).get(subject_id)
     policy = grant(current, scopes, by, now_micros(), subject_id=subject_id, org_id=org_id,
@@ -83,7 +100,7 @@ def grant_scopes(settings: Settings, subject_id: str, org_id: str | None, scopes
     return policy
 
 
-def revoke_scopes(settings: Settings, subject_id: str, scopes: list[str] | None, by: str,
+def revoke_scopes(settings: HasKafka, subject_id: str, scopes: list[str] | None, by: str,
                   reason: str | None = None) -> ConsentPolicy:
     """Revoke `scopes` (None = all) and publish the new version."""
     current = load_registry(settings).get(subject_id)

@@ -15,8 +15,8 @@ another person's id answers 404. Around every handler:
 
 Sign-in (``POST /signin``) and downloads are rate limited (429 + Retry-After).
 ClickHouse calls run in worker threads (one client per thread); consent
-changes and erasure call :mod:`candor.consent_registry` and
-:mod:`candor.erasure` with the admin settings.
+changes and erasure call :mod:`backends.kafka.consent_registry` and
+:mod:`backends.erasure` with the admin settings.
 """
 
 from __future__ import annotations
@@ -374,7 +374,7 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
 
     A grant first makes sure the subject has a data key (as ``candor consent
     grant`` does), so content of a newly granted scope is encrypted, not cleared."""
-    from candor.consent_registry import grant_scopes, revoke_scopes
+    from backends.kafka.consent_registry import grant_scopes, revoke_scopes
 
     by = f"portal:{subject}"
     reason = "changed by the person in the portal"
@@ -396,7 +396,7 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
 def _erase(portal: Portal, subject: str) -> dict[str, Any]:
     """Run the crypto-shredding erasure; return the receipt (the existing one
     when the subject was already erased)."""
-    from candor.erasure import AlreadyErased, erase
+    from backends.erasure import AlreadyErased, erase
 
     try:
         return erase(portal.settings, subject, actor=f"portal:{subject}",

@@ -27,7 +27,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from backends.clickhouse.connection import connect
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.portal.cli import invite_link
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope

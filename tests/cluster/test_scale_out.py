@@ -22,8 +22,8 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
 from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from producers.sdk.kafka_transport import producer_config

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backends.clickhouse.connection import connect
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.redaction import redact

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from producers.sdk.kafka_transport import producer_config

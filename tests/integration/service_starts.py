@@ -186,7 +186,7 @@ def _publish(settings: Settings, index: int, events: int, rate: float,
 
     Returns (the accepted event ids, every device id of the run). The first
     person has no consent: their events must not land."""
-    from candor.consent_registry import grant_many
+    from backends.kafka.consent_registry import grant_many
     from privacy.consent import grant
     from privacy.scope import Scope
     from producers.sdk.client import CaptureClient

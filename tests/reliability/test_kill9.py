@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.consent_registry import grant_many
 from privacy.consent import grant
 from privacy.scope import Scope
 from producers.gateway.auth import DeviceIdentity, TokenFile

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope

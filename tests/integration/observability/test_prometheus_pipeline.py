@@ -23,10 +23,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import publish
 from backends.kafka.lag import LagProbe, observe_worker_lag
 from backends.kafka.topics import create_topics
 from candor.canary import CanaryIdentity, grant_canary_consent
-from candor.consent_registry import publish
 from candor.settings import Settings
 from privacy.consent import grant
 from schemas.codec import encode_event

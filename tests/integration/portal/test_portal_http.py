@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from backends.clickhouse.connection import connect
-from candor.consent_registry import grant_many, load_registry
+from backends.kafka.consent_registry import grant_many, load_registry
 from candor.portal.cli import store_path
 from candor.portal.store import PortalStore
 from candor.settings import Settings

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from backends.clickhouse.analyst_access import analyst_database
 from backends.clickhouse.connection import connect
-from candor.analyst_access import analyst_database
 from candor.settings import Settings
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row

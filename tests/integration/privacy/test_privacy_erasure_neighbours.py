@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backends.clickhouse.connection import connect
-from candor.erasure import erase
+from backends.erasure import erase
 from candor.settings import Settings
 from schemas.codec import encode_event
 from sinks.rows import DEAD_LETTER_COLUMNS, dead_letter_row

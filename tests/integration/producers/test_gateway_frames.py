@@ -20,10 +20,10 @@ from pydantic import SecretStr
 
 from backends.clickhouse.connection import connect
 from backends.clickhouse.key_store import load_keyset
+from backends.erasure import erase
 from backends.frame_store import S3FrameStore, open_frame_store
+from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.consent_registry import grant_many
-from candor.erasure import erase
 from candor.settings import Settings, child_env
 from privacy.consent import grant
 from privacy.frame_corpus import render_window

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from candor.analyst_access import (
+from backends.clickhouse.analyst_access import (
     ANALYST_USER,
     LOCAL_ANALYST_PASSWORD,
     EmptyPasswordFile,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from candor.erasure import dead_letter_holds
+from backends.erasure import dead_letter_holds
 from schemas.codec import encode_event
 from tests.unit.privacy.privacy_events import make_event
 
