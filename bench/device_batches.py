@@ -29,16 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from producers.sdk.client import DEFAULT_LINGER_MS, CaptureClient  # noqa: E402
-from producers.sdk.envelope import Event  # noqa: E402
-from producers.sdk.spool_frame import Header  # noqa: E402
-from producers.sdk.transport import DeliveryCallback  # noqa: E402
+from producers.sdk.client import DEFAULT_LINGER_MS, CaptureClient
+from producers.sdk.envelope import Event
+from producers.sdk.spool_frame import Header
+from producers.sdk.transport import DeliveryCallback
 
 S = 1_000_000
 

@@ -1,6 +1,6 @@
 """Stream worker throughput and memory: one `candor worker` on single-event and on batch records.
 
-    .venv/bin/python bench/streams.py [--events 200000] [--runs 3] [--people 400]
+    .venv/bin/python bench/worker.py [--events 200000] [--runs 3] [--people 400]
                                       [--input both|single|batch] [--device-rate 15]
                                       [--sessions 10000] [--no-floor] [--seed S]
                                       [--profile worker.prof]
@@ -73,7 +73,6 @@ import os
 import pstats
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -84,26 +83,24 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from device_batches import active_rate, at_device_rate, describe_sizes, sdk_batches
+from environment import REPO, free_port
+from faust_floor import parse_result
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient  # noqa: E402
-from device_batches import active_rate, at_device_rate, describe_sizes, sdk_batches  # noqa: E402
-from faust_floor import parse_result  # noqa: E402
-
-from backends.clickhouse.connection import connect  # noqa: E402
-from backends.kafka.consent_registry import grant_many  # noqa: E402
-from backends.kafka.topics import create_topics  # noqa: E402
-from candor.settings import Settings, child_env, load_settings  # noqa: E402
-from privacy.consent import grant  # noqa: E402
-from privacy.scope import Scope  # noqa: E402
-from producers.sdk.envelope import Event  # noqa: E402
-from producers.simulator.simulator import SimulatedDevice, Simulator, backdated_start  # noqa: E402
-from schemas.batch import decode_capture  # noqa: E402
-from schemas.codec import decode_many, encode_event  # noqa: E402
-from schemas.errors import SchemaError  # noqa: E402
-from sinks.migrate import migrate  # noqa: E402
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
+from candor.settings import Settings, child_env, load_settings
+from privacy.consent import grant
+from privacy.scope import Scope
+from producers.sdk.envelope import Event
+from producers.simulator.simulator import SimulatedDevice, Simulator, backdated_start
+from schemas.batch import decode_capture
+from schemas.codec import decode_many, encode_event
+from schemas.errors import SchemaError
+from sinks.migrate import migrate
 
 S = 1_000_000
 SCOPES = [s.value for s in Scope]
@@ -343,12 +340,6 @@ def settled_open_sessions(port: int, proc: subprocess.Popen[bytes], tick_s: floa
             raise SystemExit(f"bench: candor_worker_open_sessions did not settle after the "
                              f"throughput phase (last {previous}, {current})")
         previous = current
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def count_clean(consumer: Consumer, state: dict[str, int]) -> None:
