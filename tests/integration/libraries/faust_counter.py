@@ -1,6 +1,6 @@
 """A minimal Faust app for the foundation test: count messages per key in a Table.
 
-Run as `python -m tests.integration.faust_counter BOOTSTRAP TOPIC APP_ID DATADIR`.
+Run as `python -m tests.integration.libraries.faust_counter BOOTSTRAP TOPIC APP_ID DATADIR`.
 The table lives in memory only, so after a restart its contents can only come
 back from the changelog topic. Each table value remembers the last source
 offset folded in, so a record redelivered after a restart is not counted twice.

@@ -17,13 +17,13 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEYS = [f"word-{i}" for i in range(20)]
 
 
 class Worker:
     def __init__(self, settings: Settings, topic: str, app_id: str, datadir: Path) -> None:
-        self.args = [sys.executable, "-m", "tests.integration.faust_counter",
+        self.args = [sys.executable, "-m", "tests.integration.libraries.faust_counter",
                      settings.kafka.bootstrap, topic, app_id, str(datadir)]
         self.log = datadir / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
