@@ -152,7 +152,7 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p = subparsers.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     p = subparsers.add_parser("sink", help="land Kafka topics in ClickHouse exactly once")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--topic", help="one of DESIGN.md's topics (the topic prefix is "
+    which.add_argument("--topic", help="one of Candor's topics (the topic prefix is "
                        "applied), or any topic name with --table")
     which.add_argument("--all", action="store_true", help="every default topic, one thread each")
     p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")

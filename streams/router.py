@@ -15,7 +15,7 @@ header mismatch, a repeated seq, an impossible time) is dead-lettered alone,
 as a single CaptureEvent record with the batch's ``batch_id`` and its
 ``event_index`` in the headers, and its neighbours go on.
 
-Order of steps for each event (DESIGN.md "Guarantees"):
+Order of steps for each event (docs/architecture.md "Guarantees"):
 decode → time sanity → duplicate check (and seq regression mark) → consent +
 capture hours + minimisation → typed text withheld → normalisation + redaction.
 Content never passes this step without the scope that allows it.

@@ -1,7 +1,7 @@
 """The consent registry's shell: read a subject's current policy from the
 compacted `consent.policies` log and publish the next version.
 
-The log is the registry (DESIGN.md); the ClickHouse `consent_ledger` is filled
+The log is the registry (docs/architecture.md); the ClickHouse `consent_ledger` is filled
 from it by the sink. Versions only grow: a change is computed by
 `privacy.consent.grant/revoke` from the current policy read here.
 """
