@@ -71,12 +71,13 @@ def _changelog_counts(settings: Settings, changelog: str, want: dict[str, int],
         while time.monotonic() < deadline and state != want:
             assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
             for m in consumer.consume(500, timeout=0.5):
-                if m.error():
+                error = m.error()
+                if error is not None:
                     # the worker creates the changelog topic: until then it is unknown
-                    assert m.error().code() in (KafkaError._PARTITION_EOF,
-                                                KafkaError.UNKNOWN_TOPIC_OR_PART), m.error()
+                    assert error.code() in (KafkaError._PARTITION_EOF,
+                                            KafkaError.UNKNOWN_TOPIC_OR_PART), error
                     continue
-                state[json.loads(m.key())] = json.loads(m.value())["n"]
+                state[json.loads(m.key() or b"null")] = json.loads(m.value() or b"{}")["n"]
     finally:
         consumer.close()
     return state

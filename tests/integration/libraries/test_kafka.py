@@ -19,10 +19,13 @@ def _consume_until(consumer: Consumer, want: int, timeout: float) -> list[tuple[
     deadline = time.monotonic() + timeout
     while len(got) < want and time.monotonic() < deadline:
         for m in consumer.consume(1000, timeout=0.5):
-            if m.error():
-                assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
+            error = m.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
                 continue
-            got.append((m.partition(), m.offset(), m.value()))
+            partition, offset, value = m.partition(), m.offset(), m.value()
+            assert partition is not None and offset is not None and value is not None
+            got.append((partition, offset, value))
     return got
 
 
@@ -35,7 +38,7 @@ def test_design_topics_are_created_once_with_their_policies(settings: Settings) 
     parts = describe_topics(settings)
     assert all(parts[n] == settings.kafka.partitions for n in names)
     admin = AdminClient(settings.kafka.client_config())
-    from confluent_kafka.admin import ConfigResource
+    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
     res = ConfigResource(ConfigResource.Type.TOPIC, "consent.policies")
     cfg = admin.describe_configs([res])[res].result()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conftest import REPO
+from tests.integration.producers.conftest import REPO
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from PIL import Image
 
 from candor.settings import Settings
+from tests.integration.producers.conftest import REPO, capture_events, read_topic
 
-from .conftest import REPO, capture_events, read_topic
 from .test_agent_x11 import display, pytestmark
 
 __all__ = ["display", "pytestmark"]

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from candor.settings import Settings
-
-from .conftest import REPO, capture_events, read_topic
+from tests.integration.producers.conftest import REPO, capture_events, read_topic
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("Xvfb", "xdotool", "xmessage")),

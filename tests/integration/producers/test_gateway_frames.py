@@ -32,10 +32,10 @@ from privacy.frames import decode_frame, ocr_words
 from producers.agent.frames import FrameUploader
 from producers.gateway.auth import DeviceIdentity, TokenFile
 from sinks.migrate import migrate
+from tests.harness import free_port
+from tests.integration.producers.conftest import REPO
+from tests.integration.producers.gateway_fixtures import GatewayProcess, Reply, envelope
 from tests.integration.s3proxy import S3Server, s3_server
-
-from .conftest import REPO, free_port
-from .gateway_fixtures import GatewayProcess, Reply, envelope
 
 __all__ = ["s3_server"]
 

@@ -19,8 +19,7 @@ from producers.gateway.auth import DeviceIdentity, TokenFile
 from producers.gateway.batch import Record
 from producers.gateway.errors import Unavailable
 from producers.gateway.server import Gateway, GatewayConfig, build_app
-
-from .gateway_fixtures import envelope, json_batch
+from tests.integration.producers.gateway_fixtures import envelope, json_batch
 
 
 class FakeSender:

@@ -23,8 +23,13 @@ import pytest
 from candor.settings import KafkaSettings, Settings
 from producers.sdk.client import CaptureClient
 from producers.simulator.simulator import Simulator
-
-from .conftest import REPO, PrivateBroker, capture_events, make_topic, read_topic
+from tests.integration.producers.conftest import (
+    REPO,
+    PrivateBroker,
+    capture_events,
+    make_topic,
+    read_topic,
+)
 
 START_TS = 1_760_000_000_000_000
 

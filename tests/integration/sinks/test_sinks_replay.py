@@ -153,7 +153,7 @@ def test_a_topic_created_anew_lands_while_clickhouse_keeps_its_tokens(
     # A rebuilt Kafka cluster (or a deleted and recreated topic) restarts offsets
     # at 0 while ClickHouse remembers the last insert tokens: the new topic's
     # first batch has the same offsets as the old one's and must still land.
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     from schemas.codec import encode_event
     from tests.unit.sinks.sinks_samples import event
