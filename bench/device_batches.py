@@ -1,7 +1,7 @@
 """DeviceBatch records from the simulator's workload, built by the capture SDK itself.
 
 `sdk_batches` feeds events (merged across devices, in event-time order) to a
-real `producers.client.CaptureClient` whose linger clock is the event time and
+real `producers.sdk.client.CaptureClient` whose linger clock is the event time and
 whose transport only collects records: the records are the ones the SDK would
 send for that capture, with its default linger and limits, provided the
 application polls the client between events (as the desktop agent does).
@@ -29,16 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from prometheus_client import CollectorRegistry
 
-from prometheus_client import CollectorRegistry  # noqa: E402
-
-from producers.client import DEFAULT_LINGER_MS, CaptureClient  # noqa: E402
-from producers.envelope import Event  # noqa: E402
-from producers.spool_frame import Header  # noqa: E402
-from producers.transport import DeliveryCallback  # noqa: E402
+from producers.sdk.client import DEFAULT_LINGER_MS, CaptureClient
+from producers.sdk.envelope import Event
+from producers.sdk.spool_frame import Header
+from producers.sdk.transport import DeliveryCallback
 
 S = 1_000_000
 
@@ -160,7 +156,7 @@ def main() -> int:
                         help="events/s per active device to compress to (default %(default)s)")
     parser.add_argument("--linger-ms", type=float, default=DEFAULT_LINGER_MS)
     args = parser.parse_args()
-    from producers.simulator import Simulator
+    from producers.simulator.simulator import Simulator
 
     events = list(itertools.islice(Simulator(args.people, args.seed, 0).events(365 * 86_400.0),
                                    args.events))

@@ -47,15 +47,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from e2e_load import Publisher, WireEvent, generate, say, stage_latency
+from e2e_report import plot, summarize, table, write_json
+from e2e_stack import Pipeline, Sampler, bare_path
+from environment import REPO
 
-from e2e_load import Publisher, WireEvent, generate, say, stage_latency  # noqa: E402
-from e2e_report import plot, summarize, table, write_json  # noqa: E402
-from e2e_stack import Pipeline, Sampler, bare_path  # noqa: E402
-
-from candor.settings import load_settings  # noqa: E402
-from sinks.connection import connect  # noqa: E402
+from backends.clickhouse.connection import connect
+from candor.settings import load_settings
 
 OUT = REPO / "bench" / "out"
 ORG = "org-sim"

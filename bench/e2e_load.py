@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from producers.kafka_transport import producer_config
-from producers.simulator import SimulatedDevice, Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import SimulatedDevice, Simulator
 from schemas.codec import decode_event, encode_event
 
 PLACEHOLDER_TS = 1_777_777_777_777_777  # micros; zigzag varint is 8 bytes long

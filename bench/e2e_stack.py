@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,29 +21,23 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from environment import REPO, free_port
 from pydantic import SecretStr
 
-from candor.consent_registry import grant_many
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
 from candor.settings import Settings
 from candor.settings import child_env as candor_child_env
-from candor.topics import create_topics
 from privacy.consent import grant
-from producers.simulator import SimulatedDevice
+from producers.simulator.simulator import SimulatedDevice
 from schemas.codec import decode_event
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 
-REPO = Path(__file__).resolve().parent.parent
 SCOPES = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
           "terminal_content", "training_use", "analytics", "window_titles"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_env(settings: Settings) -> dict[str, str]:

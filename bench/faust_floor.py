@@ -12,7 +12,7 @@ Its app settings are the ones of the real stream worker that shape intake
 (`streams.app.build_app`: broker_commit_every, stream_buffer_maxsize,
 consumer_max_fetch_size, auto offset reset earliest, no web server, memory
 store, raw bytes key and value), and `--app-id` is its consumer group, so a
-new id reads the topic from the start. bench/streams.py runs it in a
+new id reads the topic from the start. bench/worker.py runs it in a
 subprocess, so it has its own event loop and CPU, as the worker does.
 
 Once `--events` events arrived it prints one line to stdout and stops
@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported where used: bench/streams.py reads results without faust
+import environment  # noqa: F401  (the repository's packages on sys.path)
+
+if TYPE_CHECKING:  # imported where used: bench/worker.py reads results without faust
     import faust
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path[:1]:
-    sys.path.insert(0, str(REPO))  # `streams` is the package, not bench/streams.py
 
 RESULT_PREFIX = "faust-floor "
 BATCH_MAX = 5000

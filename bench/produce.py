@@ -32,18 +32,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from confluent_kafka import KafkaError, Message, Producer
+from environment import REPO, free_port
 
-from confluent_kafka import KafkaError, Message, Producer  # noqa: E402
-
-from candor.settings import load_settings  # noqa: E402
-from candor.topics import TopicSpec, create_topics  # noqa: E402
-from producers.client import CaptureClient  # noqa: E402
-from producers.envelope import Event  # noqa: E402
-from producers.kafka_transport import producer_config  # noqa: E402
-from producers.simulator import Simulator  # noqa: E402
-from schemas.codec import encode_event  # noqa: E402
+from backends.kafka.topics import TopicSpec, create_topics
+from candor.settings import load_settings
+from producers.sdk.client import CaptureClient
+from producers.sdk.envelope import Event
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
+from schemas.codec import encode_event
 
 
 def _events(count: int) -> list[Event]:
@@ -123,14 +121,14 @@ async def _load(url: str, token: str, bodies: list[bytes], concurrency: int) -> 
 def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: int
             ) -> dict[str, Any]:
     """Requests/s and events/s of a gateway subprocess on loopback."""
-    from producers.gateway_auth import DeviceIdentity, TokenFile
+    from producers.gateway.auth import DeviceIdentity, TokenFile
 
     with tempfile.TemporaryDirectory() as home:
         token_file = Path(home) / "tokens.json"
         token = TokenFile(token_file).add(DeviceIdentity("bench-dev", "bench-sub", "org-b"))
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "producers.gateway_cli", "gateway", "--port", str(port),
+            [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
              "--token-file", str(token_file), "--topic", topic, "--rate", "1e9",
              "--burst", "1e9"],
             cwd=REPO, env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap},
@@ -162,14 +160,6 @@ def _json_batch(size: int, first_seq: int) -> bytes:
                     "is_secure_field": False, "count": 8},
         "redactions": [], "consent_version": None} for i in range(size)]
     return json.dumps({"events": events}).encode()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(port: int) -> None:

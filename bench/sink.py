@@ -28,10 +28,11 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings, load_settings
-from candor.topics import TopicSpec, create_topics
+from privacy.content_keys import keep_content
 from schemas import codec
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
@@ -78,7 +79,8 @@ class _Sink:
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=run_sink, args=(settings, topic, "events", self.stop,
-                                   SinkOptions(group=group, dlq_topic=f"{topic}.dlq")),
+                                   SinkOptions(decrypt=keep_content,
+                                               group=group, dlq_topic=f"{topic}.dlq")),
             daemon=True)
         self.thread.start()
 

@@ -16,7 +16,7 @@ that id (the gateway should refuse tokens for it). Its sessions, minutes and
 actions land too (the canary exercises those paths as well) under the same org.
 
 Consent: the reserved subject is granted ``activity_metadata`` at start (the
-one scope an event without content needs), through `candor.consent_registry`.
+one scope an event without content needs), through `backends.kafka.consent_registry`.
 The event's ``seq`` is its timestamp in micros, so it only grows across
 restarts and the worker's per-device dedup never drops a heartbeat.
 """
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from candor.settings import Settings
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def find_newest(client: Any, identity: CanaryIdentity) -> Sighting | None:
 
 def grant_canary_consent(settings: Settings, identity: CanaryIdentity) -> None:
     """Make sure the canary subject holds ``activity_metadata`` (blocks on Kafka)."""
-    from candor.consent_registry import grant_scopes
+    from backends.kafka.consent_registry import grant_scopes
     from privacy.consent import NothingToGrant
 
     with contextlib.suppress(NothingToGrant):  # already granted by an earlier run
@@ -128,16 +129,17 @@ class Canary:
     def __init__(self, settings: Settings, identity: CanaryIdentity) -> None:
         from confluent_kafka import Producer
 
+        from backends.clickhouse.connection import connect
+
         # Imported here: the metrics are registered only in a process that runs a
         # canary, not in every process whose CLI knows the command.
         from candor import canary_metrics
-        from sinks.connection import connect
 
         self.metrics = canary_metrics
 
         self.settings = settings
         self.identity = identity
-        self.topic = settings.kafka.topic("capture.events")
+        self.topic = settings.kafka.topic(Topic.CAPTURE_EVENTS)
         self.producer = Producer({**settings.kafka.client_config(), "acks": "all",
                                   "enable.idempotence": True, "linger.ms": 0,
                                   "message.timeout.ms": 10_000})

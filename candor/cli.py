@@ -19,8 +19,8 @@ from candor.settings import Settings, load_settings
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from producers.gateway_auth import TokenFile
-    from producers.gateway_frames import FrameRoutes
+    from producers.gateway.auth import TokenFile
+    from producers.gateway.frames import FrameRoutes
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -48,7 +48,7 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from candor import topics
+    from backends.kafka import topics
 
     if args.action == "create":
         for name, state in topics.create_topics(settings).items():
@@ -110,11 +110,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                         "put through a gateway, redacted by OCR (~0.7 s CPU each) and "
                         "exported as computer-use steps (default 2; 0: none)")
     handlers["demo"] = _demo
-    from producers.gateway_cli import add_commands as add_producer_commands
+    from candor.gateway_cli import add_commands as add_producer_commands
 
     handlers.update(add_producer_commands(sub, frame_routes=_frame_routes))
 
-    from sinks.cli import add_commands as add_sink_commands
+    from candor.sinks_cli import add_commands as add_sink_commands
 
     handlers.update(add_sink_commands(sub))
 

@@ -32,11 +32,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from candor import stack, topics
-from candor.consent_registry import grant_many, now_micros
+from backends.kafka import topics
+from backends.kafka.consent_registry import grant_many
+from candor import stack
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope
+from schemas.clock import now_micros
+from schemas.topics import Topic
 
 FULL = [s.value for s in Scope]
 
@@ -154,7 +157,7 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     The first ``frames_per_person`` screen frames of each person consenting to
     ``screen_frames`` get pixels, put through a gateway (`candor.demo_frames`);
     0: no frames."""
-    from producers.simulator import Simulator, backdated_start
+    from producers.simulator.simulator import Simulator, backdated_start
     from sinks.migrate import migrate
 
     print("== Candor demo ==")
@@ -216,9 +219,10 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
               children: list[Child], gateway: Any = None, frames_per_person: int = 0) -> int:
     """Publish, wait for ClickHouse, show queries and an export, check exactly.
     Raises `ChildDied` as soon as a child is seen dead."""
-    from producers.client import CaptureClient
-    from producers.simulator import SentEvents, run_simulation
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from producers.sdk.client import CaptureClient
+    from producers.simulator.devices import DeviceClients
+    from producers.simulator.simulator import SentEvents, SimulatedDevice, run_simulation
     from sinks.export import export
     from sinks.queries import format_table, run_query
 
@@ -232,21 +236,25 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
               f"{p.rate_per_s:7.0f} events/s")
         _check_children(children)
 
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=spool, org_id=sim.org_id,
-                       subject_id=devices[0].subject_id, device_id=devices[0].device_id,
-                       topic=settings.kafka.topic("capture.events"),
-                       spool_fsync="never") as client:
-        sink: Any = client
-        if gateway is not None:
-            from producers.simulator_upload import FramingSink
+    def open_client(device: SimulatedDevice, spool_dir: Path) -> CaptureClient:
+        # Each simulated device publishes under its own identity, as real ones do.
+        return CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=sim.org_id,
+                             subject_id=device.subject_id, device_id=device.device_id,
+                             topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
+                             spool_fsync="never")
 
-            sink = FramingSink(client, gateway.url, gateway.tokens, frames_per_person)
+    with DeviceClients(devices, spool, open_client) as clients:
+        sink: Any = clients
+        if gateway is not None:
+            from producers.simulator.upload import FramingSink
+
+            sink = FramingSink(clients, gateway.url, gateway.tokens, frames_per_person)
         run_simulation(sim, sink, duration_s=duration, rate=rate,
                        progress_callback=progress, sent=sent)
-        unacknowledged = client.close(timeout=30)
+        unacknowledged = clients.close(timeout=30)
     print()
     if unacknowledged:
-        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool})",
+        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool}/<device>)",
               file=sys.stderr)
     # The first person gave no consent: none of their events may land.
     run_devices = [d.device_id for d in devices]

@@ -3,7 +3,7 @@ consenting person, the frames' fate, and the computer-use export's steps.
 
 `candor demo` (`candor.demo`) gives the first ``--frames-per-person`` screen
 frames of each person who consents to ``screen_frames`` pixels
-(`producers.simulator_upload.FramingSink`), put through a `candor gateway`
+(`producers.simulator.upload.FramingSink`), put through a `candor gateway`
 child started here (OCR redaction in one worker process, frames encrypted into
 the frame store). People without that scope get no frames. At the end it shows
 how many frames were stored and what was blacked out, runs the computer-use
@@ -57,7 +57,7 @@ def start_gateway(settings: Settings, org_id: str, devices: Sequence[Any], logdi
     ``<home>/demo/gateway-tokens.json`` (hashes only, 0600); wait until it
     serves. None (reported) when it did not: the demo goes on without frames."""
     from candor.demo import Child
-    from producers.gateway_auth import DeviceIdentity, TokenFile
+    from producers.gateway.auth import DeviceIdentity, TokenFile
 
     token_file = settings.home / "demo" / "gateway-tokens.json"
     token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,9 +87,9 @@ def start_gateway(settings: Settings, org_id: str, devices: Sequence[Any], logdi
 
 def show_frames(settings: Settings, report: Any, subjects: Sequence[str]) -> int:
     """Print what became of the rendered frames (``report``:
-    `producers.simulator_upload.FrameUploadReport`) and count them in the frame
+    `producers.simulator.upload.FrameUploadReport`) and count them in the frame
     store; return the frames stored for ``subjects``."""
-    from sinks.frame_store import open_frame_store
+    from backends.frame_store import open_frame_store
 
     store = open_frame_store(settings.frames, settings.home)
     in_store = sum(len(store.list(s)) for s in subjects)
@@ -131,11 +131,11 @@ def show_computer_use(settings: Settings, start_ts: int, end_ts: int, out: Path)
     """Run the computer-use export of ``[start_ts, end_ts)`` into ``out``, print
     its counts and a few steps, their images saved as PNG; return the
     `sinks.export.ExportResult`."""
-    from candor.keys import load_keyset
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.key_store import load_keyset
+    from backends.frame_store import open_frame_store
     from candor.settings import master_key_bytes
-    from sinks.connection import connect
     from sinks.export_frames import export_computer_use
-    from sinks.frame_store import open_frame_store
 
     client = connect(settings)
     result = export_computer_use(

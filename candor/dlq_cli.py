@@ -1,7 +1,7 @@
 """`candor dlq list | show | replay`: look at dead letters and send them back.
 
 Dead letters are read from the ``dead_letters`` table (filled from
-``capture.dlq`` by the DLQ sink; see `sinks.dlq` and `streams.dlq`). A dead
+``capture.dlq`` by the DLQ sink; see `sinks.dlq` and `schemas.dead_letter`). A dead
 letter's id is ``<dlq partition>:<dlq offset>``: its place in the DLQ topic.
 
 ``replay`` selects dead letters (by reason, original topic, landing time, or
@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from candor.settings import Settings
+from schemas.topics import Topic
 
 __all__ = ["DeadLetterRow", "DlqSelection", "ReplayReport", "add_commands", "replay",
            "select_dead_letters"]
@@ -110,7 +111,7 @@ def parse_id(text: str) -> tuple[int, int]:
 
 def _where(settings: Settings, sel: DlqSelection) -> tuple[str, dict[str, Any]]:
     clauses = ["dlq_topic = {dlq:String}"]
-    params: dict[str, Any] = {"dlq": settings.kafka.topic("capture.dlq")}
+    params: dict[str, Any] = {"dlq": settings.kafka.topic(Topic.CAPTURE_DLQ)}
     if sel.reason is not None:
         clauses.append("reason = {reason:String}")
         params["reason"] = sel.reason
@@ -132,7 +133,7 @@ def _where(settings: Settings, sel: DlqSelection) -> tuple[str, dict[str, Any]]:
 def select_dead_letters(settings: Settings, sel: DlqSelection, client: Any = None
                         ) -> list[DeadLetterRow]:
     """The dead letters matching ``sel``, oldest first. Blocks on ClickHouse."""
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     client = client or connect(settings)
     where, params = _where(settings, sel)
@@ -236,8 +237,8 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
     """
     from confluent_kafka import Producer
 
-    from candor.keys import write_audit
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.key_store import write_audit
 
     client = client or connect(settings)
     rows = select_dead_letters(settings, sel, client)
@@ -278,7 +279,7 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
         raise RuntimeError(f"dlq replay: {left} unacknowledged, errors {errors[:3]}")
     replayed = [r.id for r in sendable]
     write_audit(client, actor, REPLAY_ACTION, "", {
-        "ids": replayed, "dlq_topic": settings.kafka.topic("capture.dlq"),
+        "ids": replayed, "dlq_topic": settings.kafka.topic(Topic.CAPTURE_DLQ),
         "reasons": sorted({r.reason for r in sendable}), "again": again})
     return ReplayReport(len(rows), replayed, skipped, missing, dry_run=False)
 

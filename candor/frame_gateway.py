@@ -1,21 +1,21 @@
 """The gateway's frame route composed from settings (``candor gateway`` with
 ``frames.gateway`` on).
 
-`producers.gateway_frames.FrameRoutes` takes what it needs of other layers as
+`producers.gateway.frames.FrameRoutes` takes what it needs of other layers as
 protocols; this composition root supplies them: the frame store
-(`sinks.frame_store`), the consent registry read from Kafka
-(`streams.consent_view`), the key store read from ClickHouse (`candor.keys`)
-and the OCR redaction pool.
+(`backends.frame_store`), the consent registry read from Kafka
+(`backends.kafka.consent_view`), the key store read from ClickHouse
+(`backends.clickhouse.key_store`) and the OCR redaction pool.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from candor.keys import KeyView
+from backends.clickhouse.key_store import KeyView
 from candor.settings import Settings, master_key_bytes
-from producers.gateway_auth import TokenFile
-from producers.gateway_frames import FrameRoutes, redaction_pool
+from producers.gateway.auth import TokenFile
+from producers.gateway.frames import FrameRoutes, redaction_pool
 
 __all__ = ["open_frame_routes"]
 
@@ -27,9 +27,9 @@ def open_frame_routes(settings: Settings, tokens: TokenFile, registry: Collector
     key store read from ClickHouse (reloaded by a thread), a redaction pool of
     ``settings.frames.ocr_workers`` processes and the per-token frame rate.
     Blocks until the registry and the keys are loaded; raises their errors."""
-    from sinks.connection import connect
-    from sinks.frame_store import open_frame_store
-    from streams.consent_view import ConsentView
+    from backends.clickhouse.connection import connect
+    from backends.frame_store import open_frame_store
+    from backends.kafka.consent_view import ConsentView
 
     store = open_frame_store(settings.frames, settings.home)
     consent = ConsentView(dict(settings.kafka.client_config()),

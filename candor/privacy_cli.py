@@ -65,9 +65,9 @@ def _show_policy(policy: ConsentPolicy, out: TextIO) -> None:
 
 
 def _consent(args: argparse.Namespace, settings: Settings) -> int:
-    from candor import consent_registry
-    from candor.keys import ensure_subject_key, write_audit
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.key_store import ensure_subject_key, write_audit
+    from backends.kafka import consent_registry
 
     subject: str = args.subject
     if args.action == "show":
@@ -80,11 +80,12 @@ def _consent(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from privacy.consent import grant, revoke
     from privacy.scope import parse_scopes
+    from schemas.clock import now_micros
 
     scopes = _scopes(args.scopes)
     parse_scopes(scopes or [])  # a malformed scope fails before any read or write
     current = consent_registry.load_registry(settings).get(subject)
-    now = consent_registry.now_micros()
+    now = now_micros()
     # The next version is computed (and refused) before anything is written.
     if args.action == "grant":
         policy = grant(current, scopes or [], args.by, now, subject_id=subject,
@@ -122,7 +123,7 @@ def _redact(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.erasure import erase
+    from backends.erasure import erase
 
     if not args.yes:
         print(f"Erase every trace of {args.subject!r}? Type the subject id to confirm: ",
@@ -136,8 +137,8 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.keys import load_keyset, verify_master, write_audit
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.key_store import load_keyset, verify_master, write_audit
 
     client = connect(settings)
     master = master_key(args, settings)
@@ -162,7 +163,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
-    from candor.analyst_access import (
+    from backends.clickhouse.analyst_access import (
         default_config_dir,
         ensure_analyst_access,
         resolve_password,
@@ -185,8 +186,8 @@ def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
 
 def _guarded(handler: Handler) -> Handler:
     """Turn the typed bad-input errors into one stderr line and exit code 2."""
-    from candor.analyst_access import AccessControlUnavailable, EmptyPasswordFile
-    from candor.erasure import ErasureError
+    from backends.clickhouse.analyst_access import AccessControlUnavailable, EmptyPasswordFile
+    from backends.erasure import ErasureError
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:

@@ -1,115 +1,50 @@
-"""Candor's one settings object.
+"""Candor's one settings object, composed from the sections each layer owns.
 
 Built once (by the CLI or a test fixture) from `CANDOR_`-prefixed environment
 variables, `__` for nesting (`CANDOR_KAFKA__BOOTSTRAP`), and passed down.
 No other module reads `os.environ`.
+
+The sections live beside the code that reads them: `kafka` and `retention` in
+`backends.kafka.settings`, `clickhouse` in `backends.clickhouse.settings`,
+`frames` in `backends.frame_store`, `streams` in `streams.settings`, `privacy`
+in `privacy.settings`; `portal` is the composition root's own. Below `candor/`
+nothing imports this module: a stage names the sections it reads as a
+`Protocol` (e.g. `streams.settings.WorkerSettings`) that `Settings` satisfies.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backends.clickhouse.settings import ClickHouseSettings
+from backends.frame_store import FrameStoreSettings
+from backends.kafka.settings import KafkaSettings, RetentionSettings
 from privacy.keystore import KeyStoreError
-from sinks.frame_store import FrameStoreSettings
+from privacy.settings import PrivacySettings
+from streams.settings import StreamSettings
+
+__all__ = [
+    "REPO_ROOT",
+    "ClickHouseSettings",
+    "FrameStoreSettings",
+    "KafkaSettings",
+    "MasterKeyRequired",
+    "PortalSettings",
+    "PrivacySettings",
+    "RetentionSettings",
+    "Settings",
+    "StreamSettings",
+    "child_env",
+    "is_local_stack",
+    "load_settings",
+    "master_key_bytes",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class KafkaSettings(BaseModel):
-    """Where Kafka is and how Candor's topics are laid out."""
-
-    bootstrap: str = "127.0.0.1:9092"
-    topic_prefix: str = Field(
-        "", description="prepended to every Candor topic name (one cluster, several pipelines)")
-    partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
-    replication_factor: int = Field(1, ge=1)
-    client_id: str = "candor"
-
-    def topic(self, name: str) -> str:
-        """The real name of one of DESIGN.md's topics (`capture.events`, ...)."""
-        return self.topic_prefix + name
-
-    def client_config(self) -> dict[str, str | int | float | bool]:
-        """librdkafka settings shared by every Candor client."""
-        return {"bootstrap.servers": self.bootstrap, "client.id": self.client_id}
-
-
-class ClickHouseSettings(BaseModel):
-    """Where ClickHouse is. `cluster` switches migrations to ON CLUSTER + Replicated engines."""
-
-    url: str = "http://127.0.0.1:8123"
-    user: str = "default"
-    password: SecretStr = SecretStr("")
-    database: str = "candor"
-    cluster: str | None = None
-    # With `cluster` set: False keeps each table's own engine for its shard-local table
-    # (no ZooKeeper/Keeper: the chdb engine, or shards of one replica each).
-    replicated: bool = True
-    # With `cluster` set, servers without distributed DDL (no Keeper; the chdb engine)
-    # get each migration applied to every one of these URLs, without ON CLUSTER.
-    # Empty: one server, and statements carry ON CLUSTER.
-    shard_urls: list[str] = Field(default_factory=list)
-
-
-class RetentionSettings(BaseModel):
-    """How long data is kept, per place."""
-
-    capture_events_hours: int = 72
-    capture_clean_hours: int = 168
-    dlq_hours: int = 336
-    activity_hours: int = 24 * 30
-    clickhouse_events_days: int = 90
-
-
-class StreamSettings(BaseModel):
-    """Stream worker knobs (durations in seconds)."""
-
-    session_gap_s: float = 15 * 60
-    session_max_s: float = 10 * 3600
-    grace_s: float = 30
-    minute_quiet_s: float = 90
-    action_quiet_s: float = 2
-    batch_max: int = 5000
-    batch_within_s: float = 0.5
-    timer_interval_s: float = 5
-    dlq_max_ratio: float = 0.5
-    dlq_max_consecutive: int = 1000
-    # A worker whose assigned partitions have records waiting but that has not
-    # processed a batch for this long stops with an error (for its supervisor
-    # to restart it), instead of hanging on silently.
-    stall_s: float = 300
-
-
-class PrivacySettings(BaseModel):
-    """Keys and access. `master_key` wraps every subject's data key (32 bytes as
-    64 hex digits or base64); when unset, the local stack creates one in
-    `$CANDOR_HOME/privacy/master.key` (see `master_key_bytes`): set it in production."""
-
-    master_key: SecretStr | None = None
-    key_reload_s: float = 5.0
-    # Per org: when capture is allowed, enforced by the stream workers (events
-    # outside are dropped, counted as outside_capture_hours), e.g.
-    # CANDOR_PRIVACY__CAPTURE_HOURS='[{"org_id": "acme", "weekdays": ["mon","tue","wed",
-    # "thu","fri"], "start": "08:00", "end": "19:00", "tz": "Europe/Paris"}]'.
-    # An org without an entry may capture at any hour.
-    capture_hours: list[dict[str, Any]] = Field(default_factory=list)
-    # The analyst login's password (`candor analyst-access`). Unset: the command
-    # takes --password-file or generates one; only the local stack falls back to
-    # its documented password.
-    analyst_password: SecretStr | None = None
-    # Where the analyst login may connect from (ClickHouse HOST IP / <networks>).
-    analyst_networks: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
-    # The analyst's read-only settings profile and hourly quota.
-    analyst_max_execution_s: int = Field(60, ge=1)
-    analyst_max_result_rows: int = Field(1_000_000, ge=1)
-    analyst_max_memory_bytes: int = Field(4 * 1024**3, ge=1)
-    analyst_queries_per_hour: int = Field(1000, ge=1)
-    analyst_read_rows_per_hour: int = Field(10_000_000_000, ge=1)
 
 
 class PortalSettings(BaseModel):
@@ -146,13 +81,22 @@ class Settings(BaseSettings):
     streams: StreamSettings = StreamSettings()
     privacy: PrivacySettings = PrivacySettings()
     portal: PortalSettings = PortalSettings()
-    frames: FrameStoreSettings = FrameStoreSettings()  # sinks/frame_store.py
+    frames: FrameStoreSettings = FrameStoreSettings()  # backends/frame_store.py
     prometheus_url: str = "http://127.0.0.1:9090"
     log_level: str = "INFO"
     # Whether this is the one-machine local stack, where a missing master key is
     # generated and the analyst login may keep its documented password. None:
     # true when Kafka and ClickHouse are both on loopback addresses.
     local_stack: bool | None = None
+
+    def on_local_stack(self) -> bool:
+        """`is_local_stack`: what a layer's settings protocol asks for."""
+        return is_local_stack(self)
+
+    def master_key(self) -> bytes:
+        """The master key (`master_key_bytes`): what a stage's settings protocol
+        asks for instead of importing this module."""
+        return master_key_bytes(self)
 
 
 def load_settings() -> Settings:

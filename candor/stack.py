@@ -8,6 +8,7 @@ checks each server's health with a real client.
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ class Health:
     endpoint: str
     up: bool
     detail: str
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now (tests and benchmarks
+    start their own servers there). Another process may take it before the
+    caller binds it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _script_env(settings: Settings) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """A read-only snapshot of a shared key store: wrapped keys in, usable keys out.
 
 Stream workers and sinks do not own keys; they read the rows of a shared store
-(:mod:`candor.keys` keeps them in ClickHouse) and build a :class:`KeySet`:
+(:mod:`backends.clickhouse.key_store` keeps them in ClickHouse) and build a :class:`KeySet`:
 every live key unwrapped with the master key, every destroyed key id
 remembered so that a ciphertext under it reads as *erased*, not as *unknown*.
 Pure: the rows and the master key are arguments.

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from privacy.scope import Scope
+from schemas.errors import UnknownPayloadType
 
 __all__ = ["CONTENT_FIELDS", "SECURE_FIELD_RULE", "UnknownPayloadType", "minimise"]
 
@@ -60,10 +61,6 @@ _APP_FIELDS: tuple[tuple[str, Scope], ...] = (
     ("window_title", Scope.WINDOW_TITLES),
     ("url_host", Scope.WINDOW_TITLES),
 )
-
-
-class UnknownPayloadType(ValueError):
-    """The event's ``payload.type`` is not a record of the contract."""
 
 
 def minimise(event: Mapping[str, Any], scopes: frozenset[Scope]) -> dict[str, Any]:

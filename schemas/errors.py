@@ -92,3 +92,11 @@ class SchemaDefinitionError(SchemaError):
     """
 
     reason: ClassVar[str] = "schema_definition"
+
+
+class UnknownPayloadType(ValueError):
+    """A capture event's ``payload.type`` is missing or not one of the contract's
+    payload records (raised by `privacy.minimisation` and `sinks.rows`).
+
+    A `ValueError`, not a `SchemaError`: the decoder has already accepted the
+    datum, so this is a caller's contract breach rather than bad input bytes."""

@@ -30,16 +30,19 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from candor.settings import Settings
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
+from privacy.content_keys import Decrypt
+from schemas.dead_letter import DeadLetter
+from schemas.topics import Topic
 from sinks import metrics
 from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
 from sinks.dlq import DeadLetterProducer
 from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
-from sinks.routes import ROUTES, Decrypt, Route, Unmappable, identity, map_message, route_for
+from sinks.routes import ROUTES, Route, Unmappable, map_message, route_for
 from sinks.rows import Row
+from sinks.settings import SinkSettings
 from sinks.writer import RetryPolicy, TableWriter
-from streams.dlq import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,20 @@ AfterInsert = Callable[[Batch[Message]], None]
 
 @dataclass(frozen=True)
 class SinkOptions:
-    """Tuning of one sink. ``after_insert`` runs between the insert and the commit
-    (a test hook: a fault test pauses or kills the process there)."""
+    """Tuning of one sink. ``decrypt`` is required: content arrives encrypted per
+    subject (`privacy.content_keys.sink_decrypt`), and a sink without it would
+    land ciphertext (`privacy.content_keys.keep_content` for records that carry
+    none). ``after_insert`` runs between the insert and the commit (a test hook:
+    a fault test pauses or kills the process there)."""
 
+    decrypt: Decrypt
     max_rows: int = 10_000
     max_age: float = 1.0
     group: str | None = None  # default: candor-sink-<table>
     dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
-    decrypt: Decrypt = identity
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_dead_ratio: float = 0.5
-    min_batch_for_ratio: int = 100
+    # the dead-letter limit shared with the stream worker, per partition
+    dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     after_insert: AfterInsert | None = None
 
 
@@ -73,7 +79,7 @@ class SinkStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def consumer_config(settings: Settings, group: str) -> dict[str, str | int | float | bool]:
+def consumer_config(settings: SinkSettings, group: str) -> dict[str, str | int | float | bool]:
     """librdkafka settings of a sink consumer (manual, synchronous commits only)."""
     return {
         **settings.kafka.client_config(),
@@ -90,7 +96,7 @@ def consumer_config(settings: Settings, group: str) -> dict[str, str | int | flo
 class _Sink:
     """One consumer, one batcher, one writer; single-threaded."""
 
-    def __init__(self, settings: Settings, topic: str, route: Route, options: SinkOptions,
+    def __init__(self, settings: SinkSettings, topic: str, route: Route, options: SinkOptions,
                  client: Client) -> None:
         self.settings = settings
         self.topic = topic
@@ -99,8 +105,9 @@ class _Sink:
         self.stats = SinkStats()
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
         self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
+        self.dlq_policy = DlqPolicy(options.dlq_limit)
         self.dlq = DeadLetterProducer(
-            settings, options.dlq_topic or settings.kafka.topic("capture.dlq"), route.table)
+            settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table)
         group = options.group or sink_group(settings, route.table)
         self.consumer = Consumer(consumer_config(settings, group))
 
@@ -187,6 +194,7 @@ class _Sink:
         kept: list[Message] = []
         stamps: list[int] = []
         letters: list[DeadLetter] = []
+        rejected: list[bool] = []  # per message, in order: the dead-letter limit's input
         for message in batch.items:
             try:
                 mapped = map_message(self.route, message.value(), message.headers(),
@@ -194,7 +202,9 @@ class _Sink:
                                      self.options.decrypt)
             except Unmappable as err:
                 letters.append(_letter(message, err.reason, err.error))
+                rejected.append(True)
                 continue
+            rejected.append(False)
             if mapped is None:  # an erased subject's record: committed past, never landed
                 continue
             row, ts = mapped
@@ -202,13 +212,13 @@ class _Sink:
             kept.append(message)
             if ts is not None:
                 stamps.append(ts)
-        n = len(batch.items)
-        if n >= self.options.min_batch_for_ratio and len(letters) / n > self.options.max_dead_ratio:
+        try:  # before anything is dead-lettered or committed
+            self.dlq_policy.observe_all(rejected, batch.partition)
+        except DlqLimitExceeded as err:
             raise DeadLetterLimitExceeded(
-                f"{len(letters)} of {n} messages of {self.topic}[{batch.partition}] "
-                f"{batch.first}-{batch.last} are invalid (first: {letters[0].error[:200]}); "
-                "not committing"
-            )
+                f"{self.topic}[{batch.partition}] {batch.first}-{batch.last}: {err} "
+                f"(first: {letters[0].error[:200]}); not committing"
+            ) from err
         return rows, kept, stamps, letters
 
     def _commit(self, positions: list[tuple[int, int, str]]) -> None:
@@ -231,6 +241,7 @@ class _Sink:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.batcher.drop(tp.partition)
+            self.dlq_policy.forget(tp.partition)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -240,7 +251,7 @@ class _Sink:
         log.warning("kafka: %s", error)
 
 
-def _topic_id(settings: Settings, topic: str) -> str:
+def _topic_id(settings: SinkSettings, topic: str) -> str:
     """The broker's id of `topic` (part of every insert token), or "" when the
     broker does not say within a few tries (tokens are then as before ids)."""
     admin = AdminClient(dict(settings.kafka.client_config()))
@@ -266,11 +277,11 @@ def _letter(message: Message, reason: str, error: str) -> DeadLetter:
 
 
 def run_sink(
-    settings: Settings,
+    settings: SinkSettings,
     topic: str,
     table: str,
     stop_event: threading.Event,
-    options: SinkOptions = SinkOptions(),
+    options: SinkOptions,
     client: Client | None = None,
 ) -> SinkStats:
     """Land ``topic`` in ``table`` exactly once until ``stop_event`` is set.
@@ -281,14 +292,14 @@ def run_sink(
     `DeadLetterDeliveryFailed`; offsets of the failing batch are not committed,
     so a restart resumes there.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     route = route_for(table)
     return _Sink(settings, topic, route, options, client or connect(settings)).run(stop_event)
 
 
-def run_all(settings: Settings, stop_event: threading.Event,
-            options: SinkOptions = SinkOptions()) -> dict[str, SinkStats]:
+def run_all(settings: SinkSettings, stop_event: threading.Event,
+            options: SinkOptions) -> dict[str, SinkStats]:
     """Run the sink of every route (its default topic) in its own thread until stopped.
 
     The first sink to fail stops the others; its error is raised after they ended.

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from candor.settings import Settings
+from backends.kafka.settings import HasKafka
+from schemas.dead_letter import DeadLetter
 from sinks import metrics
 from sinks.errors import SinkError
-from streams.dlq import DeadLetter
 
 
 def dead_letter_headers(letter: DeadLetter, table: str) -> list[tuple[str, str | bytes | None]]:
     """The Kafka headers of ``letter`` plus the table the sink failed to land it in. Pure."""
-    return [*letter.headers(), ("sink_table", table.encode())]
+    return letter.sink_headers(table)
 
 
 class DeadLetterDeliveryFailed(SinkError):
@@ -35,7 +35,7 @@ class DeadLetterDeliveryFailed(SinkError):
 class DeadLetterProducer:
     """Produces dead letters to one topic; `flush` blocks until all are acknowledged."""
 
-    def __init__(self, settings: Settings, topic: str, table: str) -> None:
+    def __init__(self, settings: HasKafka, topic: str, table: str) -> None:
         self.topic = topic
         self.table = table
         self._producer = Producer({

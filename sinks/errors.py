@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from backends.dlq_limit import DlqLimitExceeded
+
 
 class FailureKind(Enum):
     TRANSIENT = "transient"
@@ -111,8 +113,9 @@ class RetriesExhausted(FatalSinkError):
     """A transient failure outlasted the retry policy."""
 
 
-class DeadLetterLimitExceeded(SinkError):
-    """Too large a share of a batch was invalid: likely a bad deploy, not bad input.
+class DeadLetterLimitExceeded(SinkError, DlqLimitExceeded):
+    """The dead-letter limit (`backends.dlq_limit`) was crossed on a partition:
+    likely a bad deploy, not bad input.
 
     The batch is neither dead-lettered nor committed.
     """

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
 from sinks.rows import ACTION_COLUMNS
+from sinks.settings import SinkSettings
 
 SHARD_ROWS = 5_000
 FORMATS = ("parquet", "jsonl")
@@ -187,7 +187,7 @@ def _close(open_: dict[str, dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def export(
-    settings: Settings,
+    settings: SinkSettings,
     start: datetime | int,
     end: datetime | int,
     out_dir: Path,
@@ -202,7 +202,7 @@ def export(
     touching anything. Blocks on ClickHouse and disk; records the export in
     ``exports`` and ``audit_log`` after ``manifest.json`` is written.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     lo, hi = check_request(start, end, Path(out_dir), fmt)
     out = Path(out_dir)

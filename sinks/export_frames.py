@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
+from backends.frame_store import FrameStore, FrameStoreError
 from privacy.frame_sealing import open_frame
 from privacy.keystore import KeyStoreError
 from privacy.shredding import KeyLookup, UndecryptableField
@@ -50,8 +50,8 @@ from sinks.export import (
     check_request,
     group_trajectories,
 )
-from sinks.frame_store import FrameStore, FrameStoreError
 from sinks.rows import ACTION_COLUMNS
+from sinks.settings import SinkSettings
 
 __all__ = ["PROFILE", "STEP_SCHEMA", "export_computer_use", "pyautogui_action"]
 
@@ -215,7 +215,7 @@ def _sha256(path: Path) -> str:
 
 
 def export_computer_use(
-    settings: Settings,
+    settings: SinkSettings,
     start: datetime | int,
     end: datetime | int,
     out_dir: Path,
@@ -233,7 +233,7 @@ def export_computer_use(
     the export in ``exports`` and ``audit_log`` after the card and manifest are
     written. ``ExportResult.trajectories`` counts episodes, ``.actions`` steps.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     lo, hi = check_request(start, end, Path(out_dir), "parquet")
     out = Path(out_dir)

@@ -1,7 +1,7 @@
 """The sinks' consumer lag, exported as `candor_sink_consumer_lag_records`.
 
 A daemon thread measures, every `interval_s`, how far each sink's consumer
-group is behind the end of its topic (`streams.lag.LagProbe`: committed offset
+group is behind the end of its topic (`backends.kafka.lag.LagProbe`: committed offset
 vs last stable offset, per partition) from outside the group, so it adds no
 work to the insert loop and keeps reporting while a sink is stuck on
 ClickHouse — exactly when the lag matters.
@@ -12,20 +12,20 @@ from __future__ import annotations
 import logging
 import threading
 
-from candor.settings import Settings
+from backends.kafka.lag import LagProbe, LagUnavailable, Partition, publish_lag
 from sinks import metrics
 from sinks.routes import route_for
-from streams.lag import LagProbe, LagUnavailable, Partition, publish_lag
+from sinks.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 
 
-def sink_group(settings: Settings, table: str) -> str:
+def sink_group(settings: SinkSettings, table: str) -> str:
     """The consumer group of the sink of `table` (the default of `sinks.consumer`)."""
     return f"{settings.kafka.topic_prefix}candor-sink-{table}"
 
 
-def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
+def start_lag_reporter(settings: SinkSettings, topics_by_table: dict[str, str],
                        stop: threading.Event, interval_s: float = 5.0) -> threading.Thread:
     """Start the daemon thread reporting the lag of each ``{table: topic}`` sink.
 
@@ -64,6 +64,6 @@ def start_lag_reporter(settings: Settings, topics_by_table: dict[str, str],
     return thread
 
 
-def default_topics(settings: Settings, tables: list[str]) -> dict[str, str]:
+def default_topics(settings: SinkSettings, tables: list[str]) -> dict[str, str]:
     """``{table: its default topic with the topic prefix}`` for `tables`."""
     return {t: settings.kafka.topic(route_for(t).topic) for t in tables}

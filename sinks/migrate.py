@@ -40,7 +40,7 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
+from sinks.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def placeholders(settings: Settings) -> dict[str, str]:
+def placeholders(settings: SinkSettings) -> dict[str, str]:
     """The values substituted into migration templates, from ``settings``."""
     ch = settings.clickhouse
     on_cluster = f"ON CLUSTER {_identifier(ch.cluster)}" if ch.cluster and not ch.shard_urls else ""
@@ -143,7 +143,7 @@ def split_statements(template: str) -> list[str]:
     return [p.strip() for p in parts if _COMMENT_LINE.sub("", p).strip()]
 
 
-def render(template: str, settings: Settings) -> list[str]:
+def render(template: str, settings: SinkSettings) -> list[str]:
     """Return the SQL statements of ``template`` for ``settings``, ready to run.
 
     Pure. Only the known placeholders are replaced, so ClickHouse macros such as
@@ -152,7 +152,7 @@ def render(template: str, settings: Settings) -> list[str]:
     return [statement for statement, _ in render_steps(template, settings)]
 
 
-def render_steps(template: str, settings: Settings) -> list[tuple[str, bool]]:
+def render_steps(template: str, settings: SinkSettings) -> list[tuple[str, bool]]:
     """`render`'s statements, each with whether it belongs on every server of the cluster.
 
     Pure. A statement whose template says ``{on_cluster}`` (DDL) belongs on every
@@ -217,13 +217,11 @@ def _default_key(text: str) -> str:
     return f"cityHash64({order.group(1) or order.group(2)})"
 
 
-def _server(settings: Settings, url: str) -> Client:
+def _server(settings: SinkSettings, url: str) -> Client:
     """A client of one more server of the cluster, same user and database as ``settings``."""
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
-    one = settings.model_copy(deep=True)
-    one.clickhouse.url = url
-    return connect(one, database="")
+    return connect(settings.clickhouse.model_copy(update={"url": url}, deep=True), database="")
 
 
 def _identifier(name: str) -> str:
@@ -232,7 +230,7 @@ def _identifier(name: str) -> str:
     return name
 
 
-def plan(settings: Settings, applied: dict[int, str],
+def plan(settings: SinkSettings, applied: dict[int, str],
          migrations: list[Migration] | None = None) -> list[Migration]:
     """Return the migrations still to apply given ``{version: checksum}`` already applied.
 
@@ -248,7 +246,7 @@ def plan(settings: Settings, applied: dict[int, str],
     return pending
 
 
-def migrate(settings: Settings, client: Client | None = None) -> list[int]:
+def migrate(settings: SinkSettings, client: Client | None = None) -> list[int]:
     """Create the database if needed and apply the pending migrations, in order.
 
     With ``clickhouse.shard_urls`` set, each DDL statement runs on every one of
@@ -259,7 +257,7 @@ def migrate(settings: Settings, client: Client | None = None) -> list[int]:
     driver's error of the failing statement (the version is then not recorded,
     and the next run repeats it).
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     client = client or connect(settings, database="")
     servers = [client, *(_server(settings, url) for url in settings.clickhouse.shard_urls

@@ -15,7 +15,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from candor.settings import Settings
+from sinks.settings import SinkSettings
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*):([A-Za-z0-9_(), ]+)\}")
@@ -81,14 +81,14 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def run_query(settings: Settings, name: str, params: Mapping[str, str],
+def run_query(settings: SinkSettings, name: str, params: Mapping[str, str],
               client: Client | None = None) -> tuple[list[str], list[Sequence[Any]]]:
     """Run query ``name`` with ``params`` (strings, converted by the server).
 
     Returns ``(column names, rows)``. Raises `UnknownQuery`, `MissingParameters`,
     or the driver's error. Blocks on ClickHouse.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     query = get_query(name)
     missing = [p for p in query.parameters if p not in params]

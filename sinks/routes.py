@@ -11,19 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from privacy.content_keys import Decrypt
 from schemas import codec
 from schemas.errors import SchemaError
+from schemas.topics import Topic
 from sinks import rows
 from sinks.rows import Headers, Row
-
-# Returns the datum to land (content decrypted), or None to skip the record
-# entirely (its subject was erased): neither landed nor dead-lettered.
-Decrypt = Callable[[dict[str, Any]], dict[str, Any] | None]
-
-
-def identity(datum: dict[str, Any]) -> dict[str, Any]:
-    """The default decrypt hook: content fields are stored as they arrive."""
-    return datum
 
 
 @dataclass(frozen=True)
@@ -48,16 +41,17 @@ class Route:
 ROUTES: dict[str, Route] = {
     r.table: r
     for r in (
-        Route("events", "capture.clean", "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
+        Route("events", Topic.CAPTURE_CLEAN, "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
               measures_lag=True),
-        Route("sessions", "activity.sessions", "Session", rows.SESSION_COLUMNS, rows.session_row),
+        Route("sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS,
+              rows.session_row),
         # activity_minutes is a view summing the per-device rows (migration 0005)
-        Route("activity_minutes", "activity.minutes", "MinuteAggregate", rows.MINUTE_COLUMNS,
+        Route("activity_minutes", Topic.ACTIVITY_MINUTES, "MinuteAggregate", rows.MINUTE_COLUMNS,
               rows.minute_row, into="activity_minutes_by_device"),
-        Route("actions", "training.actions", "Action", rows.ACTION_COLUMNS, rows.action_row),
-        Route("consent_ledger", "consent.policies", "ConsentPolicy", rows.CONSENT_COLUMNS,
+        Route("actions", Topic.TRAINING_ACTIONS, "Action", rows.ACTION_COLUMNS, rows.action_row),
+        Route("consent_ledger", Topic.CONSENT_POLICIES, "ConsentPolicy", rows.CONSENT_COLUMNS,
               rows.consent_row),
-        Route("dead_letters", "capture.dlq", None, rows.DEAD_LETTER_COLUMNS, None),
+        Route("dead_letters", Topic.CAPTURE_DLQ, None, rows.DEAD_LETTER_COLUMNS, None),
     )
 }
 
@@ -94,10 +88,12 @@ def map_message(
     topic: str,
     partition: int,
     offset: int,
-    decrypt: Decrypt = identity,
+    decrypt: Decrypt,
 ) -> tuple[Row, int | None] | None:
     """Return ``(row, event ts or None)`` for one message of ``route``'s topic, or
-    None when the decrypt hook says to skip it (an erased subject).
+    None when the decrypt hook says to skip it (an erased subject). ``decrypt``
+    is called with the route's record name: the record type comes from the
+    route, never from the datum.
 
     Raises `Unmappable` with the schema error's reason (``undecodable``,
     ``unknown_schema``, ``invalid_field``) or ``unmappable`` (a decoded datum
@@ -112,7 +108,7 @@ def map_message(
     if name != route.record:
         raise Unmappable("unknown_schema", f"expected {route.record}, got {name}")
     try:
-        plain = decrypt(datum)
+        plain = decrypt(route.record, datum)
         if plain is None:
             return None
         row = route.to_row(plain)

@@ -15,6 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas import dead_letter
+from schemas.errors import UnknownPayloadType
+
 Row = tuple[Any, ...]
 Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
@@ -60,10 +63,6 @@ _MODIFIERS = _PAYLOAD_COLUMNS.index("modifiers")
 
 
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-
-
-class UnknownPayloadType(ValueError):
-    """The payload's ``type`` is not one of the contract's payload records."""
 
 
 def event_row(event: Mapping[str, Any]) -> Row:
@@ -187,7 +186,7 @@ def dead_letter_row(
 
     ``topic/partition/offset`` are the DLQ message's own coordinates; the
     original ones and the reason come from the headers written by
-    `sinks.dlq.dead_letter_headers` (missing: reason ``"unknown"``, -1).
+    `schemas.dead_letter.DeadLetter.sink_headers` (missing: reason ``"unknown"``, -1).
     ``event_number`` is the refused event's position in its DeviceBatch from 1
     (header ``event_index`` + 1), 0 when the whole record was refused.
     Header values are decoded as UTF-8 with replacement; ``raw`` keeps the
@@ -195,11 +194,12 @@ def dead_letter_row(
     """
     found = decode_headers(headers)
     return (
-        found.get("reason", "unknown"), found.get("error", ""),
-        found.get("original_topic", ""),
-        _int_or(found.get("original_partition"), -1), _int_or(found.get("original_offset"), -1),
+        found.get(dead_letter.HEADER_REASON, "unknown"), found.get(dead_letter.HEADER_ERROR, ""),
+        found.get(dead_letter.HEADER_TOPIC, ""),
+        _int_or(found.get(dead_letter.HEADER_PARTITION), -1),
+        _int_or(found.get(dead_letter.HEADER_OFFSET), -1),
         topic, partition, offset, found, value or b"",
-        max(_int_or(found.get("event_index"), -1) + 1, 0),
+        max(_int_or(found.get(dead_letter.HEADER_EVENT_INDEX), -1) + 1, 0),
     )
 
 

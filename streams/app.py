@@ -24,45 +24,48 @@ from typing import Any, TypeVar
 import faust
 import mode
 
-from candor.keys import Keys, encrypt_action, encrypt_clean_event
-from candor.settings import Settings
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
+from backends.kafka.consent_view import ConsentView
+from backends.kafka.lag import LagProbe, observe_worker_lag
 from privacy.capture_hours import CaptureHours
+from privacy.content_keys import Keys, encrypt_action, encrypt_clean_event
 from privacy.scope import Scope
+from schemas.clock import now_micros
 from schemas.codec import encode
+from schemas.topics import Topic
 from streams import metrics
 from streams.actions import ActionConfig
 from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
-from streams.consent_view import ConsentView
-from streams.dlq import DlqLimit, DlqLimitExceeded
-from streams.lag import LagProbe, observe_worker_lag
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
 from streams.recovery import TableManager
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.session import SessionConfig
+from streams.settings import StreamSettings, WorkerSettings
 from streams.stall import StallWatch, WorkerStalled
 from streams.transport import App
 
 log = logging.getLogger(__name__)
 
-CAPTURE_EVENTS = "capture.events"
-CAPTURE_CLEAN = "capture.clean"
-CAPTURE_DLQ = "capture.dlq"
-SESSIONS = "activity.sessions"
-MINUTES = "activity.minutes"
-ACTIONS = "training.actions"
-LATE = "activity.late"
+CAPTURE_EVENTS = Topic.CAPTURE_EVENTS
+CAPTURE_CLEAN = Topic.CAPTURE_CLEAN
+CAPTURE_DLQ = Topic.CAPTURE_DLQ
+SESSIONS = Topic.ACTIVITY_SESSIONS
+MINUTES = Topic.ACTIVITY_MINUTES
+ACTIONS = Topic.TRAINING_ACTIONS
+LATE = Topic.ACTIVITY_LATE
+_STREAM_DEFAULTS = StreamSettings()
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Knobs of one stream worker."""
+    """Knobs of one stream worker (defaults: those of `StreamSettings`)."""
 
     app_id: str = "candor-streams"
-    batch_max: int = 5000
-    batch_within_s: float = 0.5
-    timer_interval_s: float = 5.0
-    stall_s: float = 300.0
+    batch_max: int = _STREAM_DEFAULTS.batch_max
+    batch_within_s: float = _STREAM_DEFAULTS.batch_within_s
+    timer_interval_s: float = _STREAM_DEFAULTS.timer_interval_s
+    stall_s: float = _STREAM_DEFAULTS.stall_s
     dlq_limit: DlqLimit | None = None
     route: RouteConfig = field(default_factory=RouteConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
@@ -122,7 +125,7 @@ def withhold_acks(events: Iterable[Any]) -> None:
         event.message.acked = True
 
 
-def worker_config(settings: Settings, app_id: str = "candor-streams") -> WorkerConfig:
+def worker_config(settings: WorkerSettings, app_id: str = "candor-streams") -> WorkerConfig:
     """The worker's tuning from the settings' `streams` section (and the orgs'
     capture hours from `privacy`). Raises InvalidCaptureHours on a malformed entry."""
     st = settings.streams
@@ -178,11 +181,7 @@ def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
     )
 
 
-def now_micros() -> int:
-    return time.time_ns() // 1000
-
-
-def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
+def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
               output: OutputProducer, keys: Keys) -> faust.App:
     """Declare the app. Nothing connects until the worker starts."""
     partitions = settings.kafka.partitions
@@ -224,7 +223,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     app.on_rebalance_complete.connect(_rebalanced)
 
     hours = {h.org_id: h for h in cfg.capture_hours}
-    dlq_limit = cfg.dlq_limit or DlqLimit()
+    dlq_limit = DlqPolicy(cfg.dlq_limit)  # the worker's batches span partitions: one state
     watchdog = StallWatch(cfg.stall_s, time.monotonic())
     # The agent and the timer change the same live device states, and each
     # stores them after awaiting its own outputs: one at a time, or a state

@@ -15,7 +15,7 @@ header mismatch, a repeated seq, an impossible time) is dead-lettered alone,
 as a single CaptureEvent record with the batch's ``batch_id`` and its
 ``event_index`` in the headers, and its neighbours go on.
 
-Order of steps for each event (DESIGN.md "Guarantees"):
+Order of steps for each event (docs/architecture.md "Guarantees"):
 decode → time sanity → duplicate check (and seq regression mark) → consent +
 capture hours + minimisation → typed text withheld → normalisation + redaction.
 Content never passes this step without the scope that allows it.
@@ -41,13 +41,12 @@ from typing import Any
 
 from privacy.capture_hours import CaptureHours
 from privacy.consent import ConsentPolicy, evaluate
-from privacy.minimisation import UnknownPayloadType
 from privacy.redaction import redact_event
 from schemas.batch import DecodedBatch, RejectedEvent, decode_capture
 from schemas.codec import CAPTURE_EVENT, encode
-from schemas.errors import SchemaError
+from schemas.dead_letter import DeadLetter
+from schemas.errors import SchemaError, UnknownPayloadType
 from streams.dedup import DeviceSeen
-from streams.dlq import DeadLetter
 from streams.keystrokes import withhold_typed
 
 MICROS = 1_000_000

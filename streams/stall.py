@@ -1,6 +1,6 @@
 """A stream worker's stall watch: records wait on its partitions, no batch comes.
 
-Pure: the worker feeds it the lag of its partitions (`streams.lag`) and the
+Pure: the worker feeds it the lag of its partitions (`backends.kafka.lag`) and the
 times of its batches, and stops itself with the reason it returns.
 """
 

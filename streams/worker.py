@@ -11,17 +11,18 @@ import logging
 
 from prometheus_client import start_http_server
 
-from candor.keys import KeyView
-from candor.settings import Settings, master_key_bytes
-from sinks.connection import connect
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import KeyView
+from backends.kafka.consent_view import ConsentView
+from schemas.topics import Topic
 from streams.app import WorkerConfig, build_app
-from streams.consent_view import ConsentView
 from streams.output import OutputProducer
+from streams.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None = None,
+def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | None = None,
                loglevel: str = "info") -> int:
     from faust.worker import Worker
 
@@ -33,10 +34,10 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
         start_http_server(metrics_port, addr="127.0.0.1")
         log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
     consent = ConsentView(dict(settings.kafka.client_config()),
-                          settings.kafka.topic("consent.policies"))
+                          settings.kafka.topic(Topic.CONSENT_POLICIES))
     consent.start()
     # Subjects' data keys (crypto-shredding): content leaves this worker encrypted.
-    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
+    keys = KeyView(lambda: connect(settings), settings.master_key(),
                    interval=settings.privacy.key_reload_s)
     keys.start()
     output = OutputProducer(dict(settings.kafka.client_config()))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,14 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from candor.settings import Settings
 from candor.settings import child_env as candor_child_env
+from candor.stack import free_port as free_port  # the tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -171,8 +165,9 @@ class SinkThreads:
 
     def __init__(self, settings: Settings, master: bytes, actor: str, *,
                  dead_letters: bool = False) -> None:
-        from candor.keys import KeyView, decrypt_for_sink
-        from sinks.connection import connect
+        from backends.clickhouse.connection import connect
+        from backends.clickhouse.key_store import KeyView
+        from privacy.content_keys import decrypt_record
         from sinks.consumer import SinkOptions, run_sink
         from sinks.routes import ROUTES
 
@@ -185,7 +180,7 @@ class SinkThreads:
         def options(table: str) -> SinkOptions:
             return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
                                dlq_topic=s.kafka.topic("capture.dlq"),
-                               decrypt=lambda d: decrypt_for_sink(d, view))
+                               decrypt=lambda r, d: decrypt_record(r, d, view))
 
         self.threads = [
             threading.Thread(target=run_sink, daemon=True,
@@ -209,7 +204,7 @@ def private_pipeline(settings: Settings, unique: str, home: Path,
     partitions, session/minute/action gaps short enough to close within a
     test; its topics created and its database migrated (workers read subjects'
     data keys from ClickHouse). `drop_pipeline` removes the databases."""
-    from candor.topics import create_topics
+    from backends.kafka.topics import create_topics
     from sinks.migrate import migrate
 
     s = settings.model_copy(deep=True)
@@ -227,7 +222,7 @@ def private_pipeline(settings: Settings, unique: str, home: Path,
 
 def drop_pipeline(settings: Settings) -> None:
     """Drop the databases of a `private_pipeline`."""
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     admin = connect(settings, database="")
     admin.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")

@@ -5,10 +5,10 @@ The role ``candor_portal`` gets ``SELECT`` on the tables the portal shows
 store, no dead letters, no DDL, no mutation. The portal reads every page
 through a client logged in as ``candor_portal_user`` when
 ``settings.portal.clickhouse_user`` names it. Erasure and consent changes are
-not reads: they go through the existing admin flows (``candor.erasure``,
-``candor.consent_registry``) with the admin settings, as ``candor erase`` does.
+not reads: they go through the existing admin flows (``backends.erasure``,
+``backends.kafka.consent_registry``) with the admin settings, as ``candor erase`` does.
 
-As with the analyst role (:mod:`candor.analyst_access`), a server without a
+As with the analyst role (:mod:`backends.clickhouse.analyst_access`), a server without a
 writable access storage (the chdb engine of the local stack) must declare the
 role and user in its configuration; :func:`ensure_portal_access` then only
 verifies them.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from candor.analyst_access import AccessControlUnavailable
+from backends.clickhouse.analyst_access import AccessControlUnavailable
 from candor.settings import Settings
 
 __all__ = ["PORTAL_ROLE", "PORTAL_USER", "READ_TABLES", "ensure_portal_access", "grants"]
@@ -47,9 +47,9 @@ def ensure_portal_access(settings: Settings, password: str, client: Client | Non
     With a writable access storage: ``CREATE ROLE/USER IF NOT EXISTS`` and the
     grants of :func:`grants` (idempotent). Without one: verify that the role
     and user are configured, else raise
-    :class:`~candor.analyst_access.AccessControlUnavailable`. Blocks on ClickHouse.
+    :class:`~backends.clickhouse.analyst_access.AccessControlUnavailable`. Blocks on ClickHouse.
     """
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
 
     client = client or connect(settings, database="")
     cluster = settings.clickhouse.cluster

@@ -15,8 +15,8 @@ another person's id answers 404. Around every handler:
 
 Sign-in (``POST /signin``) and downloads are rate limited (429 + Retry-After).
 ClickHouse calls run in worker threads (one client per thread); consent
-changes and erasure call :mod:`candor.consent_registry` and
-:mod:`candor.erasure` with the admin settings.
+changes and erasure call :mod:`backends.kafka.consent_registry` and
+:mod:`backends.erasure` with the admin settings.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from clickhouse_connect.driver.client import Client
 
-from candor.keys import write_audit
+from backends.clickhouse.key_store import write_audit
 from candor.portal import data, pages
 from candor.portal.download import build_zip
 from candor.portal.ratelimit import RateLimit, RateLimited
@@ -92,7 +92,7 @@ class Portal:
         """This thread's ClickHouse client as the portal's reader (opened once)."""
         found: Client | None = getattr(self._local, "client", None)
         if found is None:
-            from sinks.connection import connect
+            from backends.clickhouse.connection import connect
 
             found = connect(self.reader)
             self._local.client = found
@@ -374,7 +374,7 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
 
     A grant first makes sure the subject has a data key (as ``candor consent
     grant`` does), so content of a newly granted scope is encrypted, not cleared."""
-    from candor.consent_registry import grant_scopes, revoke_scopes
+    from backends.kafka.consent_registry import grant_scopes, revoke_scopes
 
     by = f"portal:{subject}"
     reason = "changed by the person in the portal"
@@ -382,9 +382,9 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
         policy = revoke_scopes(portal.settings, subject, [scope], by, reason)
         portal.published[subject] = policy
         return policy.version
-    from candor.keys import ensure_subject_key
+    from backends.clickhouse.connection import connect
+    from backends.clickhouse.key_store import ensure_subject_key
     from candor.settings import master_key_bytes
-    from sinks.connection import connect
 
     _, org = portal.current_scopes(subject)
     ensure_subject_key(connect(portal.settings), master_key_bytes(portal.settings), subject, by)
@@ -396,7 +396,7 @@ def _change_consent(portal: Portal, subject: str, scope: str, action: str) -> in
 def _erase(portal: Portal, subject: str) -> dict[str, Any]:
     """Run the crypto-shredding erasure; return the receipt (the existing one
     when the subject was already erased)."""
-    from candor.erasure import AlreadyErased, erase
+    from backends.erasure import AlreadyErased, erase
 
     try:
         return erase(portal.settings, subject, actor=f"portal:{subject}",

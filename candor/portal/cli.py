@@ -86,8 +86,8 @@ def _reader_answers(settings: Settings) -> bool:
     """Whether ClickHouse accepts the portal's own login; says why not on stderr."""
     import sys
 
+    from backends.clickhouse.connection import connect
     from candor.portal.app import reader_settings
-    from sinks.connection import connect
 
     try:
         connect(reader_settings(settings)).query("SELECT currentUser()")

@@ -3,7 +3,7 @@
 The local stack's ClickHouse (the chdb engine, `deploy/local/clickhouse.sh`)
 reads users only from its configuration, so the portal's role and login
 (:mod:`candor.portal.access`) are declared there, as the analyst's are
-(:mod:`candor.analyst_access`):
+(:mod:`backends.clickhouse.analyst_access`):
 
 - the password is generated once, random, and kept in
   ``$CANDOR_HOME/privacy/portal.password`` (mode 0600), unless
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from candor.analyst_access import _write_private
+from backends.clickhouse.analyst_access import _write_private
 from candor.portal.access import PORTAL_ROLE, PORTAL_USER, grants
 from candor.settings import Settings, load_settings
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from producers.agent.frames import CapturedFrame, write_outbox
 from producers.agent.privacy import PauseSwitch
 from producers.agent.recorder import Capture, InputEvent, Recorder
-from producers.envelope import now_micros
+from schemas.clock import now_micros
 
 _log = logging.getLogger(__name__)
 

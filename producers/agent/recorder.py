@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from producers.agent.keys import Key, KeyChunker, Keystroke, key_payload
+from producers.agent.keyboard import Key, KeyChunker, Keystroke, key_payload
 from producers.agent.privacy import PrivacyPolicy
 
 UNKNOWN_APP = "unknown"

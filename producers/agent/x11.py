@@ -19,7 +19,7 @@ from typing import Any
 
 from Xlib import X, display, error
 
-from producers.agent.keys import Key, translate_key
+from producers.agent.keyboard import Key, translate_key
 from producers.agent.recorder import Clicked, InputEvent, KeyDown, KeyUp, PointerMoved, Scrolled
 
 _log = logging.getLogger(__name__)

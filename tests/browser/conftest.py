@@ -28,9 +28,9 @@ from pydantic import SecretStr
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import create_topics
 from candor.settings import Settings
-from candor.topics import create_topics
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import REPO, CandorProcess, SinkThreads, free_port, wait_until
 

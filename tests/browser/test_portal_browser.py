@@ -26,14 +26,14 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from candor.consent_registry import grant_many
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
 from candor.portal.cli import invite_link
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
-from sinks.connection import connect
 from sinks.export import export
 from tests.browser.conftest import Stack, run_axe, settle
 from tests.harness import wait_until

@@ -9,9 +9,9 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
+from backends.kafka.topics import create_topics, topic_specs
 from candor.settings import Settings
-from candor.topics import create_topics, topic_specs
-from producers.kafka_transport import producer_config
+from producers.sdk.kafka_transport import producer_config
 from tests.cluster.conftest import NODES, KafkaCluster
 from tests.harness import wait_until
 

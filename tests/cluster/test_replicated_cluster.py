@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
 from candor.settings import ClickHouseSettings, Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 from sinks.writer import TableWriter

@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from candor.consent_registry import grant_many
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
 from candor.settings import Settings
-from candor.topics import create_topics
 from privacy.consent import grant
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.cluster.conftest import KafkaCluster
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until

@@ -12,8 +12,8 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 from sinks.writer import RetryPolicy, TableWriter

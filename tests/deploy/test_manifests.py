@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from backends.kafka.topics import topic_specs
 from candor.settings import Settings
-from candor.topics import topic_specs
 from tests.harness import REPO
 
 CHART = REPO / "deploy" / "k8s" / "candor"

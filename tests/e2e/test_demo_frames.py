@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
+from backends.frame_store import open_frame_store
 from candor import stack
 from candor.settings import Settings, child_env
-from producers.simulator import Simulator
-from sinks.frame_store import open_frame_store
+from producers.simulator.simulator import Simulator
 from tests.harness import REPO, free_port
 
 pytestmark = pytest.mark.e2e

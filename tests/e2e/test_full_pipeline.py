@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
 from schemas.codec import decode
-from sinks.connection import connect
 from sinks.export import export
 from tests.e2e.test_streams_pipeline import Scenario
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until
@@ -105,8 +105,9 @@ def test_simulator_to_clickhouse_exactly_once(pipeline_settings: Settings,
         per_subject: dict[str, int] = defaultdict(int)
         for (subject, _, _), n in minutes.items():
             per_subject[subject] += n
-        landed = dict(ch.query("SELECT subject_id, sum(events) FROM activity_minutes FINAL "
-                               "GROUP BY subject_id").result_rows)
+        landed = {row[0]: row[1] for row in ch.query(
+            "SELECT subject_id, sum(events) FROM activity_minutes FINAL "
+            "GROUP BY subject_id").result_rows}
         assert {k: int(v) for k, v in landed.items()} == dict(per_subject)
 
         published_actions = {decode(m.value())[1]["action_id"] for m in actions_topic.records}
@@ -117,9 +118,9 @@ def test_simulator_to_clickhouse_exactly_once(pipeline_settings: Settings,
         start = min(e["ts"] for e in sc.events)
         end = max(e["ts"] for e in sc.events) + 3_600_000_000
         result = export(s, start, end, tmp_path / "export")
-        table = pq.read_table(result.shards) if result.shards else None
-        assert table is not None
-        exported_subjects = set(table.column("subject_id").to_pylist())
+        exported = pq.read_table(result.shards) if result.shards else None
+        assert exported is not None
+        exported_subjects = set(exported.column("subject_id").to_pylist())
         assert sc.metadata_only_subject not in exported_subjects
         assert sc.no_consent_subject not in exported_subjects
         want = _scalar(ch, "SELECT count() FROM actions FINAL WHERE subject_id != {s:String}",

@@ -27,13 +27,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from candor.consent_registry import grant_many
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.redaction import redact
 from privacy.scope import Scope
 from schemas.codec import decode
-from sinks.connection import connect
 from sinks.export import export
 from tests.harness import (
     REPO,

@@ -16,11 +16,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from tests.harness import CandorProcess, TopicReader, free_port, metric, scrape, wait_until
 
@@ -145,7 +145,7 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
         def all_sessions_closed() -> bool:
             sessions.poll()
             total = sum(decode(m.value())[1]["event_ids_count"] for m in sessions.records)
-            return total >= len(expected)
+            return bool(total >= len(expected))
 
         wait_until(all_sessions_closed, 120, "sessions of every device",
                    alive=lambda: worker.running, diag=worker.tail)
@@ -170,7 +170,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
 
     def diag() -> str:
         try:
-            counts = {f"{k[0]}{dict(k[1])}": v for k, v in scrape(port).items()
+            counts: dict[str, Any] = {f"{k[0]}{dict(k[1])}": v for k, v in scrape(port).items()
                       if k[0].startswith(("candor_worker_events", "candor_worker_drops",
                                           "candor_worker_dead",
                                           "candor_worker_batch_events_count"))}
@@ -198,7 +198,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
             sessions.poll()
             by_id = {decode(m.value())[1]["session_id"]: decode(m.value())[1]
                      for m in sessions.records}
-            return sum(x["event_ids_count"] for x in by_id.values()) >= len(expected)
+            return bool(sum(x["event_ids_count"] for x in by_id.values()) >= len(expected))
 
         wait_until(all_sessions_closed, 120, "sessions of every device after the crash",
                    alive=lambda: worker.running, diag=worker.tail)

@@ -18,7 +18,7 @@ import time
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from streams.lag import LagProbe, LagUnavailable
+from backends.kafka.lag import LagProbe, LagUnavailable
 
 PROBES = 7
 

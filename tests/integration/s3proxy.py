@@ -6,7 +6,6 @@ test module to use it."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sinks.frame_store import FrameStoreSettings
+from backends.frame_store import FrameStoreSettings
+from candor.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "local" / "s3proxy.sh"
@@ -41,16 +41,10 @@ class S3Server:
                 "CANDOR_FRAMES__SECRET_KEY": self.secret_key}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """S3Proxy on 127.0.0.1 (jar cached under .candor/s3proxy/lib)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CANDOR_HOME": str(REPO / ".candor"), "CANDOR_S3_PORT": str(port),
            "CANDOR_S3_DIR": str(tmp_path_factory.mktemp("s3proxy")),
            "CANDOR_S3_ACCESS_KEY": "candor-test", "CANDOR_S3_SECRET_KEY": "candor-test-secret"}

@@ -48,8 +48,8 @@ from candor.settings import (
     Settings,
     child_env,
 )
-from producers.envelope import Event
-from producers.simulator import Simulator
+from producers.sdk.envelope import Event
+from producers.simulator.simulator import Simulator
 
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 CRASH_LINES = re.compile(r"segfault|general protection|traps:")
@@ -186,11 +186,12 @@ def _publish(settings: Settings, index: int, events: int, rate: float,
 
     Returns (the accepted event ids, every device id of the run). The first
     person has no consent: their events must not land."""
-    from candor.consent_registry import grant_many, now_micros
+    from backends.kafka.consent_registry import grant_many
     from privacy.consent import grant
     from privacy.scope import Scope
-    from producers.client import CaptureClient
-    from producers.simulator import SentEvents, backdated_start, run_simulation
+    from producers.sdk.client import CaptureClient
+    from producers.simulator.simulator import SentEvents, backdated_start, run_simulation
+    from schemas.clock import now_micros
 
     people, seed = 8, time.time_ns() % 1_000_000_007
     sim = _FirstEvents(events, people, seed, backdated_start(people, seed, events, now_micros()),
@@ -243,8 +244,8 @@ def one_start(index: int, broker: FreshBroker, clickhouse_url: str, database: st
     `code`: run the services from this source tree instead (e.g. an unpacked
     older commit, to show what a fix changed). Blocks; never raises for what
     the services did (see the result)."""
-    from candor import topics
-    from sinks.connection import connect
+    from backends.clickhouse.connection import connect
+    from backends.kafka import topics
     from sinks.migrate import migrate
     from tests.harness import free_port
 

@@ -4,7 +4,7 @@ events land exactly, both exit 0 on SIGTERM.
 
 A new broker answers its first group requests with NOT_COORDINATOR; through an
 admin client's ListConsumerGroupOffsets that made librdkafka 2.16 dereference
-a NULL consumer group and kill the sink with SIGSEGV (`streams/lag.py`). The
+a NULL consumer group and kill the sink with SIGSEGV (`backends/kafka/lag.py`). The
 20-start loop is `python -m tests.integration.service_starts --starts 20`;
 here two starts keep CI's time in bounds.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.demo import describe_exit, log_tail
 from candor.settings import REPO_ROOT, Settings, child_env
-from candor.topics import TopicSpec, create_topics
 from schemas import codec
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import free_port
 from tests.integration.service_starts import FreshBroker, Service, one_start
@@ -85,5 +85,5 @@ def test_a_sink_that_cannot_go_on_exits_non_zero_with_a_clear_last_line(
         connect(own, database="").command(f"DROP DATABASE IF EXISTS {own.clickhouse.database}")
     last = log_tail(sink.log, 1)
     assert code == 1, "\n".join(log_tail(sink.log, 30))
-    assert last and "ERROR sinks.cli: sink stopped: FatalSinkError" in last[0], last
+    assert last and "ERROR candor.sinks_cli: sink stopped: FatalSinkError" in last[0], last
     assert "events" in last[0], last

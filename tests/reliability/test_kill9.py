@@ -16,15 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from candor.consent_registry import grant_many
-from candor.topics import create_topics
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
 from privacy.consent import grant
 from privacy.scope import Scope
-from producers.client import CaptureClient
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.simulator import Simulator
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import CandorProcess, TopicReader, free_port, scrape, wait_until
 from tests.reliability.conftest import PrivateStack

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from candor.consent_registry import grant_many
+from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
 from privacy.scope import Scope
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from tests.harness import (
     CandorProcess,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from backends.kafka.lag import LagProbe
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
-from streams.lag import LagProbe
 
 
 def test_the_probe_reads_a_groups_lag_without_joining_it(settings: Settings,

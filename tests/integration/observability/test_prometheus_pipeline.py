@@ -22,15 +22,15 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import publish
+from backends.kafka.lag import LagProbe, observe_worker_lag
+from backends.kafka.topics import create_topics
 from candor.canary import CanaryIdentity, grant_canary_consent
-from candor.consent_registry import publish
 from candor.settings import Settings
-from candor.topics import create_topics
 from privacy.consent import grant
 from schemas.codec import encode_event
-from sinks.connection import connect
 from sinks.migrate import migrate
-from streams.lag import LagProbe, observe_worker_lag
 from tests.harness import REPO, CandorProcess, free_port, wait_until
 from tests.integration.observability.conftest import PrivatePrometheus
 
@@ -218,7 +218,7 @@ def test_prometheus_series_match_what_was_sent(
     assert {"CandorCanaryStale", "CandorConsumerLagGrowing", "CandorDlqRatioHigh",
             "CandorSinkFailing", "CandorSpoolGrowing"} <= set(rules)
     assert rules["CandorCanaryStale"]["state"] == "inactive"
-    # the worker group's lag as the worker's timer will measure it (streams/lag.py):
+    # the worker group's lag as the worker's timer will measure it (backends/kafka/lag.py):
     # one value per input partition, and nothing left once the worker committed
     probe = LagProbe.create(pipeline.settings.kafka.client_config(),
                             pipeline.worker_group, [t("capture.events")])

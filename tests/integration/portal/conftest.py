@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import create_topics
 from candor.settings import Settings
-from candor.topics import create_topics
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.integration.portal.server import PortalThread
 

@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from candor.consent_registry import grant_many, load_registry
+from backends.clickhouse.connection import connect
+from backends.kafka.consent_registry import grant_many, load_registry
 from candor.portal.cli import store_path
 from candor.portal.store import PortalStore
 from candor.settings import Settings
 from privacy.consent import ConsentPolicy
 from privacy.scope import parse_scopes
-from sinks.connection import connect
 from tests.integration.portal.conftest import Person
 from tests.integration.portal.server import PortalThread
 

@@ -14,11 +14,11 @@ import requests
 from clickhouse_connect.driver.exceptions import DatabaseError
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import create_topics
 from candor.portal.access import PORTAL_USER, ensure_portal_access
 from candor.portal.app import reader_settings
 from candor.settings import Settings
-from candor.topics import create_topics
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import free_port
 from tests.integration.portal import portal_clickhouse

@@ -23,14 +23,14 @@ import requests
 from clickhouse_connect.driver.exceptions import DatabaseError
 from pydantic import SecretStr
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import create_topics
 from candor import stack
 from candor.portal.access import PORTAL_USER
 from candor.portal.app import reader_settings
 from candor.portal.cli import invite_link
 from candor.portal.local_access import FRAGMENT_NAME, password_file
 from candor.settings import Settings
-from candor.topics import create_topics
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import REPO, free_port
 from tests.integration.portal.conftest import MASTER, seed_person

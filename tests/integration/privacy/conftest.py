@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from candor.keys import KeyView
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import KeyView
+from backends.kafka.topics import create_topics
 from candor.privacy_cli import add_commands
 from candor.settings import Settings
-from candor.topics import create_topics
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import SinkThreads
 

@@ -19,15 +19,15 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from candor.analyst_access import (
+from backends.clickhouse.analyst_access import (
     ANALYST_ROLE,
     ANALYST_USER,
     LOCAL_ANALYST_PASSWORD,
     analyst_database,
     ensure_analyst_access,
 )
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row
 from tests.harness import REPO, free_port, wait_until

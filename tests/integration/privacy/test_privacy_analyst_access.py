@@ -17,10 +17,14 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from candor.analyst_access import ANALYST_USER, LOCAL_ANALYST_PASSWORD, analyst_database
+from backends.clickhouse.analyst_access import (
+    ANALYST_USER,
+    LOCAL_ANALYST_PASSWORD,
+    analyst_database,
+)
+from backends.clickhouse.connection import connect
 from candor.privacy_cli import add_commands
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from tests.harness import REPO, free_port, wait_until
 

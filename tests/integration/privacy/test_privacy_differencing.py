@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from candor.analyst_access import analyst_database
+from backends.clickhouse.analyst_access import analyst_database
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row
 from tests.unit.sinks.sinks_samples import MINUTE, consent

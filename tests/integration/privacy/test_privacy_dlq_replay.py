@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import KeyView
 from candor.dlq_cli import add_commands
-from candor.keys import KeyView, decrypt_for_sink
 from candor.settings import Settings
+from privacy.content_keys import decrypt_record
 from privacy.shredding import is_encrypted
 from schemas.codec import decode, encode_event
-from sinks.connection import connect
 from tests.harness import CandorProcess, SinkThreads, TopicReader, free_port, wait_until
 from tests.integration.privacy.conftest import MASTER, Cli
 
@@ -166,6 +167,6 @@ def test_unknown_schema_dead_letter_lands_once_after_deploy_and_replay(
         sealed = next(e for e in mine if e["event_id"] == newer["event_id"])
         title = sealed["app"]["window_title"]
         assert is_encrypted(title) and title != LOOKALIKE
-        assert decrypt_for_sink(sealed, all_sinks)["app"]["window_title"] == LOOKALIKE
+        assert decrypt_record("CaptureEvent", sealed, all_sinks)["app"]["window_title"] == LOOKALIKE
     finally:
         clean.close()

@@ -2,7 +2,7 @@
 subject in every table, their content in Kafka no longer decrypts, the receipt
 lists the exports that held them; erasing twice is refused.
 
-The worker's encryption step (`candor.keys.encrypt_clean_event`/`encrypt_action`,
+The worker's encryption step (`backends.clickhouse.key_store.encrypt_clean_event`/`encrypt_action`,
 wired into streams/app.py by the lead) is played here by the test producing its
 outputs, so the sinks (real, with the decrypt hook) and the erasure meet real
 ciphertexts in real topics.
@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from candor.keys import KeyView, encrypt_action, encrypt_clean_event, load_keyset
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import KeyView, load_keyset
 from candor.settings import Settings
+from privacy.content_keys import encrypt_action, encrypt_clean_event
 from privacy.keystore import SubjectErased
 from privacy.shredding import decrypt_event_content, is_encrypted
 from schemas.codec import decode, encode, encode_event
-from sinks.connection import connect
 from sinks.export import export
 from tests.harness import TopicReader, wait_until
 from tests.integration.privacy.conftest import MASTER, Cli

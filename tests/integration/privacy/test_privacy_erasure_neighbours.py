@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from candor.erasure import erase
+from backends.clickhouse.connection import connect
+from backends.erasure import erase
 from candor.settings import Settings
 from schemas.codec import encode_event
-from sinks.connection import connect
 from sinks.rows import DEAD_LETTER_COLUMNS, dead_letter_row
 from tests.unit.sinks.sinks_samples import event
 

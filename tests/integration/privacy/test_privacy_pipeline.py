@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from candor.keys import KeyView
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import KeyView
 from candor.settings import Settings
-from producers.kafka_transport import producer_config
-from producers.simulator import Simulator
+from producers.sdk.kafka_transport import producer_config
+from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
-from sinks.connection import connect
 from sinks.export import export
 from tests.harness import CandorProcess, free_port, wait_until
 from tests.integration.privacy.conftest import Cli

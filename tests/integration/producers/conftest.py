@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,8 +15,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
+from candor.stack import free_port
 from schemas.batch import decode_capture
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,13 +89,6 @@ def capture_events(records: list[Consumed]) -> list[tuple[Consumed, dict[str, An
         assert record.key == decoded.header.device_id.encode()
         out.extend((record, event) for event in decoded.events)
     return out
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

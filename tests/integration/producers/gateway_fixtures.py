@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conftest import REPO
+from tests.integration.producers.conftest import REPO
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,10 @@ class GatewayProcess:
 
 def start_gateway(bootstrap: str, topic: str, token_file: Path, port: int,
                   *extra: str) -> GatewayProcess:
-    """Start `python -m producers.gateway_cli gateway` and wait for /healthz."""
+    """Start `python -m candor.gateway_cli gateway` and wait for /healthz."""
     env = {**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap}
     process = subprocess.Popen(
-        [sys.executable, "-m", "producers.gateway_cli", "gateway", "--port", str(port),
+        [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
          "--token-file", str(token_file), "--topic", topic, *extra],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from producers.client import CaptureClient
+from producers.sdk.client import CaptureClient
 
 APP = {"app_name": "xterm", "window_title": None, "url_host": None}
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from PIL import Image
 
 from candor.settings import Settings
+from tests.integration.producers.conftest import REPO, capture_events, read_topic
 
-from .conftest import REPO, capture_events, read_topic
 from .test_agent_x11 import display, pytestmark
 
 __all__ = ["display", "pytestmark"]
@@ -60,7 +60,7 @@ def test_agent_captures_frames_with_the_excluded_window_black(
         vault = _geometry(env, "vault.kdbx - KeePassXC")
         notes = _geometry(env, "notes - editor")
         agent = subprocess.Popen(
-            [sys.executable, "-m", "producers.agent", "--device", "desk-f", "--subject",
+            [sys.executable, "-m", "candor.agent_cli", "--device", "desk-f", "--subject",
              "subject-f", "--org", "org-1", "--topic", topic, "--spool-dir", str(spool),
              "--display", display, "--screen-frames", "--frame-interval", "0.3"],
             cwd=REPO, env={**env, "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from candor.settings import Settings
-
-from .conftest import REPO, capture_events, read_topic
+from tests.integration.producers.conftest import REPO, capture_events, read_topic
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("Xvfb", "xdotool", "xmessage")),
@@ -85,7 +84,7 @@ def test_agent_captures_typing_clicks_and_focus_and_keeps_secrets_local(
         desktop.open("keepassxc", "vault.kdbx - KeePassXC")
         desktop.focus("notes - editor")
         agent = subprocess.Popen(
-            [sys.executable, "-m", "producers.agent", "--device", "desk-1", "--subject",
+            [sys.executable, "-m", "candor.agent_cli", "--device", "desk-1", "--subject",
              "subject-1", "--org", "org-1", "--topic", topic, "--spool-dir",
              str(tmp_path / "spool"), "--pause-file", str(pause_file), "--display", display],
             cwd=REPO, env={**desktop.env, "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},

@@ -7,10 +7,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from candor.settings import Settings
-from producers.client import CaptureClient
-from producers.simulator import Simulator
-
-from .conftest import capture_events, read_topic
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
+from tests.integration.producers.conftest import capture_events, read_topic
 
 START_TS = 1_760_000_000_000_000
 

@@ -18,24 +18,24 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from candor.consent_registry import grant_many
-from candor.erasure import erase
-from candor.keys import load_keyset
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import load_keyset
+from backends.erasure import erase
+from backends.frame_store import S3FrameStore, open_frame_store
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
 from candor.settings import Settings, child_env
-from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
 from privacy.frame_sealing import open_frame
 from privacy.frames import decode_frame, ocr_words
 from producers.agent.frames import FrameUploader
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from sinks.connection import connect
-from sinks.frame_store import S3FrameStore, open_frame_store
+from producers.gateway.auth import DeviceIdentity, TokenFile
 from sinks.migrate import migrate
+from tests.harness import free_port
+from tests.integration.producers.conftest import REPO
+from tests.integration.producers.gateway_fixtures import GatewayProcess, Reply, envelope
 from tests.integration.s3proxy import S3Server, s3_server
-
-from .conftest import REPO, free_port
-from .gateway_fixtures import GatewayProcess, Reply, envelope
 
 __all__ = ["s3_server"]
 

@@ -17,18 +17,19 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from candor.consent_registry import grant_many
+from backends.clickhouse.connection import connect
+from backends.frame_store import open_frame_store
+from backends.kafka.consent_registry import grant_many
+from backends.kafka.topics import create_topics
 from candor.settings import Settings, child_env
-from candor.topics import create_topics
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.simulator import Simulator
-from sinks.connection import connect
-from sinks.frame_store import open_frame_store
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.simulator.simulator import Simulator
 from sinks.migrate import migrate
+from tests.harness import free_port
+from tests.integration.producers.conftest import REPO
 
-from .conftest import REPO, free_port
 from .gateway_fixtures import GatewayProcess
 
 MASTER = bytes(range(9, 41))

@@ -15,13 +15,18 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from candor.settings import Settings
-from producers.envelope import now_micros
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.gateway_framing import AVRO_BATCH, frame_messages
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.gateway.framing import AVRO_BATCH, frame_messages
+from schemas.clock import now_micros
 from schemas.codec import encode_event
-
-from .conftest import capture_events, free_port, make_topic, read_topic
-from .gateway_fixtures import GatewayProcess, envelope, json_batch, start_gateway
+from tests.harness import free_port
+from tests.integration.producers.conftest import capture_events, make_topic, read_topic
+from tests.integration.producers.gateway_fixtures import (
+    GatewayProcess,
+    envelope,
+    json_batch,
+    start_gateway,
+)
 
 PUBLISHED: set[str] = set()  # event_ids the gateway acknowledged, across this module
 

@@ -15,12 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from producers.gateway import Gateway, GatewayConfig, build_app
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.gateway_batch import Record
-from producers.gateway_errors import Unavailable
-
-from .gateway_fixtures import envelope, json_batch
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.gateway.batch import Record
+from producers.gateway.errors import Unavailable
+from producers.gateway.server import Gateway, GatewayConfig, build_app
+from tests.integration.producers.gateway_fixtures import envelope, json_batch
 
 
 class FakeSender:

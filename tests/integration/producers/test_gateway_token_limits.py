@@ -16,13 +16,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-import producers.gateway as gateway_module
-from producers.gateway import Gateway, GatewayConfig, build_app
-from producers.gateway_auth import DeviceIdentity, TokenFile
-from producers.gateway_batch import Record
-
-from .conftest import REPO
-from .gateway_fixtures import envelope, json_batch
+import producers.gateway.server as gateway_module
+from producers.gateway.auth import DeviceIdentity, TokenFile
+from producers.gateway.batch import Record
+from producers.gateway.server import Gateway, GatewayConfig, build_app
+from tests.integration.producers.conftest import REPO
+from tests.integration.producers.gateway_fixtures import envelope, json_batch
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,15 @@ from pathlib import Path
 import pytest
 
 from candor.settings import KafkaSettings, Settings
-from producers.client import CaptureClient
-from producers.simulator import Simulator
-
-from .conftest import REPO, PrivateBroker, capture_events, make_topic, read_topic
+from producers.sdk.client import CaptureClient
+from producers.simulator.simulator import Simulator
+from tests.integration.producers.conftest import (
+    REPO,
+    PrivateBroker,
+    capture_events,
+    make_topic,
+    read_topic,
+)
 
 START_TS = 1_760_000_000_000_000
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from confluent_kafka import Message
 
 from candor.settings import load_settings
+from privacy.content_keys import keep_content
 from sinks.batching import Batch
 from sinks.consumer import SinkOptions, run_sink
 
@@ -27,7 +28,8 @@ def main() -> int:
         Path(marker).write_text(f"{batch.token} {len(batch.items)}\n")
         time.sleep(3600)  # killed here, before the commit
 
-    options = SinkOptions(group=group, dlq_topic=dlq, max_rows=10_000, max_age=2.0,
+    options = SinkOptions(decrypt=keep_content,
+                          group=group, dlq_topic=dlq, max_rows=10_000, max_age=2.0,
                           after_insert=pause)
     run_sink(load_settings(), topic, table, threading.Event(), options)
     return 0

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from candor.keys import ensure_subject_key, load_keyset
+from backends.clickhouse.connection import connect
+from backends.clickhouse.key_store import ensure_subject_key, load_keyset
+from backends.frame_store import FilesystemFrameStore
 from candor.settings import Settings
 from privacy.frame_sealing import FrameHeader, seal_frame
-from sinks.connection import connect
 from sinks.export import ELIGIBLE_SQL
 from sinks.export_frames import export_computer_use
-from sinks.frame_store import FilesystemFrameStore
 from sinks.migrate import migrate
 from sinks.rows import ACTION_COLUMNS, CONSENT_COLUMNS, action_row, consent_row
 from tests.unit.sinks.sinks_samples import action, consent

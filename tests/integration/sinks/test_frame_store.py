@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.frame_store import (
+from backends.frame_store import (
     FilesystemFrameStore,
     FrameNotFound,
     FrameStore,

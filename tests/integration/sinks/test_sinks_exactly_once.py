@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
+from privacy.content_keys import keep_content
 from schemas import codec
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, SinkStats, run_sink
 from sinks.migrate import load_migrations, migrate
 from sinks.rows import decode_headers
@@ -145,7 +146,7 @@ def test_sink_killed_between_insert_and_commit_lands_every_event_once(
         proc.wait(30)
 
     sink = _Background(db_settings, topic, "events",
-                       SinkOptions(group=group, dlq_topic=dlq, max_age=0.5))
+                       SinkOptions(decrypt=keep_content, group=group, dlq_topic=dlq, max_age=0.5))
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM events") >= N, 90)
         time.sleep(2)  # anything more would be a duplicate
@@ -173,7 +174,8 @@ def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
     _produce(db_settings, topic, values)
 
     sink = _Background(db_settings, topic, "events",
-                       SinkOptions(group=f"it-sink-{unique}", dlq_topic=dlq, max_age=0.5))
+                       SinkOptions(decrypt=keep_content,
+                                   group=f"it-sink-{unique}", dlq_topic=dlq, max_age=0.5))
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM events") >= 50, 60)
     finally:
@@ -198,7 +200,8 @@ def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
 
     # The DLQ topic lands in dead_letters with the server's error.
     dl = _Background(db_settings, dlq, "dead_letters",
-                     SinkOptions(group=f"it-dl-{unique}", dlq_topic=dlq, max_age=0.5))
+                     SinkOptions(decrypt=keep_content,
+                                 group=f"it-dl-{unique}", dlq_topic=dlq, max_age=0.5))
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM dead_letters") >= 2, 60)
     finally:

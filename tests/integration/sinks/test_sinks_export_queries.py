@@ -11,8 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from backends.clickhouse.connection import connect
 from candor.settings import Settings
-from sinks.connection import connect
 from sinks.export import ExportProgress, OutputDirNotEmpty, export
 from sinks.migrate import migrate
 from sinks.queries import list_queries, run_query

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from backends.clickhouse.connection import connect
+from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
-from candor.topics import TopicSpec, create_topics
+from privacy.content_keys import keep_content
 from schemas.codec import encode
-from sinks.connection import connect
 from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import load_migrations, migrate, render
 from tests.unit.sinks.sinks_samples import MINUTE, SESSION, action
@@ -61,7 +62,8 @@ def _land_twice(s: Settings, unique: str, table: str, record: str,
             stop.set()
 
     stats = run_sink(s, topic, table, stop,
-                     SinkOptions(group=f"it-replay-{table}-{unique}", dlq_topic=dlq,
+                     SinkOptions(decrypt=keep_content,
+                                 group=f"it-replay-{table}-{unique}", dlq_topic=dlq,
                                  max_age=0.2, max_rows=len(values), after_insert=stop_when_read))
     assert stats.rows == 2 * len(values) and stats.dead_letters == 0
 
@@ -151,7 +153,7 @@ def test_a_topic_created_anew_lands_while_clickhouse_keeps_its_tokens(
     # A rebuilt Kafka cluster (or a deleted and recreated topic) restarts offsets
     # at 0 while ClickHouse remembers the last insert tokens: the new topic's
     # first batch has the same offsets as the old one's and must still land.
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     from schemas.codec import encode_event
     from tests.unit.sinks.sinks_samples import event
@@ -172,7 +174,8 @@ def test_a_topic_created_anew_lands_while_clickhouse_keeps_its_tokens(
         assert producer.flush(30) == 0
         stop = threading.Event()
         stats = run_sink(s, topic, "events", stop,
-                         SinkOptions(group=f"it-reborn-{unique}-{run}", dlq_topic=dlq,
+                         SinkOptions(decrypt=keep_content,
+                                     group=f"it-reborn-{unique}-{run}", dlq_topic=dlq,
                                      max_age=60, max_rows=10,  # one batch: offsets 0-9
                                      after_insert=lambda _batch: stop.set()))
         return stats.rows
@@ -212,7 +215,8 @@ def test_two_refused_events_of_one_batch_are_two_dead_letters(db_settings: Setti
     assert producer.flush(30) == 0
     stop = threading.Event()
     stats = run_sink(s, dlq, "dead_letters", stop,
-                     SinkOptions(group=f"it-dl-{unique}", dlq_topic=dlq, max_age=60, max_rows=3,
+                     SinkOptions(decrypt=keep_content,
+                                 group=f"it-dl-{unique}", dlq_topic=dlq, max_age=60, max_rows=3,
                                  after_insert=lambda _batch: stop.set()))
     assert stats.rows == 3
     rows = connect(s).query("SELECT event_number FROM dead_letters FINAL "

@@ -20,7 +20,7 @@ from privacy.consent import (
     parse_scopes,
     revoke,
 )
-from privacy.minimisation import UnknownPayloadType
+from schemas.errors import UnknownPayloadType
 from tests.unit.privacy.privacy_events import ORG, PAYLOADS, SUBJECT, make_event
 
 NOW = 1_700_000_000_000_000

@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from candor.keys import NO_DATA_KEY, decrypt_for_sink, encrypt_action, encrypt_clean_event
 from candor.privacy_cli import BAD_INPUT, MissingMasterKey, add_commands, master_key, redact_stream
 from candor.settings import Settings
+from privacy.content_keys import (
+    NO_DATA_KEY,
+    decrypt_record,
+    encrypt_action,
+    encrypt_clean_event,
+)
 from privacy.keyset import KeyRecord, KeySet
 from privacy.keystore import SubjectErased, UnknownDataKey, WrongMasterKey
 from privacy.shredding import UndecryptableField, is_encrypted
@@ -129,7 +134,7 @@ def test_worker_encrypts_every_content_field_and_sink_restores_it(payload_type: 
             assert is_encrypted(value), name
     assert is_encrypted(sealed["app"]["window_title"]) and is_encrypted(sealed["app"]["url_host"])
     assert sealed["app"]["app_name"] == "Code" and sealed["device_id"] == event["device_id"]
-    assert decrypt_for_sink(sealed, keys) == event
+    assert decrypt_record("CaptureEvent", sealed, keys) == event
 
 
 @pytest.mark.parametrize(("payload_type", "field", "cleared"), [
@@ -153,7 +158,7 @@ def test_erased_subject_content_reads_empty_at_the_sink() -> None:
     rec, _ = record(SUBJECT)
     sealed = encrypt_clean_event(make_event("TerminalCommand"), KeySet([rec], MASTER))
     after = KeySet([KeyRecord(SUBJECT, rec.key_id, "", 1, True)], MASTER)
-    out = decrypt_for_sink(sealed, after)
+    out = decrypt_record("CaptureEvent", sealed, after)
     assert out["payload"]["command"] == "" and out["app"]["window_title"] is None
     assert out["payload"]["exit_code"] == 0 and out["seq"] == 1
 
@@ -162,7 +167,7 @@ def test_token_under_a_key_the_store_never_had_is_refused() -> None:
     rec, _ = record(SUBJECT)
     sealed = encrypt_clean_event(make_event("KeyInput"), KeySet([rec], MASTER))
     with pytest.raises(UndecryptableField):
-        decrypt_for_sink(sealed, KeySet([], MASTER))
+        decrypt_record("CaptureEvent", sealed, KeySet([], MASTER))
 
 
 def action() -> dict[str, Any]:
@@ -176,19 +181,19 @@ def test_actions_round_trip_and_clear() -> None:
     sealed = encrypt_action(action(), keys)
     assert is_encrypted(sealed["text"]) and is_encrypted(sealed["window_title"])
     assert sealed["command"] is None
-    assert decrypt_for_sink(sealed, keys) == action()
+    assert decrypt_record("Action", sealed, keys) == action()
     moved = dict(sealed, action_id="a2")
     with pytest.raises(UndecryptableField):
-        decrypt_for_sink(moved, keys)
+        decrypt_record("Action", moved, keys)
     erased = KeySet([KeyRecord(SUBJECT, rec.key_id, "", 1, True)], MASTER)
-    assert decrypt_for_sink(sealed, erased)["text"] is None
+    assert decrypt_record("Action", sealed, erased)["text"] is None
     unkeyed = encrypt_action(action(), KeySet([], MASTER))
     assert unkeyed["text"] is None and unkeyed["redactions"] == [NO_DATA_KEY]
 
 
 def test_other_records_pass_the_sink_unchanged() -> None:
     session = {"session_id": "x", "subject_id": SUBJECT, "keystrokes": 3}
-    assert decrypt_for_sink(session, KeySet([], MASTER)) is session
+    assert decrypt_record("Session", session, KeySet([], MASTER)) is session
 
 
 @pytest.mark.parametrize(("lines", "expected"), [

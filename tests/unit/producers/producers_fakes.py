@@ -6,8 +6,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from producers.spool_frame import Header
-from producers.transport import DeliveryCallback, DeliveryFailure
+from producers.sdk.spool_frame import Header
+from producers.sdk.transport import DeliveryCallback, DeliveryFailure
 
 TIMED_OUT = DeliveryFailure(reason="msg_timed_out", retriable=True)
 TOO_LARGE = DeliveryFailure(reason="msg_size_too_large", retriable=False)

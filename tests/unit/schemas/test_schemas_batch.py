@@ -11,7 +11,6 @@ import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from schemas_samples import PAYLOADS, event
 
 from schemas import codec
 from schemas.batch import (
@@ -33,6 +32,7 @@ from schemas.errors import (
     UnknownSchema,
 )
 from schemas.registry import _strip_logical_types, default_registry
+from tests.unit.schemas.schemas_samples import PAYLOADS, event
 
 
 def events(n: int, first_seq: int = 100) -> list[dict[str, Any]]:

@@ -8,11 +8,20 @@ from typing import Any
 
 import fastavro
 import pytest
-from schemas_samples import ACTION, LATE, MINUTE, PAYLOADS, SESSION, TS, consent, event
 
 from schemas import codec
 from schemas.errors import InvalidField, SchemaError, Undecodable, UnknownSchema
 from schemas.registry import default_registry
+from tests.unit.schemas.schemas_samples import (
+    ACTION,
+    LATE,
+    MINUTE,
+    PAYLOADS,
+    SESSION,
+    TS,
+    consent,
+    event,
+)
 
 
 def _raw(name: str, version: int, datum: dict[str, Any]) -> bytes:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from schemas_samples import event
 
 from schemas.codec import default_codec
 from schemas.confluent import ConfluentCodec
 from schemas.errors import SchemaError, Undecodable, UnknownSchema
+from tests.unit.schemas.schemas_samples import event
 
 IDS = {7: ("CaptureEvent", 1), 8: ("CaptureEvent", 2)}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemas_samples import PAYLOADS, consent, event
 
 from schemas import codec
 from schemas.errors import SchemaError
+from tests.unit.schemas.schemas_samples import PAYLOADS, consent, event
 
 VALID = [codec.encode_event(event(p)) for p in sorted(PAYLOADS)] + [codec.encode_consent(consent())]
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

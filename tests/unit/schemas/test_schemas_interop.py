@@ -10,10 +10,10 @@ from typing import Any
 import avro.io
 import avro.schema
 import pytest
-from schemas_samples import ACTION, MINUTE, PAYLOADS, SESSION, consent, event
 
 from schemas import codec
 from schemas.registry import _strip_logical_types, default_registry
+from tests.unit.schemas.schemas_samples import ACTION, MINUTE, PAYLOADS, SESSION, consent, event
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

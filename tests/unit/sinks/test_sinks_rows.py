@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from schemas.errors import UnknownPayloadType
 from sinks.rows import (
     ACTION_COLUMNS,
     CONSENT_COLUMNS,
@@ -14,7 +15,6 @@ from sinks.rows import (
     EVENT_COLUMNS,
     MINUTE_COLUMNS,
     SESSION_COLUMNS,
-    UnknownPayloadType,
     action_row,
     consent_row,
     dead_letter_row,

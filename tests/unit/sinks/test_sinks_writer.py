@@ -44,7 +44,7 @@ def _writer(client: FakeClient, sleeps: list[float], attempts: int = 5) -> Table
     DatabaseError("Code: 209. Timeout", code=209),
 ])
 def test_transient_failures_are_retried_with_the_same_token_and_backoff(error: Exception) -> None:
-    client, sleeps = FakeClient(error, failures=3), []
+    client, sleeps = FakeClient(error, failures=3), list[float]()
     result = _writer(client, sleeps).write([(1,), (2,)], "t:0:5-6")
     assert client.inserts == [([(1,), (2,)], "t:0:5-6")]
     assert sleeps == [0.1, 0.2, 0.3] and result.retries == 3 and result.written == 2

@@ -25,10 +25,17 @@ def _app() -> tuple[App, list[BaseException]]:
     return app, crashes
 
 
+def _recovery(app: App) -> Any:
+    """The app's table recovery (faust types `app.tables` as its abstract manager)."""
+    tables = app.tables
+    assert isinstance(tables, TableManager)
+    return tables.recovery
+
+
 def test_the_worker_uses_this_recovery() -> None:
     async def main() -> Any:
         app, _ = _app()
-        return app.tables.recovery
+        return _recovery(app)
 
     assert isinstance(asyncio.run(main()), Recovery)
 
@@ -37,7 +44,7 @@ def test_a_timed_out_step_crashes_the_app_with_a_clear_reason() -> None:
     async def main() -> list[BaseException]:
         app, crashes = _app()
         with pytest.raises(ServiceStopped):  # faust's loop still ends, but not silently
-            await app.tables.recovery._wait(asyncio.sleep(30), timeout=0.05)
+            await _recovery(app)._wait(asyncio.sleep(30), timeout=0.05)
         return crashes
 
     crashes = asyncio.run(main())
@@ -48,7 +55,7 @@ def test_a_timed_out_step_crashes_the_app_with_a_clear_reason() -> None:
 def test_a_step_that_finishes_in_time_is_left_alone() -> None:
     async def main() -> list[BaseException]:
         app, crashes = _app()
-        await app.tables.recovery._wait(asyncio.sleep(0), timeout=5)
+        await _recovery(app)._wait(asyncio.sleep(0), timeout=5)
         return crashes
 
     assert asyncio.run(main()) == []
@@ -57,7 +64,7 @@ def test_a_step_that_finishes_in_time_is_left_alone() -> None:
 def test_a_stopping_recovery_stops_without_a_crash() -> None:
     async def main() -> list[BaseException]:
         app, crashes = _app()
-        recovery = app.tables.recovery
+        recovery = _recovery(app)
         await recovery.stop()  # faust's own stop: the step ends as "stopped"
         with pytest.raises(ServiceStopped):
             await recovery._wait(asyncio.sleep(30), timeout=5)

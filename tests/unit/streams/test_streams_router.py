@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.codec import encode_event
 from streams.dedup import DeviceSeen
-from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.router import RawMessage, route_batch
 from tests.unit.privacy.privacy_events import ORG, SUBJECT, TUESDAY_10_UTC, make_event
 
@@ -100,7 +100,7 @@ def test_duplicates_pass_once_even_across_batches() -> None:
 
 
 def test_dlq_limit_stops_on_consecutive_rejects() -> None:
-    limit = DlqLimit(max_consecutive=5, min_observed=10_000)
+    limit = DlqPolicy(DlqLimit(max_consecutive=5, min_observed=10_000))
     for _ in range(4):
         limit.observe(True)
     limit.observe(False)  # resets the run
@@ -111,7 +111,8 @@ def test_dlq_limit_stops_on_consecutive_rejects() -> None:
 
 
 def test_dlq_limit_stops_on_ratio_over_window() -> None:
-    limit = DlqLimit(max_invalid_ratio=0.2, max_consecutive=10**9, window=100, min_observed=50)
+    limit = DlqPolicy(DlqLimit(max_invalid_ratio=0.2, max_consecutive=10**9, window=100,
+                               min_observed=50))
     for i in range(300):  # 10% bad: fine
         limit.observe(i % 10 == 0)
     with pytest.raises(DlqLimitExceeded, match="ratio"):
@@ -172,3 +173,4 @@ def test_capture_hours_from_settings_drop_events_outside_them() -> None:
     out = route_batch([raw(make_event("MouseClick"))], now=NOW, consent=lambda s: policy(),
                       hours=hours.get, seen=lambda d: DeviceSeen())
     assert len(out.clean) == 1
+

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
 from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header, encode_batch
 from schemas.codec import encode, encode_event
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
-from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.router import RawMessage, RouteResult, route_batch
 from tests.unit.privacy.privacy_events import (
     ORG,
@@ -162,7 +162,7 @@ def test_the_dead_letter_limit_counts_events_not_records() -> None:
         event["subject_id"] = "someone-else"  # every event disagrees with the header
     out = route([raw(as_batch(evs, subject_id=SUBJECT))])
     assert len(out.dead) == 10 and out.outcomes == [True] * 10
-    limit = DlqLimit(max_consecutive=10, min_observed=10_000)
+    limit = DlqPolicy(DlqLimit(max_consecutive=10, min_observed=10_000))
     with pytest.raises(DlqLimitExceeded):
         for rejected in out.outcomes:
             limit.observe(rejected)

@@ -1,0 +1,60 @@
+"""Dead letters: what a rejected input becomes (the `capture.dlq` contract).
+
+A dead letter keeps the original bytes and says why, in Kafka headers
+(`reason`, `error`, `original_topic`, `original_partition`, `original_offset`;
+the sinks add `sink_table`). One event refused out of a `DeviceBatch` record
+is dead-lettered alone: its value is that event as a single `CaptureEvent`
+record, and the headers add `batch_id` and `event_index` (0-based, in the
+record) beside the record's coordinates. Stream workers and sinks both dead-letter with
+this one record, and the `dead_letters` table is filled from these headers
+(`sinks.rows.dead_letter_row` reads them by these names).
+Pure: no Kafka imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEADER_REASON = "reason"
+HEADER_ERROR = "error"
+HEADER_TOPIC = "original_topic"
+HEADER_PARTITION = "original_partition"
+HEADER_OFFSET = "original_offset"
+HEADER_BATCH_ID = "batch_id"
+HEADER_EVENT_INDEX = "event_index"
+HEADER_SINK_TABLE = "sink_table"  # added by a sink that failed to land the input
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected input, ready to publish to `capture.dlq` under `key`."""
+
+    reason: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    event_index: int | None = None
+    batch_id: str | None = None
+
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
+        """The Kafka headers saying why and whence (see the module docstring)."""
+        headers: list[tuple[str, str | bytes | None]] = [
+            (HEADER_REASON, self.reason.encode()),
+            (HEADER_ERROR, self.error[:MAX_ERROR_CHARS].encode("utf-8", "replace")),
+            (HEADER_TOPIC, self.topic.encode()),
+            (HEADER_PARTITION, str(self.partition).encode()),
+            (HEADER_OFFSET, str(self.offset).encode()),
+        ]
+        if self.batch_id is not None:
+            headers.append((HEADER_BATCH_ID, self.batch_id.encode("utf-8", "replace")))
+        if self.event_index is not None:
+            headers.append((HEADER_EVENT_INDEX, str(self.event_index).encode()))
+        return headers
+
+    def sink_headers(self, table: str) -> list[tuple[str, str | bytes | None]]:
+        """`headers` plus the table a sink failed to land the input in."""
+        return [*self.headers(), (HEADER_SINK_TABLE, table.encode())]
