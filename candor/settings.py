@@ -11,13 +11,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from privacy.keystore import KeyStoreError
 from sinks.frame_store import FrameStoreSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+PRODUCTION_REPLICATION = 3
+PRODUCTION_MIN_INSYNC = 2
 
 
 class KafkaSettings(BaseModel):
@@ -27,8 +31,24 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field(
         "", description="prepended to every Candor topic name (one cluster, several pipelines)")
     partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int | None = Field(
+        None, ge=1, description="replicas of each Candor topic (and the workers' changelogs); "
+        "unset: 3, or 1 on the local stack (`Settings` fills it in)")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="`min.insync.replicas` of each Candor topic: acks=all writes "
+        "fail below it; unset: 2, or 1 when the replication factor is 1")
     client_id: str = "candor"
+
+    def replicas(self) -> int:
+        """The replication factor of new topics (production default 3 when unset)."""
+        return self.replication_factor or PRODUCTION_REPLICATION
+
+    def min_insync(self) -> int:
+        """`min.insync.replicas` of new topics: as set, else 2 (1 with one replica),
+        never above the replication factor."""
+        if self.min_insync_replicas is not None:
+            return min(self.min_insync_replicas, self.replicas())
+        return 1 if self.replicas() == 1 else PRODUCTION_MIN_INSYNC
 
     def topic(self, name: str) -> str:
         """The real name of one of DESIGN.md's topics (`capture.events`, ...)."""
@@ -148,11 +168,23 @@ class Settings(BaseSettings):
     portal: PortalSettings = PortalSettings()
     frames: FrameStoreSettings = FrameStoreSettings()  # sinks/frame_store.py
     prometheus_url: str = "http://127.0.0.1:9090"
+    metrics_host: str = Field(
+        "127.0.0.1", description="address the /metrics servers of workers, sinks and the "
+        "canary bind: loopback on one machine, the pod's address in Kubernetes (the Helm "
+        "chart sets it from status.podIP) so that Prometheus and the kubelet reach it")
     log_level: str = "INFO"
     # Whether this is the one-machine local stack, where a missing master key is
     # generated and the analyst login may keep its documented password. None:
     # true when Kafka and ClickHouse are both on loopback addresses.
     local_stack: bool | None = None
+
+    @model_validator(mode="after")
+    def _topic_durability(self) -> Settings:
+        """An unset replication factor is 3 (min ISR 2), or 1 (min ISR 1) on the
+        one-node local stack, so a topic created there is writable."""
+        if self.kafka.replication_factor is None:
+            self.kafka.replication_factor = 1 if is_local_stack(self) else PRODUCTION_REPLICATION
+        return self
 
 
 def load_settings() -> Settings:
@@ -245,7 +277,8 @@ def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
         "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
         "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
         "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
-        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
+        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replicas()),
+        "CANDOR_KAFKA__MIN_INSYNC_REPLICAS": str(settings.kafka.min_insync()),
     })
     if settings.clickhouse.cluster:
         env["CANDOR_CLICKHOUSE__CLUSTER"] = settings.clickhouse.cluster

@@ -32,6 +32,7 @@ from schemas.codec import encode
 from streams import metrics
 from streams.actions import ActionConfig
 from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
+from streams.changelog import DeviceTable, wait_for_changelogs
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.lag import LagProbe, observe_worker_lag
@@ -175,6 +176,7 @@ def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
         producer_linger_ms=5,
         table_standby_replicas=0,
         TableManager=TableManager,
+        Table=DeviceTable,  # forgets the states of revoked partitions (streams.changelog)
     )
 
 
@@ -189,7 +191,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     datadir = settings.home / "streams" / cfg.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = new_app(App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir,
-                  settings.kafka.replication_factor)
+                  settings.kafka.replicas())
     t = settings.kafka.topic
     # Idempotent, non-transactional producers: every offset holds a record.
     app.gap_free_topics = frozenset({t(CAPTURE_EVENTS)})
@@ -222,6 +224,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     app.on_partitions_revoked.connect(_drop_cache)
     app.on_partitions_assigned.connect(_drop_cache)
     app.on_rebalance_complete.connect(_rebalanced)
+    wait_for_changelogs(app)  # before the streams resume: the first write needs it
 
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = cfg.dlq_limit or DlqLimit()

@@ -30,8 +30,8 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
         for name in ("aiokafka", "kafka", "mode", "faust.transport"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+        start_http_server(metrics_port, addr=settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics_port)
     consent = ConsentView(dict(settings.kafka.client_config()),
                           settings.kafka.topic("consent.policies"))
     consent.start()

@@ -118,15 +118,6 @@ def _pause(records: list[Any], around_ms: int, window_ms: int = 30_000) -> int:
                 for a, b in itertools.pairwise(sorted(times))), default=0)
 
 
-# Known failing (found by this test, open in issue 17's note): with two workers
-# starting together on the 3-broker cluster, one crashes on its first table write
-# (aiokafka has no metadata yet for the changelog topic faust just declared), and
-# in 5 of 5 runs before this mark 3-4 acknowledged events never reached
-# ClickHouse; in a later run every event landed but the sessions did not cover
-# them all within 240 s. Sinks also exit on retriable commit errors during the
-# broker failover (the supervisor restarts them). Not strict: a passing run is news.
-@pytest.mark.xfail(strict=False, reason="events or session coverage lost on worker "
-                   "crash/rebalance during a broker failover (issue 17 note)")
 def test_workers_and_sinks_scale_out_through_a_broker_kill(
         cluster_settings: Settings, kafka_cluster: KafkaCluster, tmp_path: Path) -> None:
     s = cluster_settings
