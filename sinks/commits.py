@@ -26,6 +26,8 @@ from typing import TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
+from sinks import metrics
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -128,6 +130,7 @@ def commit_retrying(call: Callable[[], T], what: str, retry: CommitRetry = Commi
                                   f"{retry.deadline_s:.0f} s: {err}") from exc
             log.warning("%s failed (%s), retriable: attempt %d, again in %.1f s", what,
                         err.name(), attempt, delay)
+            metrics.COMMIT_RETRIES.inc()
             sleep(delay)
             delay = min(delay * 2, retry.max_s)
 

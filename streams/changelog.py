@@ -15,14 +15,30 @@ its first batch.
 `await_changelog_metadata` runs when a rebalance completes, before faust
 resumes the streams (``app.on_rebalance_complete`` is awaited there), and
 waits until the producer knows every table's changelog partitions.
+
+Worse, faust declares a changelog topic (``Table.on_start``) while its
+consumer is already subscribing: a worker that subscribes before the topic
+exists logs "Ignoring missing topic" and its group assigns the changelog's
+partitions to nobody until the consumer's metadata next refreshes (aiokafka:
+5 minutes). Meanwhile no worker recovers table state when it is assigned a
+partition: a device moved to another worker starts again from an empty
+state (a new session beside the one its old owner held, events counted
+twice or never). `create_changelog_topics` creates them before the worker
+starts (`streams.worker`), as faust would, and waits until every partition
+has a leader.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from streams import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +58,12 @@ async def await_changelog_metadata(app: Any) -> None:
 
 
 def wait_for_changelogs(app: Any) -> None:
-    """Connect `await_changelog_metadata` to `app`'s rebalance-complete signal."""
+    """Connect `await_changelog_metadata` to `app`'s rebalance-complete signal (and
+    count the rebalance in ``candor_worker_rebalances_total``)."""
 
     async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any,
                                     **kwargs: Any) -> None:
+        metrics.REBALANCES.inc()
         await await_changelog_metadata(app)
 
     app.on_rebalance_complete.connect(on_rebalance_complete)
@@ -101,3 +119,61 @@ def forget_partitions(store: Any, partitions: set[int]) -> int:
         data.pop(key, None)
         key_partition.pop(key, None)
     return len(keys)
+
+
+class ChangelogUnavailable(RuntimeError):
+    """A table changelog topic could not be created or has partitions without a leader."""
+
+
+def changelog_topics(app: Any) -> dict[str, int]:
+    """{changelog topic: partitions} of every table of `app` (declared, not started)."""
+    return {t.changelog_topic.get_topic_name(): int(t.partitions or app.conf.topic_partitions)
+            for t in app.tables.values()}
+
+
+def create_changelog_topics(app: Any, client_config: dict[str, Any],
+                            timeout_s: float = 60.0) -> dict[str, str]:
+    """Create `app`'s table changelog topics as faust declares them (compacted,
+    the table's partitions, the app's replication factor) unless they exist, and
+    wait until each partition has a leader. Blocks up to `timeout_s`. Returns
+    {topic: "created" | "exists"}; raises `ChangelogUnavailable` otherwise."""
+    topics = changelog_topics(app)
+    if not topics:
+        return {}
+    admin = AdminClient(client_config)
+    replicas = int(app.conf.topic_replication_factor)
+    new = [NewTopic(name, num_partitions=n, replication_factor=replicas,
+                    config={"cleanup.policy": "compact"}) for name, n in topics.items()]
+    result: dict[str, str] = {}
+    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            result[name] = "created"
+            log.info("%s: created the table changelog topic", name)
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ChangelogUnavailable(f"{name}: not created: {err}") from err
+            result[name] = "exists"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = _leaderless(admin, topics)
+        if not missing:
+            return result
+        if time.monotonic() > deadline:
+            raise ChangelogUnavailable(f"changelog partitions without a leader after "
+                                       f"{timeout_s:.0f} s: {missing}")
+        time.sleep(0.5)
+
+
+def _leaderless(admin: AdminClient, topics: dict[str, int]) -> list[str]:
+    try:
+        md = admin.list_topics(timeout=10)
+    except KafkaException as err:
+        return [f"metadata: {err}"]
+    missing = []
+    for name, partitions in topics.items():
+        t = md.topics.get(name)
+        if t is None or t.error is not None or len(t.partitions) < partitions or any(
+                p.leader < 0 for p in t.partitions.values()):
+            missing.append(name)
+    return missing

@@ -15,6 +15,7 @@ from candor.keys import KeyView
 from candor.settings import Settings, master_key_bytes
 from sinks.connection import connect
 from streams.app import WorkerConfig, build_app
+from streams.changelog import ChangelogUnavailable, create_changelog_topics
 from streams.consent_view import ConsentView
 from streams.output import OutputProducer
 
@@ -44,9 +45,14 @@ def run_worker(settings: Settings, cfg: WorkerConfig, metrics_port: int | None =
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     code = 0
     try:
+        # before faust subscribes: a changelog created after it is assigned to nobody
+        create_changelog_topics(app, dict(settings.kafka.client_config()))
         worker.execute_from_commandline()  # returns only via SystemExit
     except SystemExit as stop:
         code = int(stop.code or 0)
+    except ChangelogUnavailable as err:
+        app.crash_reason = err
+        code = 1
     finally:
         output.close()
         consent.stop()

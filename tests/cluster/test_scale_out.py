@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
 from candor.consent_registry import grant_many
