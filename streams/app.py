@@ -31,13 +31,14 @@ from privacy.scope import Scope
 from schemas.codec import encode
 from streams import metrics
 from streams.actions import ActionConfig
-from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
+from streams.activity import ActivityConfig, DeviceActivity, Outputs
 from streams.changelog import DeviceTable, wait_for_changelogs
 from streams.consent_view import ConsentView
 from streams.dlq import DlqLimit, DlqLimitExceeded
 from streams.lag import LagProbe, observe_worker_lag
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
+from streams.partition_gate import PartitionGate
 from streams.recovery import TableManager
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.session import SessionConfig
@@ -211,8 +212,8 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
     def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         cache.clear()
 
-    flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
-                     + cfg.activity.session.grace_micros)
+    flow = PartitionGate(now_micros(), cfg.activity.session.gap_micros
+                         + cfg.activity.session.grace_micros)
 
     def _rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Recovery fills the table after the assignment: what was cached meanwhile
@@ -296,7 +297,7 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
         batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
                             e.message.offset) for e in events]
         now = now_micros()
-        flow.last_input = now
+        flow.saw({e.message.partition for e in events}, now)
         states = _DeviceStates(cache)
         result = route_batch(batch, now=now, consent=consent.get,
                              hours=hours.get, seen=states.seen, config=cfg.route)
@@ -378,12 +379,13 @@ def build_app(settings: Settings, cfg: WorkerConfig, consent: ConsentView,
             # The table is being recovered: a state read now may be partial.
             return
         closing = flow.may_close(now)
+        key_partition = getattr(devices.data, "_key_partition", {})  # streams.changelog
         changed: dict[bytes, DeviceActivity] = {}
         closed = Outputs()
         open_sessions = 0
         for device in list(devices.keys()):
             state = cache.get(device)
-            if closing:
+            if closing and flow.may_close_in(key_partition.get(device), now):
                 out = state.tick(now, cfg.activity)
                 if out.sessions or out.minutes or out.actions:
                     changed[device] = state
