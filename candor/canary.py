@@ -203,7 +203,7 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_http_server(args.metrics_port, addr=settings.metrics_host)
     identity = CanaryIdentity(device_id=args.device)
     grant_canary_consent(settings, identity)
     beats = Canary(settings, identity).run(args.interval, stop, args.count)

@@ -37,7 +37,13 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from candor import stack
 
     if args.action == "up":
-        stack.up(settings)
+        stack.up(settings, kafka_nodes=args.kafka_nodes)
+        if args.kafka_nodes > 1:
+            first = int(settings.kafka.bootstrap.split(",")[0].rsplit(":", 1)[-1])
+            brokers = ",".join(f"127.0.0.1:{first + i}" for i in range(args.kafka_nodes))
+            print(f"kafka: {args.kafka_nodes} nodes at {brokers}; for topics replicated as "
+                  "in production: export CANDOR_KAFKA__REPLICATION_FACTOR="
+                  f"{min(3, args.kafka_nodes)} CANDOR_KAFKA_BOOTSTRAP={brokers}")
     elif args.action == "down":
         stack.down(settings)
         return 0
@@ -91,6 +97,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     p = sub.add_parser("stack", help="start, stop or check the local Kafka/ClickHouse/Prometheus")
     p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--kafka-nodes", type=int, default=1, metavar="N",
+                   help="with up: run Kafka as a cluster of N KRaft nodes on the settings' "
+                        "Kafka port and the next N-1 (default 1: one node)")
     handlers["stack"] = _stack
 
     p = sub.add_parser("topics", help="create or list Candor's Kafka topics (idempotent)")

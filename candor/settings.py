@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backends.clickhouse.settings import ClickHouseSettings
 from backends.frame_store import FrameStoreSettings
-from backends.kafka.settings import KafkaSettings, RetentionSettings
+from backends.kafka.settings import PRODUCTION_REPLICATION, KafkaSettings, RetentionSettings
 from privacy.keystore import KeyStoreError
 from privacy.settings import PrivacySettings
 from streams.settings import StreamSettings
@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     portal: PortalSettings = PortalSettings()
     frames: FrameStoreSettings = FrameStoreSettings()  # backends/frame_store.py
     prometheus_url: str = "http://127.0.0.1:9090"
+    metrics_host: str = Field(
+        "127.0.0.1", description="address the /metrics servers of workers, sinks and the "
+        "canary bind: loopback on one machine, the pod's address in Kubernetes (the Helm "
+        "chart sets it from status.podIP) so that Prometheus and the kubelet reach it")
     log_level: str = "INFO"
     # Whether this is the one-machine local stack, where a missing master key is
     # generated and the analyst login may keep its documented password. None:
@@ -97,6 +101,14 @@ class Settings(BaseSettings):
         """The master key (`master_key_bytes`): what a stage's settings protocol
         asks for instead of importing this module."""
         return master_key_bytes(self)
+
+    @model_validator(mode="after")
+    def _topic_durability(self) -> Settings:
+        """An unset replication factor is 3 (min ISR 2), or 1 (min ISR 1) on the
+        one-node local stack, so a topic created there is writable."""
+        if self.kafka.replication_factor is None:
+            self.kafka.replication_factor = 1 if is_local_stack(self) else PRODUCTION_REPLICATION
+        return self
 
 
 def load_settings() -> Settings:
@@ -189,7 +201,8 @@ def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
         "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
         "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
         "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
-        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
+        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replicas()),
+        "CANDOR_KAFKA__MIN_INSYNC_REPLICAS": str(settings.kafka.min_insync()),
     })
     if settings.clickhouse.cluster:
         env["CANDOR_CLICKHOUSE__CLUSTER"] = settings.clickhouse.cluster

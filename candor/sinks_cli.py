@@ -90,7 +90,7 @@ def _serve_metrics(port: int, settings: Settings, targets: dict[str, str] | None
     from sinks.lag import default_topics, start_lag_reporter
     from sinks.routes import ROUTES
 
-    start_http_server(port, addr="127.0.0.1")
+    start_http_server(port, addr=settings.metrics_host)
     return start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)),
                               stop)
 

@@ -58,13 +58,39 @@ def _script_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _cluster_marker(settings: Settings) -> Path:
+    """Written by `up` with several Kafka nodes: their count, for `down` and `status`."""
+    return settings.home / "kafka-cluster" / "nodes"
+
+
+def kafka_nodes(settings: Settings) -> int:
+    """How many Kafka nodes the local stack runs: 1, or what `up(kafka_nodes=N)` recorded."""
+    try:
+        return max(1, int(_cluster_marker(settings).read_text().strip()))
+    except (OSError, ValueError):
+        return 1
+
+
+def _script(settings: Settings, server: str) -> tuple[str, dict[str, str]]:
+    """The deploy/local script serving `server` and its extra environment: with
+    several Kafka nodes, kafka_cluster.sh, node I serving clients on the settings'
+    Kafka port + I - 1 (controllers after the last client port)."""
+    nodes = kafka_nodes(settings) if server == "kafka" else 1
+    if nodes == 1:
+        return server, {}
+    port = settings.kafka.bootstrap.split(",")[0].rsplit(":", 1)[-1]
+    return "kafka_cluster", {"CANDOR_KAFKA_NODES": str(nodes), "CANDOR_KAFKA_CLUSTER_PORT": port}
+
+
 def run_script(settings: Settings, server: str, action: str) -> None:
-    """Run `deploy/local/<server>.sh <action>`; raise StackError when it fails.
+    """Run `deploy/local/<server>.sh <action>` (kafka_cluster.sh for a Kafka of
+    several nodes); raise StackError when it fails.
 
     Blocks until the script returns (a start waits for its ready check)."""
+    script, extra = _script(settings, server)
     proc = subprocess.run(
-        ["bash", str(SCRIPTS / f"{server}.sh"), action],
-        env=_script_env(settings),
+        ["bash", str(SCRIPTS / f"{script}.sh"), action],
+        env={**_script_env(settings), **extra},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -75,8 +101,16 @@ def run_script(settings: Settings, server: str, action: str) -> None:
         raise StackError(f"{server} {action} failed (exit {proc.returncode}):\n{tail}")
 
 
-def up(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
-    """Start the servers in order; on failure stop those this call started."""
+def up(settings: Settings, servers: tuple[str, ...] = SERVERS, kafka_nodes: int = 1) -> None:
+    """Start the servers in order; on failure stop those this call started.
+
+    `kafka_nodes` > 1 runs Kafka as a cluster of that many combined KRaft nodes
+    (deploy/local/kafka_cluster.sh: replication 3, min ISR 2, clients on the
+    settings' Kafka port and the next ones); `down` and `status` then handle the
+    cluster. Raises StackError when a one-node Kafka of this home already runs
+    and a cluster is asked for (or the reverse): stop it first."""
+    if "kafka" in servers:
+        _choose_kafka(settings, kafka_nodes)
     started: list[str] = []
     for server in servers:
         already = _script_status(settings, server)
@@ -90,9 +124,26 @@ def up(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
             started.append(server)
 
 
+def _choose_kafka(settings: Settings, nodes: int) -> None:
+    if nodes < 1:
+        raise StackError(f"--kafka-nodes must be at least 1, not {nodes}")
+    running = kafka_nodes(settings)
+    if running != nodes and _script_status(settings, "kafka"):
+        raise StackError(f"a Kafka of {running} node(s) runs from {settings.home}; "
+                         "`candor stack down` first")
+    marker = _cluster_marker(settings)
+    if nodes == 1:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{nodes}\n")
+
+
 def _script_status(settings: Settings, server: str) -> bool:
-    proc = subprocess.run(["bash", str(SCRIPTS / f"{server}.sh"), "status"],
-                          env=_script_env(settings), capture_output=True, check=False)
+    script, extra = _script(settings, server)
+    proc = subprocess.run(["bash", str(SCRIPTS / f"{script}.sh"), "status"],
+                          env={**_script_env(settings), **extra}, capture_output=True,
+                          check=False)
     return proc.returncode == 0
 
 
@@ -103,6 +154,8 @@ def down(settings: Settings, servers: tuple[str, ...] = SERVERS) -> None:
         stop_portal(settings)
     for server in reversed(servers):
         run_script(settings, server, "stop")
+    if "kafka" in servers:
+        _cluster_marker(settings).unlink(missing_ok=True)  # the next `up` is one node again
 
 
 def _portal_pidfile(settings: Settings) -> Path:

@@ -27,7 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, KafkaError, Message, TopicCollection, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
@@ -36,6 +43,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.topics import Topic
 from sinks import metrics
 from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
+from sinks.commits import CommitError, CommitFailure, commit_retrying, raise_partition_errors
 from sinks.dlq import DeadLetterProducer
 from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
@@ -143,7 +151,9 @@ class _Sink:
 
         A round shares its two commits (intents, then positions): committing two
         batches of one partition at once would move its position past a batch
-        not yet inserted.
+        not yet inserted. When a commit finds the group rebalanced, this round
+        and the batches after it are given up (`_give_up`): the partitions'
+        owner resumes from what is committed.
         """
         while batches:
             seen: set[int] = set()
@@ -152,12 +162,16 @@ class _Sink:
             for batch in batches:
                 (later if batch.partition in seen else round_).append(batch)
                 seen.add(batch.partition)
-            self._write_round(round_)
+            if not self._write_round(round_):
+                return
             batches = later
 
-    def _write_round(self, batches: list[Batch[Message]]) -> None:
+    def _write_round(self, batches: list[Batch[Message]]) -> bool:
+        """Insert one round; False when the group rebalanced under it (given up)."""
         prepared = [self._prepare(b) for b in batches]
-        self._commit([(b.partition, b.first, intent_metadata(b)) for b in batches])
+        if not self._commit([(b.partition, b.first, intent_metadata(b)) for b in batches]):
+            self._give_up(batches, intent_committed=False)
+            return False
         letters: list[DeadLetter] = []
         for batch, (rows, kept, stamps, dead) in zip(batches, prepared, strict=True):
             letters += dead
@@ -184,7 +198,29 @@ class _Sink:
         if self.options.after_insert is not None:
             for batch in batches:
                 self.options.after_insert(batch)
-        self._commit([(b.partition, b.commit_offset, "") for b in batches])
+        if not self._commit([(b.partition, b.commit_offset, "") for b in batches]):
+            self._give_up(batches, intent_committed=True)
+            return False
+        return True
+
+    def _give_up(self, batches: list[Batch[Message]], intent_committed: bool) -> None:
+        """The group rebalanced before ``batches`` were committed: forget what is
+        buffered of their partitions and read them again from the batch's first
+        offset (pinned to the same last offset when its intent is committed, so a
+        replay carries the same insert token). If the partition went to another
+        sink, the seek fails harmlessly and the new owner replays it."""
+        for batch in batches:
+            dropped = self.batcher.drop(batch.partition)
+            if intent_committed:
+                self.batcher.pin(batch.partition, batch.last)
+            log.warning("%s[%d]: group rebalanced before batch %d-%d was committed "
+                        "(inserted: %s); %d buffered messages dropped, reading again from %d",
+                        self.topic, batch.partition, batch.first, batch.last,
+                        "yes" if intent_committed else "no", dropped, batch.first)
+            try:
+                self.consumer.seek(TopicPartition(self.topic, batch.partition, batch.first))
+            except KafkaException as err:  # no longer assigned: its next owner reads it
+                log.info("%s[%d]: not sought back (%s)", self.topic, batch.partition, err)
 
     def _prepare(
         self, batch: Batch[Message]
@@ -221,17 +257,33 @@ class _Sink:
             ) from err
         return rows, kept, stamps, letters
 
-    def _commit(self, positions: list[tuple[int, int, str]]) -> None:
-        """Commit ``(partition, offset, metadata)`` synchronously; raise `FatalSinkError`."""
+    def _commit(self, positions: list[tuple[int, int, str]]) -> bool:
+        """Commit ``(partition, offset, metadata)`` synchronously, retrying retriable
+        errors (a coordinator moving during a broker failover; `sinks.commits`).
+        Returns False when the group rebalanced (nothing may be assumed committed);
+        raises `FatalSinkError` on any other failure."""
         tps = [TopicPartition(self.topic, p, o, m) for p, o, m in positions]
-        for result in self.consumer.commit(offsets=tps, asynchronous=False) or ():
-            if result.error is not None:
-                raise FatalSinkError(self.route.table, f"commit {result} failed: {result.error}")
+
+        def commit() -> None:
+            raise_partition_errors(self.consumer.commit(offsets=tps, asynchronous=False))
+
+        try:
+            commit_retrying(commit, f"{self.topic}: commit of {len(tps)} partitions")
+        except CommitError as err:
+            if err.kind is CommitFailure.REBALANCED:
+                return False
+            raise FatalSinkError(self.route.table, f"commit {tps} failed: {err}") from err
+        return True
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self.batcher.topic_id:
             self.batcher.topic_id = _topic_id(self.settings, self.topic)
-        for tp in consumer.committed(partitions, timeout=30):
+        try:
+            committed = commit_retrying(lambda: consumer.committed(partitions, timeout=30),
+                                        f"{self.topic}: committed offsets")
+        except CommitError as err:
+            raise FatalSinkError(self.route.table, f"committed offsets not read: {err}") from err
+        for tp in committed:
             last = parse_intent(tp.metadata, tp.offset)
             if last is not None:
                 log.info("%s[%d]: replaying unfinished batch %d-%d", tp.topic, tp.partition,

@@ -26,6 +26,11 @@ RETRIES = Counter(
     "Insert attempts retried after a transient ClickHouse failure.",
     ["table"],
 )
+COMMIT_RETRIES = Counter(
+    "candor_sink_commit_retries_total",
+    "Offset commits retried after a retriable Kafka error (group coordinator moving "
+    "during a broker failover, request timeouts).",
+)
 DEAD_LETTERS = Counter(
     "candor_sink_dead_letters_total",
     "Messages the sink sent to the dead-letter topic, by reason.",

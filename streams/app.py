@@ -35,9 +35,11 @@ from schemas.codec import encode
 from schemas.topics import Topic
 from streams import metrics
 from streams.actions import ActionConfig
-from streams.activity import ActivityConfig, DeviceActivity, Outputs, TimerGate
+from streams.activity import ActivityConfig, DeviceActivity, Outputs
+from streams.changelog import DeviceTable, wait_for_changelogs
 from streams.minutes import MinuteConfig
 from streams.output import OutputFailed, OutputProducer
+from streams.partition_gate import PartitionGate
 from streams.recovery import TableManager
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.session import SessionConfig
@@ -178,6 +180,7 @@ def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
         producer_linger_ms=5,
         table_standby_replicas=0,
         TableManager=TableManager,
+        Table=DeviceTable,  # forgets the states of revoked partitions (streams.changelog)
     )
 
 
@@ -188,7 +191,7 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     datadir = settings.home / "streams" / cfg.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = new_app(App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir,
-                  settings.kafka.replication_factor)
+                  settings.kafka.replicas())
     t = settings.kafka.topic
     # Idempotent, non-transactional producers: every offset holds a record.
     app.gap_free_topics = frozenset({t(CAPTURE_EVENTS)})
@@ -208,8 +211,8 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         cache.clear()
 
-    flow = TimerGate(now_micros(), cfg.activity.session.gap_micros
-                     + cfg.activity.session.grace_micros)
+    flow = PartitionGate(now_micros(), cfg.activity.session.gap_micros
+                         + cfg.activity.session.grace_micros)
 
     def _rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Recovery fills the table after the assignment: what was cached meanwhile
@@ -221,6 +224,7 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     app.on_partitions_revoked.connect(_drop_cache)
     app.on_partitions_assigned.connect(_drop_cache)
     app.on_rebalance_complete.connect(_rebalanced)
+    wait_for_changelogs(app)  # before the streams resume: the first write needs it
 
     hours = {h.org_id: h for h in cfg.capture_hours}
     dlq_limit = DlqPolicy(cfg.dlq_limit)  # the worker's batches span partitions: one state
@@ -292,7 +296,7 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
         batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
                             e.message.offset) for e in events]
         now = now_micros()
-        flow.last_input = now
+        flow.saw({e.message.partition for e in events}, now)
         states = _DeviceStates(cache)
         result = route_batch(batch, now=now, consent=consent.get,
                              hours=hours.get, seen=states.seen, config=cfg.route)
@@ -374,12 +378,13 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
             # The table is being recovered: a state read now may be partial.
             return
         closing = flow.may_close(now)
+        key_partition = getattr(devices.data, "_key_partition", {})  # streams.changelog
         changed: dict[bytes, DeviceActivity] = {}
         closed = Outputs()
         open_sessions = 0
         for device in list(devices.keys()):
             state = cache.get(device)
-            if closing:
+            if closing and flow.may_close_in(key_partition.get(device), now):
                 out = state.tick(now, cfg.activity)
                 if out.sessions or out.minutes or out.actions:
                     changed[device] = state

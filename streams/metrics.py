@@ -36,3 +36,7 @@ SEQ_REGRESSIONS = Counter(
     "Events passed on although a higher seq of their device had passed already (not "
     "duplicates; marked seq_regression in the events' redaction trail), by device",
     ["device_id"])
+REBALANCES = Counter("candor_worker_rebalances_total",
+                     "Consumer-group rebalances this worker completed (table recovery done, "
+                     "streams about to resume); a high rate means members keep joining, "
+                     "leaving or missing heartbeats")

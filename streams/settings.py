@@ -49,6 +49,10 @@ class WorkerSettings(Protocol):
     def streams(self) -> StreamSettings: ...
     @property
     def privacy(self) -> PrivacySettings: ...
+    @property
+    def metrics_host(self) -> str:
+        """The address the worker's /metrics server binds."""
+        ...
 
     def master_key(self) -> bytes:
         """The master key wrapping subjects' data keys; raises `KeyStoreError`."""

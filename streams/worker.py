@@ -16,6 +16,7 @@ from backends.clickhouse.key_store import KeyView
 from backends.kafka.consent_view import ConsentView
 from schemas.topics import Topic
 from streams.app import WorkerConfig, build_app
+from streams.changelog import ChangelogUnavailable, create_changelog_topics
 from streams.output import OutputProducer
 from streams.settings import WorkerSettings
 
@@ -31,8 +32,8 @@ def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | 
         for name in ("aiokafka", "kafka", "mode", "faust.transport"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1")
-        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
+        start_http_server(metrics_port, addr=settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics_port)
     consent = ConsentView(dict(settings.kafka.client_config()),
                           settings.kafka.topic(Topic.CONSENT_POLICIES))
     consent.start()
@@ -45,9 +46,14 @@ def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | 
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     code = 0
     try:
+        # before faust subscribes: a changelog created after it is assigned to nobody
+        create_changelog_topics(app, dict(settings.kafka.client_config()))
         worker.execute_from_commandline()  # returns only via SystemExit
     except SystemExit as stop:
         code = int(stop.code or 0)
+    except ChangelogUnavailable as err:
+        app.crash_reason = err
+        code = 1
     finally:
         output.close()
         consent.stop()

@@ -7,6 +7,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+PRODUCTION_REPLICATION = 3
+PRODUCTION_MIN_INSYNC = 2
+
 
 class KafkaSettings(BaseModel):
     """Where Kafka is and how Candor's topics are laid out."""
@@ -15,8 +18,24 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = Field(
         "", description="prepended to every Candor topic name (one cluster, several pipelines)")
     partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int | None = Field(
+        None, ge=1, description="replicas of each Candor topic (and the workers' changelogs); "
+        "unset: 3, or 1 on the local stack (`candor.settings.Settings` fills it in)")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="`min.insync.replicas` of each Candor topic: acks=all writes "
+        "fail below it; unset: 2, or 1 when the replication factor is 1")
     client_id: str = "candor"
+
+    def replicas(self) -> int:
+        """The replication factor of new topics (production default 3 when unset)."""
+        return self.replication_factor or PRODUCTION_REPLICATION
+
+    def min_insync(self) -> int:
+        """`min.insync.replicas` of new topics: as set, else 2 (1 with one replica),
+        never above the replication factor."""
+        if self.min_insync_replicas is not None:
+            return min(self.min_insync_replicas, self.replicas())
+        return 1 if self.replicas() == 1 else PRODUCTION_MIN_INSYNC
 
     def topic(self, name: str) -> str:
         """The real name of one of Candor's topics (`schemas.topics.Topic`)."""

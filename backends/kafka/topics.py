@@ -36,8 +36,9 @@ class TopicSpec:
     cleanup: str  # "delete" | "compact"
     retention_hours: int | None
 
-    def config(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup}
+    def config(self, min_insync_replicas: int = 1) -> dict[str, str]:
+        """The topic-level configs Candor asks for (`min.insync.replicas` from settings)."""
+        cfg = {"cleanup.policy": self.cleanup, "min.insync.replicas": str(min_insync_replicas)}
         if self.retention_hours is not None:
             cfg["retention.ms"] = str(self.retention_hours * HOUR_MS)
         if self.cleanup == "compact":
@@ -62,25 +63,28 @@ def topic_specs(settings: TopicSettings) -> list[TopicSpec]:
     ]
 
 
+def new_topics(settings: TopicSettings, specs: list[TopicSpec] | None = None) -> list[NewTopic]:
+    """What `create_topics` asks the cluster for: every topic with the settings'
+    partitions, replication factor and `min.insync.replicas` (production 3 and 2;
+    1 and 1 on the one-node stack, see `KafkaSettings`)."""
+    specs = specs if specs is not None else topic_specs(settings)
+    k = settings.kafka
+    return [NewTopic(s.name, num_partitions=k.partitions, replication_factor=k.replicas(),
+                     config=s.config(k.min_insync()))
+            for s in specs]
+
+
 def create_topics(
     settings: TopicSettings, specs: list[TopicSpec] | None = None, timeout: float = 30.0
 ) -> dict[str, str]:
     """Create missing topics; leave existing ones alone.
 
     Returns {topic: "created" | "exists"}. Raises KafkaException when the broker
-    refuses for any other reason than the topic existing. Blocks up to `timeout`.
+    refuses for any other reason than the topic existing (e.g. a replication
+    factor above the number of brokers). Blocks up to `timeout`.
     """
-    specs = specs if specs is not None else topic_specs(settings)
     admin = AdminClient(settings.kafka.client_config())
-    new = [
-        NewTopic(
-            s.name,
-            num_partitions=settings.kafka.partitions,
-            replication_factor=settings.kafka.replication_factor,
-            config=s.config(),
-        )
-        for s in specs
-    ]
+    new = new_topics(settings, specs)
     result: dict[str, str] = {}
     for name, future in admin.create_topics(new, request_timeout=timeout).items():
         try:

@@ -42,6 +42,22 @@ def test_topics_are_replicated_on_three_brokers_with_min_isr_two(
         assert _topic_config(admin, name)["min.insync.replicas"] == "2", name
 
 
+def test_topics_create_takes_replication_and_min_insync_from_settings(
+        cluster_settings: Settings) -> None:
+    """Settings, not the cluster's defaults (replication 3, min ISR 2), decide."""
+    s = cluster_settings.model_copy(deep=True)
+    s.kafka.replication_factor, s.kafka.min_insync_replicas = 2, 1
+    spec = next(t for t in topic_specs(s) if t.name == s.kafka.topic("capture.events"))
+    assert create_topics(s, [spec]) == {spec.name: "created"}
+    admin = AdminClient(s.kafka.client_config())
+    wait_until(lambda: spec.name in admin.list_topics(timeout=10).topics, 30,
+               "the new topic in the metadata")
+    parts = admin.list_topics(timeout=10).topics[spec.name].partitions
+    assert len(parts) == 12 and all(len(p.replicas) == 2 for p in parts.values())
+    assert _topic_config(admin, spec.name)["min.insync.replicas"] == "1"
+    assert create_topics(s, [spec]) == {spec.name: "exists"}
+
+
 def _topic_config(admin: AdminClient, name: str) -> dict[str, str]:
     """A new topic's configuration, once every broker knows the topic (metadata spreads)."""
     deadline = time.monotonic() + 30

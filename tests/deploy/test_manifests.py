@@ -114,6 +114,13 @@ def test_chart_objects_do_what_the_values_say(tools: dict[str, str]) -> None:
         env = {e["name"]: e for e in container["env"]}
         assert env["CANDOR_PRIVACY__MASTER_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "master-key"
         assert env["CANDOR_CLICKHOUSE__CLUSTER"]["value"] == "candor"
+        assert env["CANDOR_KAFKA__MIN_INSYNC_REPLICAS"]["value"] == "2"
+        # /metrics binds the pod's address, where the PodMonitor and the probes reach it
+        assert env["CANDOR_METRICS_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    for name in ("rel-candor-worker", "rel-candor-sink"):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, name
 
     # workers and sinks scale on their consumer group's lag, never beyond the partitions
     scaled = {d["metadata"]["name"]: d for d in _kinds(docs, "ScaledObject")}
@@ -187,13 +194,15 @@ def test_strimzi_kafka_is_kraft_with_three_nodes_and_production_durability() -> 
 def test_a_kafka_topic_for_every_candor_topic_as_topics_create_makes_it() -> None:
     docs = _docs(OPERATORS / "topics.yaml")
     topics = {d["spec"]["topicName"]: d for d in _kinds(docs, "KafkaTopic")}
-    specs = {s.name: s for s in topic_specs(Settings())}
+    production = Settings(local_stack=False)  # replication 3, min.insync.replicas 2
+    specs = {s.name: s for s in topic_specs(production)}
     assert set(topics) == set(specs)
     for name, topic in topics.items():
         assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "candor"
-        assert topic["spec"]["partitions"] == 12 and topic["spec"]["replicas"] == 3
-        want = specs[name].config()
+        assert topic["spec"]["partitions"] == 12
+        assert topic["spec"]["replicas"] == production.kafka.replicas() == 3
+        want = specs[name].config(production.kafka.min_insync())
         got = {k: str(v) for k, v in topic["spec"]["config"].items()}
         assert {k: got.get(k) for k in want} == want, name
 

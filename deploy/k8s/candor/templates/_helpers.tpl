@@ -30,6 +30,13 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.kafka.partitions | quote }}
 - name: CANDOR_KAFKA__REPLICATION_FACTOR
   value: {{ .Values.kafka.replicationFactor | quote }}
+- name: CANDOR_KAFKA__MIN_INSYNC_REPLICAS
+  value: {{ .Values.kafka.minInsyncReplicas | quote }}
+# /metrics servers bind the pod's own address: Prometheus (PodMonitor) and the
+# kubelet's probes reach it there, and nothing listens on every interface.
+- name: CANDOR_METRICS_HOST
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
 - name: CANDOR_KAFKA__TOPIC_PREFIX
   value: {{ .Values.kafka.topicPrefix | quote }}
 - name: CANDOR_CLICKHOUSE_URL
