@@ -17,6 +17,10 @@ it has not seen). Every write and the first load of each view are recorded in
 
 The functions the pipeline calls:
 
+- :func:`seal_clean_batch` (stream worker, just before publishing a
+  ``CleanBatch``): the content fields of one input record's clean events
+  sealed in one ciphertext under the subject's key (cleared, as below, when
+  it has none); :func:`open_clean_batch` opens it (sinks).
 - :func:`encrypt_clean_event` / :func:`encrypt_action` (stream worker, just
   before publishing): content fields become tokens under the subject's key; a
   subject *without* a live key gets its content fields cleared (counts kept,
@@ -45,12 +49,16 @@ from candor.settings import Settings
 from privacy.keyset import KeyRecord, KeySet
 from privacy.keystore import DataKey, SubjectErased, UnknownDataKey, WrongMasterKey
 from privacy.shredding import (
+    UndecryptableField,
+    batch_aad,
     clear_action_content,
     clear_event_content,
     decrypt_action_content,
     decrypt_event_content,
     encrypt_action_content,
     encrypt_event_content,
+    open_batch,
+    seal_batch,
 )
 from privacy.wrapping import make_check, new_data_key, verify_check, wrap_data_key
 
@@ -67,6 +75,8 @@ __all__ = [
     "load_keyset",
     "mutation_target",
     "now_micros",
+    "open_clean_batch",
+    "seal_clean_batch",
     "verify_master",
     "write_audit",
 ]
@@ -298,6 +308,47 @@ def encrypt_clean_event(event: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
     return encrypt_event_content(event, key)
 
 
+def seal_clean_batch(batch_id: str, events: list[dict[str, Any]], keys: Keys
+                     ) -> dict[str, Any]:
+    """Return the `CleanBatch` datum of ``events`` (clean events of one input
+    record: one org, subject and device, at least one): their content fields
+    sealed in one ciphertext under the subject's live key (`seal_batch`), or,
+    when the subject has none, cleared with ``"no_data_key"`` in the trail of
+    each event that had content. Not mutating; pure given ``keys``."""
+    first = events[0]
+    subject, device = str(first["subject_id"]), str(first["device_id"])
+    seqs = [e["seq"] for e in events]
+    lo, hi = min(seqs), max(seqs)
+    key = keys.live(subject)
+    content: bytes | None = None
+    if key is None:
+        sealed = [clear_event_content(e, trail=NO_DATA_KEY) for e in events]
+    else:
+        sealed, content = seal_batch(events, key, batch_aad(subject, device, lo, hi, batch_id))
+    return {"batch_id": batch_id, "org_id": first["org_id"], "subject_id": subject,
+            "device_id": device, "first_seq": lo, "last_seq": hi,
+            "key_id": None if content is None or key is None else key.key_id,
+            "content": content, "events": sealed}
+
+
+def open_clean_batch(batch: dict[str, Any], keys: Keys) -> dict[str, Any]:
+    """Return ``batch`` (a decoded `CleanBatch`, mutated) with its events' content
+    in clear. Raises `SubjectErased` when its key was destroyed (the events
+    then hold the contract's empty values) and `UndecryptableField` for a key
+    the store never had or content that does not open."""
+    content, key_id = batch.get("content"), batch.get("key_id")
+    if content is None or key_id is None:
+        return batch
+    try:
+        key = keys.key_for_id(str(key_id))
+    except UnknownDataKey:
+        raise UndecryptableField(f"unknown data key {key_id}") from None
+    open_batch(batch["events"], content, key,
+               batch_aad(batch["subject_id"], batch["device_id"], batch["first_seq"],
+                         batch["last_seq"], batch["batch_id"]))
+    return batch
+
+
 def encrypt_action(action: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
     """Return ``action`` ready for ``training.actions``: text, window title and
     command encrypted, or cleared (``"no_data_key"`` added to ``redactions``)
@@ -312,11 +363,17 @@ def encrypt_action(action: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
 
 
 def decrypt_for_sink(datum: dict[str, Any], keys: Keys) -> dict[str, Any]:
-    """The sinks' ``decrypt`` hook: a capture event or an action with its content
-    in clear, content of an erased subject emptied; any other record unchanged.
+    """The sinks' ``decrypt`` hook: a clean batch, a capture event or an action
+    with its content in clear, content of an erased subject emptied; any other
+    record unchanged.
 
     Raises :class:`privacy.shredding.UndecryptableField` for a corrupt token or
     one under a key the store never held."""
+    if "events" in datum and "batch_id" in datum and "content" in datum:  # a CleanBatch
+        try:
+            return open_clean_batch(datum, keys)
+        except SubjectErased:
+            return datum  # its content fields hold the contract's empty values
     if "payload" in datum and "event_id" in datum:
         try:
             return decrypt_event_content(datum, keys)

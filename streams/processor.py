@@ -2,7 +2,10 @@
 
 `BatchProcessor.process` takes one batch of raw `capture.events` records (in
 partition order) and routes them (`streams.router`: decode, dedup, consent,
-redaction), publishes the clean events and the dead letters, folds the clean
+redaction; a DeviceBatch meeting the conditions at once, else event by
+event), publishes the clean events (one `CleanBatch` per input record, its
+content sealed with one AEAD call: `candor.keys.seal_clean_batch`) and the
+dead letters (one per refused event or record), folds the clean
 events into each device's activity state (`streams.activity`: sessions,
 minute windows, actions), publishes what closed, waits until every output is
 acknowledged, and only then writes one table entry per device. `tick` is the
@@ -34,7 +37,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from candor.keys import Keys, encrypt_action, encrypt_clean_event
+from candor.keys import Keys, encrypt_action, seal_clean_batch
 from privacy.capture_hours import CaptureHours
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
@@ -56,6 +59,8 @@ SESSIONS = "activity.sessions"
 MINUTES = "activity.minutes"
 ACTIONS = "training.actions"
 LATE = "activity.late"
+
+CLEAN_BATCH = "CleanBatch"
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -238,11 +243,12 @@ class BatchProcessor:
             metrics.REDACTIONS.labels(rule).inc(n)
         per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
         clean_topic = t(CAPTURE_CLEAN)
-        for event in result.clean:
-            output.send(clean_topic, event["device_id"],
-                        encode("CaptureEvent", encrypt_clean_event(event, self.keys),
-                               check_domains=False))
-            per_device[event["device_id"]].append(event)
+        for group in result.groups:  # one CleanBatch per input record
+            device = group.events[0]["device_id"]
+            output.send(clean_topic, device,
+                        encode(CLEAN_BATCH, seal_clean_batch(group.batch_id, group.events,
+                                                             self.keys), check_domains=False))
+            per_device[device] += group.events
         metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
         folded = Outputs()
         for device, evs in per_device.items():

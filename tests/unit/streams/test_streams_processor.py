@@ -140,9 +140,12 @@ class Harness:
         for _topic, _key, value, _headers in self.output.on(f"t.{CAPTURE_CLEAN}"):
             assert value is not None
             name, datum = decode(value)
-            assert name == "CaptureEvent"
-            out.append(decrypt_for_sink(datum, self.keys))
+            assert name == "CleanBatch"  # one per input record
+            out += decrypt_for_sink(datum, self.keys)["events"]
         return out
+
+    def clean_records(self) -> list[dict[str, Any]]:
+        return [decode(v or b"")[1] for _t, _k, v, _h in self.output.on(f"t.{CAPTURE_CLEAN}")]
 
 
 def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked() -> None:
@@ -159,6 +162,25 @@ def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked
     assert result.outcomes == [False] * 9 and not h.output.on(f"t.{CAPTURE_DLQ}")
     assert h.table[b"dev-1"]["seen"]["max_seq"] == 9
     assert h.output.flushes == 1
+    [record] = h.clean_records()  # the batch is one record, its content sealed once
+    assert (record["first_seq"], record["last_seq"], record["subject_id"]) == (1, 9, SUBJECT)
+
+
+def test_single_event_records_each_make_one_clean_record() -> None:
+    h = Harness()
+    evs = events(3)
+    h.process(*[single_record(e, i) for i, e in enumerate(evs)])
+    assert [r["batch_id"] for r in h.clean_records()] == [e["event_id"] for e in evs]
+    assert [e["event_id"] for e in h.clean()] == [e["event_id"] for e in evs]
+
+
+def test_batches_of_two_subjects_are_sealed_apart() -> None:
+    other = "s2_subject"
+    h = Harness(subjects=(SUBJECT, other))
+    h.process(batch_record(events(4)), batch_record(events(4, device="dev-2", subject=other)))
+    records = h.clean_records()
+    assert [r["subject_id"] for r in records] == [SUBJECT, other]
+    assert records[0]["key_id"] != records[1]["key_id"]
 
 
 def test_content_leaves_encrypted() -> None:
