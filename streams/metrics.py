@@ -36,3 +36,8 @@ SEQ_REGRESSIONS = Counter(
     "Events passed on although a higher seq of their device had passed already (not "
     "duplicates; marked seq_regression in the events' redaction trail), by device",
     ["device_id"])
+RECORDS_ROUTED = Counter(
+    "candor_worker_records_total",
+    "capture.events records routed, by path: 'batch' (a DeviceBatch routed at once) or "
+    "'event' (event by event: single-event records, and batches failing a condition of the "
+    "batch path)", ["path"])

@@ -232,6 +232,8 @@ class BatchProcessor:
                              hours=self.hours.get, seen=states.seen, config=self.cfg.route)
         # events, not records: a DeviceBatch record holds many (one refused whole counts one)
         metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(result.outcomes))
+        metrics.RECORDS_ROUTED.labels("batch").inc(result.fast)
+        metrics.RECORDS_ROUTED.labels("event").inc(result.records - result.fast)
         for dead in result.dead:
             output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
             metrics.DEAD_LETTERS.labels(dead.reason).inc()

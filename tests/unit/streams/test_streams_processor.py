@@ -166,6 +166,21 @@ def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked
     assert (record["first_seq"], record["last_seq"], record["subject_id"]) == (1, 9, SUBJECT)
 
 
+def test_the_records_routed_per_path_are_counted() -> None:
+    from prometheus_client import REGISTRY
+
+    def routed(path: str) -> float:
+        return REGISTRY.get_sample_value("candor_worker_records_total", {"path": path}) or 0.0
+
+    before = routed("batch"), routed("event")
+    h = Harness()
+    out_of_order = events(4, first_seq=20)
+    out_of_order[1]["seq"], out_of_order[2]["seq"] = 22, 21
+    h.process(batch_record(events(5)), single_record(events(1, first_seq=10)[0]),
+              batch_record(out_of_order))
+    assert (routed("batch") - before[0], routed("event") - before[1]) == (1, 2)
+
+
 def test_single_event_records_each_make_one_clean_record() -> None:
     h = Harness()
     evs = events(3)
