@@ -246,16 +246,20 @@ def _route_fast(
 
 def _within_once(window: CaptureHours, first_ts: int, last_ts: int) -> bool:
     """True when every instant from ``first_ts`` to ``last_ts`` is inside ``window``:
-    both ends inside a same-day window on one local date (False also when it
-    cannot tell so cheaply: a window across midnight)."""
+    both ends inside a same-day window on one local date with no clock change
+    between them (False also when it cannot tell so cheaply: a window across
+    midnight, a clock change)."""
     if not window.start < window.end:
         return False
     if not (within_capture_hours(window, first_ts) and within_capture_hours(window, last_ts)):
         return False
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     zone = window.zone
-    day = (epoch + timedelta(microseconds=first_ts)).astimezone(zone).date()
-    return day == (epoch + timedelta(microseconds=last_ts)).astimezone(zone).date()
+    first = (epoch + timedelta(microseconds=first_ts)).astimezone(zone)
+    last = (epoch + timedelta(microseconds=last_ts)).astimezone(zone)
+    # one local date and one UTC offset (no clock change in between): the local
+    # time runs forward from one end to the other, inside the window throughout
+    return first.date() == last.date() and first.utcoffset() == last.utcoffset()
 
 
 def _redact_memo(event: dict[str, Any], memo: dict[str, Redacted]) -> dict[str, Any]:

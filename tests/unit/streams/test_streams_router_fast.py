@@ -37,10 +37,11 @@ def events(n: int, first_seq: int = 1) -> list[dict[str, Any]]:
     # what redaction and minimisation act on, repeated as capture repeats it
     out[0]["app"]["window_title"] = "mail to jane.doe@example.com - Inbox"
     out[1]["app"]["window_title"] = "mail to jane.doe@example.com - Inbox"
-    key_input = next(e for e in out if e["payload"]["type"] == "KeyInput")
-    key_input["payload"]["is_secure_field"] = True
-    command = next(e for e in out if e["payload"]["type"] == "TerminalCommand")
-    command["payload"]["command"] = "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"
+    for event in out:
+        if event["payload"]["type"] == "KeyInput":
+            event["payload"]["is_secure_field"] = True
+        elif event["payload"]["type"] == "TerminalCommand":
+            event["payload"]["command"] = "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"
     return out
 
 
@@ -80,11 +81,13 @@ def same(batched: RouteResult, singles: RouteResult, a: dict[str, DeviceSeen],
 
 
 def test_a_good_batch_takes_the_fast_path_with_the_per_event_outcome() -> None:
-    batched, singles, a, b = both_ways(events(27))
+    evs = events(27)
+    batched, singles, a, b = both_ways(evs)
     assert batched.fast == 1 and singles.fast == 0
     same(batched, singles, a, b)
     assert len(batched.clean) == 27
-    assert batched.redactions["secure_field"] == 1 and batched.redactions["email"] == 2
+    typed = sum(e["payload"]["type"] == "KeyInput" for e in evs)
+    assert batched.redactions["secure_field"] == typed and batched.redactions["email"] == 2
     assert [len(g.events) for g in batched.groups] == [27]
     assert batched.groups[0].batch_id == "batch-1"
 
@@ -149,3 +152,28 @@ def test_single_records_and_batches_each_make_one_clean_group_per_record() -> No
     out = route(msgs, state, policy())
     assert [(g.batch_id, len(g.events)) for g in out.groups] == [(evs[0]["event_id"], 1),
                                                                  ("batch-1", 8)]
+
+
+def test_a_clock_change_inside_the_batch_sends_it_the_per_event_way() -> None:
+    # Europe/Paris falls back from 03:00 to 02:00 on 2026-10-25 (01:00 UTC):
+    # 02:45 and 02:40 local are both inside 02:30-04:00, the 02:10 between is not.
+    hours = CaptureHours(ORG, frozenset(range(7)), time(2, 30), time(4), "Europe/Paris")
+    fall_back = 1_792_890_000 * S  # 2026-10-25 01:00:00 UTC
+    evs = events(3)
+    for event, ts in zip(evs, (fall_back - 15 * 60 * S, fall_back + 10 * 60 * S,
+                               fall_back + 40 * 60 * S), strict=True):
+        event["ts"] = ts
+    now = fall_back + 3600 * S
+    batch_state: dict[str, DeviceSeen] = {}
+    single_state: dict[str, DeviceSeen] = {}
+    batched = route_batch([RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events",
+                                      0, 0)], now=now, consent=lambda s: policy(),
+                          hours=lambda o: hours,
+                          seen=lambda d: batch_state.setdefault(d, DeviceSeen()))
+    singles = route_batch([RawMessage(b"dev-1", encode_event(e), "capture.events", 0, i)
+                           for i, e in enumerate(evs)], now=now, consent=lambda s: policy(),
+                          hours=lambda o: hours,
+                          seen=lambda d: single_state.setdefault(d, DeviceSeen()))
+    assert batched.fast == 0
+    same(batched, singles, batch_state, single_state)
+    assert batched.drops["outside_capture_hours"] == 1
