@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import SimulatedDevice, Simulator
-from schemas.codec import decode_event, encode_event
+from schemas.codec import decode, decode_event, encode_event
 
 PLACEHOLDER_TS = 1_777_777_777_777_777  # micros; zigzag varint is 8 bytes long
 
@@ -148,9 +148,9 @@ def stage_latency(bootstrap: str, topic: str, first_ts: int, last_ts: int,
     """Capture-to-`topic` latency of one phase: (p50 s, p99 s, records sampled).
 
     Reads `topic` (capture.clean) from the first record the broker holds at or
-    after `first_ts`, up to the end as of now; for every `sample`-th record
-    whose `ts` is in [first_ts, last_ts] the delay is its CreateTime (set by
-    the worker's producer, ms) minus `ts`."""
+    after `first_ts`, up to the end as of now; for every `sample`-th event (a
+    CleanBatch holds several) whose `ts` is in [first_ts, last_ts] the delay
+    is its record's CreateTime (set by the worker's producer, ms) minus `ts`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-e2e-stage",
                          "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
     try:
@@ -172,12 +172,14 @@ def stage_latency(bootstrap: str, topic: str, first_ts: int, last_ts: int,
                 offset = m.offset()
                 if offset is not None and offset + 1 >= ends[part]:
                     todo.discard(part)
-                seen += 1
-                if seen % sample:
-                    continue
-                ts = decode_event(value)["ts"]
-                if first_ts <= ts <= last_ts:
-                    delays.append(m.timestamp()[1] * 1000 - ts)
+                name, datum = decode(value)
+                for event in datum["events"] if name == "CleanBatch" else [datum]:
+                    seen += 1
+                    if seen % sample:
+                        continue
+                    ts = event["ts"]
+                    if first_ts <= ts <= last_ts:
+                        delays.append(m.timestamp()[1] * 1000 - ts)
     finally:
         consumer.close()
     if not delays:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -55,6 +56,8 @@ __all__ = [
     "UndecryptableField",
     "WrongMasterKey",
     "action_aad",
+    "batch_aad",
+    "cipher_for",
     "clear_action_content",
     "clear_event_content",
     "decrypt_action_content",
@@ -65,6 +68,8 @@ __all__ = [
     "encrypt_field",
     "field_aad",
     "is_encrypted",
+    "open_batch",
+    "seal_batch",
 ]
 
 TOKEN_PREFIX = "enc1:"
@@ -121,7 +126,7 @@ def encrypt_field(plaintext: str, key: DataKey, aad: bytes) -> str:
     text differ.
     """
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(key.key).encrypt(nonce, plaintext.encode("utf-8"), aad)
+    sealed = cipher_for(key.key).encrypt(nonce, plaintext.encode("utf-8"), aad)
     body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
     return f"{TOKEN_PREFIX}{key.key_id}:{body}"
 
@@ -149,7 +154,7 @@ def decrypt_field(token: str, keystore: KeyLookup, aad: bytes) -> str:
     except UnknownDataKey:
         raise UndecryptableField(f"unknown data key {key_id}") from None
     try:
-        plain = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad)
+        plain = cipher_for(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad)
     except InvalidTag:
         raise UndecryptableField("authentication failed") from None
     return plain.decode("utf-8")
@@ -307,3 +312,99 @@ def decrypt_event_content(
                 raise
             holder[field] = erased
     return out
+
+
+# -- sealing a whole batch of one subject's events -------------------------------
+
+#: Content fields per container, for batches: "app" is the envelope's app,
+#: otherwise a payload type (the same fields as :data:`ENCRYPTED_FIELDS`).
+_BATCH_FIELDS: dict[str, tuple[str, ...]] = {}
+for _container, _field in ENCRYPTED_FIELDS:
+    _BATCH_FIELDS.setdefault(_container, ())
+    _BATCH_FIELDS[_container] += (_field,)
+_APP_FIELDS = _BATCH_FIELDS.pop("app")
+_CIPHER_CACHE_SIZE = 4096
+_ciphers: dict[bytes, AESGCM] = {}
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def cipher_for(key: bytes) -> AESGCM:
+    """An AES-GCM cipher for ``key``, built once per key (a bounded cache, oldest
+    dropped first): building one costs more than sealing a small batch."""
+    found = _ciphers.get(key)
+    if found is None:
+        if len(_ciphers) >= _CIPHER_CACHE_SIZE:
+            _ciphers.pop(next(iter(_ciphers)))
+        found = _ciphers[key] = AESGCM(key)
+    return found
+
+
+def batch_aad(subject_id: str, device_id: str, first_seq: int, last_seq: int,
+              batch_id: str) -> bytes:
+    """Return the associated data binding a batch's sealed content to its subject,
+    device, seq range and batch id: moved to another batch it does not open."""
+    return f"candor.batch.v1|{subject_id}|{device_id}|{first_seq}|{last_seq}|{batch_id}".encode()
+
+
+def seal_batch(
+    events: Sequence[Mapping[str, Any]], key: DataKey, aad: bytes
+) -> tuple[list[dict[str, Any]], bytes | None]:
+    """Return copies of ``events`` (one subject's) with their content fields
+    (:data:`ENCRYPTED_FIELDS`) set to the contract's empty value, and those
+    fields' values sealed in ONE AES-256-GCM ciphertext under ``key``:
+    ``nonce || ciphertext`` of the UTF-8 JSON list ``[[index, event_id, path,
+    value], ...]`` (``path`` ``app.<field>`` or ``payload.<field>``), or None
+    when no event has content. Empty and ``None`` fields stay as they are;
+    every other string is sealed (see :func:`encrypt_event_content`). The
+    inputs are not mutated."""
+    entries: list[list[Any]] = []
+    out: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        copy = dict(event)
+        app = event.get("app")
+        if isinstance(app, Mapping):
+            app_copy = None
+            for field in _APP_FIELDS:
+                value = app.get(field)
+                if isinstance(value, str) and value:
+                    if app_copy is None:
+                        app_copy = copy["app"] = dict(app)
+                    entries.append([index, event["event_id"], "app." + field, value])
+                    app_copy[field] = None
+        payload = event.get("payload")
+        if isinstance(payload, Mapping):
+            fields = _BATCH_FIELDS.get(str(payload.get("type")), ())
+            payload_copy = None
+            for field in fields:
+                value = payload.get(field)
+                if isinstance(value, str) and value:
+                    if payload_copy is None:
+                        payload_copy = copy["payload"] = dict(payload)
+                    entries.append([index, event["event_id"], "payload." + field, value])
+                    payload_copy[field] = _CLEARED.get((str(payload.get("type")), field))
+        out.append(copy)
+    if not entries:
+        return out, None
+    nonce = os.urandom(_NONCE_BYTES)
+    return out, nonce + cipher_for(key.key).encrypt(nonce, _JSON(entries).encode("utf-8"), aad)
+
+
+def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: bytes) -> None:
+    """Put the content sealed by :func:`seal_batch` back into ``events`` (the
+    batch's decoded events, mutated in place). Raises :class:`UndecryptableField`
+    when authentication fails (wrong key, another batch's associated data,
+    tampered) or an entry does not name the event at its index."""
+    if len(content) < _NONCE_BYTES + 16:
+        raise UndecryptableField("sealed content too short")
+    try:
+        plain = cipher_for(key).decrypt(content[:_NONCE_BYTES], content[_NONCE_BYTES:], aad)
+        entries = json.loads(plain)
+    except (InvalidTag, ValueError):
+        raise UndecryptableField("sealed content does not open") from None
+    for index, event_id, path, value in entries:
+        if not 0 <= index < len(events) or events[index]["event_id"] != event_id:
+            raise UndecryptableField(f"sealed content names event {event_id!r} at {index}")
+        container, _, field = str(path).partition(".")
+        if container not in ("app", "payload"):
+            raise UndecryptableField(f"sealed content names {path!r}")
+        events[index][container][field] = value

@@ -94,6 +94,28 @@ def check_device_batch(batch: Mapping[str, Any]) -> None:
         raise InvalidField("events", "a batch holds at least one event")
 
 
+def check_clean_batch(batch: Mapping[str, Any]) -> None:
+    """Raise `InvalidField` unless the clean batch's seq range is in range, its
+    key and its content come together, it holds at least one event, and each
+    event is in its domain and names the batch's org, subject and device."""
+    _at_least(batch, "first_seq", 0)
+    if batch["last_seq"] < batch["first_seq"]:
+        raise InvalidField("last_seq", "must be >= first_seq")
+    if (batch["key_id"] is None) != (batch["content"] is None):
+        raise InvalidField("content", "sealed content and its key_id come together")
+    events = batch["events"]
+    if not events:
+        raise InvalidField("events", "a batch holds at least one event")
+    identity = (batch["org_id"], batch["subject_id"], batch["device_id"])
+    for index, event in enumerate(events):
+        try:
+            check_capture_event(event)
+        except InvalidField as err:
+            raise err.within(f"events[{index}]") from None
+        if (event["org_id"], event["subject_id"], event["device_id"]) != identity:
+            raise InvalidField(f"events[{index}]", "names another org, subject or device")
+
+
 def check_consent_policy(policy: Mapping[str, Any]) -> None:
     """Raise `InvalidField` for a negative version/time or a scope Candor does not know."""
     _at_least(policy, "version", 0)
@@ -131,6 +153,7 @@ def check_action(action: Mapping[str, Any]) -> None:
 CHECKS: Mapping[str, Check] = {
     "CaptureEvent": check_capture_event,
     "DeviceBatch": check_device_batch,
+    "CleanBatch": check_clean_batch,
     "ConsentPolicy": check_consent_policy,
     "Session": check_session,
     "MinuteAggregate": check_minute_aggregate,

@@ -176,12 +176,16 @@ class _Sink:
         for batch, (rows, kept, stamps, dead) in zip(batches, prepared, strict=True):
             letters += dead
             result = self.writer.write(rows, batch.token)
-            for rejected in result.rejected:
+            refused: set[int] = set()  # offsets: a CleanBatch with several refused rows
+            for rejected in result.rejected:  # is dead-lettered once
                 if self.route.record is None:  # a dead letter refused by dead_letters: log
                     log.error("dead_letters refused %s: %s", batch.token, rejected.error[:300])
                     continue
-                letters.append(
-                    _letter(kept[rejected.index], "rejected_by_clickhouse", rejected.error))
+                message = kept[rejected.index]
+                if _offset(message) in refused:
+                    continue
+                refused.add(_offset(message))
+                letters.append(_letter(message, "rejected_by_clickhouse", rejected.error))
             self.stats.batches += 1
             self.stats.rows += result.written
             self.stats.retries += result.retries
@@ -241,13 +245,13 @@ class _Sink:
                 rejected.append(True)
                 continue
             rejected.append(False)
-            if mapped is None:  # an erased subject's record: committed past, never landed
-                continue
-            row, ts = mapped
-            rows.append(row)
-            kept.append(message)
-            if ts is not None:
-                stamps.append(ts)
+            # none: an erased subject's record, committed past, never landed;
+            # several: the events of a CleanBatch (`kept` names each row's message)
+            for row, ts in mapped:
+                rows.append(row)
+                kept.append(message)
+                if ts is not None:
+                    stamps.append(ts)
         try:  # before anything is dead-lettered or committed
             self.dlq_policy.observe_all(rejected, batch.partition)
         except DlqLimitExceeded as err:

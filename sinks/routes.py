@@ -31,6 +31,7 @@ class Route:
     measures_lag: bool = False  # observe now - ts per row (capture events)
     into: str | None = None  # the table rows are inserted into, when not `table`
                              # (`table` stays the route's name: consumer group, metrics)
+    batch_record: str | None = None  # a record holding many `record`s under "events"
 
     @property
     def target(self) -> str:
@@ -41,8 +42,9 @@ class Route:
 ROUTES: dict[str, Route] = {
     r.table: r
     for r in (
+        # capture.clean holds CleanBatch records (and, from before them, CaptureEvents)
         Route("events", Topic.CAPTURE_CLEAN, "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
-              measures_lag=True),
+              measures_lag=True, batch_record="CleanBatch"),
         Route("sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS,
               rows.session_row),
         # activity_minutes is a view summing the per-device rows (migration 0005)
@@ -89,30 +91,36 @@ def map_message(
     partition: int,
     offset: int,
     decrypt: Decrypt,
-) -> tuple[Row, int | None] | None:
-    """Return ``(row, event ts or None)`` for one message of ``route``'s topic, or
-    None when the decrypt hook says to skip it (an erased subject). ``decrypt``
-    is called with the route's record name: the record type comes from the
-    route, never from the datum.
+) -> list[tuple[Row, int | None]]:
+    """Return ``[(row, event ts or None), ...]`` for one message of ``route``'s
+    topic: one row for a record, one per event for a batch record (a
+    `CleanBatch`, decrypted once as a whole by the hook), none when the decrypt
+    hook says to skip it (an erased subject). ``decrypt`` is called with the
+    record name the route expects (its ``batch_record`` for a batch): the record
+    type comes from the route, never from the datum.
 
     Raises `Unmappable` with the schema error's reason (``undecodable``,
     ``unknown_schema``, ``invalid_field``) or ``unmappable`` (a decoded datum
-    the row function or the decrypt hook refused).
+    the row function or the decrypt hook refused); a batch record is refused
+    whole.
     """
     if route.record is None or route.to_row is None:
-        return rows.dead_letter_row(value, headers, topic, partition, offset), None
+        return [(rows.dead_letter_row(value, headers, topic, partition, offset), None)]
     try:
         name, datum = codec.decode(value or b"")
     except SchemaError as err:
         raise Unmappable(err.reason, str(err)) from err
-    if name != route.record:
+    batch = name == route.batch_record
+    if name != route.record and not batch:
         raise Unmappable("unknown_schema", f"expected {route.record}, got {name}")
+    to_row = route.to_row
     try:
-        plain = decrypt(route.record, datum)
+        plain = decrypt(name if batch else route.record, datum)
         if plain is None:
-            return None
-        row = route.to_row(plain)
+            return []
+        items = plain["events"] if batch else [plain]
+        mapped = [(to_row(item), item.get("ts") if route.measures_lag else None)
+                  for item in items]
     except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
         raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
-    ts = datum.get("ts") if route.measures_lag else None
-    return row, ts if isinstance(ts, int) else None
+    return [(row, ts if isinstance(ts, int) else None) for row, ts in mapped]

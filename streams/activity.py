@@ -22,6 +22,9 @@ from privacy.redaction import redact
 from streams import actions, minutes, session
 from streams.dedup import DeviceSeen
 
+#: What a stored minutes buffer holds when it equals the session's (stored once).
+SAME_AS_SESSION = "same_as_session"
+
 
 def redact_merged(text: str) -> tuple[str, tuple[str, ...]]:
     """Redactor for merged typing text (a secret split over chunks is seen once merged)."""
@@ -84,23 +87,37 @@ class DeviceActivity:
     actions: actions.ActionState | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The state as plain data (the worker's table entry). The session and
+        the minute windows buffer the same events while they wait for the
+        watermark: when their buffers are equal, the minutes' is stored as
+        `SAME_AS_SESSION` instead of a second copy."""
+        held = None if self.session is None else self.session.to_dict()
+        windows = None if self.minutes is None else self.minutes.to_dict()
+        if held is not None and windows is not None:
+            pending = windows["clock"]["pending"]
+            if pending and pending == held["clock"]["pending"]:
+                windows["clock"]["pending"] = SAME_AS_SESSION
         return {
             "seen": self.seen.to_dict(),
-            "session": None if self.session is None else self.session.to_dict(),
-            "minutes": None if self.minutes is None else self.minutes.to_dict(),
+            "session": held,
+            "minutes": windows,
             "actions": None if self.actions is None else self.actions.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> DeviceActivity:
+        """Read `to_dict()`'s form (a minutes buffer `SAME_AS_SESSION` included)."""
         if not data:
             return cls()
+        windows = data.get("minutes")
+        if windows is not None and windows["clock"]["pending"] == SAME_AS_SESSION:
+            windows = {**windows, "clock": {**windows["clock"],
+                                            "pending": data["session"]["clock"]["pending"]}}
         return cls(
             seen=DeviceSeen.from_dict(data.get("seen")),
             session=None if data.get("session") is None
             else session.SessionState.from_dict(data["session"]),
-            minutes=None if data.get("minutes") is None
-            else minutes.MinuteState.from_dict(data["minutes"]),
+            minutes=None if windows is None else minutes.MinuteState.from_dict(windows),
             actions=None if data.get("actions") is None
             else actions.ActionState.from_dict(data["actions"]),
         )

@@ -61,6 +61,16 @@ class DeviceSeen:
             ranges.insert(i + 1, [seq, seq])
         return False
 
+    def covers(self, lo: int, hi: int) -> bool:
+        """True when every seq of ``lo..hi`` was passed on already (or is too old to
+        tell): what `seen` would say of each, without recording anything."""
+        floor = self.max_seq - DEDUP_WINDOW
+        if hi < floor:
+            return True
+        lo = max(lo, floor)
+        i = bisect_right(self.ranges, lo, key=lambda r: r[0]) - 1
+        return i >= 0 and hi <= self.ranges[i][1]
+
     def _forget_old(self) -> None:
         floor = self.max_seq - DEDUP_WINDOW
         ranges = self.ranges

@@ -40,3 +40,8 @@ REBALANCES = Counter("candor_worker_rebalances_total",
                      "Consumer-group rebalances this worker completed (table recovery done, "
                      "streams about to resume); a high rate means members keep joining, "
                      "leaving or missing heartbeats")
+RECORDS_ROUTED = Counter(
+    "candor_worker_records_total",
+    "capture.events records routed, by path: 'batch' (a DeviceBatch routed at once) or "
+    "'event' (event by event: single-event records, and batches failing a condition of the "
+    "batch path)", ["path"])

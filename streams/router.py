@@ -15,6 +15,16 @@ header mismatch, a repeated seq, an impossible time) is dead-lettered alone,
 as a single CaptureEvent record with the batch's ``batch_id`` and its
 ``event_index`` in the headers, and its neighbours go on.
 
+The per-batch path: a DeviceBatch whose events are all in time bounds, whose
+seqs strictly increase and are all new (above the device's highest) or all
+seen, whose subject is refused or has granted every content scope, and whose
+org's capture hours (if any) hold for its first and last event alike, is
+routed at once: those checks made once, its seqs recorded, each distinct
+window title, command or diff redacted once. The outcome is the per-event
+path's, event for event (tests/unit/streams/test_streams_router_fast.py);
+any other record takes the per-event path. `RouteResult.groups` holds the
+clean events by input record, one `CleanBatch` each.
+
 Order of steps for each event (docs/architecture.md "Guarantees"):
 decode → time sanity → duplicate check (and seq regression mark) → consent +
 capture hours + minimisation → typed text withheld → normalisation + redaction.
@@ -37,11 +47,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from privacy.capture_hours import CaptureHours
+from privacy.capture_hours import CaptureHours, within_capture_hours
 from privacy.consent import ConsentPolicy, evaluate
-from privacy.redaction import redact_event
+from privacy.minimisation import SECURE_FIELD_RULE
+from privacy.redaction import REDACTED_FIELDS, Redacted, redact, redact_event
+from privacy.scope import Scope
 from schemas.batch import DecodedBatch, RejectedEvent, decode_capture
 from schemas.codec import CAPTURE_EVENT, encode
 from schemas.dead_letter import DeadLetter
@@ -74,11 +88,31 @@ class RouteConfig:
     max_future_s: int = 300
 
 
+@dataclass(frozen=True, slots=True)
+class CleanGroup:
+    """The clean events of one input record (one org, subject and device), in
+    record order: one `CleanBatch` on capture.clean. ``batch_id`` is the
+    record's (a single-event record's event_id)."""
+
+    batch_id: str
+    events: list[dict[str, Any]]
+
+
+#: Every content scope: a batch whose subject granted all of them keeps its
+#: content (nothing to minimise per event but secure-field keystrokes).
+CONTENT_SCOPES = frozenset({Scope.KEYSTROKE_CONTENT, Scope.WINDOW_TITLES, Scope.SCREEN_FRAMES,
+                            Scope.IDE_CONTENT, Scope.TERMINAL_CONTENT})
+
+
 @dataclass
 class RouteResult:
-    """What one batch became."""
+    """What one batch became. ``clean`` holds every clean event, ``groups`` the
+    same events grouped by input record; ``fast`` counts the records that took
+    the per-batch path."""
 
     clean: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[CleanGroup] = field(default_factory=list)
+    fast: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     drops: Counter[str] = field(default_factory=Counter)
     redactions: Counter[str] = field(default_factory=Counter)
@@ -121,14 +155,144 @@ def route_batch(
             result.outcomes.append(True)
             continue
         result.events += decoded.size
+        start = len(result.clean)
         if decoded.rejected:
             _route_with_rejects(msg, decoded, result, lo, hi, now, consent, hours, seen)
+        elif not decoded.header.single and _route_fast(decoded, result, lo, hi, consent, hours,
+                                                       seen):
+            result.fast += 1
         else:
             single = decoded.header.single
             for index, event in enumerate(decoded.events):
                 _route_event(msg, None if single else (decoded, index), event, result,
                              lo, hi, now, consent, hours, seen)
+        if len(result.clean) > start:
+            result.groups.append(CleanGroup(decoded.header.batch_id, result.clean[start:]))
     return result
+
+
+def _route_fast(
+    decoded: DecodedBatch,
+    result: RouteResult,
+    lo: int,
+    hi: int,
+    consent: Callable[[str], ConsentPolicy | None],
+    hours: Callable[[str], CaptureHours | None],
+    seen: Callable[[str], DeviceSeen],
+) -> bool:
+    """Route a whole DeviceBatch at once, with the per-event path's outcome, when
+    it meets the fast path's conditions: every event in time bounds, seqs
+    strictly increasing and either all new (above the device's highest) or all
+    seen, and a policy that either refuses the subject or grants every content
+    scope, with capture hours (if any) that hold for its first and last event
+    alike. Returns False, having changed nothing, when a condition fails: the
+    caller then routes the batch event by event. Mutates the decoded events
+    (they are the caller's own)."""
+    events = decoded.events
+    header = decoded.header
+    stamps = [e["ts"] for e in events]
+    first_ts, last_ts = min(stamps), max(stamps)
+    if first_ts < lo or last_ts > hi:
+        return False
+    seqs = [e["seq"] for e in events]
+    if any(b <= a for a, b in pairwise(seqs)):
+        return False
+    device = header.device_id
+    state = result.touched.get(device)
+    if state is None:
+        state = result.touched[device] = seen(device)
+    all_new = seqs[0] > state.max_seq
+    if not all_new and not state.covers(seqs[0], seqs[-1]):
+        return False
+    policy = consent(header.subject_id)
+    allowed = (policy is not None and Scope.ACTIVITY_METADATA in policy.scopes
+               and policy.subject_id == header.subject_id and policy.org_id == header.org_id)
+    window = hours(header.org_id)
+    if allowed:
+        assert policy is not None
+        if not policy.scopes >= CONTENT_SCOPES:
+            return False
+        if window is not None and not _within_once(window, first_ts, last_ts):
+            return False
+    n = len(events)
+    result.outcomes.extend([False] * n)
+    if not all_new:
+        result.drops["duplicate"] += n
+        return True
+    for seq in seqs:
+        state.seen(seq)
+    if not allowed:
+        result.drops["no_consent"] += n
+        return True
+    assert policy is not None
+    version = policy.version
+    memo: dict[str, Redacted] = {}
+    clean = result.clean
+    fired = result.redactions
+    for event in events:
+        payload = event["payload"]
+        if (payload["type"] == "KeyInput" and payload.get("is_secure_field")
+                and (payload.get("key") or payload.get("text"))):
+            event["payload"] = payload = {**payload, "key": None, "text": None}
+            if SECURE_FIELD_RULE not in event["redactions"]:
+                event["redactions"].append(SECURE_FIELD_RULE)
+        event["consent_version"] = version
+        out = _redact_memo(withhold_typed(event), memo)
+        for rule in out["redactions"]:
+            fired[rule] += 1
+        clean.append(out)
+    return True
+
+
+def _within_once(window: CaptureHours, first_ts: int, last_ts: int) -> bool:
+    """True when every instant from ``first_ts`` to ``last_ts`` is inside ``window``:
+    both ends inside a same-day window on one local date with no clock change
+    between them (False also when it cannot tell so cheaply: a window across
+    midnight, a clock change)."""
+    if not window.start < window.end:
+        return False
+    if not (within_capture_hours(window, first_ts) and within_capture_hours(window, last_ts)):
+        return False
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    zone = window.zone
+    first = (epoch + timedelta(microseconds=first_ts)).astimezone(zone)
+    last = (epoch + timedelta(microseconds=last_ts)).astimezone(zone)
+    # one local date and one UTC offset (no clock change in between): the local
+    # time runs forward from one end to the other, inside the window throughout
+    return first.date() == last.date() and first.utcoffset() == last.utcoffset()
+
+
+def _redact_memo(event: dict[str, Any], memo: dict[str, Redacted]) -> dict[str, Any]:
+    """`privacy.redaction.redact_event`, each distinct text redacted once per batch
+    (window titles and commands repeat from one event to the next)."""
+    payload = event["payload"]
+    app = event["app"]
+    ptype = payload["type"]
+    changes: dict[str, dict[str, str]] = {}
+    fired: list[str] = []
+    for container, name in REDACTED_FIELDS:
+        holder = app if container == "app" else payload if container == ptype else None
+        if holder is None:
+            continue
+        value = holder.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        done = memo.get(value)
+        if done is None:
+            done = memo[value] = redact(value)
+        if done.text != value:
+            changes.setdefault(container, {})[name] = done.text
+            fired.extend(done.rules)
+    if not changes:
+        return event
+    out = dict(event)
+    for container, fields in changes.items():
+        key = "app" if container == "app" else "payload"
+        out[key] = {**out[key], **fields}
+    trail = list(event.get("redactions") or [])
+    trail.extend(rule for rule in dict.fromkeys(fired) if rule not in trail)
+    out["redactions"] = trail
+    return out
 
 
 def _route_with_rejects(

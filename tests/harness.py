@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +133,26 @@ class TopicReader:
         self.records.extend(new)
         return new
 
+    def events(self) -> list[dict[str, Any]]:
+        """The capture events the records read so far hold (capture.clean: each
+        CleanBatch's events, a single CaptureEvent as itself), in record order;
+        sealed content stays as the records hold it."""
+        return clean_events(self.records)
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def clean_events(records: Iterable[Any]) -> list[dict[str, Any]]:
+    """The events of capture.clean ``records`` (Kafka messages): a CleanBatch's
+    events in order, a CaptureEvent (the format before batches) as itself."""
+    from schemas.codec import decode
+
+    out: list[dict[str, Any]] = []
+    for m in records:
+        name, datum = decode(m.value())
+        out.extend(datum["events"] if name == "CleanBatch" else [datum])
+    return out
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -167,7 +167,7 @@ def test_workers_and_sinks_scale_out_through_a_broker_kill(
         located = sorted(load.where[e] for e in missing if e in load.where)
         while clean.poll(1.0):
             pass
-        routed = {decode(m.value())[1]["event_id"] for m in clean.records}
+        routed = {e["event_id"] for e in clean.events()}
         return (f"{len(missing)} of {len(expected)} acknowledged events not in ClickHouse "
                 f"({len(landed)} landed; of the missing, {len(missing & routed)} are in "
                 f"capture.clean); at capture.events (partition, offset): "

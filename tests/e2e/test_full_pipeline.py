@@ -75,12 +75,16 @@ def test_simulator_to_clickhouse_exactly_once(pipeline_settings: Settings,
         # crypto-shredding: content travels encrypted per subject in Kafka and is
         # decrypted by the sinks for ClickHouse (where erasure deletes rows)
         clean = TopicReader(s, s.kafka.topic("capture.clean"))
-        wait_until(lambda: (clean.poll(), len(clean.records) >= len(expected))[1], 60,
+        wait_until(lambda: (clean.poll(), len(clean.events()) >= len(expected))[1], 60,
                    "capture.clean read back")
-        commands = [decode(m.value())[1]["payload"].get("command") for m in clean.records]
-        commands = [c for c in commands if c]
+        batches = [decode(m.value())[1] for m in clean.records]
         clean.close()
-        assert commands and all(c.startswith("enc1:") for c in commands)
+        commands = [e["payload"]["command"] for b in batches for e in b["events"]
+                    if e["payload"]["type"] == "TerminalCommand"]
+        # sealed: in each CleanBatch's one ciphertext, not in its events
+        assert commands and all(c == "" for c in commands)
+        assert all(b["content"] is not None and b["key_id"] for b in batches
+                   if any(e["payload"]["type"] == "TerminalCommand" for e in b["events"]))
         assert _scalar(ch, "SELECT count() FROM events WHERE command LIKE 'enc1:%'") == 0
         assert _scalar(ch, "SELECT count() FROM events WHERE command != ''") == len(commands)
         assert _scalar(ch, "SELECT count() FROM events WHERE command LIKE '%<SECRET:%'") > 0

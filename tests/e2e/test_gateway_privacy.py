@@ -33,7 +33,6 @@ from candor.settings import Settings
 from privacy.consent import grant
 from privacy.redaction import redact
 from privacy.scope import Scope
-from schemas.codec import decode
 from sinks.export import export
 from tests.harness import (
     REPO,
@@ -265,9 +264,9 @@ def _pipeline(run: Run, tmp_path: Path) -> None:
         wait_until(lambda: run.scalar("SELECT count() FROM actions FINAL "
                                       "WHERE kind = 'typing'") >= typing,
                    180, "every typing action in ClickHouse", alive=alive, diag=diag)
-        wait_until(lambda: (clean.poll(), len(clean.records) >= len(sent))[1], 60,
+        wait_until(lambda: (clean.poll(), len(clean.events()) >= len(sent))[1], 60,
                    "capture.clean read back")
-        run.clean = [decode(m.value())[1] for m in clean.records]
+        run.clean = clean.events()
         run.worker_metrics = scrape(worker_port)
         start = min(e["ts"] for e in sent) - 3_600_000_000
         result = export(s, start, now_micros() + 3_600_000_000, tmp_path / "export")

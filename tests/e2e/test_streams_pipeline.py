@@ -119,12 +119,12 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
     expected = sc.expected_clean
     worker.start()
     try:
-        wait_until(lambda: (clean.poll(), dlq.poll()) and len(clean.records) >= len(expected)
+        wait_until(lambda: (clean.poll(), dlq.poll()) and len(clean.events()) >= len(expected)
                    and len(dlq.records) >= len(sc.bad), 180, "all inputs routed",
                    alive=lambda: worker.running, diag=worker.tail)
         time.sleep(2)  # anything extra (a duplicate let through) would show up now
         clean.poll(), dlq.poll()
-        got = _decoded(clean)
+        got = clean.events()
         ids = Counter(e["event_id"] for e in got)
         assert set(ids) == set(expected) and max(ids.values()) == 1
         reasons = Counter(dict(m.headers())["reason"].decode() for m in dlq.records)
@@ -176,22 +176,22 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
                                           "candor_worker_batch_events_count"))}
         except OSError as err:
             counts = {"metrics": str(err)}
-        routed = len({decode(m.value())[1]["event_id"] for m in clean.records})
+        routed = len({e["event_id"] for e in clean.events()})
         return f"{routed} of {len(expected)} routed; worker: {counts}\n{worker.tail()}"
 
     worker.start()
     try:
-        wait_until(lambda: (clean.poll(0.2), len(clean.records) > half // 4)[1], 120,
+        wait_until(lambda: (clean.poll(0.2), len(clean.events()) > half // 4)[1], 120,
                    "the worker to be mid-stream", alive=lambda: worker.running,
                    diag=worker.tail, interval=0.05)
         worker.kill9()
         sc.send(sc.events[half:])
         worker.start()
         wait_until(lambda: (clean.poll(), True)[1]
-                   and len({decode(m.value())[1]["event_id"] for m in clean.records})
+                   and len({e["event_id"] for e in clean.events()})
                    >= len(expected), 180, "all events routed after the restart",
                    alive=lambda: worker.running, diag=diag)
-        got = _decoded(clean)
+        got = clean.events()
         assert {e["event_id"] for e in got} == set(expected)
 
         def all_sessions_closed() -> bool:

@@ -24,10 +24,11 @@ from privacy.consent import grant
 from privacy.scope import Scope
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
-from schemas.codec import decode, encode_event
+from schemas.codec import encode_event
 from tests.harness import (
     CandorProcess,
     TopicReader,
+    clean_events,
     drop_pipeline,
     free_port,
     private_pipeline,
@@ -81,8 +82,7 @@ def test_worker_restarted_over_a_backlog_loses_nothing(backlog_settings: Setting
         if not worker.running:  # as a supervisor would (systemd, Kubernetes)
             restarts.append(worker.stop() or 0)
             worker.start()
-        for m in clean.poll(0.2):
-            routed.add(decode(m.value())[1]["event_id"])
+        routed.update(e["event_id"] for e in clean_events(clean.poll(0.2)))
         return len(routed)
 
     def diag() -> str:

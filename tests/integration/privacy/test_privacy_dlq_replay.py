@@ -28,9 +28,15 @@ from backends.clickhouse.key_store import KeyView
 from candor.dlq_cli import add_commands
 from candor.settings import Settings
 from privacy.content_keys import decrypt_record
-from privacy.shredding import is_encrypted
 from schemas.codec import decode, encode_event
-from tests.harness import CandorProcess, SinkThreads, TopicReader, free_port, wait_until
+from tests.harness import (
+    CandorProcess,
+    SinkThreads,
+    TopicReader,
+    clean_events,
+    free_port,
+    wait_until,
+)
 from tests.integration.privacy.conftest import MASTER, Cli
 
 pytestmark = pytest.mark.integration
@@ -160,13 +166,16 @@ def test_unknown_schema_dead_letter_lands_once_after_deploy_and_replay(
     assert row == [(LOOKALIKE, [])]
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
     try:
-        wait_until(lambda: (clean.poll(), any(decode(m.value())[1]["event_id"]
-                                              == newer["event_id"] for m in clean.records))[1],
+        wait_until(lambda: (clean.poll(), any(e["event_id"] == newer["event_id"]
+                                              for e in clean.events()))[1],
                    30, "capture.clean read")
-        mine = [decode(m.value())[1] for m in clean.records]
-        sealed = next(e for e in mine if e["event_id"] == newer["event_id"])
-        title = sealed["app"]["window_title"]
-        assert is_encrypted(title) and title != LOOKALIKE
-        assert decrypt_record("CaptureEvent", sealed, all_sinks)["app"]["window_title"] == LOOKALIKE
+        record = next(m for m in clean.records
+                      if any(e["event_id"] == newer["event_id"] for e in clean_events([m])))
+        assert LOOKALIKE.encode() not in record.value()  # sealed, not in clear
+        batch = decode(record.value())[1]
+        assert batch["content"] is not None
+        opened = decrypt_record("CleanBatch", batch, all_sinks)["events"]
+        sealed = next(e for e in opened if e["event_id"] == newer["event_id"])
+        assert sealed["app"]["window_title"] == LOOKALIKE
     finally:
         clean.close()

@@ -27,6 +27,7 @@ EXPECTED_RECORDS = {
         "ActivityState",
         "ConsentPolicy",
         "DeviceBatch",
+        "CleanBatch",
     ],
     "candor.activity.v1": ["Session", "MinuteAggregate", "Action", "LateEvent"],
 }

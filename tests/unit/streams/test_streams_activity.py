@@ -71,3 +71,35 @@ def test_rule_hits_of_merged_typing_are_counted_for_the_redactions_metric() -> N
     typing = [a for a in out.actions if a["kind"] == "typing"]
     assert typing and "jane.doe" not in (typing[0]["text"] or "")
     assert out.redactions["email"] == 1
+
+
+def test_the_buffer_session_and_minutes_share_is_stored_once() -> None:
+    import json
+
+    from streams.activity import SAME_AS_SESSION
+
+    dev = Device()
+    state = DeviceActivity()
+    state.fold([dev.event(T0 + i * SECOND // 4, KEY) for i in range(80)], T0 + 25 * SECOND, CFG)
+    assert state.session is not None and state.minutes is not None
+    assert state.session.clock.pending == state.minutes.clock.pending  # the same 20 marks
+    stored = state.to_dict()
+    assert stored["minutes"]["clock"]["pending"] == SAME_AS_SESSION
+    twice = {**stored, "minutes": state.minutes.to_dict()}
+    assert len(json.dumps(stored)) < 0.7 * len(json.dumps(twice))
+    again = DeviceActivity.from_dict(json.loads(json.dumps(stored)))
+    assert again.minutes is not None
+    assert again.minutes.clock.pending == state.minutes.clock.pending
+    later = dev.event(T0 + 90 * SECOND, KEY)
+    assert again.fold([later], T0 + 91 * SECOND, CFG) == state.fold([later], T0 + 91 * SECOND, CFG)
+
+
+def test_buffers_that_differ_are_stored_apart() -> None:
+    dev = Device()
+    state = DeviceActivity()
+    state.fold([dev.event(T0 + i * SECOND // 4, KEY) for i in range(80)], T0 + 25 * SECOND, CFG)
+    assert state.minutes is not None
+    state.minutes.clock.pending.pop()  # as when the two floors were raised apart
+    stored = state.to_dict()
+    assert isinstance(stored["minutes"]["clock"]["pending"], list)
+    assert DeviceActivity.from_dict(stored).to_dict() == stored

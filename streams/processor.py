@@ -1,0 +1,371 @@
+"""The stream worker's batch processor: what the faust agent and timer drive.
+
+`BatchProcessor.process` takes one batch of raw `capture.events` records (in
+partition order) and routes them (`streams.router`: decode, dedup, consent,
+redaction; a DeviceBatch meeting the conditions at once, else event by
+event), publishes the clean events (one `CleanBatch` per input record, its
+content sealed with one AEAD call: `privacy.content_keys.seal_clean_batch`) and the
+dead letters (one per refused event or record), folds the clean
+events into each device's activity state (`streams.activity`: sessions,
+minute windows, actions), publishes what closed, waits until every output is
+acknowledged, and only then writes one table entry per device. `tick` is the
+wall-clock timer's work: close what quiet devices left open.
+
+Everything it talks to is injected, so that it runs against fakes in a unit
+test the way Arroyo tests a processing strategy against a mock next step:
+
+- ``output``: `Output` (``send`` a record, ``flush`` until acknowledged);
+- ``table``: the device table (faust's `Table`, or a dict), device_id bytes
+  -> `DeviceActivity.to_dict()`; the table and its changelog are the source
+  of truth, the processor keeps live states in a cache it drops on failure
+  and on every rebalance (`invalidate`);
+- ``consent``: `ConsentSource` (the registry view);
+- ``keys``: `privacy.content_keys.Keys` (the subjects' data keys);
+- ``clock``: wall-clock microseconds.
+
+It imports nothing from faust; faust's acks, supervisor and signals stay in
+`streams.app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
+from privacy.capture_hours import CaptureHours
+from privacy.consent import ConsentPolicy
+from privacy.content_keys import Keys, encrypt_action, seal_clean_batch
+from privacy.scope import Scope
+from schemas.codec import encode
+from schemas.topics import Topic
+from streams import metrics
+from streams.activity import ActivityConfig, DeviceActivity, Outputs
+from streams.dedup import DeviceSeen
+from streams.output import OutputFailed
+from streams.partition_gate import PartitionGate
+from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
+from streams.settings import StreamSettings
+from streams.stall import StallWatch
+
+log = logging.getLogger(__name__)
+
+CAPTURE_EVENTS = Topic.CAPTURE_EVENTS
+CAPTURE_CLEAN = Topic.CAPTURE_CLEAN
+CAPTURE_DLQ = Topic.CAPTURE_DLQ
+SESSIONS = Topic.ACTIVITY_SESSIONS
+MINUTES = Topic.ACTIVITY_MINUTES
+ACTIONS = Topic.TRAINING_ACTIONS
+LATE = Topic.ACTIVITY_LATE
+_STREAM_DEFAULTS = StreamSettings()
+
+CLEAN_BATCH = "CleanBatch"
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Knobs of one stream worker (defaults: those of `StreamSettings`)."""
+
+    app_id: str = "candor-streams"
+    batch_max: int = _STREAM_DEFAULTS.batch_max
+    batch_within_s: float = _STREAM_DEFAULTS.batch_within_s
+    timer_interval_s: float = _STREAM_DEFAULTS.timer_interval_s
+    stall_s: float = _STREAM_DEFAULTS.stall_s
+    dlq_limit: DlqLimit | None = None
+    route: RouteConfig = field(default_factory=RouteConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
+    capture_hours: tuple[CaptureHours, ...] = ()
+
+
+class Output(Protocol):
+    """Where the processor's records go (`streams.output.OutputProducer`)."""
+
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
+             headers: Headers | None = None) -> None:
+        """Queue one record."""
+        ...
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        """Return once everything queued is acknowledged; raise `OutputFailed` if not."""
+        ...
+
+
+class ConsentSource(Protocol):
+    """The consent registry as the processor reads it
+    (`backends.kafka.consent_view.ConsentView`)."""
+
+    def get(self, subject_id: str) -> ConsentPolicy | None:
+        """The subject's current policy, or None."""
+        ...
+
+    def __len__(self) -> int:
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """Whether the registry is still being kept up to date."""
+        ...
+
+
+class ReaderStopped(RuntimeError):
+    """A background registry reader died: the worker must stop, not route blind."""
+
+
+class StateCache:
+    """Live DeviceActivity objects of this worker's devices, so that a batch or a
+    timer tick does not rebuild each device's state from the table's JSON.
+
+    The table (and its changelog) stays the source of truth: every change is
+    written there before the batch is acked, and the cache is dropped at every
+    rebalance and again when the table's recovery completes, after which states
+    are read from the recovered table."""
+
+    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+        self.table = table
+        self.live: dict[bytes, DeviceActivity] = {}
+
+    def get(self, key: bytes) -> DeviceActivity:
+        state = self.live.get(key)
+        if state is None:
+            state = self.live[key] = DeviceActivity.from_dict(self.table.get(key))
+        return state
+
+    def clear(self) -> None:
+        self.live.clear()
+
+
+class _DeviceStates:
+    """The device states one batch touches."""
+
+    def __init__(self, cache: StateCache) -> None:
+        self.cache = cache
+        self.loaded: dict[str, DeviceActivity] = {}
+
+    def seen(self, device: str) -> DeviceSeen:
+        state = self.loaded.get(device)
+        if state is None:
+            state = self.loaded[device] = self.cache.get(device.encode())
+        return state.seen
+
+
+class BatchProcessor:
+    """Route, fold and publish batches of one worker; close quiet devices.
+
+    ``topic`` maps a logical topic name (`CAPTURE_CLEAN`, ...) to the one
+    used (the settings' prefix). The agent and the timer change the same live
+    device states, and each stores them after awaiting its own outputs: they
+    run one at a time (an asyncio lock), or a state stored by one could hold
+    sequence numbers of the other's batch whose outputs are not acknowledged
+    yet (dropped as duplicates after a crash)."""
+
+    def __init__(self, cfg: WorkerConfig, *, output: Output, table: MutableMapping[bytes, Any],
+                 consent: ConsentSource, keys: Keys, clock: Callable[[], int],
+                 topic: Callable[[str], str] = lambda name: name,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.output = output
+        self.table = table
+        self.consent = consent
+        self.keys = keys
+        self.clock = clock
+        self.topic = topic
+        self.monotonic = monotonic
+        self.cache = StateCache(table)
+        self.hours = {h.org_id: h for h in cfg.capture_hours}
+        self.dlq_limit = DlqPolicy(cfg.dlq_limit)  # batches span partitions: one state
+        self.watchdog = StallWatch(cfg.stall_s, monotonic())
+        self.flow = PartitionGate(clock(), cfg.activity.session.gap_micros
+                                  + cfg.activity.session.grace_micros)
+        self.one_writer = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget the live states (partitions revoked or assigned: the table is
+        about to change under them)."""
+        self.cache.clear()
+
+    def rebalanced(self) -> None:
+        """A rebalance completed: recovery filled the table after the assignment,
+        so what was cached meanwhile is stale; and the partitions just assigned may
+        hold a backlog (of a worker that died, say): their devices are not quiet
+        until it is read."""
+        self.cache.clear()
+        self.flow.restart(self.clock())
+
+    # -- the agent's batch -----------------------------------------------------
+
+    async def process(self, batch: Sequence[RawMessage]) -> RouteResult:
+        """Process one batch; returns once its outputs are acknowledged and its
+        device states written to the table.
+
+        Raises `OutputFailed` (outputs not acknowledged) or whatever the table
+        raises; then nothing of the batch is stored and the live states are
+        dropped, so a retry starts from the table."""
+        try:
+            async with self.one_writer:
+                return await self._process(batch)
+        except BaseException:  # failed or cancelled before the batch was durable
+            self.cache.clear()  # states of this batch were changed but not stored
+            raise
+
+    def observe_rejections(self, result: RouteResult) -> None:
+        """Feed a stored batch's outcomes to the dead-letter limit; raises
+        `DlqLimitExceeded` (logged critical) when too many inputs were rejected."""
+        try:
+            for rejected in result.outcomes:
+                self.dlq_limit.observe(rejected)
+        except DlqLimitExceeded as err:
+            log.critical("%s", err)
+            raise
+
+    async def _process(self, batch: Sequence[RawMessage]) -> RouteResult:
+        started = time.perf_counter()
+        t = self.topic
+        output = self.output
+        now = self.clock()
+        self.flow.saw({m.partition for m in batch}, now)
+        states = _DeviceStates(self.cache)
+        result = route_batch(batch, now=now, consent=self.consent.get,
+                             hours=self.hours.get, seen=states.seen, config=self.cfg.route)
+        # events, not records: a DeviceBatch record holds many (one refused whole counts one)
+        metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(result.outcomes))
+        metrics.RECORDS_ROUTED.labels("batch").inc(result.fast)
+        metrics.RECORDS_ROUTED.labels("event").inc(result.records - result.fast)
+        for dead in result.dead:
+            output.send(t(CAPTURE_DLQ), dead.key, dead.value, dead.headers())
+            metrics.DEAD_LETTERS.labels(dead.reason).inc()
+        for reason, n in result.drops.items():
+            metrics.DROPS.labels(reason).inc(n)
+        for device, n in result.seq_regressions.items():
+            metrics.SEQ_REGRESSIONS.labels(device).inc(n)
+        for rule, n in result.redactions.items():
+            metrics.REDACTIONS.labels(rule).inc(n)
+        per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        clean_topic = t(CAPTURE_CLEAN)
+        for group in result.groups:  # one CleanBatch per input record
+            device = group.events[0]["device_id"]
+            output.send(clean_topic, device,
+                        encode(CLEAN_BATCH, seal_clean_batch(group.batch_id, group.events,
+                                                             self.keys), check_domains=False))
+            per_device[device] += group.events
+        metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
+        folded = Outputs()
+        for device, evs in per_device.items():
+            out = states.loaded[device].fold(evs, now, self.cfg.activity)
+            self._publish(out, device)
+            folded.extend(out)
+        self._count(folded)
+        await output.flush()
+        for device, state in states.loaded.items():
+            self.table[device.encode()] = state.to_dict()
+        metrics.BATCH_SIZE.observe(len(result.outcomes))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self.watchdog.progressed(self.monotonic())
+        return result
+
+    # -- the timer ---------------------------------------------------------------
+
+    async def tick(self, rebalancing: bool) -> None:
+        """Close what quiet devices left open (when `TimerGate` allows), publish it,
+        and store the states it changed once the outputs are acknowledged.
+
+        Handles its own failures (an exception would end faust's timer task
+        silently): outputs not acknowledged or any other error drop the live
+        states, so the next tick reloads them from the table and closes (and
+        publishes) the same again. Raises `ReaderStopped` only, when the consent
+        registry or the key store reader died."""
+        try:
+            async with self.one_writer:
+                await self._tick(rebalancing)
+        except ReaderStopped:
+            raise
+        except OutputFailed as err:
+            # Nothing was stored: forget the mutated states, so that the next tick
+            # reloads them from the table and closes (and publishes) the same again.
+            self.cache.clear()
+            log.warning("timer outputs not acknowledged, retrying next tick: %s", err)
+        except Exception:
+            self.cache.clear()
+            log.exception("closing quiet devices failed; retrying next tick")
+
+    async def _tick(self, rebalancing: bool) -> None:
+        now = self.clock()
+        metrics.CONSENT_SUBJECTS.set(len(self.consent))
+        if not self.consent.alive:
+            raise ReaderStopped("consent registry reader stopped; refusing to route without it")
+        if not getattr(self.keys, "alive", True):
+            raise ReaderStopped("key store reader stopped; refusing to route without it")
+        if rebalancing:
+            # The table is being recovered: a state read now may be partial.
+            return
+        closing = self.flow.may_close(now)
+        # each device's changelog partition (streams.changelog.DeviceTable records it)
+        key_partition = getattr(getattr(self.table, "data", None), "_key_partition", {})
+        changed: dict[bytes, DeviceActivity] = {}
+        closed = Outputs()
+        open_sessions = 0
+        for device in list(self.table.keys()):
+            state = self.cache.get(device)
+            if closing and self.flow.may_close_in(key_partition.get(device), now):
+                out = state.tick(now, self.cfg.activity)
+                if out.sessions or out.minutes or out.actions:
+                    changed[device] = state
+                    self._publish(out, device.decode())
+                    closed.extend(out)
+            open_sessions += state.has_open_session
+        # Set on every tick: the gauge must not wait for the gate (a gap after start).
+        metrics.OPEN_SESSIONS.set(open_sessions)
+        self._count(closed)
+        if changed:
+            log.info("timer: %d quiet devices closed outputs; %d sessions still open",
+                     len(changed), open_sessions)
+            await self.output.flush()
+            for device, state in changed.items():
+                self.table[device] = state.to_dict()  # device: the table's bytes key
+        await asyncio.sleep(0)
+
+    # -- outputs -----------------------------------------------------------------
+
+    def _consented(self, subject: str) -> bool:
+        # A subject revoked or erased since its events were folded: what the
+        # timer closes later is not published.
+        policy = self.consent.get(subject)
+        return policy is not None and Scope.ACTIVITY_METADATA in policy.scopes
+
+    def _publish(self, outputs: Outputs, device: str) -> None:
+        # Outputs are built from input already decoded (and domain-checked):
+        # encoding skips the domain checks, which the sinks run again on decoding.
+        t, send, keys = self.topic, self.output.send, self.keys
+        for s in outputs.sessions:
+            if self._consented(s["subject_id"]):
+                send(t(SESSIONS), s["subject_id"], encode("Session", s, check_domains=False))
+        for m in outputs.minutes:
+            m["device_id"] = device
+            if self._consented(m["subject_id"]):
+                send(t(MINUTES), m["subject_id"],
+                     encode("MinuteAggregate", m, check_domains=False))
+        for a in outputs.actions:
+            if self._consented(a["subject_id"]):
+                send(t(ACTIONS), a["subject_id"],
+                     encode("Action", encrypt_action(a, keys), check_domains=False))
+        for late in outputs.late:
+            send(t(LATE), device, encode("LateEvent", late, check_domains=False))
+
+    def _count(self, outputs: Outputs) -> None:
+        t = self.topic
+        metrics.EVENTS_OUT.labels(t(SESSIONS)).inc(len(outputs.sessions))
+        metrics.EVENTS_OUT.labels(t(MINUTES)).inc(len(outputs.minutes))
+        metrics.EVENTS_OUT.labels(t(ACTIONS)).inc(len(outputs.actions))
+        metrics.EVENTS_OUT.labels(t(LATE)).inc(len(outputs.late))
+        metrics.LATE_EVENTS.labels("session").inc(outputs.late_count("session"))
+        metrics.LATE_EVENTS.labels("minutes").inc(outputs.late_count("minutes"))
+        for rule, n in outputs.redactions.items():  # typed text, redacted per typing action
+            metrics.REDACTIONS.labels(rule).inc(n)

@@ -1,0 +1,291 @@
+"""The worker's batch processor against fakes: an output that records what is
+sent and acknowledges on flush (or fails), a dict for the device table, a
+consent registry, a key set and a clock, the way Arroyo tests a processing
+strategy against a mock next step."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from backends.dlq_limit import DlqLimit, DlqLimitExceeded
+from privacy.consent import ConsentPolicy
+from privacy.content_keys import decrypt_record
+from privacy.keyset import KeyRecord, KeySet
+from privacy.scope import Scope
+from privacy.wrapping import new_data_key, wrap_data_key
+from schemas.batch import DEVICE_BATCH, batch_header, encode_batch
+from schemas.codec import decode, encode, encode_event
+from streams.activity import ActivityConfig
+from streams.output import OutputFailed
+from streams.processor import (
+    CAPTURE_CLEAN,
+    CAPTURE_DLQ,
+    SESSIONS,
+    BatchProcessor,
+    ReaderStopped,
+    WorkerConfig,
+)
+from streams.router import RawMessage
+from streams.session import SessionConfig
+from tests.unit.privacy.privacy_events import ORG, PAYLOADS, SUBJECT, TUESDAY_10_UTC, make_event
+
+MASTER = bytes(range(32))
+S = 1_000_000
+NOW = TUESDAY_10_UTC + 60 * S
+ALL = frozenset(Scope)
+
+
+def policy(subject: str = SUBJECT, scopes: frozenset[Scope] = ALL) -> ConsentPolicy:
+    return ConsentPolicy(subject_id=subject, org_id=ORG, version=3, scopes=scopes,
+                         changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+
+
+def keyset(*subjects: str) -> KeySet:
+    records = []
+    for subject in subjects:
+        key = new_data_key()
+        records.append(KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1,
+                                 False))
+    return KeySet(records, MASTER)
+
+
+class FakeOutput:
+    """Records sent records; `flush` acknowledges them, or raises OutputFailed
+    (dropping them, as a failed producer would) while `failing`."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Any, bytes | None, Any]] = []
+        self.acked: list[tuple[str, Any, bytes | None, Any]] = []
+        self.failing = False
+        self.flushes = 0
+
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
+             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+        self.pending.append((topic, key, value, headers))
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        self.flushes += 1
+        pending, self.pending = self.pending, []
+        if self.failing:
+            raise OutputFailed("broker said no")
+        self.acked += pending
+
+    def on(self, topic: str) -> list[tuple[str, Any, bytes | None, Any]]:
+        return [r for r in self.acked if r[0] == topic]
+
+
+class FakeConsent:
+    def __init__(self, *policies: ConsentPolicy) -> None:
+        self.policies = {p.subject_id: p for p in policies}
+        self.alive = True
+
+    def get(self, subject_id: str) -> ConsentPolicy | None:
+        return self.policies.get(subject_id)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def events(n: int, device: str = "dev-1", first_seq: int = 1,
+           subject: str = SUBJECT) -> list[dict[str, Any]]:
+    kinds = sorted(PAYLOADS)
+    return [make_event(kinds[i % len(kinds)], seq=first_seq + i, device_id=device,
+                       subject_id=subject, event_id=str(uuid.uuid4()),
+                       ts=TUESDAY_10_UTC + (first_seq + i) * 1000)
+            for i in range(n)]
+
+
+def batch_record(evs: list[dict[str, Any]], offset: int = 0, **header: Any) -> RawMessage:
+    datum = {**batch_header(evs, batch_id=str(uuid.uuid4()), sent_ts=NOW), **header}
+    value = (encode(DEVICE_BATCH, {**datum, "events": evs}, check_domains=False) if header
+             else encode_batch(datum, evs))
+    return RawMessage(evs[0]["device_id"].encode(), value, "capture.events", 0, offset)
+
+
+def single_record(event: dict[str, Any], offset: int = 0) -> RawMessage:
+    return RawMessage(event["device_id"].encode(), encode_event(event), "capture.events", 0,
+                      offset)
+
+
+class Harness:
+    def __init__(self, cfg: WorkerConfig | None = None, subjects: tuple[str, ...] = (SUBJECT,)
+                 ) -> None:
+        self.output = FakeOutput()
+        self.table: dict[bytes, Any] = {}
+        self.consent = FakeConsent(*(policy(s) for s in subjects))
+        self.keys = keyset(*subjects)
+        self.clock = Clock(NOW)
+        self.processor = BatchProcessor(cfg or WorkerConfig(), output=self.output,
+                                        table=self.table, consent=self.consent, keys=self.keys,
+                                        clock=self.clock, topic=lambda name: f"t.{name}")
+
+    def process(self, *records: RawMessage) -> Any:
+        return asyncio.run(self.processor.process(list(records)))
+
+    def clean(self) -> list[dict[str, Any]]:
+        """The clean events published so far, decrypted as a sink would."""
+        out = []
+        for _topic, _key, value, _headers in self.output.on(f"t.{CAPTURE_CLEAN}"):
+            assert value is not None
+            name, datum = decode(value)
+            assert name == "CleanBatch"  # one per input record
+            out += decrypt_record("CleanBatch", datum, self.keys)["events"]
+        return out
+
+    def clean_records(self) -> list[dict[str, Any]]:
+        return [decode(v or b"")[1] for _t, _k, v, _h in self.output.on(f"t.{CAPTURE_CLEAN}")]
+
+
+def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked() -> None:
+    h = Harness()
+    evs = events(9)
+    result = h.process(batch_record(evs))
+    clean = h.clean()
+    assert [e["event_id"] for e in clean] == [e["event_id"] for e in evs]
+    assert [e["seq"] for e in clean] == list(range(1, 10))
+    by_id = {e["event_id"]: e for e in clean}
+    command = next(e for e in evs if e["payload"]["type"] == "TerminalCommand")
+    assert by_id[command["event_id"]]["payload"]["command"] == "ls -la"  # content round trip
+    assert by_id[command["event_id"]]["app"]["window_title"] == "consent.py - candor"
+    assert result.outcomes == [False] * 9 and not h.output.on(f"t.{CAPTURE_DLQ}")
+    assert h.table[b"dev-1"]["seen"]["max_seq"] == 9
+    assert h.output.flushes == 1
+    [record] = h.clean_records()  # the batch is one record, its content sealed once
+    assert (record["first_seq"], record["last_seq"], record["subject_id"]) == (1, 9, SUBJECT)
+
+
+def test_the_records_routed_per_path_are_counted() -> None:
+    from prometheus_client import REGISTRY
+
+    def routed(path: str) -> float:
+        return REGISTRY.get_sample_value("candor_worker_records_total", {"path": path}) or 0.0
+
+    before = routed("batch"), routed("event")
+    h = Harness()
+    out_of_order = events(4, first_seq=20)
+    out_of_order[1]["seq"], out_of_order[2]["seq"] = 22, 21
+    h.process(batch_record(events(5)), single_record(events(1, first_seq=10)[0]),
+              batch_record(out_of_order))
+    assert (routed("batch") - before[0], routed("event") - before[1]) == (1, 2)
+
+
+def test_single_event_records_each_make_one_clean_record() -> None:
+    h = Harness()
+    evs = events(3)
+    h.process(*[single_record(e, i) for i, e in enumerate(evs)])
+    assert [r["batch_id"] for r in h.clean_records()] == [e["event_id"] for e in evs]
+    assert [e["event_id"] for e in h.clean()] == [e["event_id"] for e in evs]
+
+
+def test_batches_of_two_subjects_are_sealed_apart() -> None:
+    other = "s2_subject"
+    h = Harness(subjects=(SUBJECT, other))
+    h.process(batch_record(events(4)), batch_record(events(4, device="dev-2", subject=other)))
+    records = h.clean_records()
+    assert [r["subject_id"] for r in records] == [SUBJECT, other]
+    assert records[0]["key_id"] != records[1]["key_id"]
+
+
+def test_content_leaves_encrypted() -> None:
+    h = Harness()
+    h.process(batch_record(events(9)))
+    raw = b"".join(v or b"" for _t, _k, v, _h in h.output.on(f"t.{CAPTURE_CLEAN}"))
+    assert b"ls -la" not in raw and b"consent.py - candor" not in raw
+
+
+def test_outputs_not_acknowledged_store_nothing_and_the_retry_publishes_everything() -> None:
+    h = Harness()
+    evs = events(5)
+    record = batch_record(evs)
+    h.output.failing = True
+    with pytest.raises(OutputFailed):
+        h.process(record)
+    assert h.table == {} and h.output.acked == []
+    h.output.failing = False
+    h.process(record)  # the same batch, as faust redelivers it
+    assert [e["seq"] for e in h.clean()] == [1, 2, 3, 4, 5]  # not dropped as duplicates
+
+
+def test_a_batch_read_again_after_it_was_stored_is_dropped_as_duplicates() -> None:
+    h = Harness()
+    record = batch_record(events(4))
+    h.process(record)
+    second = h.process(record)
+    assert len(h.clean()) == 4
+    assert second.drops["duplicate"] == 4
+
+
+def test_a_restarted_processor_reads_its_states_from_the_table() -> None:
+    h = Harness()
+    h.process(batch_record(events(4)))
+    again = BatchProcessor(WorkerConfig(), output=h.output, table=h.table, consent=h.consent,
+                           keys=h.keys, clock=h.clock)
+    result = asyncio.run(again.process([batch_record(events(6))]))  # seqs 1-4 seen, 5-6 new
+    assert result.drops["duplicate"] == 4
+    assert h.table[b"dev-1"]["seen"]["max_seq"] == 6
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_and_the_limit_stops_the_worker() -> None:
+    cfg = WorkerConfig(dlq_limit=DlqLimit(max_consecutive=3, min_observed=10**6))
+    h = Harness(cfg)
+    records = [RawMessage(b"dev-1", b"\x00garbage", "capture.events", 0, i) for i in range(3)]
+    result = h.process(*records)
+    assert [r[3][0] for r in h.output.on(f"t.{CAPTURE_DLQ}")] == [("reason", b"undecodable")] * 3
+    with pytest.raises(DlqLimitExceeded):
+        h.processor.observe_rejections(result)
+
+
+def test_without_consent_nothing_is_published_but_the_seqs_are_recorded() -> None:
+    h = Harness()
+    h.consent.policies.clear()
+    result = h.process(batch_record(events(3)))
+    assert h.clean() == [] and result.drops["no_consent"] == 3
+
+
+def test_the_timer_closes_a_quiet_device_once_the_gate_opens() -> None:
+    session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
+    cfg = WorkerConfig(activity=ActivityConfig(session=session))
+    h = Harness(cfg)
+    h.process(*[single_record(e, i) for i, e in enumerate(events(3))])
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert h.output.on(f"t.{SESSIONS}") == []  # the gate: too soon after start
+    h.clock.now = NOW + 3600 * S  # long quiet: all input stopped for > 3 periods
+    asyncio.run(h.processor.tick(rebalancing=True))
+    assert h.output.on(f"t.{SESSIONS}") == []  # never while the table is recovered
+    asyncio.run(h.processor.tick(rebalancing=False))
+    sessions = [decode(v or b"")[1] for _t, _k, v, _h in h.output.on(f"t.{SESSIONS}")]
+    assert [(s["device_id"], s["end_reason"]) for s in sessions] == [("dev-1", "timer")]
+    assert h.table[b"dev-1"]["session"]["open"] is None
+
+
+def test_the_timer_refuses_to_go_on_without_the_consent_registry() -> None:
+    h = Harness()
+    h.consent.alive = False
+    with pytest.raises(ReaderStopped):
+        asyncio.run(h.processor.tick(rebalancing=False))
+
+
+def test_timer_outputs_not_acknowledged_are_closed_again_next_tick() -> None:
+    session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
+    h = Harness(WorkerConfig(activity=ActivityConfig(session=session)))
+    h.process(*[single_record(e, i) for i, e in enumerate(events(3))])
+    stored = dict(h.table)
+    h.clock.now = NOW + 3600 * S
+    h.output.failing = True
+    asyncio.run(h.processor.tick(rebalancing=False))  # logged, not raised
+    assert h.table == stored
+    h.output.failing = False
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert len(h.output.on(f"t.{SESSIONS}")) == 1
