@@ -82,8 +82,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         settings.streams.batch_max = args.batch
     if args.session_gap:
         settings.streams.session_gap_s = args.session_gap
-    cfg = worker_config(settings, app_id=args.app_id)
+    cfg = worker_config(settings, app_id=args.app_id or default_app_id(settings))
     return run_worker(settings, cfg, metrics_port=args.metrics_port, loglevel=args.loglevel)
+
+
+def default_app_id(settings: Settings) -> str:
+    """The worker's app id unless told: ``candor-streams`` after the topic prefix (like
+    the sinks' groups, `sinks.lag.sink_group`)."""
+    return f"{settings.kafka.topic_prefix}candor-streams"
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -145,7 +151,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
                                       "sessionize, aggregate, reduce to actions)")
-    p.add_argument("--app-id", default="candor-streams", help="Faust app id = consumer group")
+    p.add_argument("--app-id", default=None,
+                   help="Faust app id = consumer group, and the prefix of its table changelog "
+                        "topics (default: candor-streams, after CANDOR_KAFKA__TOPIC_PREFIX, so "
+                        "that pipelines sharing a cluster never share a worker's state)")
     p.add_argument("--batch", type=int, default=0,
                    help="max events per batch (default: CANDOR_STREAMS__BATCH_MAX, 5000)")
     p.add_argument("--session-gap", type=float, default=0,
