@@ -191,6 +191,9 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
                 Child("sink", ["sink", "--all"], logdir)]
     gateway = None
+    # A TERM (a supervisor, a test's timeout) ends the demo through `finally`, so
+    # that its worker, sink and gateway stop with it instead of running on.
+    previous_term = signal.signal(signal.SIGTERM, _exit_on_term)
     try:
         if frames_per_person > 0:
             from candor.demo_frames import start_gateway
@@ -213,6 +216,11 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
             child.stop()
         if gateway is not None:
             gateway.child.stop()
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: float,
