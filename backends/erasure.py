@@ -103,8 +103,9 @@ class AlreadyErased(ErasureError):
     """An erasure receipt for this subject exists; ``.receipt`` holds it."""
 
     def __init__(self, subject: str, receipt: dict[str, Any]) -> None:
-        super().__init__(f"subject {subject!r} was already erased "
-                         f"(receipt {receipt.get('erasure_id')})")
+        super().__init__(
+            f"subject {subject!r} was already erased (receipt {receipt.get('erasure_id')})"
+        )
         self.receipt = receipt
 
 
@@ -146,7 +147,9 @@ def find_receipt(client: Client, subject: str) -> dict[str, Any] | None:
     """Return the subject's erasure receipt from ``audit_log``, or None."""
     rows = client.query(
         "SELECT detail FROM audit_log WHERE action = 'erase' AND subject = {s:String} "
-        "ORDER BY at LIMIT 1", parameters={"s": subject}).result_rows
+        "ORDER BY at LIMIT 1",
+        parameters={"s": subject},
+    ).result_rows
     if not rows:
         return None
     try:
@@ -157,8 +160,9 @@ def find_receipt(client: Client, subject: str) -> dict[str, Any] | None:
 
 
 def _count(client: Client, table: str, where: str, subject: str) -> int:
-    rows = client.query(f"SELECT count() FROM {table} WHERE {where}",
-                        parameters={"s": subject}).result_rows
+    rows = client.query(
+        f"SELECT count() FROM {table} WHERE {where}", parameters={"s": subject}
+    ).result_rows
     return int(rows[0][0])
 
 
@@ -219,7 +223,9 @@ def _dead_letters_of(client: Client, subject: str) -> list[tuple[str, int, int, 
     rows = client.query(
         "SELECT original_topic, original_partition, original_offset, reason, raw "
         "FROM dead_letters WHERE position(raw, {s:String}) > 0",
-        parameters={"s": subject}, column_formats={"raw": "bytes"}).result_rows
+        parameters={"s": subject},
+        column_formats={"raw": "bytes"},
+    ).result_rows
     found = set()
     for topic, partition, offset, reason, raw in rows:
         data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
@@ -230,8 +236,10 @@ def _dead_letters_of(client: Client, subject: str) -> list[tuple[str, int, int, 
 
 def _footprint(client: Client, subject: str) -> dict[str, int]:
     where = "subject_id = {s:String}"
-    found = {t: _count(client, t, where, subject) for t in
-             (*DELETED_TABLES, "consent_ledger", "subject_keys")}
+    found = {
+        t: _count(client, t, where, subject)
+        for t in (*DELETED_TABLES, "consent_ledger", "subject_keys")
+    }
     found["dead_letters"] = len(_dead_letters_of(client, subject))
     return found
 
@@ -244,9 +252,11 @@ def _delete(client: Client, settings: ErasureSettings, subject: str) -> dict[str
         n = _count(client, table, where, subject)
         deleted[table] = n
         if n:
-            client.command(f"ALTER TABLE {mutation_target(settings, table)} DELETE "
-                           f"WHERE {where} SETTINGS mutations_sync = 2",
-                           parameters={"s": subject})
+            client.command(
+                f"ALTER TABLE {mutation_target(settings, table)} DELETE "
+                f"WHERE {where} SETTINGS mutations_sync = 2",
+                parameters={"s": subject},
+            )
     letters = _dead_letters_of(client, subject)
     deleted["dead_letters"] = len(letters)
     if letters:
@@ -254,7 +264,8 @@ def _delete(client: Client, settings: ErasureSettings, subject: str) -> dict[str
             f"ALTER TABLE {mutation_target(settings, 'dead_letters')} DELETE WHERE "
             "(original_topic, original_partition, original_offset, reason) IN "
             "{keys:Array(Tuple(String, Int32, Int64, String))} SETTINGS mutations_sync = 2",
-            parameters={"keys": letters})
+            parameters={"keys": letters},
+        )
     return deleted
 
 
@@ -306,6 +317,7 @@ def erase(
     policy = (revoker or _default_revoker(settings))(subject, actor)
     destroy_subject_keys(client, settings, subject, actor)
     from backends.frame_store import open_frame_store  # frames: key destroyed, then deleted
+
     frames = open_frame_store(settings.frames, settings.home).delete_subject(subject)
     deleted = _delete(client, settings, subject)
     if settle_s > 0:
@@ -313,11 +325,14 @@ def erase(
     late = _delete(client, settings, subject)
     rows = client.query(
         "SELECT export_id, toUnixTimestamp64Micro(created_at), shard_paths FROM exports "
-        "WHERE has(subjects, {s:String}) ORDER BY created_at", parameters={"s": subject},
+        "WHERE has(subjects, {s:String}) ORDER BY created_at",
+        parameters={"s": subject},
     ).result_rows
-    keys = client.query("SELECT key_id FROM subject_keys WHERE subject_id = {s:String} "
-                        "AND destroyed = 1 ORDER BY key_id", parameters={"s": subject}
-                        ).result_rows
+    keys = client.query(
+        "SELECT key_id FROM subject_keys WHERE subject_id = {s:String} "
+        "AND destroyed = 1 ORDER BY key_id",
+        parameters={"s": subject},
+    ).result_rows
     result = Receipt(
         erasure_id=str(uuid.uuid4()),
         subject=subject,

@@ -215,8 +215,13 @@ class S3FrameStore(FrameStore):
     def put(self, subject: str, digest: str, blob: bytes) -> bool:
         if self.exists(subject, digest):
             return False
-        self._call("put_object", Bucket=self.bucket, Key=self._key(subject, digest), Body=blob,
-                   ContentType="application/octet-stream")
+        self._call(
+            "put_object",
+            Bucket=self.bucket,
+            Key=self._key(subject, digest),
+            Body=blob,
+            ContentType="application/octet-stream",
+        )
         return True
 
     def get(self, subject: str, digest: str) -> bytes:
@@ -245,8 +250,9 @@ class S3FrameStore(FrameStore):
                 return keys
 
     def list(self, subject: str) -> list[str]:
-        return sorted(k.rsplit("/", 1)[-1] for k in self._keys(subject)
-                      if _HEX.match(k.rsplit("/", 1)[-1]))
+        return sorted(
+            k.rsplit("/", 1)[-1] for k in self._keys(subject) if _HEX.match(k.rsplit("/", 1)[-1])
+        )
 
     def delete_subject(self, subject: str) -> int:
         keys = self._keys(subject)
@@ -263,14 +269,21 @@ def s3_client(settings: FrameStoreSettings) -> Any:
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=settings.endpoint_url, region_name=settings.region,
-        aws_access_key_id=None if settings.access_key is None
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=None
+        if settings.access_key is None
         else settings.access_key.get_secret_value(),
-        aws_secret_access_key=None if settings.secret_key is None
+        aws_secret_access_key=None
+        if settings.secret_key is None
         else settings.secret_key.get_secret_value(),
-        config=Config(request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required",
-                      retries={"max_attempts": 3, "mode": "standard"}))
+        config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 3, "mode": "standard"},
+        ),
+    )
 
 
 def open_frame_store(settings: FrameStoreSettings, home: Path) -> FrameStore:

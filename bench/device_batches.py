@@ -55,8 +55,13 @@ class _Collector:
         self.records: list[tuple[bytes | None, bytes]] = []
         self._callbacks: list[DeliveryCallback] = []
 
-    def produce(self, key: bytes | None, value: bytes, headers: Sequence[Header],
-                on_delivery: DeliveryCallback) -> None:
+    def produce(
+        self,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[Header],
+        on_delivery: DeliveryCallback,
+    ) -> None:
         self.records.append((key, value))
         self._callbacks.append(on_delivery)
 
@@ -113,11 +118,17 @@ def sdk_batches(events: Sequence[Event], linger_ms: float = DEFAULT_LINGER_MS) -
     with tempfile.TemporaryDirectory(prefix="bench-batches-") as spool:
         first = events[0]
         client = CaptureClient(
-            "unused:9092", spool_dir=Path(spool), org_id=str(first["org_id"]),
-            subject_id=str(first["subject_id"]), device_id=str(first["device_id"]),
-            registry=CollectorRegistry(), spool_fsync="never",
-            transport_factory=lambda: collector, monotonic=lambda: clock[0],
-            linger_ms=linger_ms)
+            "unused:9092",
+            spool_dir=Path(spool),
+            org_id=str(first["org_id"]),
+            subject_id=str(first["subject_id"]),
+            device_id=str(first["device_id"]),
+            registry=CollectorRegistry(),
+            spool_fsync="never",
+            transport_factory=lambda: collector,
+            monotonic=lambda: clock[0],
+            linger_ms=linger_ms,
+        )
         for event in events:
             clock[0] = event["ts"] / S
             client.poll(0)  # what leaves on the linger before this event was captured
@@ -125,8 +136,10 @@ def sdk_batches(events: Sequence[Event], linger_ms: float = DEFAULT_LINGER_MS) -
         clock[0] += linger_ms / 1000
         if client.close(10.0):
             raise SystemExit("bench: the SDK kept records in its spool")
-    return [BatchRecord(key or b"", value, decode_capture(value).size)
-            for key, value in collector.records]
+    return [
+        BatchRecord(key or b"", value, decode_capture(value).size)
+        for key, value in collector.records
+    ]
 
 
 def describe_sizes(sizes: Sequence[int]) -> str:
@@ -140,11 +153,14 @@ def describe_sizes(sizes: Sequence[int]) -> str:
     hist = "  ".join(
         f"{lo}{'' if lo == hi else ('+' if hi >= 10**9 else f'-{hi}')}:"
         f"{sum(lo <= s <= hi for s in ordered) / len(ordered):.0%}"
-        for lo, hi in buckets)
-    return (f"{len(ordered):,} records for {sum(ordered):,} events: mean "
-            f"{statistics.fmean(ordered):.1f}, p10 {pct(0.1)}, p50 {pct(0.5)}, p90 {pct(0.9)}, "
-            f"p99 {pct(0.99)}, max {ordered[-1]} events per record\n"
-            f"    share of records by events per record: {hist}")
+        for lo, hi in buckets
+    )
+    return (
+        f"{len(ordered):,} records for {sum(ordered):,} events: mean "
+        f"{statistics.fmean(ordered):.1f}, p10 {pct(0.1)}, p50 {pct(0.5)}, p90 {pct(0.9)}, "
+        f"p99 {pct(0.99)}, max {ordered[-1]} events per record\n"
+        f"    share of records by events per record: {hist}"
+    )
 
 
 def main() -> int:
@@ -152,21 +168,28 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--people", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--device-rate", type=float, default=15.0,
-                        help="events/s per active device to compress to (default %(default)s)")
+    parser.add_argument(
+        "--device-rate",
+        type=float,
+        default=15.0,
+        help="events/s per active device to compress to (default %(default)s)",
+    )
     parser.add_argument("--linger-ms", type=float, default=DEFAULT_LINGER_MS)
     args = parser.parse_args()
     from producers.simulator.simulator import Simulator
 
-    events = list(itertools.islice(Simulator(args.people, args.seed, 0).events(365 * 86_400.0),
-                                   args.events))
+    events = list(
+        itertools.islice(Simulator(args.people, args.seed, 0).events(365 * 86_400.0), args.events)
+    )
     rate = active_rate(events)
     events, _factor = at_device_rate(events, args.device_rate)
     started = time.perf_counter()
     records = sdk_batches(events, args.linger_ms)
-    print(f"simulator: {rate:.1f} events/s per active device; compressed to "
-          f"{active_rate(events):.1f}; linger {args.linger_ms:g} ms; SDK batching took "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"simulator: {rate:.1f} events/s per active device; compressed to "
+        f"{active_rate(events):.1f}; linger {args.linger_ms:g} ms; SDK batching took "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     print(describe_sizes([r.events for r in records]))
     return 0
 

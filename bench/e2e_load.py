@@ -65,11 +65,12 @@ def wire_event(event: dict[str, object]) -> WireEvent:
     at = data.find(_PLACEHOLDER)
     if at < 0 or data.find(_PLACEHOLDER, at + 1) >= 0:
         raise ValueError(f"cannot locate ts in event {event['event_id']}")
-    return WireEvent(str(event["device_id"]).encode(), data[:at], data[at + len(_PLACEHOLDER):])
+    return WireEvent(str(event["device_id"]).encode(), data[:at], data[at + len(_PLACEHOLDER) :])
 
 
-def generate(people: int, seed: int, count: int, progress: Callable[[str], None]
-             ) -> tuple[list[SimulatedDevice], list[WireEvent]]:
+def generate(
+    people: int, seed: int, count: int, progress: Callable[[str], None]
+) -> tuple[list[SimulatedDevice], list[WireEvent]]:
     """`count` simulator events of `people` people, pre-encoded, in event-time
     order (so per device in seq order). Checked: a stamped sample decodes back."""
     sim = Simulator(people, seed, start_ts=1_700_000_000_000_000)
@@ -79,8 +80,10 @@ def generate(people: int, seed: int, count: int, progress: Callable[[str], None]
     for i, event in enumerate(events):
         out.append(wire_event(event))
         if (i + 1) % 100_000 == 0:
-            progress(f"generated {i + 1:,} of {count:,} events "
-                     f"({(i + 1) / (time.monotonic() - started):,.0f}/s)")
+            progress(
+                f"generated {i + 1:,} of {count:,} events "
+                f"({(i + 1) / (time.monotonic() - started):,.0f}/s)"
+            )
     if len(out) < count:
         raise SystemExit(f"bench: the simulator gave only {len(out)} events")
     ts = time.time_ns() // 1000
@@ -143,22 +146,32 @@ class Publisher:
         return Published(n, first_ts, last_ts, time.monotonic() - started)
 
 
-def stage_latency(bootstrap: str, topic: str, first_ts: int, last_ts: int,
-                  sample: int = 10) -> tuple[float, float, int]:
+def stage_latency(
+    bootstrap: str, topic: str, first_ts: int, last_ts: int, sample: int = 10
+) -> tuple[float, float, int]:
     """Capture-to-`topic` latency of one phase: (p50 s, p99 s, records sampled).
 
     Reads `topic` (capture.clean) from the first record the broker holds at or
     after `first_ts`, up to the end as of now; for every `sample`-th event (a
     CleanBatch holds several) whose `ts` is in [first_ts, last_ts] the delay
     is its record's CreateTime (set by the worker's producer, ms) minus `ts`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-e2e-stage",
-                         "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-e2e-stage",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         starts = consumer.offsets_for_times(
-            [TopicPartition(topic, p, first_ts // 1000) for p in parts], timeout=10)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in parts}
+            [TopicPartition(topic, p, first_ts // 1000) for p in parts], timeout=10
+        )
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in parts
+        }
         todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
         consumer.assign([tp for tp in starts if tp.partition in todo])
         delays: list[int] = []

@@ -44,16 +44,22 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
     e2e = _med([r["max"]["e2e_rate"] for r in runs])
     bare = _med([r["bare"]["rate"] for r in runs])
-    return {"phases": phases, "e2e_rate": e2e, "bare_rate": bare,
-            "ratio": _med([r["max"]["e2e_rate"] / r["bare"]["rate"] for r in runs])}
+    return {
+        "phases": phases,
+        "e2e_rate": e2e,
+        "bare_rate": bare,
+        "ratio": _med([r["max"]["e2e_rate"] / r["bare"]["rate"] for r in runs]),
+    }
 
 
 def table(summary: dict[str, Any], runs: int) -> str:
     """The printed table (medians over `runs`) and the verdict on each target."""
-    lines = [f"medians of {runs} run(s)",
-             f"{'phase':<10} {'target/s':>9} {'sent/s':>9} {'e2e ev/s':>9} {'p50 s':>7} "
-             f"{'p99 s':>7} {'wkr p50':>7} {'wkr p99':>7} {'worker MB':>10} {'sink MB':>8} "
-             f"{'bench MB':>9} {'worker cpu':>10} {'sink cpu':>9}"]
+    lines = [
+        f"medians of {runs} run(s)",
+        f"{'phase':<10} {'target/s':>9} {'sent/s':>9} {'e2e ev/s':>9} {'p50 s':>7} "
+        f"{'p99 s':>7} {'wkr p50':>7} {'wkr p99':>7} {'worker MB':>10} {'sink MB':>8} "
+        f"{'bench MB':>9} {'worker cpu':>10} {'sink cpu':>9}",
+    ]
     for name, ph in summary["phases"].items():
         rss, cpu = ph["rss_max_mb"], ph["cpu_cores"]
         target = f"{ph['target_rate']:,.0f}" if ph["target_rate"] else "max"
@@ -65,20 +71,30 @@ def table(summary: dict[str, Any], runs: int) -> str:
             f"{rss.get('bench', 0):>9.0f} {cpu.get('worker', 0):>10.2f} "
             f"{cpu.get('sink', 0):>9.2f}"
             + ("" if ph["landed_all"] else "  NOT ALL LANDED")
-            + (f"  SATURATED in {ph['saturated']} of {ph['runs']}" if ph["saturated"] else ""))
+            + (f"  SATURATED in {ph['saturated']} of {ph['runs']}" if ph["saturated"] else "")
+        )
     e2e, bare, ratio = summary["e2e_rate"], summary["bare_rate"], summary["ratio"]
-    lines.append("p50/p99: ts -> queryable in ClickHouse; wkr: ts -> in capture.clean "
-                 "(worker done); MB: peak RSS; cpu: cores used during the phase")
-    lines.append(f"end to end (max phase): {e2e:,.0f} events/s; bare path (consume + decode + "
-                 f"insert): {bare:,.0f} events/s; ratio {ratio:.2f}")
+    lines.append(
+        "p50/p99: ts -> queryable in ClickHouse; wkr: ts -> in capture.clean "
+        "(worker done); MB: peak RSS; cpu: cores used during the phase"
+    )
+    lines.append(
+        f"end to end (max phase): {e2e:,.0f} events/s; bare path (consume + decode + "
+        f"insert): {bare:,.0f} events/s; ratio {ratio:.2f}"
+    )
     at = summary["phases"].get(f"{TARGET_P99_AT:g}/s")
     p99 = at["p99_s"] if at else float("nan")
-    lines.append("targets: "
-                 f">= {TARGET_RATE:,.0f} ev/s: {'MET' if e2e >= TARGET_RATE else 'NOT MET'}; "
-                 f">= {TARGET_RATIO} of bare: {'MET' if ratio >= TARGET_RATIO else 'NOT MET'}; "
-                 f"p99 <= {TARGET_P99_S} s at {TARGET_P99_AT:,}/s: "
-                 + ("not measured (not in --rates, or skipped past saturation)" if at is None else
-                    f"{'MET' if p99 <= TARGET_P99_S else 'NOT MET'} ({p99:.2f} s)"))
+    lines.append(
+        "targets: "
+        f">= {TARGET_RATE:,.0f} ev/s: {'MET' if e2e >= TARGET_RATE else 'NOT MET'}; "
+        f">= {TARGET_RATIO} of bare: {'MET' if ratio >= TARGET_RATIO else 'NOT MET'}; "
+        f"p99 <= {TARGET_P99_S} s at {TARGET_P99_AT:,}/s: "
+        + (
+            "not measured (not in --rates, or skipped past saturation)"
+            if at is None
+            else f"{'MET' if p99 <= TARGET_P99_S else 'NOT MET'} ({p99:.2f} s)"
+        )
+    )
     return "\n".join(lines)
 
 
@@ -101,8 +117,13 @@ def plot(path: Path, runs: list[dict[str, Any]], summary: dict[str, Any]) -> Non
     fig, ax = plt.subplots(figsize=(8, 5))
     for key, colour, label in (("p50_s", "tab:blue", "p50"), ("p99_s", "tab:red", "p99")):
         xs = [p["target_rate"] for _, p in fixed]
-        ax.plot(xs, [p[key] for _, p in fixed], "o-", color=colour,
-                label=f"{label} (median of {len(runs)})")
+        ax.plot(
+            xs,
+            [p[key] for _, p in fixed],
+            "o-",
+            color=colour,
+            label=f"{label} (median of {len(runs)})",
+        )
         for run in runs:
             pts = [(ph["target_rate"], ph[key]) for ph in run["phases"] if ph["target_rate"]]
             ax.scatter([x for x, _ in pts], [y for _, y in pts], color=colour, alpha=0.3, s=14)

@@ -35,8 +35,16 @@ from schemas.codec import decode_event
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 
-SCOPES = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
-          "terminal_content", "training_use", "analytics", "window_titles"]
+SCOPES = [
+    "activity_metadata",
+    "keystroke_content",
+    "screen_frames",
+    "ide_content",
+    "terminal_content",
+    "training_use",
+    "analytics",
+    "window_titles",
+]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -109,7 +117,8 @@ class Sampler:
             wall = max(1e-6, time.monotonic() - self._t0)
             return PhaseUsage(
                 dict(self._peak),
-                {n: (cpu_s(p) - self._cpu0.get(n, 0.0)) / wall for n, p in self.pids.items()})
+                {n: (cpu_s(p) - self._cpu0.get(n, 0.0)) / wall for n, p in self.pids.items()},
+            )
 
     def close(self) -> None:
         self._stop.set()
@@ -119,13 +128,24 @@ class Sampler:
 class Child:
     """One `python -m candor.cli ...` child with its log file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path,
-                 profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        logdir: Path,
+        profile: Path | None = None,
+    ) -> None:
         self.name, self.log = name, logdir / f"{name}.log"
         wrap = ["-m", "cProfile", "-o", str(profile)] if profile else []
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, *wrap, "-m", "candor.cli", *args],
-                                         cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, *wrap, "-m", "candor.cli", *args],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     @property
     def pid(self) -> int:
@@ -167,8 +187,10 @@ class Pipeline:
         create_topics(self.settings)
         migrate(self.settings)
         now = time.time_ns() // 1000
-        policies = [grant(None, SCOPES, "bench-e2e", now, subject_id=d.subject_id, org_id=org_id)
-                    for d in {d.subject_id: d for d in devices}.values()]
+        policies = [
+            grant(None, SCOPES, "bench-e2e", now, subject_id=d.subject_id, org_id=org_id)
+            for d in {d.subject_id: d for d in devices}.values()
+        ]
         grant_many(self.settings, policies, "bench-e2e")
 
     def start(self, profile: Path | None = None) -> Sampler:
@@ -176,11 +198,27 @@ class Pipeline:
         env = child_env(self.settings)
         prefix = self.settings.kafka.topic_prefix
         self.children = [
-            Child("worker", ["worker", "--metrics-port", str(free_port()), "--app-id",
-                             f"{prefix}streams", "--loglevel", "warning"], env, self.logdir,
-                  profile),
-            Child("sink", ["sink", "--all", "--max-age", "0.5", "--metrics-port",
-                           str(free_port())], env, self.logdir),
+            Child(
+                "worker",
+                [
+                    "worker",
+                    "--metrics-port",
+                    str(free_port()),
+                    "--app-id",
+                    f"{prefix}streams",
+                    "--loglevel",
+                    "warning",
+                ],
+                env,
+                self.logdir,
+                profile,
+            ),
+            Child(
+                "sink",
+                ["sink", "--all", "--max-age", "0.5", "--metrics-port", str(free_port())],
+                env,
+                self.logdir,
+            ),
         ]
         pids = {c.name: c.pid for c in self.children}
         return Sampler({**pids, "bench": os.getpid()})
@@ -212,8 +250,7 @@ class Pipeline:
         admin = AdminClient(self.settings.kafka.client_config())
         prefix = self.settings.kafka.topic_prefix
         names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-        for future in (admin.delete_topics(names, operation_timeout=30).values()
-                       if names else []):
+        for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
             try:
                 future.result(60)
             except Exception as err:
@@ -231,19 +268,27 @@ class BareResult:
         return self.events / self.seconds
 
 
-def bare_path(settings: Settings, total: int, batch: int = 10_000,
-              timeout: float = 600) -> BareResult:
+def bare_path(
+    settings: Settings, total: int, batch: int = 10_000, timeout: float = 600
+) -> BareResult:
     """confluent-kafka consumer (own group) over the whole capture.events topic,
     `schemas.codec.decode_event`, `sinks.rows.event_row`, clickhouse-connect
     inserts of `batch` rows into a plain MergeTree copy of `events`. Timed from
     the first message received to the last insert acknowledged."""
     client = connect(settings)
-    client.command("CREATE TABLE IF NOT EXISTS events_bare AS events ENGINE = MergeTree "
-                   "PARTITION BY toDate(ts) ORDER BY (org_id, subject_id, ts, event_id)")
+    client.command(
+        "CREATE TABLE IF NOT EXISTS events_bare AS events ENGINE = MergeTree "
+        "PARTITION BY toDate(ts) ORDER BY (org_id, subject_id, ts, event_id)"
+    )
     topic = settings.kafka.topic("capture.events")
-    consumer = Consumer({**settings.kafka.client_config(),
-                         "group.id": f"{settings.kafka.topic_prefix}bare",
-                         "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"{settings.kafka.topic_prefix}bare",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
     columns = list(EVENT_COLUMNS)

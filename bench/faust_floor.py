@@ -69,8 +69,16 @@ class Count:
         return {"events": self.events, "seconds": round(seconds, 3), "rate": round(rate, 1)}
 
 
-def build_app(app_id: str, bootstrap: str, topic: str, partitions: int, datadir: Path,
-              events: int, count: Count, stock: bool = False) -> faust.App:
+def build_app(
+    app_id: str,
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    datadir: Path,
+    events: int,
+    count: Count,
+    stock: bool = False,
+) -> faust.App:
     """The floor app: the worker's intake settings, one counting agent, on the
     worker's app class (`streams.transport.App`) or, with `stock`, on plain
     `faust.App`. Nothing connects until a faust worker starts it."""
@@ -81,8 +89,14 @@ def build_app(app_id: str, bootstrap: str, topic: str, partitions: int, datadir:
 
     app_class = faust.App if stock else App
     app = new_app(app_class, app_id, bootstrap, partitions, datadir)
-    source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=partitions)
+    source = app.topic(
+        topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
 
     @app.agent(source)
     async def take(stream: Any) -> None:
@@ -107,7 +121,7 @@ def parse_result(stdout: str) -> dict[str, float] | None:
     for line in reversed(stdout.splitlines()):
         at = line.find(RESULT_PREFIX)
         if at >= 0:
-            parsed: dict[str, float] = json.loads(line[at + len(RESULT_PREFIX):])
+            parsed: dict[str, float] = json.loads(line[at + len(RESULT_PREFIX) :])
             return parsed
     return None
 
@@ -115,21 +129,40 @@ def parse_result(stdout: str) -> dict[str, float] | None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
-        epilog="Prints 'faust-floor {\"events\": N, \"seconds\": S, \"rate\": R}' and exits 0 "
-               "once --events events arrived; exits non-zero without that line otherwise.")
+        epilog='Prints \'faust-floor {"events": N, "seconds": S, "rate": R}\' and exits 0 '
+        "once --events events arrived; exits non-zero without that line otherwise.",
+    )
     parser.add_argument("--topic", required=True, help="topic to read (raw bytes records)")
-    parser.add_argument("--events", type=int, required=True,
-                        help="stop after this many events (at most what the topic holds)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        required=True,
+        help="stop after this many events (at most what the topic holds)",
+    )
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
-    parser.add_argument("--partitions", type=int, default=12,
-                        help="the topic's partition count (as the worker declares it)")
-    parser.add_argument("--app-id", default="bench-faust-floor",
-                        help="faust app id = consumer group; use a new one to read from the start")
-    parser.add_argument("--stock", action="store_true",
-                        help="plain faust.App instead of the worker's app class (whose "
-                             "transport hands records over eagerly: streams/transport.py)")
-    parser.add_argument("--datadir", type=Path, default=None,
-                        help="faust's data directory (default: a temporary one)")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=12,
+        help="the topic's partition count (as the worker declares it)",
+    )
+    parser.add_argument(
+        "--app-id",
+        default="bench-faust-floor",
+        help="faust app id = consumer group; use a new one to read from the start",
+    )
+    parser.add_argument(
+        "--stock",
+        action="store_true",
+        help="plain faust.App instead of the worker's app class (whose "
+        "transport hands records over eagerly: streams/transport.py)",
+    )
+    parser.add_argument(
+        "--datadir",
+        type=Path,
+        default=None,
+        help="faust's data directory (default: a temporary one)",
+    )
     args = parser.parse_args()
     from faust.worker import Worker
 
@@ -137,8 +170,16 @@ def main() -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="faust-floor-") as tmp:
         count = Count()
-        app = build_app(args.app_id, args.bootstrap, args.topic, args.partitions,
-                        args.datadir or Path(tmp), args.events, count, args.stock)
+        app = build_app(
+            args.app_id,
+            args.bootstrap,
+            args.topic,
+            args.partitions,
+            args.datadir or Path(tmp),
+            args.events,
+            count,
+            args.stock,
+        )
         worker = Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
         code = 0
         try:

@@ -31,17 +31,23 @@ def main() -> None:
     frames = render_corpus(args.copies)
     report = measure(frames)
     print(f"frames: {report.frames} (1024x640 PNG)")
-    print(f"secrets: {report.secrets}, no longer readable: {report.secrets_hidden} "
-          f"-> recall {report.recall:.3f}")
-    print(f"benign words read before: {report.benign_read}, still read after: "
-          f"{report.benign_kept} -> kept {report.benign_kept_ratio:.3f}")
+    print(
+        f"secrets: {report.secrets}, no longer readable: {report.secrets_hidden} "
+        f"-> recall {report.recall:.3f}"
+    )
+    print(
+        f"benign words read before: {report.benign_read}, still read after: "
+        f"{report.benign_kept} -> kept {report.benign_kept_ratio:.3f}"
+    )
     print(f"boxes per rule: {report.trail}")
     if report.leaked:
         print(f"leaked: {report.leaked}")
     if report.lost:
         print(f"benign lost: {report.lost}")
-    print(f"CPU per frame: {report.cpu_per_frame:.3f} s -> {1 / report.cpu_per_frame:.2f} "
-          f"frames/s per core")
+    print(
+        f"CPU per frame: {report.cpu_per_frame:.3f} s -> {1 / report.cpu_per_frame:.2f} "
+        f"frames/s per core"
+    )
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         list(pool.map(redact_frame, [frames[0].data] * args.workers))  # warm the workers
         started = time.perf_counter()

@@ -97,23 +97,38 @@ def workload(people: int, seed: int, n: int, rate: float) -> list[dict[str, Any]
     return events
 
 
-def run_once(records: list[RawMessage], subjects: set[str], org: str, now: int
-             ) -> tuple[float, float]:
+def run_once(
+    records: list[RawMessage], subjects: set[str], org: str, now: int
+) -> tuple[float, float]:
     keys = []
     for subject in subjects:
         key = new_data_key()
         keys.append(KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1, False))
-    policies = {s: ConsentPolicy(subject_id=s, org_id=org, version=1, scopes=frozenset(Scope),
-                                 changed_by="bench", changed_at=0, reason=None)
-                for s in subjects}
-    processor = BatchProcessor(WorkerConfig(), output=CountingOutput(), table={},
-                               consent=Registry(policies), keys=KeySet(keys, MASTER),
-                               clock=lambda: now)
+    policies = {
+        s: ConsentPolicy(
+            subject_id=s,
+            org_id=org,
+            version=1,
+            scopes=frozenset(Scope),
+            changed_by="bench",
+            changed_at=0,
+            reason=None,
+        )
+        for s in subjects
+    }
+    processor = BatchProcessor(
+        WorkerConfig(),
+        output=CountingOutput(),
+        table={},
+        consent=Registry(policies),
+        keys=KeySet(keys, MASTER),
+        clock=lambda: now,
+    )
 
     async def all_batches() -> int:
         events = 0
         for i in range(0, len(records), RECORDS_PER_BATCH):
-            result = await processor.process(records[i:i + RECORDS_PER_BATCH])
+            result = await processor.process(records[i : i + RECORDS_PER_BATCH])
             events += len(result.outcomes)
         return events
 
@@ -143,11 +158,14 @@ def main() -> int:
     if args.input == "batch":
         batches = sdk_batches(events)
         print("batch sizes: " + describe_sizes([b.events for b in batches]))
-        records = [RawMessage(b.key, b.value, "capture.events", 0, i)
-                   for i, b in enumerate(batches)]
+        records = [
+            RawMessage(b.key, b.value, "capture.events", 0, i) for i, b in enumerate(batches)
+        ]
     else:
-        records = [RawMessage(str(e["device_id"]).encode(), encode_event(e), "capture.events",
-                              0, i) for i, e in enumerate(events)]
+        records = [
+            RawMessage(str(e["device_id"]).encode(), encode_event(e), "capture.events", 0, i)
+            for i, e in enumerate(events)
+        ]
     subjects = {str(e["subject_id"]) for e in events}
     org = str(events[0]["org_id"])
     del events
@@ -161,11 +179,13 @@ def main() -> int:
     rates = [run_once(records, subjects, org, now) for _ in range(args.runs)]
     decode, decode_cpu = med(d[0] for d in decodes), med(d[1] for d in decodes)
     worker, worker_cpu = med(r[0] for r in rates), med(r[1] for r in rates)
-    print(f"input {args.input}, gc {args.gc}: {len(records):,} records; events per second "
-          f"of wall time (of CPU time): decode-only {decode:,.0f} ({decode_cpu:,.0f}); "
-          f"processor {worker:,.0f} ({worker_cpu:,.0f}), runs "
-          f"{', '.join(f'{r[0]:,.0f} ({r[1]:,.0f})' for r in rates)}; "
-          f"processor/decode {worker / decode:.2f} ({worker_cpu / decode_cpu:.2f})")
+    print(
+        f"input {args.input}, gc {args.gc}: {len(records):,} records; events per second "
+        f"of wall time (of CPU time): decode-only {decode:,.0f} ({decode_cpu:,.0f}); "
+        f"processor {worker:,.0f} ({worker_cpu:,.0f}), runs "
+        f"{', '.join(f'{r[0]:,.0f} ({r[1]:,.0f})' for r in rates)}; "
+        f"processor/decode {worker / decode:.2f} ({worker_cpu / decode_cpu:.2f})"
+    )
     return 0
 
 

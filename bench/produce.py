@@ -50,8 +50,12 @@ def _events(count: int) -> list[Event]:
 
 
 def _figure(name: str, events: int, nbytes: int, seconds: float) -> dict[str, Any]:
-    return {"name": name, "events_per_s": events / seconds,
-            "mb_per_s": nbytes / seconds / 1e6, "seconds": seconds}
+    return {
+        "name": name,
+        "events_per_s": events / seconds,
+        "mb_per_s": nbytes / seconds / 1e6,
+        "seconds": seconds,
+    }
 
 
 def bare_loop(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -75,19 +79,34 @@ def bare_loop(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) ->
     producer.flush(120)
     seconds = time.perf_counter() - started
     assert delivered[0] == len(records), f"bare loop delivered {delivered[0]}"
-    return _figure("bare confluent-kafka loop (pre-encoded)", len(records),
-                   sum(len(v) for _, v in records), seconds)
+    return _figure(
+        "bare confluent-kafka loop (pre-encoded)",
+        len(records),
+        sum(len(v) for _, v in records),
+        seconds,
+    )
 
 
 def capture_client(
-    bootstrap: str, topic: str, events: list[Event], nbytes: int,
-    encoder: Callable[[Mapping[str, Any]], bytes] | None, name: str,
+    bootstrap: str,
+    topic: str,
+    events: list[Event],
+    nbytes: int,
+    encoder: Callable[[Mapping[str, Any]], bytes] | None,
+    name: str,
 ) -> dict[str, Any]:
     """CaptureClient.publish of `events`, then flush."""
     with tempfile.TemporaryDirectory() as spool:
-        client = CaptureClient(bootstrap, spool_dir=Path(spool), org_id="org-sim",
-                               subject_id="bench", device_id="bench", topic=topic,
-                               spool_fsync="never", encoder=encoder)
+        client = CaptureClient(
+            bootstrap,
+            spool_dir=Path(spool),
+            org_id="org-sim",
+            subject_id="bench",
+            device_id="bench",
+            topic=topic,
+            spool_fsync="never",
+            encoder=encoder,
+        )
         started = time.perf_counter()
         publish = client.publish
         for event in events:
@@ -118,8 +137,9 @@ async def _load(url: str, token: str, bodies: list[bytes], concurrency: int) -> 
     return statuses
 
 
-def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: int
-            ) -> dict[str, Any]:
+def gateway(
+    bootstrap: str, topic: str, requests: int, batch: int, concurrency: int
+) -> dict[str, Any]:
     """Requests/s and events/s of a gateway subprocess on loopback."""
     from producers.gateway.auth import DeviceIdentity, TokenFile
 
@@ -128,11 +148,27 @@ def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: 
         token = TokenFile(token_file).add(DeviceIdentity("bench-dev", "bench-sub", "org-b"))
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
-             "--token-file", str(token_file), "--topic", topic, "--rate", "1e9",
-             "--burst", "1e9"],
-            cwd=REPO, env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "candor.gateway_cli",
+                "gateway",
+                "--port",
+                str(port),
+                "--token-file",
+                str(token_file),
+                "--topic",
+                topic,
+                "--rate",
+                "1e9",
+                "--burst",
+                "1e9",
+            ],
+            cwd=REPO,
+            env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait_healthy(port)
             bodies = [_json_batch(batch, n * batch) for n in range(requests)]
@@ -145,20 +181,37 @@ def gateway(bootstrap: str, topic: str, requests: int, batch: int, concurrency: 
             process.terminate()
             process.wait(timeout=30)
     assert statuses.count(200) == requests, f"statuses: {set(statuses)}"
-    figure = _figure(f"gateway JSON batch {batch}, {concurrency} in flight",
-                     requests * batch, nbytes, seconds)
+    figure = _figure(
+        f"gateway JSON batch {batch}, {concurrency} in flight", requests * batch, nbytes, seconds
+    )
     figure["requests_per_s"] = requests / seconds
     return figure
 
 
 def _json_batch(size: int, first_seq: int) -> bytes:
-    events: list[dict[str, Any]] = [{
-        "event_id": str(uuid.uuid4()), "org_id": "org-b", "subject_id": "bench-sub",
-        "device_id": "bench-dev", "seq": first_seq + i, "ts": 1_760_000_000_000_000 + i,
-        "received_ts": None, "app": {"app_name": "code", "window_title": "x.py", "url_host": None},
-        "payload": {"type": "KeyInput", "key": None, "text": "def f():", "modifiers": [],
-                    "is_secure_field": False, "count": 8},
-        "redactions": [], "consent_version": None} for i in range(size)]
+    events: list[dict[str, Any]] = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "org_id": "org-b",
+            "subject_id": "bench-sub",
+            "device_id": "bench-dev",
+            "seq": first_seq + i,
+            "ts": 1_760_000_000_000_000 + i,
+            "received_ts": None,
+            "app": {"app_name": "code", "window_title": "x.py", "url_host": None},
+            "payload": {
+                "type": "KeyInput",
+                "key": None,
+                "text": "def f():",
+                "modifiers": [],
+                "is_secure_field": False,
+                "count": 8,
+            },
+            "redactions": [],
+            "consent_version": None,
+        }
+        for i in range(size)
+    ]
     return json.dumps({"events": events}).encode()
 
 
@@ -207,23 +260,33 @@ def main() -> int:
         create_topics(settings, [TopicSpec(topic, "device_id", "delete", 1)])
         results = [
             bare_loop(bootstrap, topic, records),
-            capture_client(bootstrap, topic, events, nbytes, None,
-                           "CaptureClient.publish (Avro encode included)"),
-            capture_client(bootstrap, topic, events, nbytes, pre_encoded,
-                           "CaptureClient.publish (pre-encoded)"),
+            capture_client(
+                bootstrap,
+                topic,
+                events,
+                nbytes,
+                None,
+                "CaptureClient.publish (Avro encode included)",
+            ),
+            capture_client(
+                bootstrap, topic, events, nbytes, pre_encoded, "CaptureClient.publish (pre-encoded)"
+            ),
         ]
         if not args.skip_gateway:
-            results.append(gateway(bootstrap, topic, args.requests, args.batch,
-                                   args.concurrency))
+            results.append(gateway(bootstrap, topic, args.requests, args.batch, args.concurrency))
         for result in results:
             rows.setdefault(result["name"], []).append(result)
-        print(f"run {run + 1}: " + ", ".join(
-            f"{r['name'].split(' (')[0]} {r['events_per_s']:,.0f}/s" for r in results),
-            file=sys.stderr)
+        print(
+            f"run {run + 1}: "
+            + ", ".join(f"{r['name'].split(' (')[0]} {r['events_per_s']:,.0f}/s" for r in results),
+            file=sys.stderr,
+        )
 
     bare = statistics.median(r["events_per_s"] for r in rows[next(iter(rows))])
-    print(f"{args.events} events, {nbytes / len(encoded):.0f} B/event avg, "
-          f"medians of {args.runs} run(s), Kafka {bootstrap}")
+    print(
+        f"{args.events} events, {nbytes / len(encoded):.0f} B/event avg, "
+        f"medians of {args.runs} run(s), Kafka {bootstrap}"
+    )
     print(f"{'what':<48} {'events/s':>12} {'MB/s':>8} {'vs bare':>8} {'req/s':>8}")
     for name, results in rows.items():
         eps = statistics.median(r["events_per_s"] for r in results)

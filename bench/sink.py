@@ -44,30 +44,55 @@ def make_event(i: int, ts: int) -> dict[str, Any]:
     """A realistic capture event, payload type cycling through the common kinds."""
     kind = KINDS[i % len(KINDS)]
     payloads: dict[str, dict[str, Any]] = {
-        "KeyInput": {"type": "KeyInput", "key": None, "text": "def main():", "modifiers": [],
-                     "is_secure_field": False, "count": 11},
-        "MouseMove": {"type": "MouseMove", "path": [{"dt_ms": 8 * k, "x": 10 * k, "y": 5 * k}
-                                                    for k in range(8)]},
-        "MouseClick": {"type": "MouseClick", "button": "left", "x": 300, "y": 200,
-                       "double": False},
+        "KeyInput": {
+            "type": "KeyInput",
+            "key": None,
+            "text": "def main():",
+            "modifiers": [],
+            "is_secure_field": False,
+            "count": 11,
+        },
+        "MouseMove": {
+            "type": "MouseMove",
+            "path": [{"dt_ms": 8 * k, "x": 10 * k, "y": 5 * k} for k in range(8)],
+        },
+        "MouseClick": {"type": "MouseClick", "button": "left", "x": 300, "y": 200, "double": False},
         "Scroll": {"type": "Scroll", "dx": 0, "dy": -120},
         "WindowFocus": {"type": "WindowFocus", "previous_app_name": "firefox"},
-        "TerminalCommand": {"type": "TerminalCommand", "command": "pytest -q", "exit_code": 0,
-                            "cwd_hash": "c" * 16},
+        "TerminalCommand": {
+            "type": "TerminalCommand",
+            "command": "pytest -q",
+            "exit_code": 0,
+            "cwd_hash": "c" * 16,
+        },
     }
     return {
-        "event_id": str(uuid.uuid4()), "org_id": "org-bench", "subject_id": f"s{i % 200}",
-        "device_id": f"d{i % 400}", "seq": i, "ts": ts, "received_ts": ts,
+        "event_id": str(uuid.uuid4()),
+        "org_id": "org-bench",
+        "subject_id": f"s{i % 200}",
+        "device_id": f"d{i % 400}",
+        "seq": i,
+        "ts": ts,
+        "received_ts": ts,
         "app": {"app_name": "code", "window_title": "main.py", "url_host": None},
-        "payload": payloads[kind], "redactions": [], "consent_version": 1,
+        "payload": payloads[kind],
+        "redactions": [],
+        "consent_version": 1,
         "client_version": "bench",
     }
 
 
 def _producer(settings: Settings) -> Producer:
-    return Producer({**settings.kafka.client_config(), "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5, "compression.type": "lz4",
-                     "queue.buffering.max.messages": 1_000_000})
+    return Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
 
 
 def _count(settings: Settings, table: str = "events") -> int:
@@ -78,10 +103,16 @@ class _Sink:
     def __init__(self, settings: Settings, topic: str, group: str) -> None:
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=run_sink, args=(settings, topic, "events", self.stop,
-                                   SinkOptions(decrypt=keep_content,
-                                               group=group, dlq_topic=f"{topic}.dlq")),
-            daemon=True)
+            target=run_sink,
+            args=(
+                settings,
+                topic,
+                "events",
+                self.stop,
+                SinkOptions(decrypt=keep_content, group=group, dlq_topic=f"{topic}.dlq"),
+            ),
+            daemon=True,
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -114,7 +145,7 @@ def throughput(settings: Settings, topic: str, rows: int) -> tuple[float, float]
     data = [event_row(e) for e in events]
     start = time.monotonic()
     for i in range(0, rows, 10_000):
-        client.insert("events_bare", data[i:i + 10_000], column_names=list(EVENT_COLUMNS))
+        client.insert("events_bare", data[i : i + 10_000], column_names=list(EVENT_COLUMNS))
     bare_rate = rows / (time.monotonic() - start)
     client.command("DROP TABLE events_bare")
     return sink_rate, bare_rate
@@ -172,18 +203,24 @@ def main() -> int:
             sink_rate, bare_rate = throughput(settings, t1, args.rows)
             p50, p99, sent = latency(settings, t2, args.rate, args.seconds)
             results.append((sink_rate, bare_rate, p50, p99))
-            print(f"run {run + 1}: sink {sink_rate:,.0f} rows/s, bare insert {bare_rate:,.0f} "
-                  f"rows/s; {sent} events at {args.rate}/s: p50 {p50:.3f}s p99 {p99:.3f}s",
-                  flush=True)
+            print(
+                f"run {run + 1}: sink {sink_rate:,.0f} rows/s, bare insert {bare_rate:,.0f} "
+                f"rows/s; {sent} events at {args.rate}/s: p50 {p50:.3f}s p99 {p99:.3f}s",
+                flush=True,
+            )
     finally:
         connect(settings, database="").command(
-            f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+            f"DROP DATABASE IF EXISTS {settings.clickhouse.database}"
+        )
         AdminClient(settings.kafka.client_config()).delete_topics(
-            topics + [f"{t}.dlq" for t in topics])
+            topics + [f"{t}.dlq" for t in topics]
+        )
     med = [statistics.median(r[i] for r in results) for i in range(4)]
-    print(f"median of {args.runs}: sink {med[0]:,.0f} rows/s | bare clickhouse-connect insert "
-          f"{med[1]:,.0f} rows/s | capture-to-queryable at {args.rate}/s: "
-          f"p50 {med[2]:.3f}s p99 {med[3]:.3f}s")
+    print(
+        f"median of {args.runs}: sink {med[0]:,.0f} rows/s | bare clickhouse-connect insert "
+        f"{med[1]:,.0f} rows/s | capture-to-queryable at {args.rate}/s: "
+        f"p50 {med[2]:.3f}s p99 {med[3]:.3f}s"
+    )
     return 0
 
 

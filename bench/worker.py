@@ -160,8 +160,7 @@ def first_events(sim: Simulator, n: int) -> list[Event]:
     return events
 
 
-def simulated_workload(people: int, seed: int, n: int, now: int,
-                       device_rate: float) -> Workload:
+def simulated_workload(people: int, seed: int, n: int, now: int, device_rate: float) -> Workload:
     """The first `n` events of `people` simulated people from `seed`, ending at or
     before `now` (the worker dead-letters event times more than 5 min ahead of
     its clock), their event times compressed towards the last one so that an
@@ -176,12 +175,20 @@ def simulated_workload(people: int, seed: int, n: int, now: int,
     simulated = active_rate(events)
     if device_rate > 0:
         events, _factor = at_device_rate(events, device_rate)
-    return Workload(sim.devices, sim.org_id, events, events[0]["ts"], events[-1]["ts"],
-                    simulated, active_rate(events))
+    return Workload(
+        sim.devices,
+        sim.org_id,
+        events,
+        events[0]["ts"],
+        events[-1]["ts"],
+        simulated,
+        active_rate(events),
+    )
 
 
-def session_events(devices: int, subjects: list[str], org_id: str, grace_s: float,
-                   end: int) -> list[tuple[bytes, bytes]]:
+def session_events(
+    devices: int, subjects: list[str], org_id: str, grace_s: float, end: int
+) -> list[tuple[bytes, bytes]]:
     """SESSION_EVENTS clicks for each of `devices` new devices (ids no simulated
     device has), the last ones at `end`, subjects taken in turn from `subjects`
     (which must have consent).
@@ -198,13 +205,23 @@ def session_events(devices: int, subjects: list[str], org_id: str, grace_s: floa
         for d in range(devices):
             device = f"dev-bench-sessions-{d:06d}"
             event = {
-                "event_id": str(uuid.uuid4()), "org_id": org_id,
-                "subject_id": subjects[d % len(subjects)], "device_id": device, "seq": seq,
-                "ts": ts + d, "received_ts": None,
+                "event_id": str(uuid.uuid4()),
+                "org_id": org_id,
+                "subject_id": subjects[d % len(subjects)],
+                "device_id": device,
+                "seq": seq,
+                "ts": ts + d,
+                "received_ts": None,
                 "app": {"app_name": "code", "window_title": "main.py - candor", "url_host": None},
-                "payload": {"type": "MouseClick", "button": "left", "x": 640, "y": 400,
-                            "double": False},
-                "redactions": [], "consent_version": None,
+                "payload": {
+                    "type": "MouseClick",
+                    "button": "left",
+                    "x": 640,
+                    "y": 400,
+                    "double": False,
+                },
+                "redactions": [],
+                "consent_version": None,
             }
             out.append((device.encode(), encode_event(event)))
     return out
@@ -213,10 +230,17 @@ def session_events(devices: int, subjects: list[str], org_id: str, grace_s: floa
 def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
     """Produce `records` (key, value) to capture.events and wait until all are
     acknowledged."""
-    producer = Producer({**settings.kafka.client_config(), "linger.ms": 20, "acks": "all",
-                         "enable.idempotence": True, "compression.type": "zstd",
-                         "queue.buffering.max.messages": 2_000_000,
-                         "partitioner": "murmur2_random"})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "linger.ms": 20,
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": "zstd",
+            "queue.buffering.max.messages": 2_000_000,
+            "partitioner": "murmur2_random",
+        }
+    )
     topic = settings.kafka.topic("capture.events")
     for key, value in records:
         producer.produce(topic, key=key, value=value)
@@ -226,8 +250,14 @@ def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
 
 
 def _reader(settings: Settings, topic: str) -> Consumer:
-    consumer = Consumer({**settings.kafka.client_config(), "group.id": "bench-unused",
-                         "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": "bench-unused",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
     return consumer
@@ -271,27 +301,44 @@ def faust_floor(settings: Settings, n: int, home: Path, timeout_s: float = 300) 
     """Events/s of bench/faust_floor.py on capture.events (a subprocess, new
     consumer group). Blocks; raises SystemExit when it fails or times out."""
     topic = settings.kafka.topic("capture.events")
-    args = [sys.executable, str(FLOOR_SCRIPT), "--topic", topic, "--events", str(n),
-            "--bootstrap", settings.kafka.bootstrap,
-            "--partitions", str(settings.kafka.partitions),
-            "--app-id", f"{settings.kafka.topic_prefix}faust-floor",
-            "--datadir", str(home / "faust-floor")]
+    args = [
+        sys.executable,
+        str(FLOOR_SCRIPT),
+        "--topic",
+        topic,
+        "--events",
+        str(n),
+        "--bootstrap",
+        settings.kafka.bootstrap,
+        "--partitions",
+        str(settings.kafka.partitions),
+        "--app-id",
+        f"{settings.kafka.topic_prefix}faust-floor",
+        "--datadir",
+        str(home / "faust-floor"),
+    ]
     log = home / "faust-floor.log"
     with log.open("wb") as err:
         try:
-            done = subprocess.run(args, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
-                                  timeout=timeout_s, check=False)
+            done = subprocess.run(
+                args, cwd=REPO, stdout=subprocess.PIPE, stderr=err, timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired:  # run() has killed it
-            raise SystemExit(f"bench: the faust floor did not get {n} events in {timeout_s:.0f}"
-                             f" s\n{log_tail(log)}") from None
+            raise SystemExit(
+                f"bench: the faust floor did not get {n} events in {timeout_s:.0f}"
+                f" s\n{log_tail(log)}"
+            ) from None
     result = parse_result(done.stdout.decode(errors="replace"))
     if result is not None and done.returncode == 0:
         if result["rate"] <= 0:
-            raise SystemExit(f"bench: the faust floor got all {n} events in its first batch "
-                             f"(no rate to measure): use more --events")
+            raise SystemExit(
+                f"bench: the faust floor got all {n} events in its first batch "
+                f"(no rate to measure): use more --events"
+            )
         return float(result["rate"])
-    raise SystemExit(f"bench: the faust floor exited {done.returncode} without a result\n"
-                     f"{log_tail(log)}")
+    raise SystemExit(
+        f"bench: the faust floor exited {done.returncode} without a result\n{log_tail(log)}"
+    )
 
 
 @dataclass
@@ -325,8 +372,9 @@ def open_sessions(port: int) -> int:
     return -1
 
 
-def settled_open_sessions(port: int, proc: subprocess.Popen[bytes], tick_s: float,
-                          timeout_s: float) -> int:
+def settled_open_sessions(
+    port: int, proc: subprocess.Popen[bytes], tick_s: float, timeout_s: float
+) -> int:
     """The gauge once two readings a timer tick apart agree, the first a full tick
     after the call (so it was set after the last batch was folded). Blocks;
     raises SystemExit when the worker stops or it does not settle in time."""
@@ -338,8 +386,10 @@ def settled_open_sessions(port: int, proc: subprocess.Popen[bytes], tick_s: floa
         if current >= 0 and current == previous:
             return current
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"bench: candor_worker_open_sessions did not settle after the "
-                             f"throughput phase (last {previous}, {current})")
+            raise SystemExit(
+                f"bench: candor_worker_open_sessions did not settle after the "
+                f"throughput phase (last {previous}, {current})"
+            )
         previous = current
 
 
@@ -394,18 +444,29 @@ def warmup_event(work: Workload, now: int) -> tuple[bytes, bytes]:
     """One click of a device no simulated person has, for a simulated subject
     (who has consent): the worker's first input, so it is running when timed."""
     event = {
-        "event_id": str(uuid.uuid4()), "org_id": work.org_id,
-        "subject_id": work.devices[0].subject_id, "device_id": "dev-bench-warmup", "seq": 1,
-        "ts": now, "received_ts": None,
+        "event_id": str(uuid.uuid4()),
+        "org_id": work.org_id,
+        "subject_id": work.devices[0].subject_id,
+        "device_id": "dev-bench-warmup",
+        "seq": 1,
+        "ts": now,
+        "received_ts": None,
         "app": {"app_name": "code", "window_title": None, "url_host": None},
         "payload": {"type": "MouseClick", "button": "left", "x": 1, "y": 1, "double": False},
-        "redactions": [], "consent_version": None,
+        "redactions": [],
+        "consent_version": None,
     }
     return b"dev-bench-warmup", encode_event(event)
 
 
-def run_worker(settings: Settings, work: Workload, records: list[tuple[bytes, bytes]],
-               sessions: int, sessions_timeout_s: float, profile: Path | None) -> WorkerRun:
+def run_worker(
+    settings: Settings,
+    work: Workload,
+    records: list[tuple[bytes, bytes]],
+    sessions: int,
+    sessions_timeout_s: float,
+    profile: Path | None,
+) -> WorkerRun:
     """Throughput and memory phases of one `candor worker` subprocess on the empty
     capture.events of `settings` (stopped at the end; no memory phase with
     `sessions` 0). Once its clean output of one warm-up event shows it running,
@@ -415,8 +476,17 @@ def run_worker(settings: Settings, work: Workload, records: list[tuple[bytes, by
     n = len(work.events)
     port = free_port()
     app_id = f"{settings.kafka.topic_prefix}worker"
-    cli = ["-m", "candor.cli", "worker", "--app-id", app_id, "--metrics-port", str(port),
-           "--loglevel", "warning"]
+    cli = [
+        "-m",
+        "candor.cli",
+        "worker",
+        "--app-id",
+        app_id,
+        "--metrics-port",
+        str(port),
+        "--loglevel",
+        "warning",
+    ]
     args = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []), *cli]
     log_path = settings.home / "worker.log"
     env = {**child_env(settings, dict(os.environ)), "CANDOR_LOG_LEVEL": "WARNING"}
@@ -429,8 +499,9 @@ def run_worker(settings: Settings, work: Workload, records: list[tuple[bytes, by
         deadline = time.monotonic() + timeout_s
         while state["n"] < want:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: worker stopped/stalled at {state['n']} of {want}\n"
-                                 f"{log_tail(log_path)}")
+                raise SystemExit(
+                    f"bench: worker stopped/stalled at {state['n']} of {want}\n{log_tail(log_path)}"
+                )
             count_clean(reader, state)
 
     try:
@@ -450,25 +521,31 @@ def run_worker(settings: Settings, work: Workload, records: list[tuple[bytes, by
             return WorkerRun(rate, rss_start, rss_after, 0.0, -1, -1)
         tick_s = settings.streams.timer_interval_s
         base = settled_open_sessions(port, proc, tick_s, 120)
-        say(f"worker: {state['n']:,} clean events at {rate:,.0f} ev/s; {base:,} of "
+        say(
+            f"worker: {state['n']:,} clean events at {rate:,.0f} ev/s; {base:,} of "
             f"{len(work.devices)} simulated devices have an open session (the others' events "
-            f"all fit in the {settings.streams.grace_s:.0f} s grace)")
+            f"all fit in the {settings.streams.grace_s:.0f} s grace)"
+        )
         subjects = [d.subject_id for d in work.devices]
-        produce(settings, session_events(sessions, subjects, work.org_id,
-                                         settings.streams.grace_s, now_micros()))
+        produce(
+            settings,
+            session_events(sessions, subjects, work.org_id, settings.streams.grace_s, now_micros()),
+        )
         want = base + sessions
         say(f"memory: {sessions:,} more devices produced; waiting for {want:,} open sessions")
         deadline = time.monotonic() + sessions_timeout_s
         while (opened := open_sessions(port)) < want:
             if proc.poll() is not None:
-                raise SystemExit(f"bench: the worker stopped at {opened} open sessions\n"
-                                 f"{log_tail(log_path)}")
+                raise SystemExit(
+                    f"bench: the worker stopped at {opened} open sessions\n{log_tail(log_path)}"
+                )
             if time.monotonic() > deadline:
                 raise SystemExit(
                     f"bench: candor_worker_open_sessions is {opened} after "
                     f"{sessions_timeout_s:.0f} s, wanted {want} ({base} after the throughput "
                     f"phase + {sessions} new devices); the worker's timer should set it every "
-                    f"{tick_s:g} s\n{log_tail(log_path)}")
+                    f"{tick_s:g} s\n{log_tail(log_path)}"
+                )
             time.sleep(1)
         return WorkerRun(rate, rss_start, rss_after, rss_mb(proc.pid), base, opened)
     finally:
@@ -507,8 +584,16 @@ class Row:
     worker: WorkerRun
 
 
-def one_run(base: Settings, work: Workload, kind: str, seed: int, sessions: int,
-            sessions_timeout_s: float, profile: Path | None, floor: bool) -> Row:
+def one_run(
+    base: Settings,
+    work: Workload,
+    kind: str,
+    seed: int,
+    sessions: int,
+    sessions_timeout_s: float,
+    profile: Path | None,
+    floor: bool,
+) -> Row:
     """One run of `work` as `kind` records on its own topics and database
     (dropped at the end). Blocks."""
     settings = base.model_copy(deep=True)
@@ -524,13 +609,21 @@ def one_run(base: Settings, work: Workload, kind: str, seed: int, sessions: int,
             now = now_micros()
             n = len(work.events)
             records = work.records(kind)
-            say(f"seed {seed}, {kind}: {n:,} events in {len(records):,} records, event times "
+            say(
+                f"seed {seed}, {kind}: {n:,} events in {len(records):,} records, event times "
                 f"from {(now - work.first_ts) / S:,.0f} s to {(now - work.last_ts) / S:,.0f} s "
-                f"ago, {work.device_rate:.1f} events/s per active device")
+                f"ago, {work.device_rate:.1f} events/s per active device"
+            )
             if kind == "batch":
                 say("batch sizes: " + describe_sizes([r[2] for r in records]))
-            grant_many(settings, [grant(None, SCOPES, "bench", now, subject_id=d.subject_id,
-                                        org_id=work.org_id) for d in work.devices], "bench")
+            grant_many(
+                settings,
+                [
+                    grant(None, SCOPES, "bench", now, subject_id=d.subject_id, org_id=work.org_id)
+                    for d in work.devices
+                ],
+                "bench",
+            )
             produce(settings, [(key, value) for key, value, _ in records])
             decode_rate = decode_only(settings, n, kind)
             say(f"decode-only ({kind}): {decode_rate:,.0f} ev/s")
@@ -542,10 +635,22 @@ def one_run(base: Settings, work: Workload, kind: str, seed: int, sessions: int,
             own = settings.model_copy(deep=True)
             own.kafka.topic_prefix = f"{settings.kafka.topic_prefix}worker."
             create_topics(own)
-            grant_many(own, [grant(None, SCOPES, "bench", now, subject_id=d.subject_id,
-                                   org_id=work.org_id) for d in work.devices], "bench")
-            worker = run_worker(own, work, [(key, value) for key, value, _ in records],
-                                sessions, sessions_timeout_s, profile)
+            grant_many(
+                own,
+                [
+                    grant(None, SCOPES, "bench", now, subject_id=d.subject_id, org_id=work.org_id)
+                    for d in work.devices
+                ],
+                "bench",
+            )
+            worker = run_worker(
+                own,
+                work,
+                [(key, value) for key, value, _ in records],
+                sessions,
+                sessions_timeout_s,
+                profile,
+            )
         return Row(seed, kind, len(records), n, decode_rate, floor_rate, worker)
     finally:
         drop_topics(settings)
@@ -561,71 +666,126 @@ def print_profile(path: Path, top: int) -> None:
     stats.sort_stats("tottime").print_stats(top)
 
 
-HEADER = (f"{'run':>3} {'input':>6} {'seed':>10} {'ev/rec':>6} {'decode ev/s':>12} "
-          f"{'floor ev/s':>11} {'worker ev/s':>12} {'w/dec':>6} {'w/dec1':>6} {'RSS start':>10} "
-          f"{'RSS after':>10} {'RSS sess':>9} {'sessions':>9}")
+HEADER = (
+    f"{'run':>3} {'input':>6} {'seed':>10} {'ev/rec':>6} {'decode ev/s':>12} "
+    f"{'floor ev/s':>11} {'worker ev/s':>12} {'w/dec':>6} {'w/dec1':>6} {'RSS start':>10} "
+    f"{'RSS after':>10} {'RSS sess':>9} {'sessions':>9}"
+)
 
 
-def format_row(label: str, kind: str, seed: str, per_record: float,
-               rates: tuple[float, float, float], ratios: tuple[float, float],
-               rss: tuple[float, float, float], sessions: str) -> str:
+def format_row(
+    label: str,
+    kind: str,
+    seed: str,
+    per_record: float,
+    rates: tuple[float, float, float],
+    ratios: tuple[float, float],
+    rss: tuple[float, float, float],
+    sessions: str,
+) -> str:
     """One line of the table: (decode, floor, worker) ev/s, (worker over this
     input's decode-only, worker over the single-record decode-only of the same
     run), RSS (start, after, with sessions) MB."""
     floor = f"{rates[1]:>11,.0f}" if rates[1] else f"{'-':>11}"
-    return (f"{label:>3} {kind:>6} {seed:>10} {per_record:>6.1f} {rates[0]:>12,.0f} {floor} "
-            f"{rates[2]:>12,.0f} {ratios[0]:>6.2f} {ratios[1]:>6.2f} {rss[0]:>8.0f}MB "
-            f"{rss[1]:>8.0f}MB {rss[2]:>7.0f}MB {sessions:>9}")
+    return (
+        f"{label:>3} {kind:>6} {seed:>10} {per_record:>6.1f} {rates[0]:>12,.0f} {floor} "
+        f"{rates[2]:>12,.0f} {ratios[0]:>6.2f} {ratios[1]:>6.2f} {rss[0]:>8.0f}MB "
+        f"{rss[1]:>8.0f}MB {rss[2]:>7.0f}MB {sessions:>9}"
+    )
 
 
 def print_row(label: str, rows: list[Row], yardstick: float) -> None:
     """The table line of one run (or, with several rows, their medians) of one input."""
     med = statistics.median
     w_rate = med(r.worker.rate for r in rows)
-    print(format_row(label, rows[0].kind, str(rows[0].seed) if len(rows) == 1 else "-",
-                     med(r.events / r.records for r in rows),
-                     (med(r.decode_rate for r in rows), med(r.floor_rate for r in rows), w_rate),
-                     (med(r.worker.rate / r.decode_rate for r in rows),
-                      w_rate / yardstick if yardstick else 0.0),
-                     (med(r.worker.rss_start_mb for r in rows),
-                      med(r.worker.rss_after_mb for r in rows),
-                      med(r.worker.rss_sessions_mb for r in rows)),
-                     f"{med(r.worker.open_sessions for r in rows):,.0f}"), flush=True)
+    print(
+        format_row(
+            label,
+            rows[0].kind,
+            str(rows[0].seed) if len(rows) == 1 else "-",
+            med(r.events / r.records for r in rows),
+            (med(r.decode_rate for r in rows), med(r.floor_rate for r in rows), w_rate),
+            (
+                med(r.worker.rate / r.decode_rate for r in rows),
+                w_rate / yardstick if yardstick else 0.0,
+            ),
+            (
+                med(r.worker.rss_start_mb for r in rows),
+                med(r.worker.rss_after_mb for r in rows),
+                med(r.worker.rss_sessions_mb for r in rows),
+            ),
+            f"{med(r.worker.open_sessions for r in rows):,.0f}",
+        ),
+        flush=True,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join((__doc__ or "").splitlines()[5:]))
-    parser.add_argument("--events", type=int, default=200_000,
-                        help="throughput events per run: the simulator's first N (default "
-                             "%(default)s)")
+        epilog="\n".join((__doc__ or "").splitlines()[5:]),
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="throughput events per run: the simulator's first N (default %(default)s)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs (default %(default)s)")
-    parser.add_argument("--people", type=int, default=400,
-                        help="simulated people, one device each (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="simulator seed of every run (default: a fresh random one per run)")
-    parser.add_argument("--sessions", type=int, default=10_000,
-                        help="extra devices (open sessions) for the memory figure "
-                             "(default %(default)s)")
-    parser.add_argument("--sessions-timeout", type=float, default=300,
-                        help="seconds to wait for the worker to report those sessions "
-                             "(default %(default)s)")
-    parser.add_argument("--input", choices=("single", "batch", "both"), default="both",
-                        help="capture.events records: one CaptureEvent per event, the capture "
-                             "SDK's DeviceBatch records, or both in each run (default "
-                             "%(default)s)")
-    parser.add_argument("--device-rate", type=float, default=15.0,
-                        help="events/s per active device the simulated event times are "
-                             "compressed to, 0 = as simulated (default %(default)s)")
-    parser.add_argument("--no-floor", action="store_true",
-                        help="skip the faust floor (it runs on single-event records only)")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="cProfile the first run's worker into this file (that run is "
-                             "left out of the medians)")
-    parser.add_argument("--top", type=int, default=30,
-                        help="profile lines to print (default %(default)s)")
+    parser.add_argument(
+        "--people",
+        type=int,
+        default=400,
+        help="simulated people, one device each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="simulator seed of every run (default: a fresh random one per run)",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=10_000,
+        help="extra devices (open sessions) for the memory figure (default %(default)s)",
+    )
+    parser.add_argument(
+        "--sessions-timeout",
+        type=float,
+        default=300,
+        help="seconds to wait for the worker to report those sessions (default %(default)s)",
+    )
+    parser.add_argument(
+        "--input",
+        choices=("single", "batch", "both"),
+        default="both",
+        help="capture.events records: one CaptureEvent per event, the capture "
+        "SDK's DeviceBatch records, or both in each run (default "
+        "%(default)s)",
+    )
+    parser.add_argument(
+        "--device-rate",
+        type=float,
+        default=15.0,
+        help="events/s per active device the simulated event times are "
+        "compressed to, 0 = as simulated (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the faust floor (it runs on single-event records only)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="cProfile the first run's worker into this file (that run is left out of the medians)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=30, help="profile lines to print (default %(default)s)"
+    )
     args = parser.parse_args()
     # a SIGTERM (timeout, Ctrl-C from a runner) still stops the worker and drops the topics
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -637,10 +797,23 @@ def main() -> int:
         profile = args.profile if i == 0 else None
         seed = args.seed if args.seed is not None else random.randrange(1, 10**9)
         work = simulated_workload(args.people, seed, args.events, now_micros(), args.device_rate)
-        say(f"seed {seed}: {work.simulated_rate:.1f} events/s per active device as simulated, "
-            f"{work.device_rate:.1f} after compression")
-        rows = {kind: one_run(settings, work, kind, seed, args.sessions, args.sessions_timeout,
-                              profile, not args.no_floor) for kind in kinds}
+        say(
+            f"seed {seed}: {work.simulated_rate:.1f} events/s per active device as simulated, "
+            f"{work.device_rate:.1f} after compression"
+        )
+        rows = {
+            kind: one_run(
+                settings,
+                work,
+                kind,
+                seed,
+                args.sessions,
+                args.sessions_timeout,
+                profile,
+                not args.no_floor,
+            )
+            for kind in kinds
+        }
         runs.append(rows)
         yardstick = rows["single"].decode_rate if "single" in rows else 0.0
         for kind in kinds:
@@ -649,14 +822,17 @@ def main() -> int:
             print("    (profiled: left out of the medians)")
     timed = runs[1:] if args.profile else runs
     if timed:
-        yardstick = (statistics.median(r["single"].decode_rate for r in timed)
-                     if "single" in kinds else 0.0)
+        yardstick = (
+            statistics.median(r["single"].decode_rate for r in timed) if "single" in kinds else 0.0
+        )
         for kind in kinds:
             print_row("med", [r[kind] for r in timed], yardstick)
     else:
         print("med: none (the only run was profiled)")
-    print("w/dec: worker over the decode-only consumer of the same input; w/dec1: worker over "
-          "the decode-only consumer of single-event records (the machine's yardstick)")
+    print(
+        "w/dec: worker over the decode-only consumer of the same input; w/dec1: worker over "
+        "the decode-only consumer of single-event records (the machine's yardstick)"
+    )
     print("targets (issue 12): w/dec1 >= 0.5 on batches; RSS <= 500 MB at 100,000 open sessions")
     if args.profile:
         print_profile(args.profile, args.top)

@@ -34,33 +34,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subject", required=True)
     parser.add_argument("--org", required=True)
     parser.add_argument("--topic", default=Topic.CAPTURE_EVENTS.value)
-    parser.add_argument("--spool-dir", type=Path, default=None,
-                        help="default: $CANDOR_HOME/agent/<device>")
-    parser.add_argument("--pause-file", type=Path, default=None,
-                        help="capture pauses while this file exists (default <spool>/paused)")
-    parser.add_argument("--exclude-app", action="append", default=[],
-                        help="more apps whose keystroke content is never sent")
+    parser.add_argument(
+        "--spool-dir", type=Path, default=None, help="default: $CANDOR_HOME/agent/<device>"
+    )
+    parser.add_argument(
+        "--pause-file",
+        type=Path,
+        default=None,
+        help="capture pauses while this file exists (default <spool>/paused)",
+    )
+    parser.add_argument(
+        "--exclude-app",
+        action="append",
+        default=[],
+        help="more apps whose keystroke content is never sent",
+    )
     parser.add_argument("--idle-after", type=float, default=60.0, help="seconds")
     parser.add_argument("--display", default=None, help="X display (default $DISPLAY)")
-    parser.add_argument("--screen-frames", action="store_true",
-                        help="capture screen frames (the subject's screen_frames consent is "
-                             "checked again by the gateway)")
-    parser.add_argument("--frame-interval", type=float, default=1.0,
-                        help="at most one frame per this many seconds (default 1)")
-    parser.add_argument("--frame-idle-every", type=float, default=30.0,
-                        help="a frame every this many seconds without actions (default 30)")
+    parser.add_argument(
+        "--screen-frames",
+        action="store_true",
+        help="capture screen frames (the subject's screen_frames consent is "
+        "checked again by the gateway)",
+    )
+    parser.add_argument(
+        "--frame-interval",
+        type=float,
+        default=1.0,
+        help="at most one frame per this many seconds (default 1)",
+    )
+    parser.add_argument(
+        "--frame-idle-every",
+        type=float,
+        default=30.0,
+        help="a frame every this many seconds without actions (default 30)",
+    )
     parser.add_argument("--frame-format", choices=("PNG", "WEBP"), default="PNG")
     parser.add_argument("--gateway-url", default=None, help="upload frames to this gateway")
-    parser.add_argument("--gateway-token-file", type=Path, default=None,
-                        help="file holding the device's gateway bearer token")
+    parser.add_argument(
+        "--gateway-token-file",
+        type=Path,
+        default=None,
+        help="file holding the device's gateway bearer token",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent until a signal stops it."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = load_settings()
     from producers.agent.x11 import FocusProbe, InputListeners
 
@@ -70,11 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     recorder = Recorder(policy, RecorderConfig(idle_after_s=args.idle_after))
     focus = FocusProbe(args.display)
     frames, uploader, closers = _frames(args, policy, spool_dir)
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=args.org,
-                       subject_id=args.subject, device_id=args.device,
-                       topic=args.topic) as client:
-        agent = DesktopAgent(client, recorder, focus, pause, frames=frames,
-                             frame_outbox=spool_dir / "frames" if frames else None)
+    with CaptureClient(
+        settings.kafka.bootstrap,
+        spool_dir=spool_dir,
+        org_id=args.org,
+        subject_id=args.subject,
+        device_id=args.device,
+        topic=args.topic,
+    ) as client:
+        agent = DesktopAgent(
+            client,
+            recorder,
+            focus,
+            pause,
+            frames=frames,
+            frame_outbox=spool_dir / "frames" if frames else None,
+        )
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             if signum == signal.SIGUSR1:
@@ -102,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if left == 0 else 2
 
 
-def _frames(args: argparse.Namespace, policy: PrivacyPolicy, spool_dir: Path
-            ) -> tuple[FrameCapturer | None, FrameUploader | None, list[Callable[[], None]]]:
+def _frames(
+    args: argparse.Namespace, policy: PrivacyPolicy, spool_dir: Path
+) -> tuple[FrameCapturer | None, FrameUploader | None, list[Callable[[], None]]]:
     """The frame capturer (None unless ``--screen-frames``), its uploader and closers."""
     if not policy.screen_frames:
         return None, None, []
@@ -111,9 +148,15 @@ def _frames(args: argparse.Namespace, policy: PrivacyPolicy, spool_dir: Path
 
     grabber = ScreenGrabber(args.display)
     excluded = ExcludedWindows(policy, args.display)
-    capturer = FrameCapturer(grabber.grab, excluded.rects, FrameConfig(
-        min_interval_s=args.frame_interval, idle_every_s=args.frame_idle_every,
-        image_format=args.frame_format))
+    capturer = FrameCapturer(
+        grabber.grab,
+        excluded.rects,
+        FrameConfig(
+            min_interval_s=args.frame_interval,
+            idle_every_s=args.frame_idle_every,
+            image_format=args.frame_format,
+        ),
+    )
     uploader = None
     if args.gateway_url:
         if args.gateway_token_file is None:

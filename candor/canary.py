@@ -106,9 +106,14 @@ def find_newest(client: Any, identity: CanaryIdentity) -> Sighting | None:
     """The newest landed heartbeat of `identity` (None when none landed).
 
     Blocks on one ClickHouse query; raises the driver's errors."""
-    rows = client.query(NEWEST_SQL, parameters={
-        "org": identity.org_id, "subject": identity.subject_id,
-        "device": identity.device_id}).result_rows
+    rows = client.query(
+        NEWEST_SQL,
+        parameters={
+            "org": identity.org_id,
+            "subject": identity.subject_id,
+            "device": identity.device_id,
+        },
+    ).result_rows
     count, ts, landed = rows[0]
     return None if count == 0 else Sighting(int(ts), int(landed))
 
@@ -119,8 +124,14 @@ def grant_canary_consent(settings: Settings, identity: CanaryIdentity) -> None:
     from privacy.consent import NothingToGrant
 
     with contextlib.suppress(NothingToGrant):  # already granted by an earlier run
-        grant_scopes(settings, identity.subject_id, identity.org_id, ["activity_metadata"],
-                     by="candor-canary", reason="pipeline heartbeat")
+        grant_scopes(
+            settings,
+            identity.subject_id,
+            identity.org_id,
+            ["activity_metadata"],
+            by="candor-canary",
+            reason="pipeline heartbeat",
+        )
 
 
 class Canary:
@@ -140,9 +151,15 @@ class Canary:
         self.settings = settings
         self.identity = identity
         self.topic = settings.kafka.topic(Topic.CAPTURE_EVENTS)
-        self.producer = Producer({**settings.kafka.client_config(), "acks": "all",
-                                  "enable.idempotence": True, "linger.ms": 0,
-                                  "message.timeout.ms": 10_000})
+        self.producer = Producer(
+            {
+                **settings.kafka.client_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                "message.timeout.ms": 10_000,
+            }
+        )
         self.client = connect(settings)
         self.started = time.time_ns() // 1000
 
@@ -160,8 +177,12 @@ class Canary:
                 log.warning("canary heartbeat not delivered: %s", err)
 
         try:
-            self.producer.produce(self.topic, key=self.identity.device_id.encode(),
-                                  value=encode_event(event), on_delivery=done)
+            self.producer.produce(
+                self.topic,
+                key=self.identity.device_id.encode(),
+                value=encode_event(event),
+                on_delivery=done,
+            )
         except (BufferError, ValueError) as err:  # local queue full, or a bad topic
             self.metrics.ERRORS.labels("publish").inc()
             log.warning("canary heartbeat not queued: %s", err)
@@ -213,14 +234,22 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
     """Add ``canary`` to `subparsers`; return ``{"canary": handler}``."""
-    p = subparsers.add_parser("canary", help="send a heartbeat through the pipeline every few "
-                                             "seconds and export its age")
+    p = subparsers.add_parser(
+        "canary", help="send a heartbeat through the pipeline every few seconds and export its age"
+    )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between heartbeats")
-    p.add_argument("--device", default="candor-canary",
-                   help="canary device id (one per canary process; org and subject are fixed)")
+    p.add_argument(
+        "--device",
+        default="candor-canary",
+        help="canary device id (one per canary process; org and subject are fixed)",
+    )
     p.add_argument("--count", type=int, default=0, help="stop after N heartbeats (0: never)")
-    p.add_argument("--metrics-port", type=int, default=9431,
-                   help="serve /metrics on 127.0.0.1 (default 9431; 0 disables)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9431,
+        help="serve /metrics on 127.0.0.1 (default 9431; 0 disables)",
+    )
     return {"canary": _canary}
 
 
@@ -233,8 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     handlers = add_commands(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return handlers[args.command](args, load_settings())
 
 

@@ -15,8 +15,10 @@ TRANSIT = Gauge(
     "Seconds the newest landed canary heartbeat took from its event time to its "
     "insert into ClickHouse (its age on arrival).",
 )
-SENT = Counter("candor_canary_heartbeats_sent_total",
-               "Canary heartbeats acknowledged by Kafka.")
-ERRORS = Counter("candor_canary_errors_total",
-                 "Canary failures, by stage: publish (Kafka refused or timed out) or "
-                 "check (ClickHouse query failed).", ["stage"])
+SENT = Counter("candor_canary_heartbeats_sent_total", "Canary heartbeats acknowledged by Kafka.")
+ERRORS = Counter(
+    "candor_canary_errors_total",
+    "Canary failures, by stage: publish (Kafka refused or timed out) or "
+    "check (ClickHouse query failed).",
+    ["stage"],
+)

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _frame_routes(settings: Settings, tokens: TokenFile, registry: CollectorRegistry
-                  ) -> FrameRoutes:
+def _frame_routes(
+    settings: Settings, tokens: TokenFile, registry: CollectorRegistry
+) -> FrameRoutes:
     """The gateway's frame route (imported when a gateway with frames starts)."""
     from candor.frame_gateway import open_frame_routes
 
@@ -41,9 +42,11 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
         if args.kafka_nodes > 1:
             first = int(settings.kafka.bootstrap.split(",")[0].rsplit(":", 1)[-1])
             brokers = ",".join(f"127.0.0.1:{first + i}" for i in range(args.kafka_nodes))
-            print(f"kafka: {args.kafka_nodes} nodes at {brokers}; for topics replicated as "
-                  "in production: export CANDOR_KAFKA__REPLICATION_FACTOR="
-                  f"{min(3, args.kafka_nodes)} CANDOR_KAFKA_BOOTSTRAP={brokers}")
+            print(
+                f"kafka: {args.kafka_nodes} nodes at {brokers}; for topics replicated as "
+                "in production: export CANDOR_KAFKA__REPLICATION_FACTOR="
+                f"{min(3, args.kafka_nodes)} CANDOR_KAFKA_BOOTSTRAP={brokers}"
+            )
     elif args.action == "down":
         stack.down(settings)
         return 0
@@ -70,8 +73,14 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from candor import demo
 
     seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000_007
-    return demo.run(settings, people=args.people, rate=args.rate, duration=args.duration,
-                    seed=seed, frames_per_person=args.frames_per_person)
+    return demo.run(
+        settings,
+        people=args.people,
+        rate=args.rate,
+        duration=args.duration,
+        seed=seed,
+        frames_per_person=args.frames_per_person,
+    )
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,9 +112,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     p = sub.add_parser("stack", help="start, stop or check the local Kafka/ClickHouse/Prometheus")
     p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--kafka-nodes", type=int, default=1, metavar="N",
-                   help="with up: run Kafka as a cluster of N KRaft nodes on the settings' "
-                        "Kafka port and the next N-1 (default 1: one node)")
+    p.add_argument(
+        "--kafka-nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with up: run Kafka as a cluster of N KRaft nodes on the settings' "
+        "Kafka port and the next N-1 (default 1: one node)",
+    )
     handlers["stack"] = _stack
 
     p = sub.add_parser("topics", help="create or list Candor's Kafka topics (idempotent)")
@@ -116,14 +130,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument("--people", type=int, default=50, help="simulated people (default 50)")
     p.add_argument("--rate", type=float, default=1000.0, help="events/s (default 1000)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of capture (60)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="simulator seed (default: a new one per run, printed; the same "
-                        "seed replays the same people and events, which the pipeline "
-                        "then drops as duplicates)")
-    p.add_argument("--frames-per-person", type=int, default=2,
-                   help="screen frames with pixels per person consenting to screen_frames, "
-                        "put through a gateway, redacted by OCR (~0.7 s CPU each) and "
-                        "exported as computer-use steps (default 2; 0: none)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="simulator seed (default: a new one per run, printed; the same "
+        "seed replays the same people and events, which the pipeline "
+        "then drops as duplicates)",
+    )
+    p.add_argument(
+        "--frames-per-person",
+        type=int,
+        default=2,
+        help="screen frames with pixels per person consenting to screen_frames, "
+        "put through a gateway, redacted by OCR (~0.7 s CPU each) and "
+        "exported as computer-use steps (default 2; 0: none)",
+    )
     handlers["demo"] = _demo
     from candor.gateway_cli import add_commands as add_producer_commands
 
@@ -149,16 +171,30 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     handlers.update(add_portal_commands(sub))
 
-    p = sub.add_parser("worker", help="run a stream worker (validate, consent, redact, "
-                                      "sessionize, aggregate, reduce to actions)")
-    p.add_argument("--app-id", default=None,
-                   help="Faust app id = consumer group, and the prefix of its table changelog "
-                        "topics (default: candor-streams, after CANDOR_KAFKA__TOPIC_PREFIX, so "
-                        "that pipelines sharing a cluster never share a worker's state)")
-    p.add_argument("--batch", type=int, default=0,
-                   help="max events per batch (default: CANDOR_STREAMS__BATCH_MAX, 5000)")
-    p.add_argument("--session-gap", type=float, default=0,
-                   help="inactivity gap closing a session, seconds (default 900)")
+    p = sub.add_parser(
+        "worker",
+        help="run a stream worker (validate, consent, redact, "
+        "sessionize, aggregate, reduce to actions)",
+    )
+    p.add_argument(
+        "--app-id",
+        default=None,
+        help="Faust app id = consumer group, and the prefix of its table changelog "
+        "topics (default: candor-streams, after CANDOR_KAFKA__TOPIC_PREFIX, so "
+        "that pipelines sharing a cluster never share a worker's state)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="max events per batch (default: CANDOR_STREAMS__BATCH_MAX, 5000)",
+    )
+    p.add_argument(
+        "--session-gap",
+        type=float,
+        default=0,
+        help="inactivity gap closing a session, seconds (default 900)",
+    )
     p.add_argument("--metrics-port", type=int, default=9401, help="0 disables /metrics")
     p.add_argument("--loglevel", default="info")
     handlers["worker"] = _worker

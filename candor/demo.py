@@ -47,16 +47,20 @@ FULL = [s.value for s in Scope]
 class Child:
     """A `candor` child process whose output goes to a log file."""
 
-    def __init__(self, name: str, args: list[str], logdir: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], logdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         import os  # a child gets our environment plus its own settings
 
         logdir.mkdir(parents=True, exist_ok=True)
         self.name, self.log = name, logdir / f"{name}.log"
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "candor.cli", *args],
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **(env or {})})
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "candor.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
 
     def running(self) -> bool:
         return self.proc.poll() is None
@@ -65,8 +69,10 @@ class Child:
         """Why the process ended and the last `lines` of its log (for a dead child)."""
         tail = log_tail(self.log, lines)
         shown = "\n".join(f"    | {line}" for line in tail) if tail else "    | (empty log)"
-        return (f"  the {self.name} process {describe_exit(self.proc.poll())}; "
-                f"last lines of {self.log}:\n{shown}")
+        return (
+            f"  the {self.name} process {describe_exit(self.proc.poll())}; "
+            f"last lines of {self.log}:\n{shown}"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -149,8 +155,14 @@ def _line(text: str) -> None:
     print(f"\r  {text:<76}", end="", flush=True)
 
 
-def run(settings: Settings, people: int = 50, rate: float = 1000.0,
-        duration: float = 60.0, seed: int = 1, frames_per_person: int = 2) -> int:
+def run(
+    settings: Settings,
+    people: int = 50,
+    rate: float = 1000.0,
+    duration: float = 60.0,
+    seed: int = 1,
+    frames_per_person: int = 2,
+) -> int:
     """Run the demo. Returns 0 when ClickHouse holds exactly this run's accepted
     events (each once, nothing else of its devices), 1 otherwise, including when
     the worker or the sink died (reported with its exit status and log tail).
@@ -175,21 +187,47 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
     sim = sim_cls(people, seed, backdated_start(people, seed, target, now_micros()))
     devices = sim.devices
     print(f"== consent for {people} simulated people (simulator seed {seed}) ==")
-    policies = [grant(None, FULL, "candor-demo", now_micros(), subject_id=d.subject_id,
-                      org_id=sim.org_id, reason="demo") for d in devices[2:]]
-    policies.append(grant(None, ["activity_metadata"], "candor-demo", now_micros(),
-                          subject_id=devices[1].subject_id, org_id=sim.org_id, reason="demo"))
+    policies = [
+        grant(
+            None,
+            FULL,
+            "candor-demo",
+            now_micros(),
+            subject_id=d.subject_id,
+            org_id=sim.org_id,
+            reason="demo",
+        )
+        for d in devices[2:]
+    ]
+    policies.append(
+        grant(
+            None,
+            ["activity_metadata"],
+            "candor-demo",
+            now_micros(),
+            subject_id=devices[1].subject_id,
+            org_id=sim.org_id,
+            reason="demo",
+        )
+    )
     grant_many(settings, policies, "candor-demo")
-    print(f"  {people - 2} with every scope, 1 with activity_metadata only "
-          f"({devices[1].subject_id[:8]}…), 1 without consent ({devices[0].subject_id[:8]}…)")
+    print(
+        f"  {people - 2} with every scope, 1 with activity_metadata only "
+        f"({devices[1].subject_id[:8]}…), 1 without consent ({devices[0].subject_id[:8]}…)"
+    )
 
     logdir = settings.home / "logs"
     print(f"== stream worker and sinks (logs in {logdir}) ==")
     # Short session gap and grace so that the demo's sessions close while it runs.
-    demo_streams = {"CANDOR_STREAMS__SESSION_GAP_S": "15", "CANDOR_STREAMS__GRACE_S": "5",
-                    "CANDOR_STREAMS__MINUTE_QUIET_S": "10"}
-    children = [Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
-                Child("sink", ["sink", "--all"], logdir)]
+    demo_streams = {
+        "CANDOR_STREAMS__SESSION_GAP_S": "15",
+        "CANDOR_STREAMS__GRACE_S": "5",
+        "CANDOR_STREAMS__MINUTE_QUIET_S": "10",
+    }
+    children = [
+        Child("worker", ["worker", "--metrics-port", "9401"], logdir, demo_streams),
+        Child("sink", ["sink", "--all"], logdir),
+    ]
     gateway = None
     # A TERM (a supervisor, a test's timeout) ends the demo through `finally`, so
     # that its worker, sink and gateway stop with it instead of running on.
@@ -198,18 +236,23 @@ def run(settings: Settings, people: int = 50, rate: float = 1000.0,
         if frames_per_person > 0:
             from candor.demo_frames import start_gateway
 
-            print(f"== gateway for screen frames ({frames_per_person} per person with "
-                  "screen_frames; OCR redaction in one process) ==")
+            print(
+                f"== gateway for screen frames ({frames_per_person} per person with "
+                "screen_frames; OCR redaction in one process) =="
+            )
             gateway = start_gateway(settings, sim.org_id, devices[2:], logdir)
             if gateway is not None:
                 print(f"  serving on {gateway.url}, {len(gateway.tokens)} device tokens")
-        return _pipeline(settings, sim, target, rate, duration, children, gateway,
-                         frames_per_person)
+        return _pipeline(
+            settings, sim, target, rate, duration, children, gateway, frames_per_person
+        )
     except ChildDied as died:
         print()
         print(died.child.report(), file=sys.stderr)
-        print(f"== FAILED: {died}; the demo stopped waiting for it. The stack keeps "
-              "running (candor stack status) ==")
+        print(
+            f"== FAILED: {died}; the demo stopped waiting for it. The stack keeps "
+            "running (candor stack status) =="
+        )
         return 1
     finally:
         for child in children:
@@ -223,8 +266,16 @@ def _exit_on_term(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: float,
-              children: list[Child], gateway: Any = None, frames_per_person: int = 0) -> int:
+def _pipeline(
+    settings: Settings,
+    sim: Any,
+    target: int,
+    rate: float,
+    duration: float,
+    children: list[Child],
+    gateway: Any = None,
+    frames_per_person: int = 0,
+) -> int:
     """Publish, wait for ClickHouse, show queries and an export, check exactly.
     Raises `ChildDied` as soon as a child is seen dead."""
     from backends.clickhouse.connection import connect
@@ -240,16 +291,22 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
     sent = SentEvents()
 
     def progress(p: Any) -> None:
-        _line(f"published {p.events:>8}/{target}  {p.elapsed_s:5.1f} s  "
-              f"{p.rate_per_s:7.0f} events/s")
+        _line(
+            f"published {p.events:>8}/{target}  {p.elapsed_s:5.1f} s  {p.rate_per_s:7.0f} events/s"
+        )
         _check_children(children)
 
     def open_client(device: SimulatedDevice, spool_dir: Path) -> CaptureClient:
         # Each simulated device publishes under its own identity, as real ones do.
-        return CaptureClient(settings.kafka.bootstrap, spool_dir=spool_dir, org_id=sim.org_id,
-                             subject_id=device.subject_id, device_id=device.device_id,
-                             topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
-                             spool_fsync="never")
+        return CaptureClient(
+            settings.kafka.bootstrap,
+            spool_dir=spool_dir,
+            org_id=sim.org_id,
+            subject_id=device.subject_id,
+            device_id=device.device_id,
+            topic=settings.kafka.topic(Topic.CAPTURE_EVENTS),
+            spool_fsync="never",
+        )
 
     with DeviceClients(devices, spool, open_client) as clients:
         sink: Any = clients
@@ -257,44 +314,61 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
             from producers.simulator.upload import FramingSink
 
             sink = FramingSink(clients, gateway.url, gateway.tokens, frames_per_person)
-        run_simulation(sim, sink, duration_s=duration, rate=rate,
-                       progress_callback=progress, sent=sent)
+        run_simulation(
+            sim, sink, duration_s=duration, rate=rate, progress_callback=progress, sent=sent
+        )
         unacknowledged = clients.close(timeout=30)
     print()
     if unacknowledged:
-        print(f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool}/<device>)",
-              file=sys.stderr)
+        print(
+            f"  {unacknowledged} events not acknowledged by Kafka (kept in {spool}/<device>)",
+            file=sys.stderr,
+        )
     # The first person gave no consent: none of their events may land.
     run_devices = [d.device_id for d in devices]
     expected = sent.event_ids(run_devices[1:])
     params = {"o": sim.org_id, "d": run_devices}
-    print(f"== waiting for ClickHouse ({len(expected)} accepted events of "
-          f"{sent.count()} published expected) ==")
+    print(
+        f"== waiting for ClickHouse ({len(expected)} accepted events of "
+        f"{sent.count()} published expected) =="
+    )
     ch = connect(settings)
     started = time.monotonic()
     while time.monotonic() - started < 300:
         _check_children(children)
-        landed = int(ch.query("SELECT uniqExact(event_id) FROM events WHERE org_id = {o:String} "
-                              "AND has({d:Array(String)}, device_id)",
-                              parameters=params).result_rows[0][0])
+        landed = int(
+            ch.query(
+                "SELECT uniqExact(event_id) FROM events WHERE org_id = {o:String} "
+                "AND has({d:Array(String)}, device_id)",
+                parameters=params,
+            ).result_rows[0][0]
+        )
         _line(f"landed {landed:>8}/{len(expected)}  {time.monotonic() - started:5.1f} s")
         if landed >= len(expected):
             break
         time.sleep(1)
     print()
-    rows = ch.query("SELECT event_id, count() FROM events FINAL WHERE org_id = {o:String} "
-                    "AND has({d:Array(String)}, device_id) GROUP BY event_id",
-                    parameters=params).result_rows
+    rows = ch.query(
+        "SELECT event_id, count() FROM events FINAL WHERE org_id = {o:String} "
+        "AND has({d:Array(String)}, device_id) GROUP BY event_id",
+        parameters=params,
+    ).result_rows
     check = compare_landed(expected, {str(e): int(n) for e, n in rows})
     print("== waiting for the last sessions to close (one minute without input) ==")
     started = time.monotonic()
     while time.monotonic() - started < 150:
         _check_children(children)
-        in_sessions = int(ch.query(
-            "SELECT sum(event_ids_count) FROM sessions FINAL WHERE org_id = {o:String} "
-            "AND has({d:Array(String)}, device_id)", parameters=params).result_rows[0][0])
-        _line(f"events in closed sessions {in_sessions:>8}/{check.landed}  "
-              f"{time.monotonic() - started:5.1f} s")
+        in_sessions = int(
+            ch.query(
+                "SELECT sum(event_ids_count) FROM sessions FINAL WHERE org_id = {o:String} "
+                "AND has({d:Array(String)}, device_id)",
+                parameters=params,
+            ).result_rows[0][0]
+        )
+        _line(
+            f"events in closed sessions {in_sessions:>8}/{check.landed}  "
+            f"{time.monotonic() - started:5.1f} s"
+        )
         if in_sessions >= check.landed:
             break
         time.sleep(2)
@@ -307,26 +381,40 @@ def _pipeline(settings: Settings, sim: Any, target: int, rate: float, duration: 
     _queries(settings, sim.org_id, run_query, format_table)
     print("== training export ==")
     out = settings.home / "exports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    result = export(settings, sim.start_ts, now_micros() + 1, out,
-                    progress=lambda p: _line(
-                        f"exported {p.shards} shards, {p.trajectories} trajectories, "
-                        f"{p.actions} actions"))
+    result = export(
+        settings,
+        sim.start_ts,
+        now_micros() + 1,
+        out,
+        progress=lambda p: _line(
+            f"exported {p.shards} shards, {p.trajectories} trajectories, {p.actions} actions"
+        ),
+    )
     print()
-    print(f"  {result.actions} actions in {result.trajectories} trajectories of "
-          f"{result.subjects} consenting subjects -> {out}")
+    print(
+        f"  {result.actions} actions in {result.trajectories} trajectories of "
+        f"{result.subjects} consenting subjects -> {out}"
+    )
     print(f"  manifest: {out / 'manifest.json'}")
     if gateway is not None:
         from candor.demo_frames import show_computer_use
 
         print("== computer-use export (screenshot before each action, PyAutoGUI actions) ==")
-        show_computer_use(settings, sim.start_ts, now_micros() + 1,
-                          out.with_name(out.name + "-computer-use"))
+        show_computer_use(
+            settings, sim.start_ts, now_micros() + 1, out.with_name(out.name + "-computer-use")
+        )
     _portal_invite(settings, sim.devices[-1].subject_id)
-    extra = "".join([f", {check.unexpected} unexpected" if check.unexpected else "",
-                     f", {check.duplicated} duplicated" if check.duplicated else ""])
-    print(f"== {'done' if check.exact else 'INCOMPLETE'}: {check.landed}/{check.expected} "
-          f"accepted events of this run in ClickHouse{extra}; the stack keeps running "
-          f"(candor stack status) ==")
+    extra = "".join(
+        [
+            f", {check.unexpected} unexpected" if check.unexpected else "",
+            f", {check.duplicated} duplicated" if check.duplicated else "",
+        ]
+    )
+    print(
+        f"== {'done' if check.exact else 'INCOMPLETE'}: {check.landed}/{check.expected} "
+        f"accepted events of this run in ClickHouse{extra}; the stack keeps running "
+        f"(candor stack status) =="
+    )
     return 0 if check.exact else 1
 
 
@@ -343,8 +431,10 @@ def _portal_invite(settings: Settings, subject: str) -> None:
         print(f"  the portal did not start; see {log}" + (f":\n    {why[0]}" if why else ""))
         return
     print(f"  running on {settings.portal.public_url} (stopped by candor stack down)")
-    print(f"  sign-in link for simulated person {subject[:8]}… (one use): "
-          f"{invite_link(settings, subject)}")
+    print(
+        f"  sign-in link for simulated person {subject[:8]}… (one use): "
+        f"{invite_link(settings, subject)}"
+    )
 
 
 def _capped(base: Any, limit: int) -> Any:
@@ -360,9 +450,12 @@ def _capped(base: Any, limit: int) -> Any:
 def _queries(settings: Settings, org: str, run_query: Any, format_table: Any) -> None:
     today = datetime.now(UTC).date()
     days = {"org_id": org, "day_from": str(today - timedelta(days=1)), "day_to": str(today)}
-    shown = [("active_time_per_app", days), ("sessions_per_person", days),
-             ("commands_run", {**days, "top": "5"}),
-             ("dead_letters_by_reason", {"since": "2000-01-01 00:00:00"})]
+    shown = [
+        ("active_time_per_app", days),
+        ("sessions_per_person", days),
+        ("commands_run", {**days, "top": "5"}),
+        ("dead_letters_by_reason", {"since": "2000-01-01 00:00:00"}),
+    ]
     for name, params in shown:
         print(f"== query {name} ==")
         columns, rows = run_query(settings, name, params)

@@ -24,8 +24,7 @@ from typing import Any
 
 from candor.settings import Settings
 
-__all__ = ["DemoGateway", "save_step_images", "show_computer_use", "show_frames",
-           "start_gateway"]
+__all__ = ["DemoGateway", "save_step_images", "show_computer_use", "show_frames", "start_gateway"]
 
 
 @dataclass
@@ -50,8 +49,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(settings: Settings, org_id: str, devices: Sequence[Any], logdir: Path,
-                  timeout_s: float = 90.0) -> DemoGateway | None:
+def start_gateway(
+    settings: Settings, org_id: str, devices: Sequence[Any], logdir: Path, timeout_s: float = 90.0
+) -> DemoGateway | None:
     """Start `candor gateway` with the frame route on a free port, a fresh token
     per device (``devices``: `producers.simulator.SimulatedDevice`) in
     ``<home>/demo/gateway-tokens.json`` (hashes only, 0600); wait until it
@@ -64,13 +64,25 @@ def start_gateway(settings: Settings, org_id: str, devices: Sequence[Any], logdi
     token_file.unlink(missing_ok=True)  # this run's devices only
     store = TokenFile(token_file)
     expires = int((time.time() + 86_400) * 1_000_000)
-    tokens = {d.device_id: store.add(DeviceIdentity(d.device_id, d.subject_id, org_id,
-                                                    expires))
-              for d in devices}
+    tokens = {
+        d.device_id: store.add(DeviceIdentity(d.device_id, d.subject_id, org_id, expires))
+        for d in devices
+    }
     port = _free_port()
-    child = Child("gateway", ["gateway", "--port", str(port), "--token-file", str(token_file),
-                              "--topic", settings.kafka.topic("capture.events")], logdir,
-                  {"CANDOR_FRAMES__GATEWAY": "true", "CANDOR_FRAMES__OCR_WORKERS": "1"})
+    child = Child(
+        "gateway",
+        [
+            "gateway",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--topic",
+            settings.kafka.topic("capture.events"),
+        ],
+        logdir,
+        {"CANDOR_FRAMES__GATEWAY": "true", "CANDOR_FRAMES__OCR_WORKERS": "1"},
+    )
     gateway = DemoGateway(child, f"http://127.0.0.1:{port}", tokens)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -95,18 +107,20 @@ def show_frames(settings: Settings, report: Any, subjects: Sequence[str]) -> int
     in_store = sum(len(store.list(s)) for s in subjects)
     boxes = sum(report.redactions.values())
     rules = ", ".join(f"{rule} {n}" for rule, n in sorted(report.redactions.items())) or "none"
-    print(f"  {report.rendered} frames rendered for {len(subjects)} people with screen_frames; "
-          f"{report.stored} stored, {report.duplicates} already there, {report.refused} "
-          f"refused{' ' + json.dumps(report.refusals) if report.refusals else ''}"
-          f"{f', {report.unfinished} unfinished' if report.unfinished else ''}")
+    print(
+        f"  {report.rendered} frames rendered for {len(subjects)} people with screen_frames; "
+        f"{report.stored} stored, {report.duplicates} already there, {report.refused} "
+        f"refused{' ' + json.dumps(report.refusals) if report.refusals else ''}"
+        f"{f', {report.unfinished} unfinished' if report.unfinished else ''}"
+    )
     print(f"  OCR redaction blacked out {boxes} word boxes before storage ({rules})")
-    print(f"  frame store ({settings.frames.backend}): {in_store} encrypted frames of these "
-          "people")
+    print(f"  frame store ({settings.frames.backend}): {in_store} encrypted frames of these people")
     return in_store
 
 
-def save_step_images(shards: Sequence[Path], out: Path, limit: int = 3
-                     ) -> list[tuple[Path, dict[str, Any]]]:
+def save_step_images(
+    shards: Sequence[Path], out: Path, limit: int = 3
+) -> list[tuple[Path, dict[str, Any]]]:
     """Save the images of the first ``limit`` steps that have one, from the
     export's Parquet ``shards``, as PNG files in ``out``; return each file
     with its step's row (without the image bytes)."""
@@ -139,15 +153,24 @@ def show_computer_use(settings: Settings, start_ts: int, end_ts: int, out: Path)
 
     client = connect(settings)
     result = export_computer_use(
-        settings, start_ts, end_ts, out, client=client,
+        settings,
+        start_ts,
+        end_ts,
+        out,
+        client=client,
         store=open_frame_store(settings.frames, settings.home),
-        keys=load_keyset(client, master_key_bytes(settings)))
+        keys=load_keyset(client, master_key_bytes(settings)),
+    )
     manifest = json.loads((out / "manifest.json").read_text())
-    print(f"  {manifest['episodes']} episodes, {manifest['steps']} steps, "
-          f"{manifest['steps_with_image']} with a screenshot ({manifest['frames']} frames) "
-          f"-> {out}")
+    print(
+        f"  {manifest['episodes']} episodes, {manifest['steps']} steps, "
+        f"{manifest['steps_with_image']} with a screenshot ({manifest['frames']} frames) "
+        f"-> {out}"
+    )
     print(f"  dataset card: {out / 'README.md'}")
     for path, row in save_step_images(result.shards, out / "steps"):
-        print(f"  step {row['step_index']:>3} of episode {str(row['episode_id'])[:8]}  "
-              f"{row['action_code'].splitlines()[0][:48]:<48}  {path}")
+        print(
+            f"  step {row['step_index']:>3} of episode {str(row['episode_id'])[:8]}  "
+            f"{row['action_code'].splitlines()[0][:48]:<48}  {path}"
+        )
     return result

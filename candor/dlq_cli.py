@@ -36,8 +36,14 @@ from typing import Any, TextIO
 from candor.settings import Settings
 from schemas.topics import Topic
 
-__all__ = ["DeadLetterRow", "DlqSelection", "ReplayReport", "add_commands", "replay",
-           "select_dead_letters"]
+__all__ = [
+    "DeadLetterRow",
+    "DlqSelection",
+    "ReplayReport",
+    "add_commands",
+    "replay",
+    "select_dead_letters",
+]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 BAD_INPUT = 2
@@ -102,8 +108,9 @@ def parse_id(text: str) -> tuple[int, int]:
             raise ValueError
         found = int(part), int(offset)
     except ValueError:
-        raise InvalidDeadLetterId(f"dead letter id {text!r}: expected <partition>:<offset>"
-                                  ) from None
+        raise InvalidDeadLetterId(
+            f"dead letter id {text!r}: expected <partition>:<offset>"
+        ) from None
     if found[0] < 0 or found[1] < 0:
         raise InvalidDeadLetterId(f"dead letter id {text!r}: negative")
     return found
@@ -130,8 +137,9 @@ def _where(settings: Settings, sel: DlqSelection) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
-def select_dead_letters(settings: Settings, sel: DlqSelection, client: Any = None
-                        ) -> list[DeadLetterRow]:
+def select_dead_letters(
+    settings: Settings, sel: DlqSelection, client: Any = None
+) -> list[DeadLetterRow]:
     """The dead letters matching ``sel``, oldest first. Blocks on ClickHouse."""
     from backends.clickhouse.connection import connect
 
@@ -142,16 +150,30 @@ def select_dead_letters(settings: Settings, sel: DlqSelection, client: Any = Non
         "original_partition, original_offset, landed_at, headers, length(raw) "
         f"FROM dead_letters FINAL WHERE {where} "
         f"ORDER BY landed_at, dlq_partition, dlq_offset LIMIT {int(sel.limit)}",
-        parameters=params).result_rows
-    return [DeadLetterRow(str(t), int(p), int(o), str(r), str(e), str(ot), int(op), int(oo),
-                          landed, dict(h), int(n))
-            for t, p, o, r, e, ot, op, oo, landed, h, n in rows]
+        parameters=params,
+    ).result_rows
+    return [
+        DeadLetterRow(
+            str(t),
+            int(p),
+            int(o),
+            str(r),
+            str(e),
+            str(ot),
+            int(op),
+            int(oo),
+            landed,
+            dict(h),
+            int(n),
+        )
+        for t, p, o, r, e, ot, op, oo, landed, h, n in rows
+    ]
 
 
 def _replayed_ids(client: Any) -> set[str]:
     rows = client.query(
-        "SELECT detail FROM audit_log WHERE action = {a:String}",
-        parameters={"a": REPLAY_ACTION}).result_rows
+        "SELECT detail FROM audit_log WHERE action = {a:String}", parameters={"a": REPLAY_ACTION}
+    ).result_rows
     done: set[str] = set()
     for (detail,) in rows:
         try:
@@ -161,25 +183,32 @@ def _replayed_ids(client: Any) -> set[str]:
     return done
 
 
-def _fetch(settings: Settings, topic: str, wanted: dict[int, set[int]], timeout: float = 30.0
-           ) -> dict[tuple[int, int], tuple[bytes | None, bytes | None]]:
+def _fetch(
+    settings: Settings, topic: str, wanted: dict[int, set[int]], timeout: float = 30.0
+) -> dict[tuple[int, int], tuple[bytes | None, bytes | None]]:
     """Read the messages at ``wanted`` offsets of ``topic``: ``{(p, o): (key, value)}``.
     Offsets gone by retention are absent from the result. Blocks on Kafka."""
     import time
 
     from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({**settings.kafka.client_config(),
-                         "group.id": f"candor-dlq-replay-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"candor-dlq-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
     found: dict[tuple[int, int], tuple[bytes | None, bytes | None]] = {}
     try:
         assignment = []
         remaining: dict[int, int] = {}
         for partition, offsets in wanted.items():
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=timeout)
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout
+            )
             usable = {o for o in offsets if low <= o < high}
             if usable:
                 assignment.append(TopicPartition(topic, partition, min(usable)))
@@ -217,16 +246,27 @@ class _Progress:
     def step(self, n: int = 1) -> None:
         self.done += n
         filled = self.width * self.done // max(1, self.total)
-        print(f"\rreplaying [{'#' * filled}{'-' * (self.width - filled)}] "
-              f"{self.done}/{self.total}", end="", file=self.out, flush=True)
+        print(
+            f"\rreplaying [{'#' * filled}{'-' * (self.width - filled)}] {self.done}/{self.total}",
+            end="",
+            file=self.out,
+            flush=True,
+        )
 
     def close(self) -> None:
         print(file=self.out, flush=True)
 
 
-def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
-           again: bool = False, actor: str = "candor-dlq", client: Any = None,
-           progress: TextIO | None = None) -> ReplayReport:
+def replay(
+    settings: Settings,
+    sel: DlqSelection,
+    *,
+    dry_run: bool = False,
+    again: bool = False,
+    actor: str = "candor-dlq",
+    client: Any = None,
+    progress: TextIO | None = None,
+) -> ReplayReport:
     """Produce the selected dead letters back to their original topics.
 
     Skips dead letters already replayed (``audit_log``) unless ``again``;
@@ -256,8 +296,14 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
     missing = [r.id for r in todo if (r.dlq_topic, r.dlq_partition, r.dlq_offset) not in messages]
     if dry_run or not sendable:
         return ReplayReport(len(rows), [r.id for r in sendable], skipped, missing, dry_run)
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
     errors: list[str] = []
     bar = _Progress(len(sendable), progress) if progress is not None else None
 
@@ -269,8 +315,13 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
 
     for r in sendable:
         key, value = messages[(r.dlq_topic, r.dlq_partition, r.dlq_offset)]
-        producer.produce(r.original_topic, key=key, value=value, on_delivery=delivered,
-                         headers=[(HEADER_REPLAYED, f"{r.dlq_topic}:{r.id}".encode())])
+        producer.produce(
+            r.original_topic,
+            key=key,
+            value=value,
+            on_delivery=delivered,
+            headers=[(HEADER_REPLAYED, f"{r.dlq_topic}:{r.id}".encode())],
+        )
         producer.poll(0)
     left = producer.flush(30)
     if bar is not None:
@@ -278,9 +329,18 @@ def replay(settings: Settings, sel: DlqSelection, *, dry_run: bool = False,
     if left or errors:
         raise RuntimeError(f"dlq replay: {left} unacknowledged, errors {errors[:3]}")
     replayed = [r.id for r in sendable]
-    write_audit(client, actor, REPLAY_ACTION, "", {
-        "ids": replayed, "dlq_topic": settings.kafka.topic(Topic.CAPTURE_DLQ),
-        "reasons": sorted({r.reason for r in sendable}), "again": again})
+    write_audit(
+        client,
+        actor,
+        REPLAY_ACTION,
+        "",
+        {
+            "ids": replayed,
+            "dlq_topic": settings.kafka.topic(Topic.CAPTURE_DLQ),
+            "reasons": sorted({r.reason for r in sendable}),
+            "again": again,
+        },
+    )
     return ReplayReport(len(rows), replayed, skipped, missing, dry_run=False)
 
 
@@ -292,17 +352,24 @@ def _time(text: str) -> datetime:
 
 def _selection(args: argparse.Namespace) -> DlqSelection:
     ids = tuple(parse_id(i) for i in (getattr(args, "ids", None) or ()))
-    return DlqSelection(reason=args.reason, topic=args.topic,
-                        since=_time(args.since) if args.since else None,
-                        until=_time(args.until) if args.until else None,
-                        ids=ids, limit=args.limit)
+    return DlqSelection(
+        reason=args.reason,
+        topic=args.topic,
+        since=_time(args.since) if args.since else None,
+        until=_time(args.until) if args.until else None,
+        ids=ids,
+        limit=args.limit,
+    )
 
 
 def _print_rows(rows: Iterable[DeadLetterRow], out: TextIO) -> None:
     for r in rows:
-        print(f"{r.id:<12} {r.landed_at:%Y-%m-%d %H:%M:%S}  {r.reason:<22} "
-              f"{r.original_topic}[{r.original_partition}]@{r.original_offset}  "
-              f"{r.error[:80]}", file=out)
+        print(
+            f"{r.id:<12} {r.landed_at:%Y-%m-%d %H:%M:%S}  {r.reason:<22} "
+            f"{r.original_topic}[{r.original_partition}]@{r.original_offset}  "
+            f"{r.error[:80]}",
+            file=out,
+        )
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -311,8 +378,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     counts: dict[tuple[str, str], int] = {}
     for r in rows:
         counts[(r.reason, r.original_topic)] = counts.get((r.reason, r.original_topic), 0) + 1
-    summary = ", ".join(f"{n} {reason} from {topic}"
-                        for (reason, topic), n in sorted(counts.items()))
+    summary = ", ".join(
+        f"{n} {reason} from {topic}" for (reason, topic), n in sorted(counts.items())
+    )
     print(f"{len(rows)} dead letters" + (f": {summary}" if summary else ""), file=sys.stderr)
     return 0
 
@@ -325,27 +393,51 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         return BAD_INPUT
     r = rows[0]
     # Metadata only: the raw message may hold content in clear.
-    print(json.dumps({"id": r.id, "dlq_topic": r.dlq_topic, "reason": r.reason,
-                      "error": r.error, "original_topic": r.original_topic,
-                      "original_partition": r.original_partition,
-                      "original_offset": r.original_offset, "landed_at": r.landed_at.isoformat(),
-                      "headers": r.headers, "raw_bytes": r.raw_bytes}, indent=2, sort_keys=True))
+    print(
+        json.dumps(
+            {
+                "id": r.id,
+                "dlq_topic": r.dlq_topic,
+                "reason": r.reason,
+                "error": r.error,
+                "original_topic": r.original_topic,
+                "original_partition": r.original_partition,
+                "original_offset": r.original_offset,
+                "landed_at": r.landed_at.isoformat(),
+                "headers": r.headers,
+                "raw_bytes": r.raw_bytes,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
     return 0
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     sel = _selection(args)
-    if sel.reason is None and sel.topic is None and sel.since is None and sel.until is None \
-            and not sel.ids and not args.all:
-        print("candor dlq replay: select by --reason, --topic, --since/--until or --id "
-              "(or --all)", file=sys.stderr)
+    if (
+        sel.reason is None
+        and sel.topic is None
+        and sel.since is None
+        and sel.until is None
+        and not sel.ids
+        and not args.all
+    ):
+        print(
+            "candor dlq replay: select by --reason, --topic, --since/--until or --id (or --all)",
+            file=sys.stderr,
+        )
         return BAD_INPUT
-    report = replay(settings, sel, dry_run=args.dry_run, again=args.again,
-                    actor=args.by, progress=sys.stderr)
+    report = replay(
+        settings, sel, dry_run=args.dry_run, again=args.again, actor=args.by, progress=sys.stderr
+    )
     verb = "would replay" if report.dry_run else "replayed"
-    print(f"{verb} {len(report.replayed)} of {report.selected} selected dead letters; "
-          f"{len(report.skipped_already)} already replayed (--again to resend), "
-          f"{len(report.missing)} no longer in the DLQ topic")
+    print(
+        f"{verb} {len(report.replayed)} of {report.selected} selected dead letters; "
+        f"{len(report.skipped_already)} already replayed (--again to resend), "
+        f"{len(report.missing)} no longer in the DLQ topic"
+    )
     for dead_id in report.replayed:
         print(f"  {dead_id}")
     return 0

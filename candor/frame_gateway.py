@@ -20,8 +20,9 @@ from producers.gateway.frames import FrameRoutes, redaction_pool
 __all__ = ["open_frame_routes"]
 
 
-def open_frame_routes(settings: Settings, tokens: TokenFile, registry: CollectorRegistry
-                      ) -> FrameRoutes:
+def open_frame_routes(
+    settings: Settings, tokens: TokenFile, registry: CollectorRegistry
+) -> FrameRoutes:
     """The frame route of a gateway run from ``settings``: the configured frame
     store, the consent registry read from Kafka (kept current by a thread), the
     key store read from ClickHouse (reloaded by a thread), a redaction pool of
@@ -32,11 +33,15 @@ def open_frame_routes(settings: Settings, tokens: TokenFile, registry: Collector
     from backends.kafka.consent_view import ConsentView
 
     store = open_frame_store(settings.frames, settings.home)
-    consent = ConsentView(dict(settings.kafka.client_config()),
-                          settings.kafka.topic("consent.policies"))
+    consent = ConsentView(
+        dict(settings.kafka.client_config()), settings.kafka.topic("consent.policies")
+    )
     consent.start(60)
-    keys = KeyView(lambda: connect(settings), master_key_bytes(settings),
-                   interval=settings.privacy.key_reload_s)
+    keys = KeyView(
+        lambda: connect(settings),
+        master_key_bytes(settings),
+        interval=settings.privacy.key_reload_s,
+    )
     keys.start()
 
     def close() -> None:
@@ -44,7 +49,15 @@ def open_frame_routes(settings: Settings, tokens: TokenFile, registry: Collector
         keys.stop()
 
     f = settings.frames
-    return FrameRoutes(tokens, store, consent, keys, redaction_pool(f.ocr_workers), registry,
-                       max_frame_bytes=f.max_frame_bytes,
-                       frames_per_token_s=f.frames_per_token_s,
-                       frame_burst_per_token=f.frame_burst_per_token, on_close=close)
+    return FrameRoutes(
+        tokens,
+        store,
+        consent,
+        keys,
+        redaction_pool(f.ocr_workers),
+        registry,
+        max_frame_bytes=f.max_frame_bytes,
+        frames_per_token_s=f.frames_per_token_s,
+        frame_burst_per_token=f.frame_burst_per_token,
+        on_close=close,
+    )

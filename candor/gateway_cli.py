@@ -38,8 +38,9 @@ def default_token_file(settings: Settings) -> Path:
     return settings.home / "gateway" / "tokens.json"
 
 
-def add_commands(subparsers: Any, frame_routes: FrameRoutesFactory | None = None
-                 ) -> dict[str, Handler]:
+def add_commands(
+    subparsers: Any, frame_routes: FrameRoutesFactory | None = None
+) -> dict[str, Handler]:
     """Add ``gateway`` and ``simulate`` to `subparsers` (the result of
     ``parser.add_subparsers()``); return their handlers by command name.
     `frame_routes` composes the frame route (``candor.frame_gateway``) for a
@@ -50,22 +51,37 @@ def add_commands(subparsers: Any, frame_routes: FrameRoutesFactory | None = None
     )
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8088)
-    gateway.add_argument("--token-file", type=Path, default=None,
-                         help="default: $CANDOR_HOME/gateway/tokens.json")
-    gateway.add_argument("--topic", default=None,
-                         help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
+    gateway.add_argument(
+        "--token-file", type=Path, default=None, help="default: $CANDOR_HOME/gateway/tokens.json"
+    )
+    gateway.add_argument(
+        "--topic", default=None, help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)"
+    )
     gateway.add_argument("--rate", type=float, default=2000.0, help="events/s per device")
     gateway.add_argument("--burst", type=float, default=10000.0, help="events per device burst")
     gateway.add_argument("--max-events", type=int, default=1000, help="events per batch")
     gateway.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
-    gateway.add_argument("--token-rate", type=float, default=50.0,
-                         help="requests/s per token, checked before the body is read")
-    gateway.add_argument("--token-burst", type=float, default=200.0,
-                         help="requests per token burst")
-    gateway.add_argument("--token-bytes-rate", type=float, default=8 * 1024 * 1024,
-                         help="body bytes/s per token, checked before parsing")
-    gateway.add_argument("--token-bytes-burst", type=float, default=16 * 1024 * 1024,
-                         help="body bytes per token burst (at least --max-body-bytes)")
+    gateway.add_argument(
+        "--token-rate",
+        type=float,
+        default=50.0,
+        help="requests/s per token, checked before the body is read",
+    )
+    gateway.add_argument(
+        "--token-burst", type=float, default=200.0, help="requests per token burst"
+    )
+    gateway.add_argument(
+        "--token-bytes-rate",
+        type=float,
+        default=8 * 1024 * 1024,
+        help="body bytes/s per token, checked before parsing",
+    )
+    gateway.add_argument(
+        "--token-bytes-burst",
+        type=float,
+        default=16 * 1024 * 1024,
+        help="body bytes per token burst (at least --max-body-bytes)",
+    )
     actions = gateway.add_subparsers(dest="gateway_action", metavar="ACTION")
     token = actions.add_parser("token", help="device tokens")
     token_actions = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
@@ -73,40 +89,69 @@ def add_commands(subparsers: Any, frame_routes: FrameRoutesFactory | None = None
     add.add_argument("--device", required=True)
     add.add_argument("--subject", required=True)
     add.add_argument("--org", required=True)
-    add.add_argument("--expires-days", type=float, default=None,
-                     help="lifetime in days (default: no expiry)")
+    add.add_argument(
+        "--expires-days", type=float, default=None, help="lifetime in days (default: no expiry)"
+    )
     revoke = token_actions.add_parser(
-        "revoke", help="remove a device's tokens (or one, by the hash `token list` shows); "
-                       "a running gateway refuses them from its next request on")
+        "revoke",
+        help="remove a device's tokens (or one, by the hash `token list` shows); "
+        "a running gateway refuses them from its next request on",
+    )
     revoke.add_argument("--device", default=None)
-    revoke.add_argument("--hash", default=None, dest="token_hash",
-                        help="stored hash or a prefix of it (at least 8 hex digits)")
+    revoke.add_argument(
+        "--hash",
+        default=None,
+        dest="token_hash",
+        help="stored hash or a prefix of it (at least 8 hex digits)",
+    )
     token_actions.add_parser("list", help="stored tokens: hash prefix, device, expiry")
 
     simulate = subparsers.add_parser(
         "simulate", help="publish simulated people's capture events through the SDK"
     )
     simulate.add_argument("--people", type=int, default=50)
-    simulate.add_argument("--rate", type=float, default=5000.0,
-                          help="events per wall-clock second (0: as fast as possible)")
+    simulate.add_argument(
+        "--rate",
+        type=float,
+        default=5000.0,
+        help="events per wall-clock second (0: as fast as possible)",
+    )
     simulate.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds")
-    simulate.add_argument("--seed", type=int, default=None,
-                          help="default: a new one per run, printed (the same seed replays "
-                               "the same devices and sequence numbers: duplicates)")
-    simulate.add_argument("--topic", default=None,
-                          help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)")
-    simulate.add_argument("--spool-dir", type=Path, default=None,
-                          help="one directory per device under it "
-                               "(default: $CANDOR_HOME/simulator/spool)")
-    simulate.add_argument("--frames-per-person", type=int, default=0,
-                          help="give each person's first N screen frames pixels and put them "
-                               "to --gateway-url (a gateway with frames on; default 0: none)")
-    simulate.add_argument("--gateway-url", default="http://127.0.0.1:8088",
-                          help="the gateway taking the frames; a token per simulated device "
-                               "(valid one day) is added to its --token-file")
-    simulate.add_argument("--token-file", type=Path, default=None,
-                          help="the gateway's token file (default: "
-                               "$CANDOR_HOME/gateway/tokens.json)")
+    simulate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="default: a new one per run, printed (the same seed replays "
+        "the same devices and sequence numbers: duplicates)",
+    )
+    simulate.add_argument(
+        "--topic", default=None, help="default: capture.events (with CANDOR_KAFKA__TOPIC_PREFIX)"
+    )
+    simulate.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=None,
+        help="one directory per device under it (default: $CANDOR_HOME/simulator/spool)",
+    )
+    simulate.add_argument(
+        "--frames-per-person",
+        type=int,
+        default=0,
+        help="give each person's first N screen frames pixels and put them "
+        "to --gateway-url (a gateway with frames on; default 0: none)",
+    )
+    simulate.add_argument(
+        "--gateway-url",
+        default="http://127.0.0.1:8088",
+        help="the gateway taking the frames; a token per simulated device "
+        "(valid one day) is added to its --token-file",
+    )
+    simulate.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="the gateway's token file (default: $CANDOR_HOME/gateway/tokens.json)",
+    )
 
     def gateway_handler(args: argparse.Namespace, settings: Settings) -> int:
         return _gateway(args, settings, frame_routes)
@@ -114,8 +159,9 @@ def add_commands(subparsers: Any, frame_routes: FrameRoutesFactory | None = None
     return {"gateway": gateway_handler, "simulate": _simulate}
 
 
-def _gateway(args: argparse.Namespace, settings: Settings,
-             frame_routes: FrameRoutesFactory | None = None) -> int:
+def _gateway(
+    args: argparse.Namespace, settings: Settings, frame_routes: FrameRoutesFactory | None = None
+) -> int:
     token_file = args.token_file or default_token_file(settings)
     if args.gateway_action == "token":
         if args.token_action == "revoke":
@@ -139,9 +185,11 @@ def _gateway(args: argparse.Namespace, settings: Settings,
     frames: Callable[[TokenFile, CollectorRegistry], FrameRoutes] | None = None
     if settings.frames.gateway:
         if frame_routes is None:
-            print("candor gateway: frames.gateway is on, but this entry point has no frame "
-                  "route; run `candor gateway` (candor.cli), which composes it",
-                  file=sys.stderr)
+            print(
+                "candor gateway: frames.gateway is on, but this entry point has no frame "
+                "route; run `candor gateway` (candor.cli), which composes it",
+                file=sys.stderr,
+            )
             return 2
         frames = functools.partial(frame_routes, settings)
 
@@ -159,8 +207,11 @@ def _token_add(args: argparse.Namespace, token_file: Path) -> int:
     identity = DeviceIdentity(args.device, args.subject, args.org, expires_at=expires)
     token = TokenFile(token_file).add(identity)
     print(token)
-    print(f"token for device {args.device} stored (hashed) in {token_file};"
-          " it is shown only this once", file=sys.stderr)
+    print(
+        f"token for device {args.device} stored (hashed) in {token_file};"
+        " it is shown only this once",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -192,10 +243,15 @@ def _token_list(token_file: Path) -> int:
     except FileNotFoundError:
         tokens = {}
     for digest, who in sorted(tokens.items(), key=lambda kv: kv[1].device_id):
-        expires = ("never" if who.expires_at is None else
-                   datetime.fromtimestamp(who.expires_at / 1e6, UTC).isoformat())
-        print(f"{digest[:16]}  device={who.device_id}  subject={who.subject_id}  "
-              f"org={who.org_id}  expires={expires}")
+        expires = (
+            "never"
+            if who.expires_at is None
+            else datetime.fromtimestamp(who.expires_at / 1e6, UTC).isoformat()
+        )
+        print(
+            f"{digest[:16]}  device={who.device_id}  subject={who.subject_id}  "
+            f"org={who.org_id}  expires={expires}"
+        )
     return 0
 
 
@@ -231,14 +287,20 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     spool_dir = args.spool_dir or settings.home / "simulator" / "spool"
 
     def report(progress: SimulationProgress) -> None:
-        print(f"{progress.events:>10} events  {progress.elapsed_s:7.1f} s"
-              f"  {progress.rate_per_s:10.0f} events/s", file=sys.stderr)
+        print(
+            f"{progress.events:>10} events  {progress.elapsed_s:7.1f} s"
+            f"  {progress.rate_per_s:10.0f} events/s",
+            file=sys.stderr,
+        )
 
     def open_client(device: SimulatedDevice, device_spool: Path) -> CaptureClient:
         # Each simulated device publishes under its own identity, as real ones do.
         return CaptureClient(
-            settings.kafka.bootstrap, spool_dir=device_spool, org_id=simulator.org_id,
-            subject_id=device.subject_id, device_id=device.device_id,
+            settings.kafka.bootstrap,
+            spool_dir=device_spool,
+            org_id=simulator.org_id,
+            subject_id=device.subject_id,
+            device_id=device.device_id,
             topic=args.topic or settings.kafka.topic(Topic.CAPTURE_EVENTS),
             spool_fsync="never",
         )
@@ -248,32 +310,43 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         if args.frames_per_person > 0:
             from producers.simulator.upload import FramingSink
 
-            sink = FramingSink(clients, args.gateway_url,
-                               _device_tokens(args, settings, simulator), args.frames_per_person)
-        final = run_simulation(simulator, sink, duration_s=args.duration, rate=rate,
-                               progress_callback=report)
+            sink = FramingSink(
+                clients,
+                args.gateway_url,
+                _device_tokens(args, settings, simulator),
+                args.frames_per_person,
+            )
+        final = run_simulation(
+            simulator, sink, duration_s=args.duration, rate=rate, progress_callback=report
+        )
         left = clients.close(timeout=30.0)
-    print(f"published {final.events} events from {args.people} people in "
-          f"{final.elapsed_s:.1f} s ({final.rate_per_s:.0f}/s); {left} left in the spool")
+    print(
+        f"published {final.events} events from {args.people} people in "
+        f"{final.elapsed_s:.1f} s ({final.rate_per_s:.0f}/s); {left} left in the spool"
+    )
     if args.frames_per_person > 0:
         frames = sink.finish()
-        print(f"frames: {frames.rendered} rendered, {frames.stored} stored, "
-              f"{frames.duplicates} already there, refused {frames.refusals}, redacted word "
-              f"boxes {frames.redactions}, {frames.unfinished} unfinished")
+        print(
+            f"frames: {frames.rendered} rendered, {frames.stored} stored, "
+            f"{frames.duplicates} already there, refused {frames.refusals}, redacted word "
+            f"boxes {frames.redactions}, {frames.unfinished} unfinished"
+        )
     return 0 if left == 0 else 2
 
 
-def _device_tokens(args: argparse.Namespace, settings: Settings, simulator: Any
-                   ) -> dict[str, str]:
+def _device_tokens(args: argparse.Namespace, settings: Settings, simulator: Any) -> dict[str, str]:
     """A gateway token per simulated device, valid one day, added to the token file."""
     from producers.gateway.auth import DeviceIdentity, TokenFile
     from schemas.clock import now_micros
 
     tokens = TokenFile(args.token_file or default_token_file(settings))
     expires = now_micros() + _DAY_MICROS
-    return {d.device_id: tokens.add(DeviceIdentity(d.device_id, d.subject_id,
-                                                   simulator.org_id, expires))
-            for d in simulator.devices}
+    return {
+        d.device_id: tokens.add(
+            DeviceIdentity(d.device_id, d.subject_id, simulator.org_id, expires)
+        )
+        for d in simulator.devices
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,8 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     handlers = add_commands(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return handlers[args.command](args, load_settings())
 
 

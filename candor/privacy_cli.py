@@ -47,8 +47,7 @@ def master_key(args: argparse.Namespace, settings: Settings) -> bytes:
         try:
             return parse_master_key(path.read_text())
         except OSError as err:
-            raise MissingMasterKey(
-                f"cannot read master key file {path}: {err.strerror}") from None
+            raise MissingMasterKey(f"cannot read master key file {path}: {err.strerror}") from None
     from candor.settings import master_key_bytes
 
     return master_key_bytes(settings)  # settings, else the local stack's key file
@@ -73,8 +72,7 @@ def _consent(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "show":
         policy = consent_registry.load_registry(settings).get(subject)
         if policy is None:
-            print(f"candor consent: no consent policy for subject {subject!r}",
-                  file=sys.stderr)
+            print(f"candor consent: no consent policy for subject {subject!r}", file=sys.stderr)
             return BAD_INPUT
         _show_policy(policy, sys.stdout)
         return 0
@@ -88,8 +86,15 @@ def _consent(args: argparse.Namespace, settings: Settings) -> int:
     now = now_micros()
     # The next version is computed (and refused) before anything is written.
     if args.action == "grant":
-        policy = grant(current, scopes or [], args.by, now, subject_id=subject,
-                       org_id=args.org, reason=args.reason)
+        policy = grant(
+            current,
+            scopes or [],
+            args.by,
+            now,
+            subject_id=subject,
+            org_id=args.org,
+            reason=args.reason,
+        )
     else:
         policy = revoke(current, scopes, args.by, now, reason=args.reason)
     client = connect(settings)
@@ -98,9 +103,13 @@ def _consent(args: argparse.Namespace, settings: Settings) -> int:
         # policy finds the key at its next reload instead of clearing content.
         ensure_subject_key(client, master_key(args, settings), subject, args.by)
     consent_registry.publish(settings, [policy])
-    write_audit(client, args.by, f"consent_{args.action}", subject,
-                {"version": policy.version, "scopes": policy.to_dict()["scopes"],
-                 "reason": args.reason})
+    write_audit(
+        client,
+        args.by,
+        f"consent_{args.action}",
+        subject,
+        {"version": policy.version, "scopes": policy.to_dict()["scopes"], "reason": args.reason},
+    )
     _show_policy(policy, sys.stdout)
     return 0
 
@@ -111,7 +120,7 @@ def redact_stream(lines: TextIO, out: TextIO) -> int:
     n = 0
     for line in iter(lines.readline, ""):
         body = line.rstrip("\r\n")
-        out.write(redact(body).text + line[len(body):])
+        out.write(redact(body).text + line[len(body) :])
         out.flush()
         n += 1
     return n
@@ -126,8 +135,12 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
     from backends.erasure import erase
 
     if not args.yes:
-        print(f"Erase every trace of {args.subject!r}? Type the subject id to confirm: ",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"Erase every trace of {args.subject!r}? Type the subject id to confirm: ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         if sys.stdin.readline().strip() != args.subject:
             print("candor erase: not confirmed; nothing changed", file=sys.stderr)
             return BAD_INPUT
@@ -150,7 +163,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
         raise ConsentError("keys status needs --subject")
     rows = client.query(
         "SELECT key_id, created_at, created_by, destroyed, destroyed_at FROM subject_keys "
-        "WHERE subject_id = {s:String} ORDER BY created_at", parameters={"s": args.subject}
+        "WHERE subject_id = {s:String} ORDER BY created_at",
+        parameters={"s": args.subject},
     ).result_rows
     write_audit(client, args.by, "key_read", args.subject, {"keys": len(rows)})
     if not rows:
@@ -170,17 +184,22 @@ def _analyst_access(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     secret = resolve_password(settings, args.password_file, rotate=args.rotate)
-    access = ensure_analyst_access(settings, secret.password,
-                                   config_dir=args.config_dir or default_config_dir(settings))
-    print(f"{access.user} (role {access.role}) reads {access.database}.* only, "
-          f"read-only profile, hourly quota, hosts {settings.privacy.analyst_networks}")
+    access = ensure_analyst_access(
+        settings, secret.password, config_dir=args.config_dir or default_config_dir(settings)
+    )
+    print(
+        f"{access.user} (role {access.role}) reads {access.database}.* only, "
+        f"read-only profile, hourly quota, hosts {settings.privacy.analyst_networks}"
+    )
     state = "new password generated" if secret.generated else "password"
     print(f"{state}: {secret.where}")
     if access.created:
         print("its salted hash is in ClickHouse's access storage (applied now)")
     elif access.fragment is not None:
-        print(f"its hash is in {access.fragment}: restart ClickHouse to apply it "
-              "(this server reads users only from its configuration)")
+        print(
+            f"its hash is in {access.fragment}: restart ClickHouse to apply it "
+            "(this server reads users only from its configuration)"
+        )
     return 0
 
 
@@ -192,8 +211,14 @@ def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return handler(args, settings)
-        except (UnknownScope, ConsentError, ErasureError, KeyStoreError, EmptyPasswordFile,
-                AccessControlUnavailable) as err:
+        except (
+            UnknownScope,
+            ConsentError,
+            ErasureError,
+            KeyStoreError,
+            EmptyPasswordFile,
+            AccessControlUnavailable,
+        ) as err:
             print(f"candor {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
             return BAD_INPUT
 
@@ -202,10 +227,14 @@ def _guarded(handler: Handler) -> Handler:
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
     """Add consent/redact/erase/keys/analyst-access to ``subparsers``; return handlers."""
+
     def key_file(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--master-key-file", type=Path,
-                       help="file with the 32-byte master key (hex or base64); "
-                            "default: settings privacy.master_key")
+        p.add_argument(
+            "--master-key-file",
+            type=Path,
+            help="file with the 32-byte master key (hex or base64); "
+            "default: settings privacy.master_key",
+        )
 
     p = subparsers.add_parser("consent", help="grant, revoke or show a person's consent")
     p.add_argument("action", choices=["grant", "revoke", "show"])
@@ -220,24 +249,43 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--subject", required=True, help="pseudonymous subject id")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--by", default="candor-erase", help="who erases (in the receipt)")
-    p.add_argument("--settle", type=float, default=5.0,
-                   help="seconds before the second delete pass (default 5)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds before the second delete pass (default 5)",
+    )
     p = subparsers.add_parser("keys", help="key store: check the master key, key status")
     p.add_argument("action", choices=["check", "status"])
     p.add_argument("--subject", help="subject id (status)")
     p.add_argument("--by", default="candor-cli", help="who reads (audited)")
     key_file(p)
-    p = subparsers.add_parser("analyst-access",
-                              help="give the analyst login its password, read-only profile, "
-                                   "quota and host restriction")
-    p.add_argument("--password-file", type=Path,
-                   help="analyst password file (default: settings privacy.analyst_password, "
-                        "else a generated one in $CANDOR_HOME/privacy/analyst.password)")
-    p.add_argument("--rotate", action="store_true",
-                   help="generate a new password (unless --password-file) and apply it")
-    p.add_argument("--config-dir", type=Path,
-                   help="ClickHouse config.d for servers without a writable access "
-                        "storage (default: $CANDOR_HOME/clickhouse/config.d)")
-    handlers: dict[str, Handler] = {"consent": _consent, "redact": _redact, "erase": _erase,
-                                    "keys": _keys, "analyst-access": _analyst_access}
+    p = subparsers.add_parser(
+        "analyst-access",
+        help="give the analyst login its password, read-only profile, quota and host restriction",
+    )
+    p.add_argument(
+        "--password-file",
+        type=Path,
+        help="analyst password file (default: settings privacy.analyst_password, "
+        "else a generated one in $CANDOR_HOME/privacy/analyst.password)",
+    )
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="generate a new password (unless --password-file) and apply it",
+    )
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        help="ClickHouse config.d for servers without a writable access "
+        "storage (default: $CANDOR_HOME/clickhouse/config.d)",
+    )
+    handlers: dict[str, Handler] = {
+        "consent": _consent,
+        "redact": _redact,
+        "erase": _erase,
+        "keys": _keys,
+        "analyst-access": _analyst_access,
+    }
     return {name: _guarded(h) for name, h in handlers.items()}

@@ -84,9 +84,11 @@ class Settings(BaseSettings):
     frames: FrameStoreSettings = FrameStoreSettings()  # backends/frame_store.py
     prometheus_url: str = "http://127.0.0.1:9090"
     metrics_host: str = Field(
-        "127.0.0.1", description="address the /metrics servers of workers, sinks and the "
+        "127.0.0.1",
+        description="address the /metrics servers of workers, sinks and the "
         "canary bind: loopback on one machine, the pod's address in Kubernetes (the Helm "
-        "chart sets it from status.podIP) so that Prometheus and the kubelet reach it")
+        "chart sets it from status.podIP) so that Prometheus and the kubelet reach it",
+    )
     log_level: str = "INFO"
     # Whether this is the one-machine local stack, where a missing master key is
     # generated and the analyst login may keep its documented password. None:
@@ -168,7 +170,8 @@ def master_key_bytes(settings: Settings) -> bytes:
     if not is_local_stack(settings):
         raise MasterKeyRequired(
             "no master key: set CANDOR_PRIVACY__MASTER_KEY (64 hex digits) or pass "
-            "--master-key-file; only the local stack generates one")
+            "--master-key-file; only the local stack generates one"
+        )
     path = settings.home / "privacy" / "master.key"
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -192,18 +195,20 @@ def child_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     """`base` (a parent's environment) plus the variables that make a child
     `candor` process build these same settings (tests, benchmarks, the demo)."""
     env = dict(base)
-    env.update({
-        "CANDOR_HOME": str(settings.home),
-        "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-        "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
-        "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
-        "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
-        "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
-        "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
-        "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replicas()),
-        "CANDOR_KAFKA__MIN_INSYNC_REPLICAS": str(settings.kafka.min_insync()),
-    })
+    env.update(
+        {
+            "CANDOR_HOME": str(settings.home),
+            "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+            "CANDOR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+            "CANDOR_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+            "CANDOR_CLICKHOUSE_URL": settings.clickhouse.url,
+            "CANDOR_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+            "CANDOR_CLICKHOUSE__USER": settings.clickhouse.user,
+            "CANDOR_CLICKHOUSE__PASSWORD": settings.clickhouse.password.get_secret_value(),
+            "CANDOR_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replicas()),
+            "CANDOR_KAFKA__MIN_INSYNC_REPLICAS": str(settings.kafka.min_insync()),
+        }
+    )
     if settings.clickhouse.cluster:
         env["CANDOR_CLICKHOUSE__CLUSTER"] = settings.clickhouse.cluster
         env["CANDOR_CLICKHOUSE__REPLICATED"] = str(settings.clickhouse.replicated).lower()

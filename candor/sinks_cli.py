@@ -47,12 +47,16 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     from privacy.content_keys import sink_decrypt
 
     # content arrives encrypted per subject: decrypt for ClickHouse, skip the erased
-    keys = KeyView(lambda: connect(settings), settings.master_key(),
-                   interval=settings.privacy.key_reload_s)
+    keys = KeyView(
+        lambda: connect(settings), settings.master_key(), interval=settings.privacy.key_reload_s
+    )
     keys.start()
-    options = SinkOptions(max_rows=args.max_rows, max_age=args.max_age,
-                          dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
-                          decrypt=sink_decrypt(keys))
+    options = SinkOptions(
+        max_rows=args.max_rows,
+        max_age=args.max_age,
+        dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
+        decrypt=sink_decrypt(keys),
+    )
     lag_reporter: threading.Thread | None = None
     try:
         if args.all:
@@ -78,8 +82,9 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
         keys.stop()
 
 
-def _serve_metrics(port: int, settings: Settings, targets: dict[str, str] | None,
-                   stop: threading.Event) -> threading.Thread | None:
+def _serve_metrics(
+    port: int, settings: Settings, targets: dict[str, str] | None, stop: threading.Event
+) -> threading.Thread | None:
     """Serve /metrics on 127.0.0.1:`port` (0: not at all) and report the consumer
     lag of the ``{table: topic}`` sinks (None: every default route). Returns the
     lag reporter's thread (None without metrics); it ends once `stop` is set."""
@@ -91,8 +96,7 @@ def _serve_metrics(port: int, settings: Settings, targets: dict[str, str] | None
     from sinks.routes import ROUTES
 
     start_http_server(port, addr=settings.metrics_host)
-    return start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)),
-                              stop)
+    return start_lag_reporter(settings, targets or default_topics(settings, sorted(ROUTES)), stop)
 
 
 def _query(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,8 +122,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  shard {p.shards}: {p.trajectories} trajectories, {p.actions} actions")
 
     result = export(settings, args.start, args.end, args.out, fmt=args.format, progress=report)
-    print(f"export {result.export_id}: {result.trajectories} trajectories of "
-          f"{result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}")
+    print(
+        f"export {result.export_id}: {result.trajectories} trajectories of "
+        f"{result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}"
+    )
     return 0
 
 
@@ -131,10 +137,19 @@ def _export_computer_use(args: argparse.Namespace, settings: Settings) -> int:
 
     client = connect(settings)
     keys = load_keyset(client, settings.master_key())
-    result = export_computer_use(settings, args.start, args.end, args.out, client=client,
-                                 store=open_frame_store(settings.frames, settings.home), keys=keys)
-    print(f"export {result.export_id}: {result.trajectories} episodes, {result.actions} steps "
-          f"of {result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}")
+    result = export_computer_use(
+        settings,
+        args.start,
+        args.end,
+        args.out,
+        client=client,
+        store=open_frame_store(settings.frames, settings.home),
+        keys=keys,
+    )
+    print(
+        f"export {result.export_id}: {result.trajectories} episodes, {result.actions} steps "
+        f"of {result.subjects} subjects in {len(result.shards)} shards -> {result.out_dir}"
+    )
     return 0
 
 
@@ -152,16 +167,25 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p = subparsers.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     p = subparsers.add_parser("sink", help="land Kafka topics in ClickHouse exactly once")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--topic", help="one of Candor's topics (the topic prefix is "
-                       "applied), or any topic name with --table")
+    which.add_argument(
+        "--topic",
+        help="one of Candor's topics (the topic prefix is applied), or any topic name with --table",
+    )
     which.add_argument("--all", action="store_true", help="every default topic, one thread each")
     p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")
     p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
     p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
-    p.add_argument("--metrics-port", type=int, default=9411,
-                   help="serve /metrics on 127.0.0.1 (default 9411; 0 disables)")
-    p.add_argument("--dlq-topic", default=None,
-                   help="dead-letter topic (default: capture.dlq with the topic prefix)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9411,
+        help="serve /metrics on 127.0.0.1 (default 9411; 0 disables)",
+    )
+    p.add_argument(
+        "--dlq-topic",
+        default=None,
+        help="dead-letter topic (default: capture.dlq with the topic prefix)",
+    )
     p = subparsers.add_parser("query", help="list or run the analyst queries")
     p.add_argument("name", nargs="?", help="query name (omit to list)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a parameter")
@@ -170,7 +194,11 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--end", type=_time, required=True, help="ISO time, exclusive")
     p.add_argument("--out", type=Path, required=True, help="new or empty directory")
     p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
-    p.add_argument("--profile", choices=["trajectories", "computer-use"],
-                   default="trajectories", help="computer-use: (screenshot, PyAutoGUI action) "
-                   "steps with a dataset card, Parquet only (sinks/export_frames.py)")
+    p.add_argument(
+        "--profile",
+        choices=["trajectories", "computer-use"],
+        default="trajectories",
+        help="computer-use: (screenshot, PyAutoGUI action) "
+        "steps with a dataset card, Parquet only (sinks/export_frames.py)",
+    )
     return {"migrate": _migrate, "sink": _sink, "query": _query, "export": _export}

@@ -129,8 +129,9 @@ def _choose_kafka(settings: Settings, nodes: int) -> None:
         raise StackError(f"--kafka-nodes must be at least 1, not {nodes}")
     running = kafka_nodes(settings)
     if running != nodes and _script_status(settings, "kafka"):
-        raise StackError(f"a Kafka of {running} node(s) runs from {settings.home}; "
-                         "`candor stack down` first")
+        raise StackError(
+            f"a Kafka of {running} node(s) runs from {settings.home}; `candor stack down` first"
+        )
     marker = _cluster_marker(settings)
     if nodes == 1:
         marker.unlink(missing_ok=True)
@@ -141,9 +142,12 @@ def _choose_kafka(settings: Settings, nodes: int) -> None:
 
 def _script_status(settings: Settings, server: str) -> bool:
     script, extra = _script(settings, server)
-    proc = subprocess.run(["bash", str(SCRIPTS / f"{script}.sh"), "status"],
-                          env={**_script_env(settings), **extra}, capture_output=True,
-                          check=False)
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / f"{script}.sh"), "status"],
+        env={**_script_env(settings), **extra},
+        capture_output=True,
+        check=False,
+    )
     return proc.returncode == 0
 
 
@@ -165,8 +169,9 @@ def _portal_pidfile(settings: Settings) -> Path:
 def portal_serving(settings: Settings) -> bool:
     """Whether the portal answers on ``settings.portal.public_url``; never raises."""
     try:
-        with urllib.request.urlopen(f"{settings.portal.public_url.rstrip('/')}/healthz",
-                                    timeout=2) as resp:
+        with urllib.request.urlopen(
+            f"{settings.portal.public_url.rstrip('/')}/healthz", timeout=2
+        ) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -195,11 +200,22 @@ def start_portal(settings: Settings, timeout_s: float = 30.0) -> bool:
         env = child_env(settings, dict(os.environ))
         env["CANDOR_PORTAL__PUBLIC_URL"] = settings.portal.public_url
         env.update(login_env)
-        proc = subprocess.Popen([sys.executable, "-m", "candor.cli", "portal", "serve",
-                                 "--port", str(urlparse(settings.portal.public_url).port or 8090),
-                                 *login_args],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "candor.cli",
+                "portal",
+                "serve",
+                "--port",
+                str(urlparse(settings.portal.public_url).port or 8090),
+                *login_args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
     _portal_pidfile(settings).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -235,11 +251,17 @@ def check(settings: Settings, server: str) -> Health:
         if server == "kafka":
             from confluent_kafka.admin import AdminClient
 
-            quiet: dict[str, str | int | float | bool] = {**settings.kafka.client_config(),
-                                                          "log_level": 0}
+            quiet: dict[str, str | int | float | bool] = {
+                **settings.kafka.client_config(),
+                "log_level": 0,
+            }
             md = AdminClient(quiet).list_topics(timeout=3)
-            return Health(server, settings.kafka.bootstrap, True,
-                          f"{len(md.brokers)} broker(s), {len(md.topics)} topics")
+            return Health(
+                server,
+                settings.kafka.bootstrap,
+                True,
+                f"{len(md.brokers)} broker(s), {len(md.topics)} topics",
+            )
         if server == "clickhouse":
             req = urllib.request.Request(settings.clickhouse.url + "/", data=b"SELECT version()")
             with urllib.request.urlopen(req, timeout=3) as r:
@@ -249,8 +271,11 @@ def check(settings: Settings, server: str) -> Health:
             with urllib.request.urlopen(settings.prometheus_url + "/-/ready", timeout=3) as r:
                 return Health(server, settings.prometheus_url, r.status == 200, "ready")
     except Exception as err:  # health is a yes/no answer with a reason
-        endpoint = {"kafka": settings.kafka.bootstrap, "clickhouse": settings.clickhouse.url,
-                    "prometheus": settings.prometheus_url}.get(server, "?")
+        endpoint = {
+            "kafka": settings.kafka.bootstrap,
+            "clickhouse": settings.clickhouse.url,
+            "prometheus": settings.prometheus_url,
+        }.get(server, "?")
         return Health(server, endpoint, False, f"{type(err).__name__}: {err}".splitlines()[0][:120])
     raise ValueError(f"unknown server {server!r}; expected one of {SERVERS}")
 

@@ -130,8 +130,11 @@ class ConsentPolicy:
         except KeyError as err:
             raise InvalidPolicy(f"policy lacks field {err.args[0]!r}") from None
         reason = data.get("reason")
-        for field, value in (("subject_id", subject_id), ("org_id", org_id),
-                             ("changed_by", changed_by)):
+        for field, value in (
+            ("subject_id", subject_id),
+            ("org_id", org_id),
+            ("changed_by", changed_by),
+        ):
             if not isinstance(value, str):
                 raise InvalidPolicy(f"policy field {field!r} must be a string")
         for field, value in (("version", version), ("changed_at", changed_at)):
@@ -183,8 +186,13 @@ def grant(
     if wanted <= current.scopes:
         raise NothingToGrant(f"{current.subject_id} already holds {sorted_names(wanted)}")
     return ConsentPolicy(
-        current.subject_id, current.org_id, current.version + 1,
-        current.scopes | wanted, by, now, reason,
+        current.subject_id,
+        current.org_id,
+        current.version + 1,
+        current.scopes | wanted,
+        by,
+        now,
+        reason,
     )
 
 
@@ -211,8 +219,13 @@ def revoke(
     if not dropped & current.scopes:
         raise NothingToRevoke(f"{current.subject_id} holds none of {sorted_names(dropped)}")
     return ConsentPolicy(
-        current.subject_id, current.org_id, current.version + 1,
-        current.scopes - dropped, by, now, reason,
+        current.subject_id,
+        current.org_id,
+        current.version + 1,
+        current.scopes - dropped,
+        by,
+        now,
+        reason,
     )
 
 

@@ -106,8 +106,7 @@ def encrypt_action(action: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
     return out
 
 
-def seal_clean_batch(batch_id: str, events: list[dict[str, Any]], keys: Keys
-                     ) -> dict[str, Any]:
+def seal_clean_batch(batch_id: str, events: list[dict[str, Any]], keys: Keys) -> dict[str, Any]:
     """Return the `CleanBatch` datum of ``events`` (clean events of one input
     record: one org, subject and device, at least one): their content fields
     sealed in one ciphertext under the subject's live key (`seal_batch`), or,
@@ -123,10 +122,17 @@ def seal_clean_batch(batch_id: str, events: list[dict[str, Any]], keys: Keys
         sealed = [clear_event_content(e, trail=NO_DATA_KEY) for e in events]
     else:
         sealed, content = seal_batch(events, key, batch_aad(subject, device, lo, hi, batch_id))
-    return {"batch_id": batch_id, "org_id": first["org_id"], "subject_id": subject,
-            "device_id": device, "first_seq": lo, "last_seq": hi,
-            "key_id": None if content is None or key is None else key.key_id,
-            "content": content, "events": sealed}
+    return {
+        "batch_id": batch_id,
+        "org_id": first["org_id"],
+        "subject_id": subject,
+        "device_id": device,
+        "first_seq": lo,
+        "last_seq": hi,
+        "key_id": None if content is None or key is None else key.key_id,
+        "content": content,
+        "events": sealed,
+    }
 
 
 def open_clean_batch(batch: dict[str, Any], keys: Keys) -> dict[str, Any]:
@@ -141,9 +147,18 @@ def open_clean_batch(batch: dict[str, Any], keys: Keys) -> dict[str, Any]:
         key = keys.key_for_id(str(key_id))
     except UnknownDataKey:
         raise UndecryptableField(f"unknown data key {key_id}") from None
-    open_batch(batch["events"], content, key,
-               batch_aad(batch["subject_id"], batch["device_id"], batch["first_seq"],
-                         batch["last_seq"], batch["batch_id"]))
+    open_batch(
+        batch["events"],
+        content,
+        key,
+        batch_aad(
+            batch["subject_id"],
+            batch["device_id"],
+            batch["first_seq"],
+            batch["last_seq"],
+            batch["batch_id"],
+        ),
+    )
     return batch
 
 
@@ -176,6 +191,7 @@ def sink_decrypt(keys: Keys) -> Decrypt:
     """The sinks' decrypt hook: None (skip, land nothing) for a record of an
     erased subject — sessions, minutes and actions included, even when a worker
     emitted them after the erasure — else `decrypt_record`."""
+
     def hook(record: str, datum: dict[str, Any]) -> dict[str, Any] | None:
         subject = datum.get("subject_id")
         if isinstance(subject, str) and keys.is_erased(subject):

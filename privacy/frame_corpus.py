@@ -84,8 +84,15 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def render_window(image: Image.Image, box: tuple[int, int, int, int], title: str,
-                  lines: Sequence[str], *, dark: bool = False, size: int = 18) -> None:
+def render_window(
+    image: Image.Image,
+    box: tuple[int, int, int, int],
+    title: str,
+    lines: Sequence[str],
+    *,
+    dark: bool = False,
+    size: int = 18,
+) -> None:
     """Draw a window with a title bar and ``lines`` of text into ``image`` (in place)."""
     draw = ImageDraw.Draw(image)
     x0, y0, x1, y1 = box
@@ -103,56 +110,104 @@ def render_window(image: Image.Image, box: tuple[int, int, int, int], title: str
 
 
 _SCENES: tuple[tuple[str, str, bool, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("editor-env", "code editor", False, (
-        "# settings for the billing service",
-        "DB_HOST=db.internal",
-        "DB_PASSWORD=Tr0ub4dorX99",
-        "AWS_ACCESS_KEY_ID=AKIAQ3EGRT7XVHPKM2ZW",
-        "timeout = 30",
-    ), ("Tr0ub4dorX99", "AKIAQ3EGRT7XVHPKM2ZW")),
-    ("editor-python", "code editor", False, (
-        "def connect(settings):",
-        "    token = 'ghp_R7uV2kQ9wX4mZ8pL3nB6tY1cF5hJ0aD2sE7g'",
-        "    return Client(settings.url, token)",
-        "",
-        "# reviewed by maria.lopez@example.org",
-    ), ("ghp_R7uV2kQ9wX4mZ8pL3nB6tY1cF5hJ0aD2sE7g", "maria.lopez@example.org")),
-    ("terminal-export", "terminal", True, (
-        "$ ls -la deploy",
-        "$ export STRIPE_KEY=sk_live_51HqT9cKx2Vb7Rn4Wm8Zp3Ld",
-        "$ mysql -u admin --password=Qw3rtyZx81 orders",
-        "$ git status",
-    ), ("sk_live_51HqT9cKx2Vb7Rn4Wm8Zp3Ld", "Qw3rtyZx81")),
-    ("terminal-curl", "terminal", True, (
-        "$ curl https://api.example.com/v1/orders",
-        "$ psql postgres://report:Hx7Kp2Lq9@db.example.com/sales",
-        "$ make test",
-    ), ("Hx7Kp2Lq9",)),
-    ("browser-payment", "browser form", False, (
-        "Checkout - payment details",
-        "Name on card: Daniel Weber",
-        "Card number: 4111 1111 1111 1111",
-        "Email: daniel.weber@example.net",
-        "Phone: +44 20 7946 0958",
-    ), ("4111111111111111", "daniel.weber@example.net", "+442079460958")),
-    ("browser-bank", "browser form", False, (
-        "Transfer money to a new payee",
-        "IBAN: DE89 3704 0044 0532 0130 00",
-        "Reference: invoice March",
-        "Contact: accounts@example.com",
-    ), ("DE89370400440532013000", "accounts@example.com")),
-    ("docs-benign", "benign text", False, (
-        "Quarterly planning notes",
-        "Review the onboarding checklist with the team",
-        "Schedule the design review for Thursday afternoon",
-        "Update the roadmap document before Friday",
-    ), ()),
-    ("chat-benign", "benign text", False, (
-        "Team chat",
-        "Lunch at the usual place around noon",
-        "Please remember the retrospective tomorrow",
-        "The release notes look good to me",
-    ), ()),
+    (
+        "editor-env",
+        "code editor",
+        False,
+        (
+            "# settings for the billing service",
+            "DB_HOST=db.internal",
+            "DB_PASSWORD=Tr0ub4dorX99",
+            "AWS_ACCESS_KEY_ID=AKIAQ3EGRT7XVHPKM2ZW",
+            "timeout = 30",
+        ),
+        ("Tr0ub4dorX99", "AKIAQ3EGRT7XVHPKM2ZW"),
+    ),
+    (
+        "editor-python",
+        "code editor",
+        False,
+        (
+            "def connect(settings):",
+            "    token = 'ghp_R7uV2kQ9wX4mZ8pL3nB6tY1cF5hJ0aD2sE7g'",
+            "    return Client(settings.url, token)",
+            "",
+            "# reviewed by maria.lopez@example.org",
+        ),
+        ("ghp_R7uV2kQ9wX4mZ8pL3nB6tY1cF5hJ0aD2sE7g", "maria.lopez@example.org"),
+    ),
+    (
+        "terminal-export",
+        "terminal",
+        True,
+        (
+            "$ ls -la deploy",
+            "$ export STRIPE_KEY=sk_live_51HqT9cKx2Vb7Rn4Wm8Zp3Ld",
+            "$ mysql -u admin --password=Qw3rtyZx81 orders",
+            "$ git status",
+        ),
+        ("sk_live_51HqT9cKx2Vb7Rn4Wm8Zp3Ld", "Qw3rtyZx81"),
+    ),
+    (
+        "terminal-curl",
+        "terminal",
+        True,
+        (
+            "$ curl https://api.example.com/v1/orders",
+            "$ psql postgres://report:Hx7Kp2Lq9@db.example.com/sales",
+            "$ make test",
+        ),
+        ("Hx7Kp2Lq9",),
+    ),
+    (
+        "browser-payment",
+        "browser form",
+        False,
+        (
+            "Checkout - payment details",
+            "Name on card: Daniel Weber",
+            "Card number: 4111 1111 1111 1111",
+            "Email: daniel.weber@example.net",
+            "Phone: +44 20 7946 0958",
+        ),
+        ("4111111111111111", "daniel.weber@example.net", "+442079460958"),
+    ),
+    (
+        "browser-bank",
+        "browser form",
+        False,
+        (
+            "Transfer money to a new payee",
+            "IBAN: DE89 3704 0044 0532 0130 00",
+            "Reference: invoice March",
+            "Contact: accounts@example.com",
+        ),
+        ("DE89370400440532013000", "accounts@example.com"),
+    ),
+    (
+        "docs-benign",
+        "benign text",
+        False,
+        (
+            "Quarterly planning notes",
+            "Review the onboarding checklist with the team",
+            "Schedule the design review for Thursday afternoon",
+            "Update the roadmap document before Friday",
+        ),
+        (),
+    ),
+    (
+        "chat-benign",
+        "benign text",
+        False,
+        (
+            "Team chat",
+            "Lunch at the usual place around noon",
+            "Please remember the retrospective tomorrow",
+            "The release notes look good to me",
+        ),
+        (),
+    ),
 )
 
 
@@ -161,8 +216,11 @@ def _benign_words(lines: Sequence[str], secrets: Sequence[str]) -> tuple[str, ..
     for line in lines:
         for word in line.split():
             clean = word.strip(".,:;'\"()")
-            if (len(clean) >= 4 and clean.isalpha()
-                    and not any(clean in s or s in word for s in secrets)):
+            if (
+                len(clean) >= 4
+                and clean.isalpha()
+                and not any(clean in s or s in word for s in secrets)
+            ):
                 words.append(clean)
     return tuple(dict.fromkeys(words))
 
@@ -174,12 +232,20 @@ def render_corpus(copies: int = 1) -> list[CorpusFrame]:
         for name, kind, dark, lines, secrets in _SCENES:
             image = Image.new("RGB", SIZE, (40, 90, 140))
             offset = 20 + 37 * copy
-            render_window(image, (offset, offset, SIZE[0] - 40, SIZE[1] - 60), f"{name} - {kind}",
-                          lines, dark=dark)
+            render_window(
+                image,
+                (offset, offset, SIZE[0] - 40, SIZE[1] - 60),
+                f"{name} - {kind}",
+                lines,
+                dark=dark,
+            )
             out = io.BytesIO()
             image.save(out, "PNG")
-            frames.append(CorpusFrame(f"{name}-{copy}", kind, out.getvalue(), secrets,
-                                      _benign_words(lines, secrets)))
+            frames.append(
+                CorpusFrame(
+                    f"{name}-{copy}", kind, out.getvalue(), secrets, _benign_words(lines, secrets)
+                )
+            )
     return frames
 
 
@@ -191,7 +257,8 @@ def _read(data: bytes) -> tuple[str, set[str]]:
 def _readable(secret: str, text: str) -> bool:
     needle = secret.replace(" ", "")
     match = SequenceMatcher(None, needle, text, autojunk=False).find_longest_match(
-        0, len(needle), 0, len(text))
+        0, len(needle), 0, len(text)
+    )
     return match.size >= max(6, int(0.6 * len(needle)))
 
 

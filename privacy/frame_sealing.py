@@ -46,14 +46,25 @@ class FrameHeader:
     trail: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key_id": self.key_id, "media_type": self.media_type, "width": self.width,
-                "height": self.height, "sealed_at": self.sealed_at, "trail": dict(self.trail)}
+        return {
+            "key_id": self.key_id,
+            "media_type": self.media_type,
+            "width": self.width,
+            "height": self.height,
+            "sealed_at": self.sealed_at,
+            "trail": dict(self.trail),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FrameHeader:
-        return cls(str(data["key_id"]), str(data["media_type"]), int(data["width"]),
-                   int(data["height"]), int(data["sealed_at"]),
-                   {str(k): int(v) for k, v in dict(data.get("trail") or {}).items()})
+        return cls(
+            str(data["key_id"]),
+            str(data["media_type"]),
+            int(data["width"]),
+            int(data["height"]),
+            int(data["sealed_at"]),
+            {str(k): int(v) for k, v in dict(data.get("trail") or {}).items()},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,7 @@ def _split(blob: bytes) -> tuple[bytes, bytes]:
         raise UndecryptableField("not a sealed frame")
     (size,) = _LEN.unpack_from(blob, len(MAGIC))
     start = len(MAGIC) + _LEN.size
-    head, body = blob[start:start + size], blob[start + size:]
+    head, body = blob[start : start + size], blob[start + size :]
     if len(head) != size or len(body) < _NONCE + 16:
         raise UndecryptableField("truncated sealed frame")
     return head, body

@@ -124,17 +124,24 @@ def ocr_words(image: Image.Image) -> list[WordBox]:
     when the engine is not installed."""
     import pytesseract
 
-    data = pytesseract.image_to_data(image, lang="eng", config="--psm 11",
-                                     output_type=pytesseract.Output.DICT)
+    data = pytesseract.image_to_data(
+        image, lang="eng", config="--psm 11", output_type=pytesseract.Output.DICT
+    )
     words: list[WordBox] = []
     for i, text in enumerate(data["text"]):
         text = str(text).strip()
         if not text:
             continue
-        words.append(WordBox(text, (int(data["block_num"][i]), int(data["par_num"][i]),
-                                    int(data["line_num"][i])),
-                             int(data["left"][i]), int(data["top"][i]),
-                             int(data["width"][i]), int(data["height"][i])))
+        words.append(
+            WordBox(
+                text,
+                (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i])),
+                int(data["left"][i]),
+                int(data["top"][i]),
+                int(data["width"][i]),
+                int(data["height"][i]),
+            )
+        )
     return words
 
 
@@ -202,16 +209,24 @@ def redaction_boxes(words: Sequence[WordBox]) -> list[tuple[str, WordBox]]:
     return [(rule, words[i]) for i, rule in sorted(claimed.items())]
 
 
-def redact_image(image: Image.Image, words: Sequence[WordBox]
-                 ) -> tuple[Image.Image, dict[str, int]]:
+def redact_image(
+    image: Image.Image, words: Sequence[WordBox]
+) -> tuple[Image.Image, dict[str, int]]:
     """Return a copy of ``image`` with the claimed word boxes filled black and the
     box count per rule. Pure."""
     out = image.copy()
     draw = ImageDraw.Draw(out)
     trail: dict[str, int] = {}
     for rule, word in redaction_boxes(words):
-        draw.rectangle((word.left - _PAD, word.top - _PAD, word.left + word.width + _PAD,
-                        word.top + word.height + _PAD), fill=(0, 0, 0))
+        draw.rectangle(
+            (
+                word.left - _PAD,
+                word.top - _PAD,
+                word.left + word.width + _PAD,
+                word.top + word.height + _PAD,
+            ),
+            fill=(0, 0, 0),
+        )
         trail[rule] = trail.get(rule, 0) + 1
     return out, dict(sorted(trail.items()))
 
@@ -227,5 +242,6 @@ def redact_frame(data: bytes) -> RedactedFrame:
     fmt = str(image.format)
     words = ocr_words(image)
     redacted, trail = redact_image(image, words)
-    return RedactedFrame(encode_frame(redacted, fmt), FORMATS[fmt], image.width, image.height,
-                         trail, len(words))
+    return RedactedFrame(
+        encode_frame(redacted, fmt), FORMATS[fmt], image.width, image.height, trail, len(words)
+    )

@@ -40,7 +40,13 @@ from typing import Any
 from privacy.rules import GATE_CHARS, GATE_LITERALS, RULES, Kind, Rule
 
 __all__ = [
-    "INVISIBLE", "REDACTED_FIELDS", "Hit", "Redacted", "normalise", "redact", "redact_event",
+    "INVISIBLE",
+    "REDACTED_FIELDS",
+    "Hit",
+    "Redacted",
+    "normalise",
+    "redact",
+    "redact_event",
     "scan",
 ]
 
@@ -72,6 +78,7 @@ def normalise(text: str) -> str:
         return text
     text = unicodedata.normalize("NFKC", INVISIBLE.sub("", text))
     return INVISIBLE.sub("", text)
+
 
 # (container, field): "app" is the envelope's app, otherwise a payload type.
 REDACTED_FIELDS: tuple[tuple[str, str], ...] = (
@@ -176,7 +183,7 @@ def _replace(text: str, hits: tuple[Hit, ...]) -> str:
     parts: list[str] = []
     cursor = 0
     for hit in hits:
-        parts.append(text[cursor:hit.start])
+        parts.append(text[cursor : hit.start])
         parts.append(f"<{hit.kind}:{hit.rule}>")
         cursor = hit.end
     parts.append(text[cursor:])

@@ -77,9 +77,11 @@ class Report:
 
     def summary(self) -> str:
         """Return a human-readable table of the figures."""
-        rows = [f"corpus lines={self.lines} recall={self.recall:.4f} "
-                f"precision={self.precision:.4f} benign_kept={self.benign_kept:.4f} "
-                f"({self.benign_untouched}/{self.benign_lines})"]
+        rows = [
+            f"corpus lines={self.lines} recall={self.recall:.4f} "
+            f"precision={self.precision:.4f} benign_kept={self.benign_kept:.4f} "
+            f"({self.benign_untouched}/{self.benign_lines})"
+        ]
         for name, score in sorted(self.per_rule.items()):
             rows.append(
                 f"  {name:<18} tp={score.true_positives:<4} fp={score.false_positives:<3} "
@@ -91,7 +93,10 @@ class Report:
 
 
 def _score_line(
-    number: int, text: str, expected: list[tuple[str, str]], hits: tuple[Hit, ...],
+    number: int,
+    text: str,
+    expected: list[tuple[str, str]],
+    hits: tuple[Hit, ...],
 ) -> tuple[Counter[tuple[str, str]], list[Miss]]:
     counts: Counter[tuple[str, str]] = Counter()
     misses: list[Miss] = []
@@ -101,7 +106,7 @@ def _score_line(
         for index, hit in enumerate(hits):
             if index in used or hit.rule != rule:
                 continue
-            if match in text[hit.start:hit.end]:
+            if match in text[hit.start : hit.end]:
                 found = index
                 break
         if found is None:
@@ -113,7 +118,7 @@ def _score_line(
     for index, hit in enumerate(hits):
         if index not in used:
             counts[(hit.rule, "fp")] += 1
-            misses.append(Miss(number, "spurious", hit.rule, text[hit.start:hit.end]))
+            misses.append(Miss(number, "spurious", hit.rule, text[hit.start : hit.end]))
     return counts, misses
 
 
@@ -132,8 +137,7 @@ def evaluate_lines(lines: list[str]) -> Report:
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise ValueError(f"corpus line {number} is not a record")
         text = normalise(record["text"])
-        expected = [(str(e["rule"]), normalise(str(e["match"])))
-                    for e in record.get("expect", [])]
+        expected = [(str(e["rule"]), normalise(str(e["match"]))) for e in record.get("expect", [])]
         hits = scan(text)
         line_counts, line_misses = _score_line(number, text, expected, hits)
         if not expected:
@@ -152,8 +156,9 @@ def evaluate_lines(lines: list[str]) -> Report:
         sum(s.false_positives for s in per_rule.values()),
         sum(s.false_negatives for s in per_rule.values()),
     )
-    return Report(total, overall.recall, overall.precision, per_rule, tuple(misses),
-                  benign, untouched)
+    return Report(
+        total, overall.recall, overall.precision, per_rule, tuple(misses), benign, untouched
+    )
 
 
 def evaluate_corpus(path: str | Path) -> Report:

@@ -140,7 +140,7 @@ def decrypt_field(token: str, keystore: KeyLookup, aad: bytes) -> str:
     """
     if not token.startswith(TOKEN_PREFIX):
         raise UndecryptableField("not an encrypted field")
-    key_id, sep, body = token[len(TOKEN_PREFIX):].partition(":")
+    key_id, sep, body = token[len(TOKEN_PREFIX) :].partition(":")
     if not sep or not key_id:
         raise UndecryptableField("malformed token")
     try:
@@ -173,9 +173,7 @@ def _containers(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def encrypt_event_content(
-    event: Mapping[str, Any], keystore: KeyStore | DataKey
-) -> dict[str, Any]:
+def encrypt_event_content(event: Mapping[str, Any], keystore: KeyStore | DataKey) -> dict[str, Any]:
     """Return a copy of ``event`` whose content fields (:data:`ENCRYPTED_FIELDS`)
     are tokens under the subject's data key: ``keystore`` is a store (the key is
     created there on first use) or the subject's :class:`DataKey` itself.
@@ -339,8 +337,9 @@ def cipher_for(key: bytes) -> AESGCM:
     return found
 
 
-def batch_aad(subject_id: str, device_id: str, first_seq: int, last_seq: int,
-              batch_id: str) -> bytes:
+def batch_aad(
+    subject_id: str, device_id: str, first_seq: int, last_seq: int, batch_id: str
+) -> bytes:
     """Return the associated data binding a batch's sealed content to its subject,
     device, seq range and batch id: moved to another batch it does not open."""
     return f"candor.batch.v1|{subject_id}|{device_id}|{first_seq}|{last_seq}|{batch_id}".encode()

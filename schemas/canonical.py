@@ -72,9 +72,7 @@ def _canonical(schema: Any, namespace: str, seen: set[str]) -> str:
     return _canonical(kind, namespace, seen)
 
 
-def _canonical_named(
-    schema: Mapping[str, Any], kind: str, namespace: str, seen: set[str]
-) -> str:
+def _canonical_named(schema: Mapping[str, Any], kind: str, namespace: str, seen: set[str]) -> str:
     name = schema["name"]
     full = name if "." in name else fullname(name, schema.get("namespace", namespace))
     if full in seen:

@@ -168,7 +168,8 @@ class Batcher(Generic[T]):
 
     def _cut(self, partition: int, reason: str) -> Batch[T]:
         state = self._open[partition]
-        batch = Batch(self.topic, partition, tuple(state.offsets), tuple(state.items), reason,
-                      self.topic_id)
+        batch = Batch(
+            self.topic, partition, tuple(state.offsets), tuple(state.items), reason, self.topic_id
+        )
         self._open[partition] = _Open(pinned_last=None)
         return batch

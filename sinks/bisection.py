@@ -58,8 +58,15 @@ def insert_bisecting(rows: Sequence[R], token: str, insert: Insert[R]) -> list[R
     return rejected
 
 
-def _bisect(rows: Sequence[R], token: str, insert: Insert[R], lo: int, hi: int,
-            rejected: list[Rejected], error: RowsRejected) -> None:
+def _bisect(
+    rows: Sequence[R],
+    token: str,
+    insert: Insert[R],
+    lo: int,
+    hi: int,
+    rejected: list[Rejected],
+    error: RowsRejected,
+) -> None:
     """Insert rows[lo:hi], known to contain a refused row (``error``)."""
     if hi - lo == 1:
         rejected.append(Rejected(lo, error.error, error.code))

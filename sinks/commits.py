@@ -39,31 +39,35 @@ class CommitFailure(enum.Enum):
     FATAL = "fatal"
 
 
-RETRIABLE_CODES: frozenset[int] = frozenset({
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.NETWORK_EXCEPTION,
-    KafkaError.NOT_ENOUGH_REPLICAS,
-    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.UNKNOWN_LEADER_EPOCH,
-    KafkaError._TIMED_OUT,
-    KafkaError._TRANSPORT,
-    KafkaError._WAIT_COORD,
-    KafkaError._ALL_BROKERS_DOWN,
-})
+RETRIABLE_CODES: frozenset[int] = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
 
-REBALANCE_CODES: frozenset[int] = frozenset({
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError.FENCED_INSTANCE_ID,
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError._STATE,
-})
+REBALANCE_CODES: frozenset[int] = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError._STATE,
+    }
+)
 
 
 def classify_commit_error(code: int) -> CommitFailure:
@@ -100,9 +104,14 @@ def _kafka_error(err: Exception) -> KafkaError | None:
     return None
 
 
-def commit_retrying(call: Callable[[], T], what: str, retry: CommitRetry = CommitRetry(),
-                    *, clock: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
+def commit_retrying(
+    call: Callable[[], T],
+    what: str,
+    retry: CommitRetry = CommitRetry(),
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Run `call` (a synchronous commit or committed-offsets read; blocks) until it
     succeeds or fails for a reason other than a retriable one; returns its result.
 
@@ -125,11 +134,18 @@ def commit_retrying(call: Callable[[], T], what: str, retry: CommitRetry = Commi
             if kind is not CommitFailure.RETRIABLE:
                 raise CommitError(kind, err) from exc
             if clock() - started + delay > retry.deadline_s:
-                raise CommitError(CommitFailure.FATAL,
-                                  f"{what}: still failing after {attempt} attempts in "
-                                  f"{retry.deadline_s:.0f} s: {err}") from exc
-            log.warning("%s failed (%s), retriable: attempt %d, again in %.1f s", what,
-                        err.name(), attempt, delay)
+                raise CommitError(
+                    CommitFailure.FATAL,
+                    f"{what}: still failing after {attempt} attempts in "
+                    f"{retry.deadline_s:.0f} s: {err}",
+                ) from exc
+            log.warning(
+                "%s failed (%s), retriable: attempt %d, again in %.1f s",
+                what,
+                err.name(),
+                attempt,
+                delay,
+            )
             metrics.COMMIT_RETRIES.inc()
             sleep(delay)
             delay = min(delay * 2, retry.max_s)

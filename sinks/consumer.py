@@ -104,8 +104,9 @@ def consumer_config(settings: SinkSettings, group: str) -> dict[str, str | int |
 class _Sink:
     """One consumer, one batcher, one writer; single-threaded."""
 
-    def __init__(self, settings: SinkSettings, topic: str, route: Route, options: SinkOptions,
-                 client: Client) -> None:
+    def __init__(
+        self, settings: SinkSettings, topic: str, route: Route, options: SinkOptions, client: Client
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self.route = route
@@ -115,13 +116,18 @@ class _Sink:
         self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
         self.dlq_policy = DlqPolicy(options.dlq_limit)
         self.dlq = DeadLetterProducer(
-            settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table)
+            settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table
+        )
         group = options.group or sink_group(settings, route.table)
         self.consumer = Consumer(consumer_config(settings, group))
 
     def run(self, stop: threading.Event) -> SinkStats:
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         try:
             while not stop.is_set():
                 messages = self.consumer.consume(
@@ -217,10 +223,17 @@ class _Sink:
             dropped = self.batcher.drop(batch.partition)
             if intent_committed:
                 self.batcher.pin(batch.partition, batch.last)
-            log.warning("%s[%d]: group rebalanced before batch %d-%d was committed "
-                        "(inserted: %s); %d buffered messages dropped, reading again from %d",
-                        self.topic, batch.partition, batch.first, batch.last,
-                        "yes" if intent_committed else "no", dropped, batch.first)
+            log.warning(
+                "%s[%d]: group rebalanced before batch %d-%d was committed "
+                "(inserted: %s); %d buffered messages dropped, reading again from %d",
+                self.topic,
+                batch.partition,
+                batch.first,
+                batch.last,
+                "yes" if intent_committed else "no",
+                dropped,
+                batch.first,
+            )
             try:
                 self.consumer.seek(TopicPartition(self.topic, batch.partition, batch.first))
             except KafkaException as err:  # no longer assigned: its next owner reads it
@@ -237,9 +250,15 @@ class _Sink:
         rejected: list[bool] = []  # per message, in order: the dead-letter limit's input
         for message in batch.items:
             try:
-                mapped = map_message(self.route, message.value(), message.headers(),
-                                     self.topic, batch.partition, _offset(message),
-                                     self.options.decrypt)
+                mapped = map_message(
+                    self.route,
+                    message.value(),
+                    message.headers(),
+                    self.topic,
+                    batch.partition,
+                    _offset(message),
+                    self.options.decrypt,
+                )
             except Unmappable as err:
                 letters.append(_letter(message, err.reason, err.error))
                 rejected.append(True)
@@ -283,15 +302,22 @@ class _Sink:
         if not self.batcher.topic_id:
             self.batcher.topic_id = _topic_id(self.settings, self.topic)
         try:
-            committed = commit_retrying(lambda: consumer.committed(partitions, timeout=30),
-                                        f"{self.topic}: committed offsets")
+            committed = commit_retrying(
+                lambda: consumer.committed(partitions, timeout=30),
+                f"{self.topic}: committed offsets",
+            )
         except CommitError as err:
             raise FatalSinkError(self.route.table, f"committed offsets not read: {err}") from err
         for tp in committed:
             last = parse_intent(tp.metadata, tp.offset)
             if last is not None:
-                log.info("%s[%d]: replaying unfinished batch %d-%d", tp.topic, tp.partition,
-                         tp.offset, last)
+                log.info(
+                    "%s[%d]: replaying unfinished batch %d-%d",
+                    tp.topic,
+                    tp.partition,
+                    tp.offset,
+                    last,
+                )
                 self.batcher.pin(tp.partition, last)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -328,8 +354,15 @@ def _offset(message: Message) -> int:
 
 
 def _letter(message: Message, reason: str, error: str) -> DeadLetter:
-    return DeadLetter(reason, error, message.topic() or "", message.partition() or 0,
-                      _offset(message), message.key(), message.value())
+    return DeadLetter(
+        reason,
+        error,
+        message.topic() or "",
+        message.partition() or 0,
+        _offset(message),
+        message.key(),
+        message.value(),
+    )
 
 
 def run_sink(
@@ -354,8 +387,9 @@ def run_sink(
     return _Sink(settings, topic, route, options, client or connect(settings)).run(stop_event)
 
 
-def run_all(settings: SinkSettings, stop_event: threading.Event,
-            options: SinkOptions) -> dict[str, SinkStats]:
+def run_all(
+    settings: SinkSettings, stop_event: threading.Event, options: SinkOptions
+) -> dict[str, SinkStats]:
     """Run the sink of every route (its default topic) in its own thread until stopped.
 
     The first sink to fail stops the others; its error is raised after they ended.
@@ -365,14 +399,17 @@ def run_all(settings: SinkSettings, stop_event: threading.Event,
 
     def one(route: Route) -> None:
         try:
-            results[route.table] = run_sink(settings, settings.kafka.topic(route.topic),
-                                            route.table, stop_event, options)
+            results[route.table] = run_sink(
+                settings, settings.kafka.topic(route.topic), route.table, stop_event, options
+            )
         except BaseException as err:
             errors.append(err)
             stop_event.set()
 
-    threads = [threading.Thread(target=one, args=(r,), name=f"sink-{r.table}", daemon=True)
-               for r in ROUTES.values()]
+    threads = [
+        threading.Thread(target=one, args=(r,), name=f"sink-{r.table}", daemon=True)
+        for r in ROUTES.values()
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -380,4 +417,3 @@ def run_all(settings: SinkSettings, stop_event: threading.Event,
     if errors:
         raise errors[0]
     return results
-

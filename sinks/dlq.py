@@ -38,12 +38,14 @@ class DeadLetterProducer:
     def __init__(self, settings: HasKafka, topic: str, table: str) -> None:
         self.topic = topic
         self.table = table
-        self._producer = Producer({
-            **settings.kafka.client_config(),
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-        })
+        self._producer = Producer(
+            {
+                **settings.kafka.client_config(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+            }
+        )
         self._errors: list[KafkaError] = []
 
     def send(self, letter: DeadLetter) -> None:

@@ -30,47 +30,53 @@ class FailureKind(Enum):
     FATAL = "fatal"
 
 
-TRANSIENT_CODES: frozenset[int] = frozenset({
-    3,    # UNEXPECTED_END_OF_FILE
-    159,  # TIMEOUT_EXCEEDED
-    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
-    209,  # SOCKET_TIMEOUT
-    210,  # NETWORK_ERROR
-    236,  # ABORTED
-    241,  # MEMORY_LIMIT_EXCEEDED
-    242,  # TABLE_IS_READ_ONLY (replica lost its keeper session)
-    252,  # TOO_MANY_PARTS
-    319,  # UNKNOWN_STATUS_OF_INSERT
-    394,  # QUERY_WAS_CANCELLED (server shutting down)
-    425,  # SYSTEM_ERROR
-    999,  # KEEPER_EXCEPTION
-})
+TRANSIENT_CODES: frozenset[int] = frozenset(
+    {
+        3,  # UNEXPECTED_END_OF_FILE
+        159,  # TIMEOUT_EXCEEDED
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY (replica lost its keeper session)
+        252,  # TOO_MANY_PARTS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED (server shutting down)
+        425,  # SYSTEM_ERROR
+        999,  # KEEPER_EXCEPTION
+    }
+)
 
-ROW_CODES: frozenset[int] = frozenset({
-    6,    # CANNOT_PARSE_TEXT
-    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
-    38,   # CANNOT_PARSE_DATE
-    41,   # CANNOT_PARSE_DATETIME
-    53,   # TYPE_MISMATCH
-    70,   # CANNOT_CONVERT_TYPE
-    72,   # CANNOT_PARSE_NUMBER
-    117,  # INCORRECT_DATA
-    131,  # TOO_LARGE_STRING_SIZE
-    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-    469,  # VIOLATED_CONSTRAINT
-})
+ROW_CODES: frozenset[int] = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        469,  # VIOLATED_CONSTRAINT
+    }
+)
 
-FATAL_CODES: frozenset[int] = frozenset({
-    16,   # NO_SUCH_COLUMN_IN_TABLE
-    47,   # UNKNOWN_IDENTIFIER
-    60,   # UNKNOWN_TABLE
-    81,   # UNKNOWN_DATABASE
-    164,  # READONLY
-    192,  # UNKNOWN_USER
-    193,  # WRONG_PASSWORD
-    497,  # ACCESS_DENIED
-    516,  # AUTHENTICATION_FAILED
-})
+FATAL_CODES: frozenset[int] = frozenset(
+    {
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        47,  # UNKNOWN_IDENTIFIER
+        60,  # UNKNOWN_TABLE
+        81,  # UNKNOWN_DATABASE
+        164,  # READONLY
+        192,  # UNKNOWN_USER
+        193,  # WRONG_PASSWORD
+        497,  # ACCESS_DENIED
+        516,  # AUTHENTICATION_FAILED
+    }
+)
 
 
 def classify(code: int | None, *, server_answered: bool, client_side: bool = False) -> FailureKind:

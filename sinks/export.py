@@ -35,28 +35,65 @@ from sinks.settings import SinkSettings
 SHARD_ROWS = 5_000
 FORMATS = ("parquet", "jsonl")
 
-_STEP_FIELDS = ("action_id", "kind", "start_ts", "end_ts", "text", "chord", "button", "x", "y",
-                "path", "dx", "dy", "command", "app_name", "window_title", "observation_ref",
-                "event_count", "redactions")
+_STEP_FIELDS = (
+    "action_id",
+    "kind",
+    "start_ts",
+    "end_ts",
+    "text",
+    "chord",
+    "button",
+    "x",
+    "y",
+    "path",
+    "dx",
+    "dy",
+    "command",
+    "app_name",
+    "window_title",
+    "observation_ref",
+    "event_count",
+    "redactions",
+)
 
-STEP_TYPE = pa.struct([
-    ("action_id", pa.string()), ("kind", pa.string()),
-    ("start_ts", pa.timestamp("us", tz="UTC")), ("end_ts", pa.timestamp("us", tz="UTC")),
-    ("text", pa.string()), ("chord", pa.string()), ("button", pa.string()),
-    ("x", pa.int32()), ("y", pa.int32()),
-    ("path", pa.list_(pa.struct([("dt_ms", pa.int32()), ("x", pa.int32()), ("y", pa.int32())]))),
-    ("dx", pa.int32()), ("dy", pa.int32()), ("command", pa.string()),
-    ("app_name", pa.string()), ("window_title", pa.string()),
-    ("observation_ref", pa.string()), ("event_count", pa.int64()),
-    ("redactions", pa.list_(pa.string())),
-])
+STEP_TYPE = pa.struct(
+    [
+        ("action_id", pa.string()),
+        ("kind", pa.string()),
+        ("start_ts", pa.timestamp("us", tz="UTC")),
+        ("end_ts", pa.timestamp("us", tz="UTC")),
+        ("text", pa.string()),
+        ("chord", pa.string()),
+        ("button", pa.string()),
+        ("x", pa.int32()),
+        ("y", pa.int32()),
+        (
+            "path",
+            pa.list_(pa.struct([("dt_ms", pa.int32()), ("x", pa.int32()), ("y", pa.int32())])),
+        ),
+        ("dx", pa.int32()),
+        ("dy", pa.int32()),
+        ("command", pa.string()),
+        ("app_name", pa.string()),
+        ("window_title", pa.string()),
+        ("observation_ref", pa.string()),
+        ("event_count", pa.int64()),
+        ("redactions", pa.list_(pa.string())),
+    ]
+)
 
-TRAJECTORY_SCHEMA = pa.schema([
-    ("trajectory_id", pa.string()), ("org_id", pa.string()), ("subject_id", pa.string()),
-    ("device_id", pa.string()), ("consent_version", pa.int64()),
-    ("start_ts", pa.timestamp("us", tz="UTC")), ("end_ts", pa.timestamp("us", tz="UTC")),
-    ("actions", pa.list_(STEP_TYPE)),
-])
+TRAJECTORY_SCHEMA = pa.schema(
+    [
+        ("trajectory_id", pa.string()),
+        ("org_id", pa.string()),
+        ("subject_id", pa.string()),
+        ("device_id", pa.string()),
+        ("consent_version", pa.int64()),
+        ("start_ts", pa.timestamp("us", tz="UTC")),
+        ("end_ts", pa.timestamp("us", tz="UTC")),
+        ("actions", pa.list_(STEP_TYPE)),
+    ]
+)
 
 
 class ExportError(RuntimeError):
@@ -112,8 +149,9 @@ def to_micros(value: datetime | int) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
-def check_request(start: datetime | int, end: datetime | int, out_dir: Path, fmt: str
-                  ) -> tuple[int, int]:
+def check_request(
+    start: datetime | int, end: datetime | int, out_dir: Path, fmt: str
+) -> tuple[int, int]:
     """Validate an export request; return the range in micros. Reads ``out_dir`` only."""
     lo, hi = to_micros(start), to_micros(end)
     if hi <= lo:
@@ -146,8 +184,9 @@ ORDER BY subject_id, device_id, start_ts, action_id
 """
 
 
-def group_trajectories(actions: Iterator[dict[str, Any]], versions: dict[str, int]
-                       ) -> Iterator[dict[str, Any]]:
+def group_trajectories(
+    actions: Iterator[dict[str, Any]], versions: dict[str, int]
+) -> Iterator[dict[str, Any]]:
     """Group actions (sorted by subject, device, start) into trajectories. Pure.
 
     A subject missing from ``versions`` (consent withdrawn between the two
@@ -166,16 +205,28 @@ def group_trajectories(actions: Iterator[dict[str, Any]], versions: dict[str, in
             current = key
         start = action["start_ts"]
         tid = action["session_hint"] or (
-            f"{subject}:{action['device_id']}:day-{to_micros(start) // 86_400_000_000}")
-        traj = open_.setdefault(tid, {
-            "trajectory_id": tid, "org_id": action["org_id"], "subject_id": subject,
-            "device_id": action["device_id"], "consent_version": versions[subject],
-            "start_ts": start, "end_ts": action["end_ts"], "actions": []})
+            f"{subject}:{action['device_id']}:day-{to_micros(start) // 86_400_000_000}"
+        )
+        traj = open_.setdefault(
+            tid,
+            {
+                "trajectory_id": tid,
+                "org_id": action["org_id"],
+                "subject_id": subject,
+                "device_id": action["device_id"],
+                "consent_version": versions[subject],
+                "start_ts": start,
+                "end_ts": action["end_ts"],
+                "actions": [],
+            },
+        )
         traj["end_ts"] = max(traj["end_ts"], action["end_ts"])
         step = {f: action[f] for f in _STEP_FIELDS}
         # named tuples come back as dicts from clickhouse-connect, plain ones as tuples
-        step["path"] = [p if isinstance(p, dict) else {"dt_ms": p[0], "x": p[1], "y": p[2]}
-                        for p in action["path"]]
+        step["path"] = [
+            p if isinstance(p, dict) else {"dt_ms": p[0], "x": p[1], "y": p[2]}
+            for p in action["path"]
+        ]
         traj["actions"].append(step)
     yield from _close(open_)
 
@@ -222,8 +273,9 @@ def export(
         _create_private(path)
         _write_shard(path, batch, fmt)
         actions = sum(len(t["actions"]) for t in batch)
-        shards.append({"path": path.name, "rows": len(batch), "actions": actions,
-                       "sha256": _sha256(path)})
+        shards.append(
+            {"path": path.name, "rows": len(batch), "actions": actions, "sha256": _sha256(path)}
+        )
         totals[0] += len(batch)
         totals[1] += actions
         batch.clear()
@@ -248,8 +300,11 @@ def export(
         "actions": totals[1],
         "shards": shards,
         "schema": [{"name": f.name, "type": str(f.type)} for f in TRAJECTORY_SCHEMA],
-        "consent": {"scope": "training_use", "excluded": "erased subjects",
-                    "policy_versions": _histogram(used.values())},
+        "consent": {
+            "scope": "training_use",
+            "excluded": "erased subjects",
+            "policy_versions": _histogram(used.values()),
+        },
     }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     _create_private(out / "manifest.json")
@@ -257,18 +312,65 @@ def export(
     os.unlink(out / _CLAIM)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
     subjects = sorted(used)
-    client.insert("exports", [[
-        export_id, int(datetime.now(UTC).timestamp() * 1_000_000), lo, hi, fmt, subjects,
-        [used[s] for s in subjects], [str(out / s["path"]) for s in shards],
-        {s["path"]: s["rows"] for s in shards}, totals[0], digest]],
-        column_names=["export_id", "created_at", "range_start", "range_end", "format",
-                      "subjects", "consent_versions", "shard_paths", "row_counts",
-                      "total_rows", "manifest_sha256"])
-    client.insert("audit_log", [[actor, "export", "", json.dumps(
-        {"export_id": export_id, "subjects": len(subjects), "rows": totals[0], "dir": str(out)})]],
-        column_names=["actor", "action", "subject", "detail"])
-    return ExportResult(export_id, out, [out / s["path"] for s in shards], totals[0], totals[1],
-                        len(subjects), digest)
+    client.insert(
+        "exports",
+        [
+            [
+                export_id,
+                int(datetime.now(UTC).timestamp() * 1_000_000),
+                lo,
+                hi,
+                fmt,
+                subjects,
+                [used[s] for s in subjects],
+                [str(out / s["path"]) for s in shards],
+                {s["path"]: s["rows"] for s in shards},
+                totals[0],
+                digest,
+            ]
+        ],
+        column_names=[
+            "export_id",
+            "created_at",
+            "range_start",
+            "range_end",
+            "format",
+            "subjects",
+            "consent_versions",
+            "shard_paths",
+            "row_counts",
+            "total_rows",
+            "manifest_sha256",
+        ],
+    )
+    client.insert(
+        "audit_log",
+        [
+            [
+                actor,
+                "export",
+                "",
+                json.dumps(
+                    {
+                        "export_id": export_id,
+                        "subjects": len(subjects),
+                        "rows": totals[0],
+                        "dir": str(out),
+                    }
+                ),
+            ]
+        ],
+        column_names=["actor", "action", "subject", "detail"],
+    )
+    return ExportResult(
+        export_id,
+        out,
+        [out / s["path"] for s in shards],
+        totals[0],
+        totals[1],
+        len(subjects),
+        digest,
+    )
 
 
 # Held in the output directory while an export writes there: the exclusive
@@ -296,8 +398,11 @@ def _claim_dir(out: Path) -> None:
             raise UnsafeOutputDir(f"{out} belongs to another user")
         os.fchmod(fd, 0o700)
         try:
-            os.close(os.open(_CLAIM, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                             0o600, dir_fd=fd))
+            os.close(
+                os.open(
+                    _CLAIM, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd
+                )
+            )
         except FileExistsError:
             raise OutputDirNotEmpty(f"{out}: another export writes there") from None
         if os.listdir(fd) != [_CLAIM]:
@@ -315,8 +420,11 @@ def _create_private(path: Path) -> None:
 
 def _write_shard(path: Path, trajectories: Sequence[dict[str, Any]], fmt: str) -> None:
     if fmt == "parquet":
-        pq.write_table(pa.Table.from_pylist(list(trajectories), schema=TRAJECTORY_SCHEMA), path,
-                       compression="zstd")
+        pq.write_table(
+            pa.Table.from_pylist(list(trajectories), schema=TRAJECTORY_SCHEMA),
+            path,
+            compression="zstd",
+        )
         return
     with path.open("w") as fh:
         for t in trajectories:

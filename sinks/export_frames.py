@@ -58,18 +58,31 @@ __all__ = ["PROFILE", "STEP_SCHEMA", "export_computer_use", "pyautogui_action"]
 PROFILE = "computer-use"
 SHARD_STEPS = 2_000
 
-STEP_SCHEMA = pa.schema([
-    ("episode_id", pa.string()), ("step_index", pa.int32()),
-    ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-    ("action_code", pa.string()), ("action_type", pa.string()),
-    ("x", pa.float64()), ("y", pa.float64()), ("button", pa.string()),
-    ("keys", pa.list_(pa.string())), ("text", pa.string()),
-    ("app_name", pa.string()), ("window_title", pa.string()),
-    ("start_ts", pa.timestamp("us", tz="UTC")), ("end_ts", pa.timestamp("us", tz="UTC")),
-    ("frame_width", pa.int32()), ("frame_height", pa.int32()),
-    ("observation_ref", pa.string()), ("org_id", pa.string()), ("device_id", pa.string()),
-    ("consent_version", pa.int64()), ("redactions", pa.list_(pa.string())),
-])
+STEP_SCHEMA = pa.schema(
+    [
+        ("episode_id", pa.string()),
+        ("step_index", pa.int32()),
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("action_code", pa.string()),
+        ("action_type", pa.string()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("button", pa.string()),
+        ("keys", pa.list_(pa.string())),
+        ("text", pa.string()),
+        ("app_name", pa.string()),
+        ("window_title", pa.string()),
+        ("start_ts", pa.timestamp("us", tz="UTC")),
+        ("end_ts", pa.timestamp("us", tz="UTC")),
+        ("frame_width", pa.int32()),
+        ("frame_height", pa.int32()),
+        ("observation_ref", pa.string()),
+        ("org_id", pa.string()),
+        ("device_id", pa.string()),
+        ("consent_version", pa.int64()),
+        ("redactions", pa.list_(pa.string())),
+    ]
+)
 
 
 def _value(dtype: str) -> dict[str, str]:
@@ -79,15 +92,26 @@ def _value(dtype: str) -> dict[str, str]:
 # The `datasets` Features of STEP_SCHEMA, stored in each shard's metadata so
 # `load_dataset("parquet", ...)` decodes `image` into a PIL image.
 HF_FEATURES: dict[str, Any] = {
-    "episode_id": _value("string"), "step_index": _value("int32"), "image": {"_type": "Image"},
-    "action_code": _value("string"), "action_type": _value("string"),
-    "x": _value("float64"), "y": _value("float64"), "button": _value("string"),
-    "keys": {"feature": _value("string"), "_type": "List"}, "text": _value("string"),
-    "app_name": _value("string"), "window_title": _value("string"),
-    "start_ts": _value("timestamp[us, tz=UTC]"), "end_ts": _value("timestamp[us, tz=UTC]"),
-    "frame_width": _value("int32"), "frame_height": _value("int32"),
-    "observation_ref": _value("string"), "org_id": _value("string"),
-    "device_id": _value("string"), "consent_version": _value("int64"),
+    "episode_id": _value("string"),
+    "step_index": _value("int32"),
+    "image": {"_type": "Image"},
+    "action_code": _value("string"),
+    "action_type": _value("string"),
+    "x": _value("float64"),
+    "y": _value("float64"),
+    "button": _value("string"),
+    "keys": {"feature": _value("string"), "_type": "List"},
+    "text": _value("string"),
+    "app_name": _value("string"),
+    "window_title": _value("string"),
+    "start_ts": _value("timestamp[us, tz=UTC]"),
+    "end_ts": _value("timestamp[us, tz=UTC]"),
+    "frame_width": _value("int32"),
+    "frame_height": _value("int32"),
+    "observation_ref": _value("string"),
+    "org_id": _value("string"),
+    "device_id": _value("string"),
+    "consent_version": _value("int64"),
     "redactions": {"feature": _value("string"), "_type": "List"},
 }
 
@@ -103,8 +127,9 @@ class Frame:
     trail: Mapping[str, int]
 
 
-def pyautogui_action(step: Mapping[str, Any], width: int | None, height: int | None
-                     ) -> dict[str, Any]:
+def pyautogui_action(
+    step: Mapping[str, Any], width: int | None, height: int | None
+) -> dict[str, Any]:
     """The PyAutoGUI form of one exported action. Pure.
 
     Returns ``{"action_code", "action_type", "x", "y", "button", "keys", "text"}``.
@@ -117,13 +142,20 @@ def pyautogui_action(step: Mapping[str, Any], width: int | None, height: int | N
     as is with empty code.
     """
     kind = str(step.get("kind"))
-    out: dict[str, Any] = {"action_code": "", "action_type": kind, "x": None, "y": None,
-                           "button": None, "keys": [], "text": None}
+    out: dict[str, Any] = {
+        "action_code": "",
+        "action_type": kind,
+        "x": None,
+        "y": None,
+        "button": None,
+        "keys": [],
+        "text": None,
+    }
     x, y = step.get("x"), step.get("y")
     if isinstance(x, int) and isinstance(y, int) and width and height:
         out["x"] = min(max(x / width, 0.0), 1.0)
         out["y"] = min(max(y / height, 0.0), 1.0)
-    at = (f"x={out['x']:.4f}, y={out['y']:.4f}" if out["x"] is not None else "")
+    at = f"x={out['x']:.4f}, y={out['y']:.4f}" if out["x"] is not None else ""
     if kind in ("click", "drag"):
         button = str(step.get("button") or "left")
         out["button"] = button
@@ -174,8 +206,9 @@ def _open(store: FrameStore, keys: KeyLookup, subject: str, ref: str | None) -> 
     return Frame(opened.data, h.media_type, h.width, h.height, h.trail)
 
 
-def episode_steps(episode: Mapping[str, Any], frame: Callable[[str, str | None], Frame | None]
-                  ) -> Iterator[tuple[dict[str, Any], Frame | None]]:
+def episode_steps(
+    episode: Mapping[str, Any], frame: Callable[[str, str | None], Frame | None]
+) -> Iterator[tuple[dict[str, Any], Frame | None]]:
     """The rows of one episode (a trajectory of `group_trajectories`) with their
     frames; ``frame(subject, ref)`` opens one (None: no image)."""
     cache: dict[str | None, Frame | None] = {}
@@ -184,20 +217,26 @@ def episode_steps(episode: Mapping[str, Any], frame: Callable[[str, str | None],
         if ref not in cache:
             cache[ref] = frame(episode["subject_id"], ref)
         found = cache[ref]
-        action = pyautogui_action(step, found.width if found else None,
-                                  found.height if found else None)
+        action = pyautogui_action(
+            step, found.width if found else None, found.height if found else None
+        )
         suffix = ".webp" if found is not None and found.media_type == "image/webp" else ".png"
         row = {
-            "episode_id": episode["trajectory_id"], "step_index": index,
-            "image": None if found is None else {
-                "bytes": found.data, "path": f"{str(ref).removeprefix('sha256:')}{suffix}"},
+            "episode_id": episode["trajectory_id"],
+            "step_index": index,
+            "image": None
+            if found is None
+            else {"bytes": found.data, "path": f"{str(ref).removeprefix('sha256:')}{suffix}"},
             **action,
-            "app_name": step.get("app_name"), "window_title": step.get("window_title"),
-            "start_ts": step["start_ts"], "end_ts": step["end_ts"],
+            "app_name": step.get("app_name"),
+            "window_title": step.get("window_title"),
+            "start_ts": step["start_ts"],
+            "end_ts": step["end_ts"],
             "frame_width": found.width if found else None,
             "frame_height": found.height if found else None,
             "observation_ref": ref if found is not None else None,
-            "org_id": episode["org_id"], "device_id": episode["device_id"],
+            "org_id": episode["org_id"],
+            "device_id": episode["device_id"],
             "consent_version": episode["consent_version"],
             "redactions": list(step.get("redactions") or []),
         }
@@ -280,37 +319,93 @@ def export_computer_use(
         flush()
     export_id = str(uuid.uuid4())
     subjects = sorted(used)
-    consent = {"scope": "training_use", "excluded": "erased subjects",
-               "policy_versions": _histogram(used.values())}
-    (out / "README.md").write_text(_card(export_id, lo, hi, counts, len(seen_frames),
-                                         len(subjects), consent, trail))
+    consent = {
+        "scope": "training_use",
+        "excluded": "erased subjects",
+        "policy_versions": _histogram(used.values()),
+    }
+    (out / "README.md").write_text(
+        _card(export_id, lo, hi, counts, len(seen_frames), len(subjects), consent, trail)
+    )
     manifest = {
-        "export_id": export_id, "profile": PROFILE,
+        "export_id": export_id,
+        "profile": PROFILE,
         "created_at": datetime.now(UTC).isoformat(),
-        "range": {"start_micros": lo, "end_micros": hi}, "format": "parquet",
-        "episodes": counts["episodes"], "steps": counts["steps"],
-        "steps_with_image": counts["with_image"], "frames": len(seen_frames),
-        "shards": shards, "features": HF_FEATURES, "consent": consent,
+        "range": {"start_micros": lo, "end_micros": hi},
+        "format": "parquet",
+        "episodes": counts["episodes"],
+        "steps": counts["steps"],
+        "steps_with_image": counts["with_image"],
+        "frames": len(seen_frames),
+        "shards": shards,
+        "features": HF_FEATURES,
+        "consent": consent,
         "frame_redactions": dict(sorted(trail.items())),
         "card_sha256": _sha256(out / "README.md"),
     }
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     (out / "manifest.json").write_bytes(manifest_bytes)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
-    client.insert("exports", [[
-        export_id, int(datetime.now(UTC).timestamp() * 1_000_000), lo, hi,
-        f"parquet:{PROFILE}", subjects, [used[s] for s in subjects],
-        [str(out / s["path"]) for s in shards], {s["path"]: s["rows"] for s in shards},
-        counts["steps"], digest]],
-        column_names=["export_id", "created_at", "range_start", "range_end", "format",
-                      "subjects", "consent_versions", "shard_paths", "row_counts",
-                      "total_rows", "manifest_sha256"])
-    client.insert("audit_log", [[actor, "export", "", json.dumps(
-        {"export_id": export_id, "profile": PROFILE, "subjects": len(subjects),
-         "rows": counts["steps"], "dir": str(out)})]],
-        column_names=["actor", "action", "subject", "detail"])
-    return ExportResult(export_id, out, [out / s["path"] for s in shards], counts["episodes"],
-                        counts["steps"], len(subjects), digest)
+    client.insert(
+        "exports",
+        [
+            [
+                export_id,
+                int(datetime.now(UTC).timestamp() * 1_000_000),
+                lo,
+                hi,
+                f"parquet:{PROFILE}",
+                subjects,
+                [used[s] for s in subjects],
+                [str(out / s["path"]) for s in shards],
+                {s["path"]: s["rows"] for s in shards},
+                counts["steps"],
+                digest,
+            ]
+        ],
+        column_names=[
+            "export_id",
+            "created_at",
+            "range_start",
+            "range_end",
+            "format",
+            "subjects",
+            "consent_versions",
+            "shard_paths",
+            "row_counts",
+            "total_rows",
+            "manifest_sha256",
+        ],
+    )
+    client.insert(
+        "audit_log",
+        [
+            [
+                actor,
+                "export",
+                "",
+                json.dumps(
+                    {
+                        "export_id": export_id,
+                        "profile": PROFILE,
+                        "subjects": len(subjects),
+                        "rows": counts["steps"],
+                        "dir": str(out),
+                    }
+                ),
+            ]
+        ],
+        column_names=["actor", "action", "subject", "detail"],
+    )
+    return ExportResult(
+        export_id,
+        out,
+        [out / s["path"] for s in shards],
+        counts["episodes"],
+        counts["steps"],
+        len(subjects),
+        digest,
+    )
 
 
 def _histogram(values: Iterator[int] | Any) -> dict[str, int]:
@@ -320,12 +415,27 @@ def _histogram(values: Iterator[int] | Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _card(export_id: str, lo: int, hi: int, counts: Mapping[str, int], frames: int,
-          subjects: int, consent: Mapping[str, Any], trail: Mapping[str, int]) -> str:
+def _card(
+    export_id: str,
+    lo: int,
+    hi: int,
+    counts: Mapping[str, int],
+    frames: int,
+    subjects: int,
+    consent: Mapping[str, Any],
+    trail: Mapping[str, int],
+) -> str:
     """The dataset card: YAML metadata (configs, features, split size) and prose."""
-    lines = ["---", "configs:", "- config_name: default", "  data_files:",
-             "  - split: train", "    path: data/train-*.parquet", "dataset_info:",
-             "  features:"]
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        "    path: data/train-*.parquet",
+        "dataset_info:",
+        "  features:",
+    ]
     for name, feature in HF_FEATURES.items():
         lines.append(f"  - name: {name}")
         kind = feature["_type"]
@@ -335,32 +445,55 @@ def _card(export_id: str, lo: int, hi: int, counts: Mapping[str, int], frames: i
             lines.append("    list: " + str(feature["feature"]["dtype"]))
         else:
             lines.append(f"    dtype: {feature['dtype']}")
-    lines += ["  splits:", "  - name: train", f"    num_examples: {counts['steps']}",
-              "task_categories:", "- image-text-to-text", "tags:", "- computer-use",
-              "- candor", "---", ""]
+    lines += [
+        "  splits:",
+        "  - name: train",
+        f"    num_examples: {counts['steps']}",
+        "task_categories:",
+        "- image-text-to-text",
+        "tags:",
+        "- computer-use",
+        "- candor",
+        "---",
+        "",
+    ]
     versions = ", ".join(f"v{v}: {n}" for v, n in consent["policy_versions"].items()) or "none"
     redactions = "\n".join(f"| {rule} | {n} |" for rule, n in sorted(trail.items()))
     lines += [
-        "# Candor computer-use export", "",
-        f"Export `{export_id}`, actions from {_iso(lo)} to {_iso(hi)} (end exclusive).", "",
+        "# Candor computer-use export",
+        "",
+        f"Export `{export_id}`, actions from {_iso(lo)} to {_iso(hi)} (end exclusive).",
+        "",
         "Each row is one step: the screenshot seen before the action (`image`), the action",
         "in PyAutoGUI form (`action_code`, and `action_type`, `x`/`y` normalised to [0, 1],",
         "`button`, `keys`, `text`), its app context and timestamps. Rows of one `episode_id`",
-        "form a work session, ordered by `step_index`.", "",
-        "## Counts", "",
-        f"- episodes: {counts['episodes']}", f"- steps: {counts['steps']}",
-        f"- steps with an image: {counts['with_image']}", f"- distinct frames: {frames}",
-        f"- people (pseudonymous, not listed here): {subjects}", "",
-        "## Consent basis", "",
+        "form a work session, ordered by `step_index`.",
+        "",
+        "## Counts",
+        "",
+        f"- episodes: {counts['episodes']}",
+        f"- steps: {counts['steps']}",
+        f"- steps with an image: {counts['with_image']}",
+        f"- distinct frames: {frames}",
+        f"- people (pseudonymous, not listed here): {subjects}",
+        "",
+        "## Consent basis",
+        "",
         "Only people whose current consent includes `training_use` (and `screen_frames` for",
         "their screens to have been stored) and who were never erased are included.",
         f"Consent policy versions used: {versions}. An erasure later lists this export",
-        "for recall.", "",
-        "## Redaction", "",
+        "for recall.",
+        "",
+        "## Redaction",
+        "",
         "Typed text and titles went through Candor's redaction rules; every frame was read",
         "with OCR before storage and the word boxes the same rules flag were blacked out.",
-        "Boxes blacked out in the frames of this dataset, by rule:", "",
-        "| rule | boxes |", "|---|---|", redactions or "| (none) | 0 |", "",
+        "Boxes blacked out in the frames of this dataset, by rule:",
+        "",
+        "| rule | boxes |",
+        "|---|---|",
+        redactions or "| (none) | 0 |",
+        "",
     ]
     return "\n".join(lines)
 

@@ -25,8 +25,12 @@ def sink_group(settings: SinkSettings, table: str) -> str:
     return f"{settings.kafka.topic_prefix}candor-sink-{table}"
 
 
-def start_lag_reporter(settings: SinkSettings, topics_by_table: dict[str, str],
-                       stop: threading.Event, interval_s: float = 5.0) -> threading.Thread:
+def start_lag_reporter(
+    settings: SinkSettings,
+    topics_by_table: dict[str, str],
+    stop: threading.Event,
+    interval_s: float = 5.0,
+) -> threading.Thread:
     """Start the daemon thread reporting the lag of each ``{table: topic}`` sink.
 
     Returns the started thread; it ends when `stop` is set, after closing its
@@ -37,8 +41,10 @@ def start_lag_reporter(settings: SinkSettings, topics_by_table: dict[str, str],
     warning), anything else is logged with its traceback and retried at the
     next interval.
     """
-    probes = [LagProbe.create(settings.kafka.client_config(), sink_group(settings, table),
-                              [topic]) for table, topic in topics_by_table.items()]
+    probes = [
+        LagProbe.create(settings.kafka.client_config(), sink_group(settings, table), [topic])
+        for table, topic in topics_by_table.items()
+    ]
 
     shown: list[set[Partition]] = [set() for _ in probes]
 

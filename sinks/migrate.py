@@ -170,8 +170,13 @@ def render_steps(template: str, settings: SinkSettings) -> list[tuple[str, bool]
         text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
         text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
         if cluster and _ENGINE.search(text):
-            sharded = _sharded(text, values, _identifier(cluster),
-                               shard.group(1) if shard else None, settings.clickhouse.replicated)
+            sharded = _sharded(
+                text,
+                values,
+                _identifier(cluster),
+                shard.group(1) if shard else None,
+                settings.clickhouse.replicated,
+            )
             steps.extend((statement, True) for statement in sharded)
         else:
             steps.append((text, everywhere))
@@ -198,8 +203,9 @@ def _sharded(
 
     if replicated:
         text = _ENGINE.sub(engine, text, count=1)
-        text = text.replace("non_replicated_deduplication_window",
-                            "replicated_deduplication_window")
+        text = text.replace(
+            "non_replicated_deduplication_window", "replicated_deduplication_window"
+        )
     distributed = (
         f"CREATE TABLE IF NOT EXISTS {db}.{name} {values['on_cluster']}\n"
         f"AS {db}.{local}\n"
@@ -230,8 +236,9 @@ def _identifier(name: str) -> str:
     return name
 
 
-def plan(settings: SinkSettings, applied: dict[int, str],
-         migrations: list[Migration] | None = None) -> list[Migration]:
+def plan(
+    settings: SinkSettings, applied: dict[int, str], migrations: list[Migration] | None = None
+) -> list[Migration]:
     """Return the migrations still to apply given ``{version: checksum}`` already applied.
 
     Pure. Raises `MigrationChanged` when an applied version's file differs.
@@ -260,8 +267,14 @@ def migrate(settings: SinkSettings, client: Client | None = None) -> list[int]:
     from backends.clickhouse.connection import connect
 
     client = client or connect(settings, database="")
-    servers = [client, *(_server(settings, url) for url in settings.clickhouse.shard_urls
-                         if url.rstrip("/") != settings.clickhouse.url.rstrip("/"))]
+    servers = [
+        client,
+        *(
+            _server(settings, url)
+            for url in settings.clickhouse.shard_urls
+            if url.rstrip("/") != settings.clickhouse.url.rstrip("/")
+        ),
+    ]
     values = placeholders(settings)
     for server in servers:
         server.command(f"CREATE DATABASE IF NOT EXISTS {values['db']} {values['on_cluster']}")

@@ -81,8 +81,9 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def run_query(settings: SinkSettings, name: str, params: Mapping[str, str],
-              client: Client | None = None) -> tuple[list[str], list[Sequence[Any]]]:
+def run_query(
+    settings: SinkSettings, name: str, params: Mapping[str, str], client: Client | None = None
+) -> tuple[list[str], list[Sequence[Any]]]:
     """Run query ``name`` with ``params`` (strings, converted by the server).
 
     Returns ``(column names, rows)``. Raises `UnknownQuery`, `MissingParameters`,
@@ -109,8 +110,9 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table: header, rule, one line per row, columns padded. Pure."""
     cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(f"({len(rows)} rows)")
     return "\n".join(lines)

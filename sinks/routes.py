@@ -30,7 +30,7 @@ class Route:
     to_row: Callable[[Mapping[str, Any]], Row] | None
     measures_lag: bool = False  # observe now - ts per row (capture events)
     into: str | None = None  # the table rows are inserted into, when not `table`
-                             # (`table` stays the route's name: consumer group, metrics)
+    # (`table` stays the route's name: consumer group, metrics)
     batch_record: str | None = None  # a record holding many `record`s under "events"
 
     @property
@@ -43,16 +43,35 @@ ROUTES: dict[str, Route] = {
     r.table: r
     for r in (
         # capture.clean holds CleanBatch records (and, from before them, CaptureEvents)
-        Route("events", Topic.CAPTURE_CLEAN, "CaptureEvent", rows.EVENT_COLUMNS, rows.event_row,
-              measures_lag=True, batch_record="CleanBatch"),
-        Route("sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS,
-              rows.session_row),
+        Route(
+            "events",
+            Topic.CAPTURE_CLEAN,
+            "CaptureEvent",
+            rows.EVENT_COLUMNS,
+            rows.event_row,
+            measures_lag=True,
+            batch_record="CleanBatch",
+        ),
+        Route(
+            "sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS, rows.session_row
+        ),
         # activity_minutes is a view summing the per-device rows (migration 0005)
-        Route("activity_minutes", Topic.ACTIVITY_MINUTES, "MinuteAggregate", rows.MINUTE_COLUMNS,
-              rows.minute_row, into="activity_minutes_by_device"),
+        Route(
+            "activity_minutes",
+            Topic.ACTIVITY_MINUTES,
+            "MinuteAggregate",
+            rows.MINUTE_COLUMNS,
+            rows.minute_row,
+            into="activity_minutes_by_device",
+        ),
         Route("actions", Topic.TRAINING_ACTIONS, "Action", rows.ACTION_COLUMNS, rows.action_row),
-        Route("consent_ledger", Topic.CONSENT_POLICIES, "ConsentPolicy", rows.CONSENT_COLUMNS,
-              rows.consent_row),
+        Route(
+            "consent_ledger",
+            Topic.CONSENT_POLICIES,
+            "ConsentPolicy",
+            rows.CONSENT_COLUMNS,
+            rows.consent_row,
+        ),
         Route("dead_letters", Topic.CAPTURE_DLQ, None, rows.DEAD_LETTER_COLUMNS, None),
     )
 }
@@ -119,8 +138,7 @@ def map_message(
         if plain is None:
             return []
         items = plain["events"] if batch else [plain]
-        mapped = [(to_row(item), item.get("ts") if route.measures_lag else None)
-                  for item in items]
+        mapped = [(to_row(item), item.get("ts") if route.measures_lag else None) for item in items]
     except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
         raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
     return [(row, ts if isinstance(ts, int) else None) for row, ts in mapped]

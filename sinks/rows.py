@@ -22,33 +22,69 @@ Row = tuple[Any, ...]
 Headers = Sequence[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
 EVENT_COLUMNS: tuple[str, ...] = (
-    "event_id", "org_id", "subject_id", "device_id", "seq", "ts", "received_ts",
-    "event_type", "app_name", "window_title", "url_host",
-    "key_name", "text", "modifiers", "keys_count",
-    "button", "x", "y", "dx", "dy", "mouse_points", "mouse_distance_px",
-    "previous_app_name", "frame_ref", "language", "chars_inserted", "chars_deleted", "diff",
-    "command", "exit_code", "activity_state", "payload_json",
-    "redactions", "consent_version", "client_version",
+    "event_id",
+    "org_id",
+    "subject_id",
+    "device_id",
+    "seq",
+    "ts",
+    "received_ts",
+    "event_type",
+    "app_name",
+    "window_title",
+    "url_host",
+    "key_name",
+    "text",
+    "modifiers",
+    "keys_count",
+    "button",
+    "x",
+    "y",
+    "dx",
+    "dy",
+    "mouse_points",
+    "mouse_distance_px",
+    "previous_app_name",
+    "frame_ref",
+    "language",
+    "chars_inserted",
+    "chars_deleted",
+    "diff",
+    "command",
+    "exit_code",
+    "activity_state",
+    "payload_json",
+    "redactions",
+    "consent_version",
+    "client_version",
 )
 
 # Payload fields that get their own column; everything else of the payload
 # (minus "type") goes to payload_json.
 _FLATTENED: dict[str, dict[str, str]] = {
-    "KeyInput": {"key": "key_name", "text": "text", "modifiers": "modifiers",
-                 "count": "keys_count"},
+    "KeyInput": {
+        "key": "key_name",
+        "text": "text",
+        "modifiers": "modifiers",
+        "count": "keys_count",
+    },
     "MouseMove": {},
     "MouseClick": {"button": "button", "x": "x", "y": "y"},
     "Scroll": {"dx": "dx", "dy": "dy"},
     "WindowFocus": {"previous_app_name": "previous_app_name"},
     "ScreenFrame": {"ref": "frame_ref"},
-    "IdeEdit": {"language": "language", "chars_inserted": "chars_inserted",
-                "chars_deleted": "chars_deleted", "diff": "diff"},
+    "IdeEdit": {
+        "language": "language",
+        "chars_inserted": "chars_inserted",
+        "chars_deleted": "chars_deleted",
+        "diff": "diff",
+    },
     "TerminalCommand": {"command": "command", "exit_code": "exit_code"},
     "ActivityState": {"state": "activity_state"},
 }
 
 _PAYLOAD_COLUMNS = EVENT_COLUMNS[
-    EVENT_COLUMNS.index("key_name"):EVENT_COLUMNS.index("payload_json")
+    EVENT_COLUMNS.index("key_name") : EVENT_COLUMNS.index("payload_json")
 ]
 _PAYLOAD_DEFAULTS: dict[str, Any] = {name: None for name in _PAYLOAD_COLUMNS}
 _PAYLOAD_DEFAULTS.update(modifiers=[], keys_count=0, mouse_points=0, mouse_distance_px=0.0)
@@ -89,27 +125,47 @@ def event_row(event: Mapping[str, Any]) -> Row:
     rest = {k: v for k, v in payload.items() if k != "type" and k not in flattened}
     app = event["app"]
     return (
-        event["event_id"], event["org_id"], event["subject_id"], event["device_id"],
-        event["seq"], event["ts"], event.get("received_ts"),
-        kind, app["app_name"], app.get("window_title"), app.get("url_host"),
+        event["event_id"],
+        event["org_id"],
+        event["subject_id"],
+        event["device_id"],
+        event["seq"],
+        event["ts"],
+        event.get("received_ts"),
+        kind,
+        app["app_name"],
+        app.get("window_title"),
+        app.get("url_host"),
         *cols,
         _JSON(rest) if rest else "{}",
-        list(event.get("redactions") or []), event.get("consent_version"),
+        list(event.get("redactions") or []),
+        event.get("consent_version"),
         event.get("client_version"),
     )
 
 
 def path_length(path: Sequence[Mapping[str, int]]) -> float:
     """Euclidean length in pixels of a mouse path (sum over consecutive points)."""
-    return sum(
-        math.hypot(b["x"] - a["x"], b["y"] - a["y"]) for a, b in itertools.pairwise(path)
-    )
+    return sum(math.hypot(b["x"] - a["x"], b["y"] - a["y"]) for a, b in itertools.pairwise(path))
 
 
 SESSION_COLUMNS: tuple[str, ...] = (
-    "session_id", "org_id", "subject_id", "device_id", "start_ts", "end_ts", "end_reason",
-    "active_seconds", "event_counts", "app_seconds", "keystrokes", "clicks", "scrolls",
-    "mouse_distance_px", "commands_run", "event_ids_count",
+    "session_id",
+    "org_id",
+    "subject_id",
+    "device_id",
+    "start_ts",
+    "end_ts",
+    "end_reason",
+    "active_seconds",
+    "event_counts",
+    "app_seconds",
+    "keystrokes",
+    "clicks",
+    "scrolls",
+    "mouse_distance_px",
+    "commands_run",
+    "event_ids_count",
 )
 
 
@@ -122,23 +178,49 @@ def session_row(session: Mapping[str, Any]) -> Row:
 
 
 MINUTE_COLUMNS: tuple[str, ...] = (
-    "org_id", "subject_id", "device_id", "window_start", "keys", "clicks", "scrolls",
-    "mouse_distance_px", "active_seconds", "app_seconds", "events",
+    "org_id",
+    "subject_id",
+    "device_id",
+    "window_start",
+    "keys",
+    "clicks",
+    "scrolls",
+    "mouse_distance_px",
+    "active_seconds",
+    "app_seconds",
+    "events",
 )
 
 
 def minute_row(minute: Mapping[str, Any]) -> Row:
     """Return the `activity_minutes_by_device` row of a MinuteAggregate (columns
     `MINUTE_COLUMNS`)."""
-    return tuple(
-        dict(minute[c]) if c == "app_seconds" else minute[c] for c in MINUTE_COLUMNS
-    )
+    return tuple(dict(minute[c]) if c == "app_seconds" else minute[c] for c in MINUTE_COLUMNS)
 
 
 ACTION_COLUMNS: tuple[str, ...] = (
-    "action_id", "org_id", "subject_id", "device_id", "session_hint", "kind",
-    "start_ts", "end_ts", "text", "chord", "button", "x", "y", "path", "dx", "dy",
-    "command", "app_name", "window_title", "observation_ref", "event_count", "redactions",
+    "action_id",
+    "org_id",
+    "subject_id",
+    "device_id",
+    "session_hint",
+    "kind",
+    "start_ts",
+    "end_ts",
+    "text",
+    "chord",
+    "button",
+    "x",
+    "y",
+    "path",
+    "dx",
+    "dy",
+    "command",
+    "app_name",
+    "window_title",
+    "observation_ref",
+    "event_count",
+    "redactions",
 )
 
 
@@ -161,21 +243,41 @@ def action_row(action: Mapping[str, Any]) -> Row:
 
 
 CONSENT_COLUMNS: tuple[str, ...] = (
-    "subject_id", "org_id", "version", "scopes", "changed_by", "changed_at", "reason",
+    "subject_id",
+    "org_id",
+    "version",
+    "scopes",
+    "changed_by",
+    "changed_at",
+    "reason",
 )
 
 
 def consent_row(policy: Mapping[str, Any]) -> Row:
     """Return the `consent_ledger` row of a ConsentPolicy (columns `CONSENT_COLUMNS`)."""
     return (
-        policy["subject_id"], policy["org_id"], policy["version"], sorted(policy["scopes"]),
-        policy["changed_by"], policy["changed_at"], policy.get("reason"),
+        policy["subject_id"],
+        policy["org_id"],
+        policy["version"],
+        sorted(policy["scopes"]),
+        policy["changed_by"],
+        policy["changed_at"],
+        policy.get("reason"),
     )
 
 
 DEAD_LETTER_COLUMNS: tuple[str, ...] = (
-    "reason", "error", "original_topic", "original_partition", "original_offset",
-    "dlq_topic", "dlq_partition", "dlq_offset", "headers", "raw", "event_number",
+    "reason",
+    "error",
+    "original_topic",
+    "original_partition",
+    "original_offset",
+    "dlq_topic",
+    "dlq_partition",
+    "dlq_offset",
+    "headers",
+    "raw",
+    "event_number",
 )
 
 
@@ -194,11 +296,16 @@ def dead_letter_row(
     """
     found = decode_headers(headers)
     return (
-        found.get(dead_letter.HEADER_REASON, "unknown"), found.get(dead_letter.HEADER_ERROR, ""),
+        found.get(dead_letter.HEADER_REASON, "unknown"),
+        found.get(dead_letter.HEADER_ERROR, ""),
         found.get(dead_letter.HEADER_TOPIC, ""),
         _int_or(found.get(dead_letter.HEADER_PARTITION), -1),
         _int_or(found.get(dead_letter.HEADER_OFFSET), -1),
-        topic, partition, offset, found, value or b"",
+        topic,
+        partition,
+        offset,
+        found,
+        value or b"",
         max(_int_or(found.get(dead_letter.HEADER_EVENT_INDEX), -1) + 1, 0),
     )
 

@@ -144,8 +144,13 @@ class TableWriter:
                         self.table, f"{attempt} attempts failed, last: {err}", err.code
                     ) from err
                 delay = self.retry.delay(attempt)
-                log.warning("insert into %s failed (%s); retry %d in %.2fs",
-                            self.table, str(err)[:200], attempt, delay)
+                log.warning(
+                    "insert into %s failed (%s); retry %d in %.2fs",
+                    self.table,
+                    str(err)[:200],
+                    attempt,
+                    delay,
+                )
                 metrics.RETRIES.labels(self.table).inc()
                 self._retries += 1
                 attempt += 1

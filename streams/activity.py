@@ -41,9 +41,15 @@ class ActivityConfig:
 
 def late_event(event: Mapping[str, Any], stage: str, now: int) -> dict[str, Any]:
     """The `LateEvent` side-output record of an event `stage` found late at `now`."""
-    return {"event_id": event["event_id"], "org_id": event["org_id"],
-            "subject_id": event["subject_id"], "device_id": event["device_id"],
-            "ts": event["ts"], "stage": stage, "detected_at": now}
+    return {
+        "event_id": event["event_id"],
+        "org_id": event["org_id"],
+        "subject_id": event["subject_id"],
+        "device_id": event["device_id"],
+        "ts": event["ts"],
+        "stage": stage,
+        "detected_at": now,
+    }
 
 
 @dataclass
@@ -66,13 +72,16 @@ class Outputs:
         self.late += other.late
         self.redactions.update(other.redactions)
 
-    def counting(self, redactor: Callable[[str], tuple[str, tuple[str, ...]]]
-                 ) -> Callable[[str], tuple[str, tuple[str, ...]]]:
+    def counting(
+        self, redactor: Callable[[str], tuple[str, tuple[str, ...]]]
+    ) -> Callable[[str], tuple[str, tuple[str, ...]]]:
         """`redactor`, counting its rule hits in `redactions`."""
+
         def redact_counted(text: str) -> tuple[str, tuple[str, ...]]:
             redacted, rules = redactor(text)
             self.redactions.update(rules)
             return redacted, rules
+
         return redact_counted
 
     def late_count(self, stage: str) -> int:
@@ -111,14 +120,18 @@ class DeviceActivity:
             return cls()
         windows = data.get("minutes")
         if windows is not None and windows["clock"]["pending"] == SAME_AS_SESSION:
-            windows = {**windows, "clock": {**windows["clock"],
-                                            "pending": data["session"]["clock"]["pending"]}}
+            windows = {
+                **windows,
+                "clock": {**windows["clock"], "pending": data["session"]["clock"]["pending"]},
+            }
         return cls(
             seen=DeviceSeen.from_dict(data.get("seen")),
-            session=None if data.get("session") is None
+            session=None
+            if data.get("session") is None
             else session.SessionState.from_dict(data["session"]),
             minutes=None if windows is None else minutes.MinuteState.from_dict(windows),
-            actions=None if data.get("actions") is None
+            actions=None
+            if data.get("actions") is None
             else actions.ActionState.from_dict(data["actions"]),
         )
 
@@ -134,10 +147,12 @@ class DeviceActivity:
             return out
         self.session, out.sessions, late_s = session.apply_many(self.session, evs, cfg.session, now)
         self.minutes, out.minutes, late_m = minutes.apply_many(self.minutes, evs, cfg.minutes, now)
-        self.actions, out.actions, _ = actions.apply_many(self.actions, evs, cfg.actions, now,
-                                                          out.counting(redact_merged))
-        out.late = ([late_event(e, "session", now) for e in late_s]
-                    + [late_event(e, "minutes", now) for e in late_m])
+        self.actions, out.actions, _ = actions.apply_many(
+            self.actions, evs, cfg.actions, now, out.counting(redact_merged)
+        )
+        out.late = [late_event(e, "session", now) for e in late_s] + [
+            late_event(e, "minutes", now) for e in late_m
+        ]
         return out
 
     def tick(self, now: int, cfg: ActivityConfig) -> Outputs:
@@ -148,8 +163,9 @@ class DeviceActivity:
         if self.minutes is not None:
             self.minutes, out.minutes = minutes.on_timer(self.minutes, now, cfg.minutes)
         if self.actions is not None:
-            self.actions, out.actions = actions.on_timer(self.actions, now, cfg.actions,
-                                                         out.counting(redact_merged))
+            self.actions, out.actions = actions.on_timer(
+                self.actions, now, cfg.actions, out.counting(redact_merged)
+            )
         return out
 
 

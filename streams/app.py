@@ -72,17 +72,23 @@ def worker_config(settings: WorkerSettings, app_id: str = "candor-streams") -> W
         batch_within_s=st.batch_within_s,
         timer_interval_s=st.timer_interval_s,
         stall_s=st.stall_s,
-        dlq_limit=DlqLimit(max_invalid_ratio=st.dlq_max_ratio,
-                           max_consecutive=st.dlq_max_consecutive),
+        dlq_limit=DlqLimit(
+            max_invalid_ratio=st.dlq_max_ratio, max_consecutive=st.dlq_max_consecutive
+        ),
         activity=ActivityConfig(
-            session=SessionConfig(gap_micros=int(st.session_gap_s * sec),
-                                  max_length_micros=int(st.session_max_s * sec),
-                                  grace_micros=int(st.grace_s * sec)),
-            minutes=MinuteConfig(grace_micros=int(st.grace_s * sec),
-                                 quiet_micros=int(st.minute_quiet_s * sec)),
-            actions=ActionConfig(quiet_micros=int(st.action_quiet_s * sec),
-                                 session_gap_micros=int(st.session_gap_s * sec),
-                                 session_max_length_micros=int(st.session_max_s * sec)),
+            session=SessionConfig(
+                gap_micros=int(st.session_gap_s * sec),
+                max_length_micros=int(st.session_max_s * sec),
+                grace_micros=int(st.grace_s * sec),
+            ),
+            minutes=MinuteConfig(
+                grace_micros=int(st.grace_s * sec), quiet_micros=int(st.minute_quiet_s * sec)
+            ),
+            actions=ActionConfig(
+                quiet_micros=int(st.action_quiet_s * sec),
+                session_gap_micros=int(st.session_gap_s * sec),
+                session_max_length_micros=int(st.session_max_s * sec),
+            ),
         ),
     )
 
@@ -90,8 +96,14 @@ def worker_config(settings: WorkerSettings, app_id: str = "candor-streams") -> W
 AppT = TypeVar("AppT", bound=faust.App)
 
 
-def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
-            datadir: Path, replication_factor: int = 1) -> AppT:
+def new_app(
+    app_class: type[AppT],
+    app_id: str,
+    bootstrap: str,
+    partitions: int,
+    datadir: Path,
+    replication_factor: int = 1,
+) -> AppT:
     """A faust app with the stream worker's settings (intake, commits, tables);
     bench/faust_floor.py measures its intake with these very settings."""
     return app_class(
@@ -117,19 +129,31 @@ def new_app(app_class: type[AppT], app_id: str, bootstrap: str, partitions: int,
     )
 
 
-def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
-              output: OutputProducer, keys: Keys) -> faust.App:
+def build_app(
+    settings: WorkerSettings,
+    cfg: WorkerConfig,
+    consent: ConsentView,
+    output: OutputProducer,
+    keys: Keys,
+) -> faust.App:
     """Declare the app. Nothing connects until the worker starts."""
     partitions = settings.kafka.partitions
     datadir = settings.home / "streams" / cfg.app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = new_app(App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir,
-                  settings.kafka.replicas())
+    app = new_app(
+        App, cfg.app_id, settings.kafka.bootstrap, partitions, datadir, settings.kafka.replicas()
+    )
     t = settings.kafka.topic
     # Idempotent, non-transactional producers: every offset holds a record.
     app.gap_free_topics = frozenset({t(CAPTURE_EVENTS)})
-    source = app.topic(t(CAPTURE_EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=partitions)
+    source = app.topic(
+        t(CAPTURE_EVENTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
     # Keys are the device_id bytes, partitioned by the producer's (murmur2) hash
     # exactly as capture clients partition capture.events: the state of a device
     # lives in the changelog partition matching its input partition, whether it
@@ -137,10 +161,12 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     # key_type=bytes is what makes faust use the raw key serializer both when
     # writing the changelog and when recovering from it (a Schema with
     # key_serializer="raw" is honoured on write only).
-    devices = app.Table("devices", default=None, partitions=partitions, use_partitioner=True,
-                        key_type=bytes)
-    processor = BatchProcessor(cfg, output=output, table=devices, consent=consent, keys=keys,
-                               clock=now_micros, topic=t)
+    devices = app.Table(
+        "devices", default=None, partitions=partitions, use_partitioner=True, key_type=bytes
+    )
+    processor = BatchProcessor(
+        cfg, output=output, table=devices, consent=consent, keys=keys, clock=now_micros, topic=t
+    )
 
     def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         processor.invalidate()
@@ -158,8 +184,10 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
     @app.agent(source, supervisor_strategy=mode.CrashingSupervisor)
     async def route(stream: Any) -> None:
         async for events in stream.take_events(cfg.batch_max, within=cfg.batch_within_s):
-            batch = [RawMessage(e.key, e.value, e.message.topic, e.message.partition,
-                                e.message.offset) for e in events]
+            batch = [
+                RawMessage(e.key, e.value, e.message.topic, e.message.partition, e.message.offset)
+                for e in events
+            ]
             try:
                 result = await processor.process(batch)
             except BaseException:  # failed or cancelled before the batch was durable
@@ -167,8 +195,7 @@ def build_app(settings: WorkerSettings, cfg: WorkerConfig, consent: ConsentView,
                 raise
             processor.observe_rejections(result)
 
-    lag_probe = LagProbe.create(settings.kafka.client_config(), cfg.app_id,
-                                [t(CAPTURE_EVENTS)])
+    lag_probe = LagProbe.create(settings.kafka.client_config(), cfg.app_id, [t(CAPTURE_EVENTS)])
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:

@@ -61,8 +61,7 @@ def wait_for_changelogs(app: Any) -> None:
     """Connect `await_changelog_metadata` to `app`'s rebalance-complete signal (and
     count the rebalance in ``candor_worker_rebalances_total``)."""
 
-    async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any,
-                                    **kwargs: Any) -> None:
+    async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         metrics.REBALANCES.inc()
         await await_changelog_metadata(app)
 
@@ -87,15 +86,17 @@ class DeviceTable(faust.Table):  # type: ignore[type-arg]
     recovers nothing); dropped from memory only, nothing is sent to the
     changelog."""
 
-    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any,
-                           generation_id: int = 0) -> None:
+    async def on_rebalance(
+        self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0
+    ) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topics = {self.changelog_topic.get_topic_name(), *getattr(self.app, "gap_free_topics", ())}
         gone = {tp.partition for tp in revoked if tp.topic in topics}
         dropped = forget_partitions(self.data, gone)
         if dropped:
-            log.info("%s: dropped %d states of revoked partitions %s", self.name, dropped,
-                     sorted(gone))
+            log.info(
+                "%s: dropped %d states of revoked partitions %s", self.name, dropped, sorted(gone)
+            )
 
     def on_key_set(self, key: Any, value: Any) -> None:
         fut = self.send_changelog(self.partition_for_key(key), key, value)
@@ -127,12 +128,15 @@ class ChangelogUnavailable(RuntimeError):
 
 def changelog_topics(app: Any) -> dict[str, int]:
     """{changelog topic: partitions} of every table of `app` (declared, not started)."""
-    return {t.changelog_topic.get_topic_name(): int(t.partitions or app.conf.topic_partitions)
-            for t in app.tables.values()}
+    return {
+        t.changelog_topic.get_topic_name(): int(t.partitions or app.conf.topic_partitions)
+        for t in app.tables.values()
+    }
 
 
-def create_changelog_topics(app: Any, client_config: dict[str, Any],
-                            timeout_s: float = 60.0) -> dict[str, str]:
+def create_changelog_topics(
+    app: Any, client_config: dict[str, Any], timeout_s: float = 60.0
+) -> dict[str, str]:
     """Create `app`'s table changelog topics as faust declares them (compacted,
     the table's partitions, the app's replication factor) unless they exist, and
     wait until each partition has a leader. Blocks up to `timeout_s`. Returns
@@ -142,8 +146,15 @@ def create_changelog_topics(app: Any, client_config: dict[str, Any],
         return {}
     admin = AdminClient(client_config)
     replicas = int(app.conf.topic_replication_factor)
-    new = [NewTopic(name, num_partitions=n, replication_factor=replicas,
-                    config={"cleanup.policy": "compact"}) for name, n in topics.items()]
+    new = [
+        NewTopic(
+            name,
+            num_partitions=n,
+            replication_factor=replicas,
+            config={"cleanup.policy": "compact"},
+        )
+        for name, n in topics.items()
+    ]
     result: dict[str, str] = {}
     for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
         try:
@@ -160,8 +171,9 @@ def create_changelog_topics(app: Any, client_config: dict[str, Any],
         if not missing:
             return result
         if time.monotonic() > deadline:
-            raise ChangelogUnavailable(f"changelog partitions without a leader after "
-                                       f"{timeout_s:.0f} s: {missing}")
+            raise ChangelogUnavailable(
+                f"changelog partitions without a leader after {timeout_s:.0f} s: {missing}"
+            )
         time.sleep(0.5)
 
 
@@ -173,7 +185,11 @@ def _leaderless(admin: AdminClient, topics: dict[str, int]) -> list[str]:
     missing = []
     for name, partitions in topics.items():
         t = md.topics.get(name)
-        if t is None or t.error is not None or len(t.partitions) < partitions or any(
-                p.leader < 0 for p in t.partitions.values()):
+        if (
+            t is None
+            or t.error is not None
+            or len(t.partitions) < partitions
+            or any(p.leader < 0 for p in t.partitions.values())
+        ):
             missing.append(name)
     return missing

@@ -34,19 +34,21 @@ class OutputProducer:
         self.sent = 0
 
     def _new_producer(self) -> Producer:
-        return Producer({
-            **self._config,
-            "error_cb": self._on_error,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "batch.num.messages": 10000,
-            "queue.buffering.max.messages": 1_000_000,
-            # Java-compatible key hashing: faust writes table changelogs with the
-            # same partitioner, so state stays co-partitioned with its input.
-            "partitioner": "murmur2_random",
-        })
+        return Producer(
+            {
+                **self._config,
+                "error_cb": self._on_error,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "batch.num.messages": 10000,
+                "queue.buffering.max.messages": 1_000_000,
+                # Java-compatible key hashing: faust writes table changelogs with the
+                # same partitioner, so state stays co-partitioned with its input.
+                "partitioner": "murmur2_random",
+            }
+        )
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -57,13 +59,19 @@ class OutputProducer:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
-             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         """Queue one record; blocks briefly (poll) only when the local queue is full."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers,
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)
@@ -83,7 +91,8 @@ class OutputProducer:
         remaining = 0
         if not self._fatal:
             remaining = await asyncio.get_running_loop().run_in_executor(
-                None, self._producer.flush, timeout)
+                None, self._producer.flush, timeout
+            )
         if self._fatal:
             self._fatal = False
             self._producer.purge()

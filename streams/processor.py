@@ -87,8 +87,13 @@ class WorkerConfig:
 class Output(Protocol):
     """Where the processor's records go (`streams.output.OutputProducer`)."""
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
-             headers: Headers | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+    ) -> None:
         """Queue one record."""
         ...
 
@@ -105,8 +110,7 @@ class ConsentSource(Protocol):
         """The subject's current policy, or None."""
         ...
 
-    def __len__(self) -> int:
-        ...
+    def __len__(self) -> int: ...
 
     @property
     def alive(self) -> bool:
@@ -165,10 +169,18 @@ class BatchProcessor:
     sequence numbers of the other's batch whose outputs are not acknowledged
     yet (dropped as duplicates after a crash)."""
 
-    def __init__(self, cfg: WorkerConfig, *, output: Output, table: MutableMapping[bytes, Any],
-                 consent: ConsentSource, keys: Keys, clock: Callable[[], int],
-                 topic: Callable[[str], str] = lambda name: name,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: WorkerConfig,
+        *,
+        output: Output,
+        table: MutableMapping[bytes, Any],
+        consent: ConsentSource,
+        keys: Keys,
+        clock: Callable[[], int],
+        topic: Callable[[str], str] = lambda name: name,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cfg = cfg
         self.output = output
         self.table = table
@@ -181,8 +193,9 @@ class BatchProcessor:
         self.hours = {h.org_id: h for h in cfg.capture_hours}
         self.dlq_limit = DlqPolicy(cfg.dlq_limit)  # batches span partitions: one state
         self.watchdog = StallWatch(cfg.stall_s, monotonic())
-        self.flow = PartitionGate(clock(), cfg.activity.session.gap_micros
-                                  + cfg.activity.session.grace_micros)
+        self.flow = PartitionGate(
+            clock(), cfg.activity.session.gap_micros + cfg.activity.session.grace_micros
+        )
         self.one_writer = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------
@@ -233,8 +246,14 @@ class BatchProcessor:
         now = self.clock()
         self.flow.saw({m.partition for m in batch}, now)
         states = _DeviceStates(self.cache)
-        result = route_batch(batch, now=now, consent=self.consent.get,
-                             hours=self.hours.get, seen=states.seen, config=self.cfg.route)
+        result = route_batch(
+            batch,
+            now=now,
+            consent=self.consent.get,
+            hours=self.hours.get,
+            seen=states.seen,
+            config=self.cfg.route,
+        )
         # events, not records: a DeviceBatch record holds many (one refused whole counts one)
         metrics.EVENTS_IN.labels(t(CAPTURE_EVENTS)).inc(len(result.outcomes))
         metrics.RECORDS_ROUTED.labels("batch").inc(result.fast)
@@ -252,9 +271,15 @@ class BatchProcessor:
         clean_topic = t(CAPTURE_CLEAN)
         for group in result.groups:  # one CleanBatch per input record
             device = group.events[0]["device_id"]
-            output.send(clean_topic, device,
-                        encode(CLEAN_BATCH, seal_clean_batch(group.batch_id, group.events,
-                                                             self.keys), check_domains=False))
+            output.send(
+                clean_topic,
+                device,
+                encode(
+                    CLEAN_BATCH,
+                    seal_clean_batch(group.batch_id, group.events, self.keys),
+                    check_domains=False,
+                ),
+            )
             per_device[device] += group.events
         metrics.EVENTS_OUT.labels(clean_topic).inc(len(result.clean))
         folded = Outputs()
@@ -325,8 +350,11 @@ class BatchProcessor:
         metrics.OPEN_SESSIONS.set(open_sessions)
         self._count(closed)
         if changed:
-            log.info("timer: %d quiet devices closed outputs; %d sessions still open",
-                     len(changed), open_sessions)
+            log.info(
+                "timer: %d quiet devices closed outputs; %d sessions still open",
+                len(changed),
+                open_sessions,
+            )
             await self.output.flush()
             for device, state in changed.items():
                 self.table[device] = state.to_dict()  # device: the table's bytes key
@@ -350,12 +378,14 @@ class BatchProcessor:
         for m in outputs.minutes:
             m["device_id"] = device
             if self._consented(m["subject_id"]):
-                send(t(MINUTES), m["subject_id"],
-                     encode("MinuteAggregate", m, check_domains=False))
+                send(t(MINUTES), m["subject_id"], encode("MinuteAggregate", m, check_domains=False))
         for a in outputs.actions:
             if self._consented(a["subject_id"]):
-                send(t(ACTIONS), a["subject_id"],
-                     encode("Action", encrypt_action(a, keys), check_domains=False))
+                send(
+                    t(ACTIONS),
+                    a["subject_id"],
+                    encode("Action", encrypt_action(a, keys), check_domains=False),
+                )
         for late in outputs.late:
             send(t(LATE), device, encode("LateEvent", late, check_domains=False))
 

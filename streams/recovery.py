@@ -36,7 +36,8 @@ class Recovery(FaustRecovery):
                 raise  # really stopping: faust's way
             err = RecoveryStepFailed(
                 f"table recovery step did not finish within {timeout} s "
-                "(broker_request_timeout); stopping the worker so that it is restarted")
+                "(broker_request_timeout); stopping the worker so that it is restarted"
+            )
             log.error("%s", err)
             await self.app.crash(err)
             raise

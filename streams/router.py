@@ -100,8 +100,15 @@ class CleanGroup:
 
 #: Every content scope: a batch whose subject granted all of them keeps its
 #: content (nothing to minimise per event but secure-field keystrokes).
-CONTENT_SCOPES = frozenset({Scope.KEYSTROKE_CONTENT, Scope.WINDOW_TITLES, Scope.SCREEN_FRAMES,
-                            Scope.IDE_CONTENT, Scope.TERMINAL_CONTENT})
+CONTENT_SCOPES = frozenset(
+    {
+        Scope.KEYSTROKE_CONTENT,
+        Scope.WINDOW_TITLES,
+        Scope.SCREEN_FRAMES,
+        Scope.IDE_CONTENT,
+        Scope.TERMINAL_CONTENT,
+    }
+)
 
 
 @dataclass
@@ -158,14 +165,25 @@ def route_batch(
         start = len(result.clean)
         if decoded.rejected:
             _route_with_rejects(msg, decoded, result, lo, hi, now, consent, hours, seen)
-        elif not decoded.header.single and _route_fast(decoded, result, lo, hi, consent, hours,
-                                                       seen):
+        elif not decoded.header.single and _route_fast(
+            decoded, result, lo, hi, consent, hours, seen
+        ):
             result.fast += 1
         else:
             single = decoded.header.single
             for index, event in enumerate(decoded.events):
-                _route_event(msg, None if single else (decoded, index), event, result,
-                             lo, hi, now, consent, hours, seen)
+                _route_event(
+                    msg,
+                    None if single else (decoded, index),
+                    event,
+                    result,
+                    lo,
+                    hi,
+                    now,
+                    consent,
+                    hours,
+                    seen,
+                )
         if len(result.clean) > start:
             result.groups.append(CleanGroup(decoded.header.batch_id, result.clean[start:]))
     return result
@@ -205,8 +223,12 @@ def _route_fast(
     if not all_new and not state.covers(seqs[0], seqs[-1]):
         return False
     policy = consent(header.subject_id)
-    allowed = (policy is not None and Scope.ACTIVITY_METADATA in policy.scopes
-               and policy.subject_id == header.subject_id and policy.org_id == header.org_id)
+    allowed = (
+        policy is not None
+        and Scope.ACTIVITY_METADATA in policy.scopes
+        and policy.subject_id == header.subject_id
+        and policy.org_id == header.org_id
+    )
     window = hours(header.org_id)
     if allowed:
         assert policy is not None
@@ -231,8 +253,11 @@ def _route_fast(
     fired = result.redactions
     for event in events:
         payload = event["payload"]
-        if (payload["type"] == "KeyInput" and payload.get("is_secure_field")
-                and (payload.get("key") or payload.get("text"))):
+        if (
+            payload["type"] == "KeyInput"
+            and payload.get("is_secure_field")
+            and (payload.get("key") or payload.get("text"))
+        ):
             event["payload"] = payload = {**payload, "key": None, "text": None}
             if SECURE_FIELD_RULE not in event["redactions"]:
                 event["redactions"].append(SECURE_FIELD_RULE)
@@ -313,12 +338,14 @@ def _route_with_rejects(
     for index in range(decoded.size):
         rejected = refused.get(index)
         if rejected is None:
-            _route_event(msg, (decoded, index), next(good), result, lo, hi, now,
-                         consent, hours, seen)
+            _route_event(
+                msg, (decoded, index), next(good), result, lo, hi, now, consent, hours, seen
+            )
             continue
         error = rejected.error
-        result.dead.append(_dead_event(msg, decoded, index, rejected.event, error.reason,
-                                       str(error)))
+        result.dead.append(
+            _dead_event(msg, decoded, index, rejected.event, error.reason, str(error))
+        )
         result.outcomes.append(True)
 
 
@@ -370,8 +397,13 @@ def _route_event(
     result.clean.append(clean)
 
 
-def _dead_for(msg: RawMessage, origin: tuple[DecodedBatch, int] | None, event: dict[str, Any],
-              reason: str, error: str) -> DeadLetter:
+def _dead_for(
+    msg: RawMessage,
+    origin: tuple[DecodedBatch, int] | None,
+    event: dict[str, Any],
+    reason: str,
+    error: str,
+) -> DeadLetter:
     if origin is None:
         return _dead(msg, reason, error)
     return _dead_event(msg, origin[0], origin[1], event, reason, error)
@@ -381,8 +413,14 @@ def _dead(msg: RawMessage, reason: str, error: str) -> DeadLetter:
     return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
 
 
-def _dead_event(msg: RawMessage, decoded: DecodedBatch, index: int, event: dict[str, Any],
-                reason: str, error: str) -> DeadLetter:
+def _dead_event(
+    msg: RawMessage,
+    decoded: DecodedBatch,
+    index: int,
+    event: dict[str, Any],
+    reason: str,
+    error: str,
+) -> DeadLetter:
     """The dead letter of event ``index`` of a DeviceBatch: that event alone, as
     a single CaptureEvent record (the whole record's bytes if it cannot be
     written so), with the batch id and the index in its headers."""
@@ -390,5 +428,14 @@ def _dead_event(msg: RawMessage, decoded: DecodedBatch, index: int, event: dict[
         value = encode(CAPTURE_EVENT, event, check_domains=False)
     except SchemaError:
         value = msg.value
-    return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, value,
-                      event_index=index, batch_id=decoded.header.batch_id)
+    return DeadLetter(
+        reason,
+        error,
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        msg.key,
+        value,
+        event_index=index,
+        batch_id=decoded.header.batch_id,
+    )

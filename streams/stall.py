@@ -28,8 +28,9 @@ class StallWatch:
     def progressed(self, now: float) -> None:
         self.last_batch = now
 
-    def stalled(self, lags: Mapping[tuple[str, int], int], now: float,
-                rebalancing: bool) -> str | None:
+    def stalled(
+        self, lags: Mapping[tuple[str, int], int], now: float, rebalancing: bool
+    ) -> str | None:
         """The reason to stop, or None. `lags` are records waiting per assigned
         partition. A rebalance (with table recovery) is judged by its own
         length: one that lasts `limit_s` while records wait is a stall too
@@ -42,9 +43,11 @@ class StallWatch:
             rebalancing_s = now - self.rebalancing_since
             if not waiting or rebalancing_s < self.limit_s:
                 return None
-            return (f"worker stalled: rebalancing (table recovery) for {rebalancing_s:.0f} s "
-                    f"while records wait on its partitions ({_describe(waiting)}); "
-                    "stopping so that it is restarted")
+            return (
+                f"worker stalled: rebalancing (table recovery) for {rebalancing_s:.0f} s "
+                f"while records wait on its partitions ({_describe(waiting)}); "
+                "stopping so that it is restarted"
+            )
         self.rebalancing_since = None
         if not waiting:
             self.waiting_since = None
@@ -54,8 +57,10 @@ class StallWatch:
         idle = now - max(self.last_batch, self.waiting_since)  # waiting, and no batch since
         if idle < self.limit_s:
             return None
-        return (f"worker stalled: no batch for {idle:.0f} s while records wait on its "
-                f"partitions ({_describe(waiting)}); stopping so that it is restarted")
+        return (
+            f"worker stalled: no batch for {idle:.0f} s while records wait on its "
+            f"partitions ({_describe(waiting)}); stopping so that it is restarted"
+        )
 
 
 def _describe(waiting: Mapping[tuple[str, int], int]) -> str:

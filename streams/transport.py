@@ -97,7 +97,6 @@ class EagerConsumer(aiokafka_driver.Consumer):
             return WaitResults([first], [value], False)
         return await super().wait_first(value, coros[1], timeout=timeout)
 
-
     # --- in-order intake of gap-free topics ------------------------------------
 
     @cached_property
@@ -163,8 +162,7 @@ class EagerConsumer(aiokafka_driver.Consumer):
         dropped: nothing else may bring them again (the backlog may be read)."""
         for tp, offset in self.ledger.seeks_due():
             if tp in self.assignment():
-                log.info("%s: records from %d were dropped unprocessed; reading again", tp,
-                         offset)
+                log.info("%s: records from %d were dropped unprocessed; reading again", tp, offset)
                 await self.seek(tp, offset)
 
     async def _take_in_order(self, tp: TP, message: Message, fetched_at: int) -> None:
@@ -192,8 +190,14 @@ class EagerConsumer(aiokafka_driver.Consumer):
             log.warning("%s: earliest offset not known (%s); reading again from %d", tp, err, want)
             earliest = None
         if earliest is not None and earliest > want:
-            log.error("%s: offsets %d-%d were deleted by retention before this worker read "
-                      "them; going on from %d", tp, want, earliest - 1, earliest)
+            log.error(
+                "%s: offsets %d-%d were deleted by retention before this worker read "
+                "them; going on from %d",
+                tp,
+                want,
+                earliest - 1,
+                earliest,
+            )
             metrics.OFFSETS_LOST.labels(tp.topic).inc(earliest - want)
             self.book_gap(tp, want, earliest - 1)
             self.ledger.skip_to(tp, earliest)
@@ -201,8 +205,14 @@ class EagerConsumer(aiokafka_driver.Consumer):
             if verdict is not Verdict.GAP:
                 return verdict
             want = earliest
-        log.warning("%s: offset %d fetched while %d was expected (fetched before a seek, or "
-                    "dropped from a cleared queue); reading again from %d", tp, offset, want, want)
+        log.warning(
+            "%s: offset %d fetched while %d was expected (fetched before a seek, or "
+            "dropped from a cleared queue); reading again from %d",
+            tp,
+            offset,
+            want,
+            want,
+        )
         metrics.OFFSETS_REREAD.labels(tp.topic).inc()
         await self.seek(tp, want)
         return Verdict.STALE
@@ -241,10 +251,14 @@ class EagerConsumer(aiokafka_driver.Consumer):
         began = self.ledger.begin_seek()
         sought = await self.seek_to_committed()
         self._read_offset.update(
-            {tp: offset if offset is not None and offset >= 0 else None
-             for tp, offset in sought.items()})
+            {
+                tp: offset if offset is not None and offset >= 0 else None
+                for tp, offset in sought.items()
+            }
+        )
         self._committed_offset.update(
-            {tp: offset or None for tp, offset in sought.items() if offset is not None})
+            {tp: offset or None for tp, offset in sought.items() if offset is not None}
+        )
         for tp, offset in sought.items():
             # aiokafka seeks only to a committed offset above 0; else the position stays
             if offset and offset > 0 and self._gap_free(tp.topic):

@@ -38,8 +38,12 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | None = None,
-               loglevel: str = "info") -> int:
+def run_worker(
+    settings: WorkerSettings,
+    cfg: WorkerConfig,
+    metrics_port: int | None = None,
+    loglevel: str = "info",
+) -> int:
     from faust.worker import Worker
 
     # Kafka clients log per fetch and per send at DEBUG: keep them quiet unless asked.
@@ -49,12 +53,14 @@ def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | 
     if metrics_port:
         start_http_server(metrics_port, addr=settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics_port)
-    consent = ConsentView(dict(settings.kafka.client_config()),
-                          settings.kafka.topic(Topic.CONSENT_POLICIES))
+    consent = ConsentView(
+        dict(settings.kafka.client_config()), settings.kafka.topic(Topic.CONSENT_POLICIES)
+    )
     consent.start()
     # Subjects' data keys (crypto-shredding): content leaves this worker encrypted.
-    keys = KeyView(lambda: connect(settings), settings.master_key(),
-                   interval=settings.privacy.key_reload_s)
+    keys = KeyView(
+        lambda: connect(settings), settings.master_key(), interval=settings.privacy.key_reload_s
+    )
     keys.start()
     output = OutputProducer(dict(settings.kafka.client_config()))
     app = build_app(settings, cfg, consent, output, keys)
@@ -78,6 +84,9 @@ def run_worker(settings: WorkerSettings, cfg: WorkerConfig, metrics_port: int | 
         # faust's own last line is "We experienced a crash! Reraising original
         # exception...": say what stopped the worker, for its supervisor's log.
         reason = worker.crash_reason or app.crash_reason
-        log.error("worker stopped (exit %d): %s", code,
-                  f"{type(reason).__name__}: {reason}" if reason else "see above")
+        log.error(
+            "worker stopped (exit %d): %s",
+            code,
+            f"{type(reason).__name__}: {reason}" if reason else "see above",
+        )
     return code

@@ -84,8 +84,14 @@ def _from_docker() -> Endpoints:  # pragma: no cover - needs a Docker engine
         kafka=KafkaSettings(bootstrap=kafka.get_bootstrap_server()),
         clickhouse=ClickHouseSettings(url=ch_url, user=ch.username, password=ch.password),
     )
-    return Endpoints(settings.kafka.bootstrap, ch_url, settings.prometheus_url, "docker",
-                     settings, cleanup=[kafka, ch])
+    return Endpoints(
+        settings.kafka.bootstrap,
+        ch_url,
+        settings.prometheus_url,
+        "docker",
+        settings,
+        cleanup=[kafka, ch],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +99,9 @@ def endpoints() -> Iterator[Endpoints]:
     env_kafka = os.environ.get("CANDOR_KAFKA_BOOTSTRAP")
     env_ch = os.environ.get("CANDOR_CLICKHOUSE_URL")
     if env_kafka and env_ch:
-        settings = Settings(kafka=KafkaSettings(bootstrap=env_kafka),
-                            clickhouse=ClickHouseSettings(url=env_ch))
+        settings = Settings(
+            kafka=KafkaSettings(bootstrap=env_kafka), clickhouse=ClickHouseSettings(url=env_ch)
+        )
         yield Endpoints(env_kafka, env_ch, settings.prometheus_url, "env", settings)
         return
     if os.environ.get("CANDOR_TEST_DOCKER", "auto") != "never" and _docker_answers():
@@ -109,8 +116,13 @@ def endpoints() -> Iterator[Endpoints]:
     settings.home = Path(os.environ.get("CANDOR_HOME", REPO / ".candor"))
     already = [h.server for h in stack.status(settings) if h.up]
     stack.up(settings)
-    ep = Endpoints(settings.kafka.bootstrap, settings.clickhouse.url, settings.prometheus_url,
-                   "local", settings)
+    ep = Endpoints(
+        settings.kafka.bootstrap,
+        settings.clickhouse.url,
+        settings.prometheus_url,
+        "local",
+        settings,
+    )
     try:
         yield ep
     finally:

@@ -44,8 +44,9 @@ class CandorProcess:
     def start(self) -> CandorProcess:
         with self.log.open("ab") as out:
             out.write(f"---- start {time.strftime('%H:%M:%S')}\n".encode())
-            self.proc = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         return self
 
     @property
@@ -89,9 +90,14 @@ def kill9_pidfile(pidfile: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], bool] | None = None, diag: Callable[[], str] = str,
-               interval: float = 0.5) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: Callable[[], bool] | None = None,
+    diag: Callable[[], str] = str,
+    interval: float = 0.5,
+) -> None:
     """Poll `check` until it holds; fail with `what` (and `diag()`) on timeout or
     when `alive()` says the process under test died."""
     deadline = time.monotonic() + timeout
@@ -108,8 +114,14 @@ class TopicReader:
     """Reads a topic from the beginning, incrementally, without a consumer group."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer = Consumer({**settings.kafka.client_config(), "group.id": "unused",
-                                  "enable.auto.commit": False, "enable.partition.eof": True})
+        self.consumer = Consumer(
+            {
+                **settings.kafka.client_config(),
+                "group.id": "unused",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
         md = self.consumer.list_topics(topic, timeout=10)
         parts = md.topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, -2) for p in parts])
@@ -166,14 +178,15 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-           **labels: str) -> float:
+def metric(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
 class SinkThreads:
@@ -181,8 +194,9 @@ class SinkThreads:
     threads of this process, decrypting with a live `KeyView` of `master`.
     `close()` stops them and the view."""
 
-    def __init__(self, settings: Settings, master: bytes, actor: str, *,
-                 dead_letters: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, master: bytes, actor: str, *, dead_letters: bool = False
+    ) -> None:
         from backends.clickhouse.connection import connect
         from backends.clickhouse.key_store import KeyView
         from privacy.content_keys import decrypt_record
@@ -196,15 +210,23 @@ class SinkThreads:
         view = self.view
 
         def options(table: str) -> SinkOptions:
-            return SinkOptions(max_rows=1000, max_age=0.3, group=f"{s.kafka.topic_prefix}{table}",
-                               dlq_topic=s.kafka.topic("capture.dlq"),
-                               decrypt=lambda r, d: decrypt_record(r, d, view))
+            return SinkOptions(
+                max_rows=1000,
+                max_age=0.3,
+                group=f"{s.kafka.topic_prefix}{table}",
+                dlq_topic=s.kafka.topic("capture.dlq"),
+                decrypt=lambda r, d: decrypt_record(r, d, view),
+            )
 
         self.threads = [
-            threading.Thread(target=run_sink, daemon=True,
-                             args=(s, s.kafka.topic(r.topic), r.table, self.stop,
-                                   options(r.table)))
-            for r in ROUTES.values() if dead_letters or r.table != "dead_letters"]
+            threading.Thread(
+                target=run_sink,
+                daemon=True,
+                args=(s, s.kafka.topic(r.topic), r.table, self.stop, options(r.table)),
+            )
+            for r in ROUTES.values()
+            if dead_letters or r.table != "dead_letters"
+        ]
         for t in self.threads:
             t.start()
 
@@ -215,8 +237,7 @@ class SinkThreads:
         self.view.stop()
 
 
-def private_pipeline(settings: Settings, unique: str, home: Path,
-                     prefix: str = "e2e") -> Settings:
+def private_pipeline(settings: Settings, unique: str, home: Path, prefix: str = "e2e") -> Settings:
     """A copy of `settings` for one test's pipeline on the shared servers: topics
     and consumer groups under ``<prefix>-<unique>.``, its own database, 4
     partitions, session/minute/action gaps short enough to close within a

@@ -95,7 +95,6 @@ class AnalystAccess:
     fragment: Path | None = None  # the configuration fragment written, if any
 
 
-
 class AnalystSettings(Protocol):
     """What analyst access reads (`candor.settings.Settings` has it all)."""
 
@@ -109,6 +108,7 @@ class AnalystSettings(Protocol):
     def on_local_stack(self) -> bool:
         """Whether this is the one-machine local stack (`candor.settings.is_local_stack`)."""
         ...
+
 
 def analyst_database(settings: AnalystSettings) -> str:
     """The database holding the analyst views of ``settings.clickhouse.database``."""
@@ -138,8 +138,9 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def resolve_password(settings: AnalystSettings, password_file: Path | None = None, *,
-                     rotate: bool = False) -> AnalystPassword:
+def resolve_password(
+    settings: AnalystSettings, password_file: Path | None = None, *, rotate: bool = False
+) -> AnalystPassword:
     """The password to give the analyst login.
 
     In order: ``password_file`` (read, stripped); unless ``rotate``,
@@ -163,8 +164,9 @@ def resolve_password(settings: AnalystSettings, password_file: Path | None = Non
         if stored.exists():
             return AnalystPassword(stored.read_text().strip(), str(stored), generated=False)
         if settings.on_local_stack():
-            return AnalystPassword(LOCAL_ANALYST_PASSWORD,
-                                   "the local stack's default (deploy/local)", False)
+            return AnalystPassword(
+                LOCAL_ANALYST_PASSWORD, "the local stack's default (deploy/local)", False
+            )
     password = secrets.token_urlsafe(24)
     _write_private(stored, password + "\n")
     return AnalystPassword(password, str(stored), generated=True)
@@ -175,8 +177,9 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def access_statements(settings: AnalystSettings, password: str, salt: str | None = None
-                      ) -> list[str]:
+def access_statements(
+    settings: AnalystSettings, password: str, salt: str | None = None
+) -> list[str]:
     """The SQL giving the analyst role, profile, quota and login, for a server
     with a writable access storage. Pure given ``salt`` (random when None).
 
@@ -188,8 +191,7 @@ def access_statements(settings: AnalystSettings, password: str, salt: str | None
     salt = salt if salt is not None else secrets.token_hex(16)
     digest = hashlib.sha256((password + salt).encode()).hexdigest()
     hosts = ", ".join(f"IP {_quote(n)}" for n in p.analyst_networks) or "NONE"
-    identified = (f"IDENTIFIED WITH sha256_hash BY {_quote(digest)} SALT {_quote(salt)} "
-                  f"HOST {hosts}")
+    identified = f"IDENTIFIED WITH sha256_hash BY {_quote(digest)} SALT {_quote(salt)} HOST {hosts}"
     return [
         f"CREATE ROLE IF NOT EXISTS {ANALYST_ROLE}{oc}",
         f"GRANT{oc} SELECT ON {analyst_database(settings)}.* TO {ANALYST_ROLE}",
@@ -276,8 +278,13 @@ def _writable_storage(client: Client) -> bool:
     return any(str(t) in ("local_directory", "replicated", "memory") for (t,) in rows)
 
 
-def ensure_analyst_access(settings: AnalystSettings, password: str, client: Client | None = None,
-                          *, config_dir: Path | None = None) -> AnalystAccess:
+def ensure_analyst_access(
+    settings: AnalystSettings,
+    password: str,
+    client: Client | None = None,
+    *,
+    config_dir: Path | None = None,
+) -> AnalystAccess:
     """Give the analyst login ``password``, the read-only profile, the quota and
     the host restriction; return where it reads.
 
@@ -305,6 +312,6 @@ def ensure_analyst_access(settings: AnalystSettings, password: str, client: Clie
             "this ClickHouse has no writable access storage and no configured "
             f"{ANALYST_ROLE} role / {ANALYST_USER} user: add a <local_directory> user "
             "directory and access_management for the admin user, or declare them in "
-            "the users configuration (`candor analyst-access --config-dir`)")
-    return AnalystAccess(ANALYST_USER, ANALYST_ROLE, database, created=False,
-                         fragment=fragment)
+            "the users configuration (`candor analyst-access --config-dir`)"
+        )
+    return AnalystAccess(ANALYST_USER, ANALYST_ROLE, database, created=False, fragment=fragment)

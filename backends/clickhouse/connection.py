@@ -10,8 +10,7 @@ from clickhouse_connect.driver.client import Client
 from backends.clickhouse.settings import ClickHouseSettings, HasClickHouse
 
 
-def connect(settings: ClickHouseSettings | HasClickHouse, database: str | None = None
-            ) -> Client:
+def connect(settings: ClickHouseSettings | HasClickHouse, database: str | None = None) -> Client:
     """Return a clickhouse-connect HTTP client for ``settings`` (the `clickhouse`
     section, or settings that carry one).
 

@@ -60,12 +60,15 @@ class SubjectAlreadyErased(SubjectErased):
     """The subject's keys were destroyed: it gets no new key (and no new content)."""
 
 
-def write_audit(client: Client, actor: str, action: str, subject: str,
-                detail: Mapping[str, Any]) -> None:
+def write_audit(
+    client: Client, actor: str, action: str, subject: str, detail: Mapping[str, Any]
+) -> None:
     """Append one row to ``audit_log``. Blocks; raises the driver's error."""
-    client.insert("audit_log", [[actor, action, subject, json.dumps(dict(detail),
-                                                                    sort_keys=True)]],
-                  column_names=["actor", "action", "subject", "detail"])
+    client.insert(
+        "audit_log",
+        [[actor, action, subject, json.dumps(dict(detail), sort_keys=True)]],
+        column_names=["actor", "action", "subject", "detail"],
+    )
 
 
 def verify_master(client: Client, master: bytes, *, create: bool = False) -> None:
@@ -75,7 +78,8 @@ def verify_master(client: Client, master: bytes, *, create: bool = False) -> Non
     :class:`WrongMasterKey` on a mismatch, before anything else is written.
     """
     rows = client.query(
-        f"SELECT check_value FROM {CHECK_TABLE} ORDER BY created_at LIMIT 1").result_rows
+        f"SELECT check_value FROM {CHECK_TABLE} ORDER BY created_at LIMIT 1"
+    ).result_rows
     if rows:
         verify_check(master, str(rows[0][0]))
         return
@@ -101,8 +105,9 @@ def load_keyset(client: Client, master: bytes, subject: str | None = None) -> Ke
     return KeySet(_records(client, subject), master)
 
 
-def ensure_subject_key(client: Client, master: bytes, subject: str, actor: str
-                       ) -> tuple[DataKey, bool]:
+def ensure_subject_key(
+    client: Client, master: bytes, subject: str, actor: str
+) -> tuple[DataKey, bool]:
     """Return ``(the subject's live key, whether it was created now)``.
 
     Creates (wrapped under ``master``) and audits a key when the subject has
@@ -117,10 +122,11 @@ def ensure_subject_key(client: Client, master: bytes, subject: str, actor: str
     if keys.is_erased(subject):
         raise SubjectAlreadyErased(f"subject {subject!r} was erased; it gets no new data key")
     key = new_data_key()
-    client.insert(KEYS_TABLE, [[subject, key.key_id, wrap_data_key(master, subject, key),
-                                now_micros(), actor]],
-                  column_names=["subject_id", "key_id", "wrapped_key", "created_at",
-                                "created_by"])
+    client.insert(
+        KEYS_TABLE,
+        [[subject, key.key_id, wrap_data_key(master, subject, key), now_micros(), actor]],
+        column_names=["subject_id", "key_id", "wrapped_key", "created_at", "created_by"],
+    )
     write_audit(client, actor, "key_create", subject, {"key_id": key.key_id})
     return key, True
 
@@ -131,8 +137,9 @@ def mutation_target(settings: HasClickHouse, table: str) -> str:
     return f"{table}_local ON CLUSTER {cluster}" if cluster else table
 
 
-def destroy_subject_keys(client: Client, settings: HasClickHouse, subject: str, actor: str
-                         ) -> list[str]:
+def destroy_subject_keys(
+    client: Client, settings: HasClickHouse, subject: str, actor: str
+) -> list[str]:
     """Destroy every live key of ``subject``; return their ids ([] when none).
 
     The wrapped keys are overwritten by a synchronous mutation (``mutations_sync
@@ -146,7 +153,8 @@ def destroy_subject_keys(client: Client, settings: HasClickHouse, subject: str, 
         f"ALTER TABLE {mutation_target(settings, KEYS_TABLE)} UPDATE wrapped_key = '', "
         "destroyed = 1, destroyed_at = now64(6) WHERE subject_id = {subject:String} "
         "AND destroyed = 0 SETTINGS mutations_sync = 2",
-        parameters={"subject": subject})
+        parameters={"subject": subject},
+    )
     write_audit(client, actor, "key_destroy", subject, {"key_ids": ids})
     return ids
 
@@ -161,8 +169,13 @@ class KeyView:
     ``connect`` opens a client (one per view: clients are not thread-safe).
     """
 
-    def __init__(self, connect: Callable[[], Client], master: bytes,
-                 interval: float = 5.0, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Client],
+        master: bytes,
+        interval: float = 5.0,
+        actor: str | None = None,
+    ) -> None:
         self._connect = connect
         self._master = master
         self._interval = interval

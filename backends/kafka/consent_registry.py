@@ -48,8 +48,14 @@ def publish(settings: HasKafka, policies: Iterable[ConsentPolicy], timeout: floa
     """Publish policies keyed by subject; returns how many were acknowledged.
 
     Raises RuntimeError when any was not acknowledged within `timeout`."""
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "partitioner": "murmur2_random"})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+        }
+    )
     errors: list[str] = []
 
     def done(err: object, _msg: object) -> None:
@@ -58,8 +64,12 @@ def publish(settings: HasKafka, policies: Iterable[ConsentPolicy], timeout: floa
 
     n = 0
     for policy in policies:
-        producer.produce(settings.kafka.topic(TOPIC), key=policy.subject_id,
-                         value=encode_consent(policy.to_dict()), on_delivery=done)
+        producer.produce(
+            settings.kafka.topic(TOPIC),
+            key=policy.subject_id,
+            value=encode_consent(policy.to_dict()),
+            on_delivery=done,
+        )
         producer.poll(0)
         n += 1
     left = producer.flush(timeout)
@@ -68,8 +78,9 @@ def publish(settings: HasKafka, policies: Iterable[ConsentPolicy], timeout: floa
     return n
 
 
-def grant_many(settings: ConsentRegistrySettings, policies: Iterable[ConsentPolicy],
-               actor: str) -> int:
+def grant_many(
+    settings: ConsentRegistrySettings, policies: Iterable[ConsentPolicy], actor: str
+) -> int:
     """Publish granted policies the way `candor consent grant` does: each
     consenting subject's data key is created first (so workers encrypt its
     content instead of clearing it), then the policies, then an audit row each."""
@@ -85,23 +96,40 @@ def grant_many(settings: ConsentRegistrySettings, policies: Iterable[ConsentPoli
             ensure_subject_key(client, master, policy.subject_id, actor)
     n = publish(settings, policies)
     for policy in policies:
-        write_audit(client, actor, "consent_grant", policy.subject_id,
-                    {"version": policy.version, "scopes": policy.to_dict()["scopes"]})
+        write_audit(
+            client,
+            actor,
+            "consent_grant",
+            policy.subject_id,
+            {"version": policy.version, "scopes": policy.to_dict()["scopes"]},
+        )
     return n
 
 
-def grant_scopes(settings: ConsentRegistrySettings, subject_id: str, org_id: str | None,
-                 scopes: list[str], by: str, reason: str | None = None) -> ConsentPolicy:
+def grant_scopes(
+    settings: ConsentRegistrySettings,
+    subject_id: str,
+    org_id: str | None,
+    scopes: list[str],
+    by: str,
+    reason: str | None = None,
+) -> ConsentPolicy:
     """Grant `scopes` (on top of what the subject holds) and publish the new version."""
     current = load_registry(settings).get(subject_id)
-    policy = grant(current, scopes, by, now_micros(), subject_id=subject_id, org_id=org_id,
-                   reason=reason)
+    policy = grant(
+        current, scopes, by, now_micros(), subject_id=subject_id, org_id=org_id, reason=reason
+    )
     publish(settings, [policy])
     return policy
 
 
-def revoke_scopes(settings: HasKafka, subject_id: str, scopes: list[str] | None, by: str,
-                  reason: str | None = None) -> ConsentPolicy:
+def revoke_scopes(
+    settings: HasKafka,
+    subject_id: str,
+    scopes: list[str] | None,
+    by: str,
+    reason: str | None = None,
+) -> ConsentPolicy:
     """Revoke `scopes` (None = all) and publish the new version."""
     current = load_registry(settings).get(subject_id)
     policy = revoke(current, scopes, by, now_micros(), reason=reason)

@@ -36,9 +36,13 @@ class ConsentView:
     TimeoutError. Lookups are lock-free dict reads."""
 
     def __init__(self, client_config: dict[str, Any], topic: str = TOPIC) -> None:
-        self._config = {**client_config, "group.id": "candor-consent-view-unused",
-                        "enable.auto.commit": False, "enable.partition.eof": True,
-                        "auto.offset.reset": "earliest"}
+        self._config = {
+            **client_config,
+            "group.id": "candor-consent-view-unused",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
         self._topic = topic
         self._policies: dict[str, ConsentPolicy] = {}
         self._stop = threading.Event()

@@ -87,27 +87,39 @@ class LagProbe:
     probe).
     """
 
-    def __init__(self, kafka_config: Mapping[str, str | int | float | bool], group: str,
-                 topics: Iterable[str], timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        kafka_config: Mapping[str, str | int | float | bool],
+        group: str,
+        topics: Iterable[str],
+        timeout_s: float = 5.0,
+    ) -> None:
         self._config = dict(kafka_config)
         self.group, self.topics, self.timeout_s = group, tuple(topics), timeout_s
         self.admin = AdminClient(self._config)
         self._offsets_reader = self._new_offsets_reader()
 
     @classmethod
-    def create(cls, kafka_config: Mapping[str, str | int | float | bool], group: str,
-               topics: Iterable[str], timeout_s: float = 5.0) -> LagProbe:
+    def create(
+        cls,
+        kafka_config: Mapping[str, str | int | float | bool],
+        group: str,
+        topics: Iterable[str],
+        timeout_s: float = 5.0,
+    ) -> LagProbe:
         """A probe over `topics` for `group` with librdkafka settings `kafka_config`."""
         return cls(kafka_config, group, topics, timeout_s)
 
     def _new_offsets_reader(self) -> Consumer:
-        return Consumer({
-            **self._config,
-            "group.id": self.group,
-            # never subscribes, so never joins, is never assigned, never commits
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        })
+        return Consumer(
+            {
+                **self._config,
+                "group.id": self.group,
+                # never subscribes, so never joins, is never assigned, never commits
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+        )
 
     def measure(self) -> dict[Partition, int]:
         """Lag per (topic, partition) of the probe's topics, now.
@@ -126,8 +138,11 @@ class LagProbe:
             end = self._offsets(parts, OffsetSpec.latest())  # type: ignore[no-untyped-call]
             committed = self._committed(parts)
             missing = [tp for tp in parts if committed.get(tp) is None]
-            start = (self._offsets(missing, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-                     if missing else {})
+            start = (
+                self._offsets(missing, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+                if missing
+                else {}
+            )
         except (KafkaException, TimeoutError) as err:  # futures time out with TimeoutError
             if _timed_out(err):
                 self._renew()
@@ -149,22 +164,30 @@ class LagProbe:
 
     def _partitions(self) -> list[Partition]:
         meta = self.admin.list_topics(timeout=self.timeout_s)
-        return [(t, p) for t in self.topics if t in meta.topics
-                for p in sorted(meta.topics[t].partitions)]
+        return [
+            (t, p)
+            for t in self.topics
+            if t in meta.topics
+            for p in sorted(meta.topics[t].partitions)
+        ]
 
     def _offsets(self, parts: list[Partition], spec: OffsetSpec) -> dict[Partition, int]:
         request = {TopicPartition(t, p): spec for t, p in parts}
-        futures = self.admin.list_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED,
-                                          request_timeout=self.timeout_s)
-        return {(tp.topic, tp.partition): int(f.result(self.timeout_s).offset)
-                for tp, f in futures.items()}
+        futures = self.admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=self.timeout_s
+        )
+        return {
+            (tp.topic, tp.partition): int(f.result(self.timeout_s).offset)
+            for tp, f in futures.items()
+        }
 
     def _committed(self, parts: list[Partition]) -> dict[Partition, int | None]:
         """The group's committed offsets (None: nothing committed).
 
         Raises KafkaException when the coordinator does not answer in time."""
-        result = self._offsets_reader.committed([TopicPartition(t, p) for t, p in parts],
-                                                timeout=self.timeout_s)
+        result = self._offsets_reader.committed(
+            [TopicPartition(t, p) for t, p in parts], timeout=self.timeout_s
+        )
         committed: dict[Partition, int | None] = {}
         for tp in result:
             if tp.error is not None:
@@ -196,8 +219,9 @@ def publish_lag(gauge: Gauge, lags: Mapping[Partition, int], shown: set[Partitio
 _WORKER_SHOWN: set[Partition] = set()
 
 
-async def observe_worker_lag(probe: LagProbe,
-                             assigned: Collection[Partition] | None = None) -> dict[Partition, int]:
+async def observe_worker_lag(
+    probe: LagProbe, assigned: Collection[Partition] | None = None
+) -> dict[Partition, int]:
     """Measure the worker group's lag in a thread and export it as
     `candor_worker_consumer_lag_records`, for the worker's timer.
 

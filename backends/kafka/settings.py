@@ -16,14 +16,21 @@ class KafkaSettings(BaseModel):
 
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = Field(
-        "", description="prepended to every Candor topic name (one cluster, several pipelines)")
+        "", description="prepended to every Candor topic name (one cluster, several pipelines)"
+    )
     partitions: int = Field(12, ge=1, description="default partition count of Candor topics")
     replication_factor: int | None = Field(
-        None, ge=1, description="replicas of each Candor topic (and the workers' changelogs); "
-        "unset: 3, or 1 on the local stack (`candor.settings.Settings` fills it in)")
+        None,
+        ge=1,
+        description="replicas of each Candor topic (and the workers' changelogs); "
+        "unset: 3, or 1 on the local stack (`candor.settings.Settings` fills it in)",
+    )
     min_insync_replicas: int | None = Field(
-        None, ge=1, description="`min.insync.replicas` of each Candor topic: acks=all writes "
-        "fail below it; unset: 2, or 1 when the replication factor is 1")
+        None,
+        ge=1,
+        description="`min.insync.replicas` of each Candor topic: acks=all writes "
+        "fail below it; unset: 2, or 1 when the replication factor is 1",
+    )
     client_id: str = "candor"
 
     def replicas(self) -> int:

@@ -69,9 +69,15 @@ def new_topics(settings: TopicSettings, specs: list[TopicSpec] | None = None) ->
     1 and 1 on the one-node stack, see `KafkaSettings`)."""
     specs = specs if specs is not None else topic_specs(settings)
     k = settings.kafka
-    return [NewTopic(s.name, num_partitions=k.partitions, replication_factor=k.replicas(),
-                     config=s.config(k.min_insync()))
-            for s in specs]
+    return [
+        NewTopic(
+            s.name,
+            num_partitions=k.partitions,
+            replication_factor=k.replicas(),
+            config=s.config(k.min_insync()),
+        )
+        for s in specs
+    ]
 
 
 def create_topics(

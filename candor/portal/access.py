@@ -25,8 +25,16 @@ __all__ = ["PORTAL_ROLE", "PORTAL_USER", "READ_TABLES", "ensure_portal_access", 
 
 PORTAL_ROLE = "candor_portal"
 PORTAL_USER = "candor_portal_user"
-READ_TABLES = ("events", "sessions", "activity_minutes", "activity_minutes_by_device",
-               "actions", "consent_ledger", "exports", "audit_log")
+READ_TABLES = (
+    "events",
+    "sessions",
+    "activity_minutes",
+    "activity_minutes_by_device",
+    "actions",
+    "consent_ledger",
+    "exports",
+    "audit_log",
+)
 
 
 def _quote(text: str) -> str:
@@ -40,8 +48,7 @@ def grants(database: str) -> list[str]:
     return out
 
 
-def ensure_portal_access(settings: Settings, password: str, client: Client | None = None
-                         ) -> bool:
+def ensure_portal_access(settings: Settings, password: str, client: Client | None = None) -> bool:
     """Create (or verify) the portal's role and user; return True when created.
 
     With a writable access storage: ``CREATE ROLE/USER IF NOT EXISTS`` and the
@@ -59,8 +66,10 @@ def ensure_portal_access(settings: Settings, password: str, client: Client | Non
         client.command(f"CREATE ROLE IF NOT EXISTS {PORTAL_ROLE}{on}")
         for grant in grants(settings.clickhouse.database):
             client.command(f"GRANT{on} {grant} TO {PORTAL_ROLE}")
-        client.command(f"CREATE USER IF NOT EXISTS {PORTAL_USER}{on} IDENTIFIED WITH "
-                       f"sha256_password BY {_quote(password)}")
+        client.command(
+            f"CREATE USER IF NOT EXISTS {PORTAL_USER}{on} IDENTIFIED WITH "
+            f"sha256_password BY {_quote(password)}"
+        )
         client.command(f"GRANT{on} {PORTAL_ROLE} TO {PORTAL_USER}")
         client.command(f"ALTER USER {PORTAL_USER}{on} DEFAULT ROLE {PORTAL_ROLE}")
         return True
@@ -70,5 +79,6 @@ def ensure_portal_access(settings: Settings, password: str, client: Client | Non
         raise AccessControlUnavailable(
             f"this ClickHouse has no writable access storage and no configured {PORTAL_ROLE} "
             f"role / {PORTAL_USER} user: declare them in the users configuration with "
-            + "; ".join(f"GRANT {g}" for g in grants(settings.clickhouse.database)))
+            + "; ".join(f"GRANT {g}" for g in grants(settings.clickhouse.database))
+        )
     return False

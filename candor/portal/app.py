@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 COOKIE = "candor_portal"
 STATIC = Path(__file__).resolve().parent / "static"
 PUBLIC = ("/signin", "/static/", "/healthz")
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 SESSION_KEY = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,8 +75,9 @@ def reader_settings(settings: Settings) -> Settings:
 class Portal:
     """The portal's state: settings, invite/session store, rate limits, clients."""
 
-    def __init__(self, settings: Settings, store: PortalStore,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings, store: PortalStore, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
         self.reader = reader_settings(settings)
         self.store = store
@@ -109,10 +112,15 @@ class Portal:
     def current_scopes(self, subject: str) -> tuple[list[str], str | None]:
         """``(scopes now, org)``: the ledger's latest version, or the version this
         portal published last when the ledger has not caught up with it yet (blocks)."""
-        rows = self.client().query(
-            "SELECT argMax(scopes, version), argMax(org_id, version), max(version) "
-            "FROM consent_ledger WHERE subject_id = {s:String} HAVING count() > 0",
-            parameters={"s": subject}).result_rows
+        rows = (
+            self.client()
+            .query(
+                "SELECT argMax(scopes, version), argMax(org_id, version), max(version) "
+                "FROM consent_ledger WHERE subject_id = {s:String} HAVING count() > 0",
+                parameters={"s": subject},
+            )
+            .result_rows
+        )
         mine = self.published.get(subject)
         if mine is not None and (not rows or mine.version > int(rows[0][2])):
             return sorted_names(mine.scopes), mine.org_id
@@ -140,8 +148,12 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     except Exception:  # the person sees a page, the log gets the traceback
         log.exception("portal: %s %s failed", request.method, request.path)
-        response = _html(pages.message_page(
-            "Something went wrong", "The portal could not answer. Try again in a minute."), 500)
+        response = _html(
+            pages.message_page(
+                "Something went wrong", "The portal could not answer. Try again in a minute."
+            ),
+            500,
+        )
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -159,20 +171,36 @@ def _session_middleware(portal: Portal) -> Middleware:
         sid = request.cookies.get(COOKIE, "")
         session = portal.store.session(sid, portal.clock()) if sid else None
         if session is None:
-            return _html(pages.message_page(
-                "Please sign in", "Open the personal link you received to sign in."), 401)
+            return _html(
+                pages.message_page(
+                    "Please sign in", "Open the personal link you received to sign in."
+                ),
+                401,
+            )
         if request.method == "POST":
             form = await request.post()
             if form.get("csrf") != session.csrf:
-                await portal.run(portal.audit, session.subject, "portal_refused",
-                                 {"path": request.path, "why": "csrf"})
-                return _html(pages.message_page(
-                    "Refused", "This form has expired. Go back, reload and try again."), 403)
+                await portal.run(
+                    portal.audit,
+                    session.subject,
+                    "portal_refused",
+                    {"path": request.path, "why": "csrf"},
+                )
+                return _html(
+                    pages.message_page(
+                        "Refused", "This form has expired. Go back, reload and try again."
+                    ),
+                    403,
+                )
         request[SESSION_KEY] = session
         response = await handler(request)
         if request.method == "GET":
-            await portal.run(portal.audit, session.subject, "portal_view",
-                             {"path": request.path, "status": response.status})
+            await portal.run(
+                portal.audit,
+                session.subject,
+                "portal_view",
+                {"path": request.path, "status": response.status},
+            )
         return response
 
     return check
@@ -188,8 +216,10 @@ def _notice(query: Mapping[str, str]) -> str:
     if scope not in {x.value for x in Scope} or done not in ("grant", "revoke"):
         return ""
     verb = "granted" if done == "grant" else "revoked"
-    return (f"{scope} {verb} (consent version {version[:12]}). It applies to everything "
-            "captured from now on.")
+    return (
+        f"{scope} {verb} (consent version {version[:12]}). It applies to everything "
+        "captured from now on."
+    )
 
 
 def _redirect(location: str) -> web.Response:
@@ -198,8 +228,9 @@ def _redirect(location: str) -> web.Response:
 
 def build_app(portal: Portal) -> web.Application:
     """The aiohttp application of ``portal`` (routes in the module docstring)."""
-    app = web.Application(middlewares=[_headers, _session_middleware(portal)],
-                          client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[_headers, _session_middleware(portal)], client_max_size=64 * 1024
+    )
     r = app.router
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -207,10 +238,12 @@ def build_app(portal: Portal) -> web.Application:
 
     async def signin_form(request: web.Request) -> web.Response:
         token = request.query.get("token", "")
-        body = (f'<form method="post" action="/signin">'
-                f'<input type="hidden" name="token" value="{escape(token)}">'
-                '<p>This link signs you in once. It is yours alone.</p>'
-                '<p><button type="submit" id="signin">Sign in</button></p></form>')
+        body = (
+            f'<form method="post" action="/signin">'
+            f'<input type="hidden" name="token" value="{escape(token)}">'
+            "<p>This link signs you in once. It is yours alone.</p>"
+            '<p><button type="submit" id="signin">Sign in</button></p></form>'
+        )
         return _html(pages.layout("Sign in to see your data", body))
 
     async def signin(request: web.Request) -> web.StreamResponse:
@@ -219,22 +252,36 @@ def build_app(portal: Portal) -> web.Application:
         try:
             portal.signin_limit.take(remote, now)
         except RateLimited as err:
-            return web.Response(status=429, text="too many sign-in attempts",
-                                headers={"Retry-After": str(int(err.retry_after) + 1)})
+            return web.Response(
+                status=429,
+                text="too many sign-in attempts",
+                headers={"Retry-After": str(int(err.retry_after) + 1)},
+            )
         form = await request.post()
         try:
             subject = portal.store.redeem(str(form.get("token", "")), now)
         except InvalidInvite:
             await portal.run(portal.audit, "", "portal_signin_refused", {"remote": remote})
-            return _html(pages.message_page(
-                "This link does not work", "The link is unknown, was already used or has "
-                "expired. Ask for a new one."), 403)
+            return _html(
+                pages.message_page(
+                    "This link does not work",
+                    "The link is unknown, was already used or has expired. Ask for a new one.",
+                ),
+                403,
+            )
         sid, _ = portal.store.open_session(subject, portal.settings.portal.session_ttl_s, now)
         await portal.run(portal.audit, subject, "portal_signin", {"remote": remote})
         response = _redirect("/")
         secure = portal.secure or request.secure  # Secure whenever TLS is in front
-        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", secure=secure,
-                            path="/", max_age=int(portal.settings.portal.session_ttl_s))
+        response.set_cookie(
+            COOKIE,
+            sid,
+            httponly=True,
+            samesite="Strict",
+            secure=secure,
+            path="/",
+            max_age=int(portal.settings.portal.session_ttl_s),
+        )
         return response
 
     async def signout(request: web.Request) -> web.StreamResponse:
@@ -250,10 +297,14 @@ def build_app(portal: Portal) -> web.Application:
         def load() -> str:
             scopes, org = portal.current_scopes(subject)
             client = portal.client()
-            return pages.home_page(subject, scopes, portal.capture_hours(org),
-                                   data.overview(client, subject),
-                                   data.receipts(client, subject),
-                                   data.sessions(client, subject, 20))
+            return pages.home_page(
+                subject,
+                scopes,
+                portal.capture_hours(org),
+                data.overview(client, subject),
+                data.receipts(client, subject),
+                data.sessions(client, subject, 20),
+            )
 
         return _html(await portal.run(load))
 
@@ -262,9 +313,13 @@ def build_app(portal: Portal) -> web.Application:
 
         def load(notice: str = "") -> str:
             scopes, _ = portal.current_scopes(session.subject)
-            return pages.consent_page(session.subject, scopes,
-                                      data.consent_history(portal.client(), session.subject),
-                                      session.csrf, notice)
+            return pages.consent_page(
+                session.subject,
+                scopes,
+                data.consent_history(portal.client(), session.subject),
+                session.csrf,
+                notice,
+            )
 
         if request.method == "GET":
             return _html(await portal.run(load, _notice(request.query)))
@@ -277,8 +332,12 @@ def build_app(portal: Portal) -> web.Application:
         except Exception as err:  # a refused change is shown, never a traceback
             log.warning("portal consent change refused for %s: %s", session.subject, err)
             return _html(await portal.run(load, f"Not changed: {err}"), 409)
-        await portal.run(portal.audit, session.subject, "portal_consent",
-                         {"scope": scope, "action": action, "version": version})
+        await portal.run(
+            portal.audit,
+            session.subject,
+            "portal_consent",
+            {"scope": scope, "action": action, "version": version},
+        )
         # Post/Redirect/Get: reloading the page never sends the change again
         return _redirect(f"/consent?{urlencode({'scope': scope, 'done': action, 'v': version})}")
 
@@ -290,11 +349,11 @@ def build_app(portal: Portal) -> web.Application:
     def record_view(title: str, find: Callable[[Client, str, str], Any]) -> Handler:
         async def view(request: web.Request) -> web.StreamResponse:
             subject = _session(request).subject
-            found = await portal.run(lambda: find(portal.client(), subject,
-                                                  request.match_info["id"]))
+            found = await portal.run(
+                lambda: find(portal.client(), subject, request.match_info["id"])
+            )
             if found is None:
-                return _html(pages.message_page("Not found", "Nothing of yours has this id."),
-                             404)
+                return _html(pages.message_page("Not found", "Nothing of yours has this id."), 404)
             record = found if isinstance(found, dict) else vars(found)
             return _html(pages.record_page(subject, title, record))
 
@@ -308,22 +367,29 @@ def build_app(portal: Portal) -> web.Application:
         try:
             portal.download_limit.take(subject, portal.clock())
         except RateLimited as err:
-            return web.Response(status=429, text="too many downloads, try again later",
-                                headers={"Retry-After": str(int(err.retry_after) + 1)})
+            return web.Response(
+                status=429,
+                text="too many downloads, try again later",
+                headers={"Retry-After": str(int(err.retry_after) + 1)},
+            )
 
         def build() -> Path:
             scopes, org = portal.current_scopes(subject)
             extra = {"consent_now": scopes, "capture_hours": portal.capture_hours(org)}
-            return build_zip(portal.client(), subject, Path(tempfile.gettempdir()),
-                             datetime.now(UTC), extra)
+            return build_zip(
+                portal.client(), subject, Path(tempfile.gettempdir()), datetime.now(UTC), extra
+            )
 
         path: Path = await portal.run(build)
         try:
             size = path.stat().st_size
             await portal.run(portal.audit, subject, "portal_download", {"bytes": size})
-            response = web.StreamResponse(headers={
-                "Content-Type": "application/zip",
-                "Content-Disposition": 'attachment; filename="candor-my-data.zip"'})
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": 'attachment; filename="candor-my-data.zip"',
+                }
+            )
             response.content_length = size
             await response.prepare(request)
             with path.open("rb") as fh:
@@ -343,8 +409,9 @@ def build_app(portal: Portal) -> web.Application:
             return _html(pages.erase_page(session.subject, session.csrf), 400)
         receipt = await portal.run(_erase, portal, session.subject)
         portal.store.end_subject(session.subject)
-        await portal.run(portal.audit, session.subject, "portal_erase",
-                         {"erasure_id": receipt.get("erasure_id")})
+        await portal.run(
+            portal.audit, session.subject, "portal_erase", {"erasure_id": receipt.get("erasure_id")}
+        )
         response = _html(pages.receipt_page(receipt))
         response.del_cookie(COOKIE, path="/")
         return response
@@ -359,8 +426,7 @@ def build_app(portal: Portal) -> web.Application:
     r.add_get("/events", events)
     r.add_get("/events/{id}", record_view("One event", data.event_detail))
     r.add_get("/sessions/{id}", record_view("One work session", data.session_detail))
-    r.add_get("/exports/{id}", record_view("One export that included you",
-                                           data.export_detail))
+    r.add_get("/exports/{id}", record_view("One export that included you", data.export_detail))
     r.add_get("/download", download_page)
     r.add_get("/download/zip", download_zip)
     r.add_get("/erase", erase)
@@ -399,7 +465,11 @@ def _erase(portal: Portal, subject: str) -> dict[str, Any]:
     from backends.erasure import AlreadyErased, erase
 
     try:
-        return erase(portal.settings, subject, actor=f"portal:{subject}",
-                     settle_s=portal.settings.portal.erase_settle_s).to_dict()
+        return erase(
+            portal.settings,
+            subject,
+            actor=f"portal:{subject}",
+            settle_s=portal.settings.portal.erase_settle_s,
+        ).to_dict()
     except AlreadyErased as err:
         return err.receipt

@@ -76,8 +76,9 @@ def _portal(args: argparse.Namespace, settings: Settings) -> int:
     store = PortalStore(store_path(settings))
     app = build_app(Portal(settings, store))
     print(f"candor portal on http://{settings.portal.host}:{settings.portal.port}/", flush=True)
-    web.run_app(app, host=settings.portal.host, port=settings.portal.port, print=None,
-                access_log=None)
+    web.run_app(
+        app, host=settings.portal.host, port=settings.portal.port, print=None, access_log=None
+    )
     store.close()
     return 0
 
@@ -92,26 +93,37 @@ def _reader_answers(settings: Settings) -> bool:
     try:
         connect(reader_settings(settings)).query("SELECT currentUser()")
     except Exception as err:  # any refusal: the portal must not fall back to the admin
-        print(f"candor portal: ClickHouse at {settings.clickhouse.url} refuses the portal's "
-              f"user {settings.portal.clickhouse_user!r} ({type(err).__name__}: "
-              f"{str(err).splitlines()[0][:200]}). On the local stack it is declared when "
-              "ClickHouse starts: restart it (candor stack down; candor stack up).",
-              file=sys.stderr)
+        print(
+            f"candor portal: ClickHouse at {settings.clickhouse.url} refuses the portal's "
+            f"user {settings.portal.clickhouse_user!r} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). On the local stack it is declared when "
+            "ClickHouse starts: restart it (candor stack down; candor stack up).",
+            file=sys.stderr,
+        )
         return False
     return True
 
 
 def add_commands(subparsers: Any) -> dict[str, Handler]:
     """Add ``portal`` to ``subparsers``; return its handler."""
-    p = subparsers.add_parser("portal", help="the person's own portal: serve it, issue a "
-                                             "sign-in link, set up its ClickHouse user")
+    p = subparsers.add_parser(
+        "portal",
+        help="the person's own portal: serve it, issue a sign-in link, set up its ClickHouse user",
+    )
     p.add_argument("action", choices=["serve", "invite", "access"])
     p.add_argument("--subject", help="invite: the person's pseudonymous subject id")
-    p.add_argument("--ttl-hours", type=float, default=0,
-                   help="invite: hours the link stays valid (default: settings, 7 days)")
+    p.add_argument(
+        "--ttl-hours",
+        type=float,
+        default=0,
+        help="invite: hours the link stays valid (default: settings, 7 days)",
+    )
     p.add_argument("--host", help="serve: listen address (default: settings, 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="serve: port (default: settings, 8090)")
-    p.add_argument("--clickhouse-password-file", type=Path,
-                   help="serve: read ClickHouse as the portal's own user (default "
-                        "candor_portal_user) with the password in this file")
+    p.add_argument(
+        "--clickhouse-password-file",
+        type=Path,
+        help="serve: read ClickHouse as the portal's own user (default "
+        "candor_portal_user) with the password in this file",
+    )
     return {"portal": _portal}

@@ -37,8 +37,11 @@ __all__ = [
 RECENT_EVENTS = 50
 # The tables the download holds, with their time column (for ordering).
 PERSONAL_TABLES: dict[str, str] = {
-    "events": "ts", "sessions": "start_ts", "activity_minutes": "window_start",
-    "actions": "start_ts", "consent_ledger": "version",
+    "events": "ts",
+    "sessions": "start_ts",
+    "activity_minutes": "window_start",
+    "actions": "start_ts",
+    "consent_ledger": "version",
 }
 
 
@@ -123,9 +126,12 @@ def consent_history(client: Client, subject: str) -> list[ConsentChange]:
     rows = client.query(
         "SELECT version, any(scopes), any(changed_by), any(changed_at), any(reason) "
         "FROM consent_ledger WHERE subject_id = {s:String} GROUP BY version ORDER BY version",
-        parameters=_params(subject)).result_rows
-    return [ConsentChange(int(v), [str(x) for x in sc], str(by), at, None if r is None else str(r))
-            for v, sc, by, at, r in rows]
+        parameters=_params(subject),
+    ).result_rows
+    return [
+        ConsentChange(int(v), [str(x) for x in sc], str(by), at, None if r is None else str(r))
+        for v, sc, by, at, r in rows
+    ]
 
 
 def _days(client: Client, subject: str) -> list[DaySummary]:
@@ -135,24 +141,29 @@ def _days(client: Client, subject: str) -> list[DaySummary]:
         return days.setdefault(d, DaySummary(d))
 
     for d, kind, n in client.query(
-            "SELECT toDate(ts) AS d, event_type, uniqExact(event_id) FROM events "
-            "WHERE subject_id = {s:String} GROUP BY d, event_type",
-            parameters=_params(subject)).result_rows:
+        "SELECT toDate(ts) AS d, event_type, uniqExact(event_id) FROM events "
+        "WHERE subject_id = {s:String} GROUP BY d, event_type",
+        parameters=_params(subject),
+    ).result_rows:
         day(d).events_by_type[str(kind)] = int(n)
     for d, app, sec in client.query(
-            "SELECT toDate(window_start) AS d, app, sum(seconds) FROM activity_minutes "
-            "ARRAY JOIN mapKeys(app_seconds) AS app, mapValues(app_seconds) AS seconds "
-            "WHERE subject_id = {s:String} GROUP BY d, app",
-            parameters=_params(subject)).result_rows:
+        "SELECT toDate(window_start) AS d, app, sum(seconds) FROM activity_minutes "
+        "ARRAY JOIN mapKeys(app_seconds) AS app, mapValues(app_seconds) AS seconds "
+        "WHERE subject_id = {s:String} GROUP BY d, app",
+        parameters=_params(subject),
+    ).result_rows:
         day(d).app_seconds[str(app)] = float(sec)
     for d, n, sec in client.query(
-            "SELECT toDate(start_ts) AS d, count(), sum(active_seconds) FROM sessions FINAL "
-            "WHERE subject_id = {s:String} GROUP BY d", parameters=_params(subject)).result_rows:
+        "SELECT toDate(start_ts) AS d, count(), sum(active_seconds) FROM sessions FINAL "
+        "WHERE subject_id = {s:String} GROUP BY d",
+        parameters=_params(subject),
+    ).result_rows:
         day(d).sessions, day(d).session_seconds = int(n), float(sec)
     for summary in days.values():
         summary.events_by_type = dict(sorted(summary.events_by_type.items()))
-        summary.app_seconds = dict(sorted(summary.app_seconds.items(),
-                                          key=lambda kv: (-kv[1], kv[0])))
+        summary.app_seconds = dict(
+            sorted(summary.app_seconds.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
     return [days[d] for d in sorted(days)]
 
 
@@ -161,7 +172,8 @@ def redaction_counts(client: Client, subject: str) -> dict[str, int]:
     rows = client.query(
         "SELECT rule, uniqExact(event_id) FROM events ARRAY JOIN redactions AS rule "
         "WHERE subject_id = {s:String} GROUP BY rule ORDER BY rule",
-        parameters=_params(subject)).result_rows
+        parameters=_params(subject),
+    ).result_rows
     return {str(r): int(n) for r, n in rows}
 
 
@@ -169,29 +181,43 @@ def exports_held(client: Client, subject: str) -> list[ExportHeld]:
     """The exports whose subject list holds ``subject``, oldest first."""
     rows = client.query(
         "SELECT export_id, created_at, range_start, range_end, format, total_rows FROM exports "
-        "WHERE has(subjects, {s:String}) ORDER BY created_at", parameters=_params(subject)
+        "WHERE has(subjects, {s:String}) ORDER BY created_at",
+        parameters=_params(subject),
     ).result_rows
     return [ExportHeld(str(e), c, a, b, str(f), int(n)) for e, c, a, b, f, n in rows]
 
 
 def overview(client: Client, subject: str) -> Overview:
     """Days, redactions and exports of ``subject``."""
-    return Overview(_days(client, subject), redaction_counts(client, subject),
-                    exports_held(client, subject))
+    return Overview(
+        _days(client, subject), redaction_counts(client, subject), exports_held(client, subject)
+    )
 
 
-EVENT_FIELDS = ("event_id", "ts", "event_type", "app_name", "window_title", "url_host",
-                "key_name", "text", "command", "diff", "frame_ref", "redactions",
-                "consent_version")
+EVENT_FIELDS = (
+    "event_id",
+    "ts",
+    "event_type",
+    "app_name",
+    "window_title",
+    "url_host",
+    "key_name",
+    "text",
+    "command",
+    "diff",
+    "frame_ref",
+    "redactions",
+    "consent_version",
+)
 
 
-def recent_events(client: Client, subject: str, limit: int = RECENT_EVENTS
-                  ) -> list[dict[str, Any]]:
+def recent_events(client: Client, subject: str, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
     """The subject's latest ``limit`` events (content as stored: in clear where
     consented, empty where not), newest first."""
     rows = client.query(
         f"SELECT {', '.join(EVENT_FIELDS)} FROM events FINAL WHERE subject_id = {{s:String}} "
-        "ORDER BY ts DESC, event_id LIMIT {n:UInt32}", parameters=_params(subject, n=limit)
+        "ORDER BY ts DESC, event_id LIMIT {n:UInt32}",
+        parameters=_params(subject, n=limit),
     ).result_rows
     return [dict(zip(EVENT_FIELDS, r, strict=True)) for r in rows]
 
@@ -201,7 +227,8 @@ def event_detail(client: Client, subject: str, event_id: str) -> dict[str, Any] 
     rows = client.query(
         f"SELECT {', '.join(EVENT_FIELDS)}, payload_json FROM events FINAL "
         "WHERE subject_id = {s:String} AND event_id = {e:String} LIMIT 1",
-        parameters=_params(subject, e=event_id)).result_rows
+        parameters=_params(subject, e=event_id),
+    ).result_rows
     if not rows:
         return None
     out = dict(zip((*EVENT_FIELDS, "payload_json"), rows[0], strict=True))
@@ -214,7 +241,8 @@ def session_detail(client: Client, subject: str, session_id: str) -> dict[str, A
         "SELECT session_id, device_id, start_ts, end_ts, end_reason, active_seconds, "
         "event_counts, app_seconds, keystrokes, clicks, scrolls, commands_run FROM sessions "
         "FINAL WHERE subject_id = {s:String} AND session_id = {i:String} LIMIT 1",
-        parameters=_params(subject, i=session_id))
+        parameters=_params(subject, i=session_id),
+    )
     if not result.result_rows:
         return None
     return dict(zip(result.column_names, result.result_rows[0], strict=True))
@@ -225,7 +253,8 @@ def sessions(client: Client, subject: str, limit: int = 50) -> list[dict[str, An
     result = client.query(
         "SELECT session_id, start_ts, end_ts, active_seconds, end_reason FROM sessions FINAL "
         "WHERE subject_id = {s:String} ORDER BY start_ts DESC LIMIT {n:UInt32}",
-        parameters=_params(subject, n=limit))
+        parameters=_params(subject, n=limit),
+    )
     return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
 
 
@@ -240,8 +269,9 @@ def export_detail(client: Client, subject: str, export_id: str) -> ExportHeld | 
 def receipts(client: Client, subject: str) -> list[dict[str, Any]]:
     """The subject's erasure receipts (normally none or one), as JSON dicts."""
     rows = client.query(
-        "SELECT detail FROM audit_log WHERE action = 'erase' AND subject = {s:String} "
-        "ORDER BY at", parameters=_params(subject)).result_rows
+        "SELECT detail FROM audit_log WHERE action = 'erase' AND subject = {s:String} ORDER BY at",
+        parameters=_params(subject),
+    ).result_rows
     out: list[dict[str, Any]] = []
     for (detail,) in rows:
         try:
@@ -258,4 +288,5 @@ def table_rows(client: Client, subject: str, table: str) -> Any:
     final = "" if table in ("activity_minutes", "consent_ledger") else "FINAL"
     return client.query_arrow(
         f"SELECT * FROM {table} {final} WHERE subject_id = {{s:String}} ORDER BY {order}",
-        parameters=_params(subject))
+        parameters=_params(subject),
+    )

@@ -1,4 +1,4 @@
-""""Download all my data": one zip of JSON and Parquet with a README.
+""" "Download all my data": one zip of JSON and Parquet with a README.
 
 Layout of the zip::
 
@@ -69,17 +69,28 @@ def _summary(client: Client, subject: str, extra: dict[str, Any]) -> dict[str, A
         "subject": subject,
         **extra,
         "consent_history": [asdict(c) for c in data.consent_history(client, subject)],
-        "days": [{"day": d.day, "events_by_type": d.events_by_type,
-                  "active_seconds_per_app": d.app_seconds, "sessions": d.sessions}
-                 for d in view.days],
+        "days": [
+            {
+                "day": d.day,
+                "events_by_type": d.events_by_type,
+                "active_seconds_per_app": d.app_seconds,
+                "sessions": d.sessions,
+            }
+            for d in view.days
+        ],
         "redactions_by_rule": view.redactions,
         "exports_that_included_you": [asdict(e) for e in view.exports],
         "erasure_receipts": data.receipts(client, subject),
     }
 
 
-def build_zip(client: Client, subject: str, directory: Path, now: datetime,
-              extra: dict[str, Any] | None = None) -> Path:
+def build_zip(
+    client: Client,
+    subject: str,
+    directory: Path,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write the subject's zip into ``directory``; return its path.
 
     ``extra`` (e.g. consent now, capture hours) is merged into
@@ -90,14 +101,16 @@ def build_zip(client: Client, subject: str, directory: Path, now: datetime,
     with open(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("README.md", README.format(subject=subject, written=now.isoformat()))
         summary = _summary(client, subject, extra or {})
-        zf.writestr("summary.json", json.dumps(summary, indent=2, default=json_default,
-                                               sort_keys=True))
+        zf.writestr(
+            "summary.json", json.dumps(summary, indent=2, default=json_default, sort_keys=True)
+        )
         for table in data.PERSONAL_TABLES:
             rows = data.table_rows(client, subject, table)
             buf = io.BytesIO()
             pq.write_table(rows, buf, compression="zstd")
             zf.writestr(f"tables/{table}.parquet", buf.getvalue())
-            lines = (json.dumps(r, default=json_default, ensure_ascii=False)
-                     for r in rows.to_pylist())
+            lines = (
+                json.dumps(r, default=json_default, ensure_ascii=False) for r in rows.to_pylist()
+            )
             zf.writestr(f"tables/{table}.jsonl", "".join(line + "\n" for line in lines))
     return path

@@ -33,8 +33,14 @@ from backends.clickhouse.analyst_access import _write_private
 from candor.portal.access import PORTAL_ROLE, PORTAL_USER, grants
 from candor.settings import Settings, load_settings
 
-__all__ = ["FRAGMENT_NAME", "password_file", "portal_config_fragment", "portal_login",
-           "resolve_portal_password", "write_portal_fragment"]
+__all__ = [
+    "FRAGMENT_NAME",
+    "password_file",
+    "portal_config_fragment",
+    "portal_login",
+    "resolve_portal_password",
+    "write_portal_fragment",
+]
 
 FRAGMENT_NAME = "candor_portal.xml"
 
@@ -119,8 +125,9 @@ def portal_login(settings: Settings) -> tuple[list[str], dict[str, str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m candor.portal.local_access --config-dir DIR``: write the fragment."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-dir", type=Path, required=True,
-                        help="the ClickHouse server's config.d directory")
+    parser.add_argument(
+        "--config-dir", type=Path, required=True, help="the ClickHouse server's config.d directory"
+    )
     args = parser.parse_args(argv)
     path = write_portal_fragment(load_settings(), args.config_dir)
     print(f"{PORTAL_USER}: declared in {path}", file=sys.stderr)

@@ -35,5 +35,4 @@ class RateLimit:
             raise RateLimited(start + self.window_s - now)
         self._windows[key] = (start, used + 1)
         if len(self._windows) > 10_000:  # forget closed windows
-            self._windows = {k: v for k, v in self._windows.items()
-                             if now - v[0] < self.window_s}
+            self._windows = {k: v for k, v in self._windows.items() if now - v[0] < self.window_s}

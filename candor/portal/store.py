@@ -94,7 +94,9 @@ class PortalStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO invites (token_hash, subject, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?)", (hash_token(token), subject, now, now + ttl_s))
+                "VALUES (?, ?, ?, ?)",
+                (hash_token(token), subject, now, now + ttl_s),
+            )
         return Invite(token, subject, now + ttl_s)
 
     def redeem(self, token: str, now: float) -> str:
@@ -104,11 +106,14 @@ class PortalStore:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE invites SET used_at = ? WHERE token_hash = ? AND used_at IS NULL "
-                "AND expires_at > ?", (now, digest, now))
+                "AND expires_at > ?",
+                (now, digest, now),
+            )
             if cur.rowcount != 1:
                 raise InvalidInvite("this link is not valid (unknown, used or expired)")
-            row = self._db.execute("SELECT subject FROM invites WHERE token_hash = ?",
-                                   (digest,)).fetchone()
+            row = self._db.execute(
+                "SELECT subject FROM invites WHERE token_hash = ?", (digest,)
+            ).fetchone()
         return str(row[0])
 
     def open_session(self, subject: str, ttl_s: float, now: float) -> tuple[str, Session]:
@@ -119,7 +124,8 @@ class PortalStore:
             self._db.execute(
                 "INSERT INTO sessions (session_hash, subject, csrf, created_at, expires_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (hash_token(sid), subject, session.csrf, now, session.expires_at))
+                (hash_token(sid), subject, session.csrf, now, session.expires_at),
+            )
         return sid, session
 
     def session(self, sid: str, now: float) -> Session | None:
@@ -127,7 +133,9 @@ class PortalStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT subject, csrf, expires_at FROM sessions WHERE session_hash = ? "
-                "AND expires_at > ?", (hash_token(sid), now)).fetchone()
+                "AND expires_at > ?",
+                (hash_token(sid), now),
+            ).fetchone()
         return None if row is None else Session(str(row[0]), str(row[1]), float(row[2]))
 
     def end_session(self, sid: str) -> None:
@@ -140,6 +148,7 @@ class PortalStore:
         erasure); return how many sessions ended."""
         with self._lock:
             n = self._db.execute("DELETE FROM sessions WHERE subject = ?", (subject,)).rowcount
-            self._db.execute("DELETE FROM invites WHERE subject = ? AND used_at IS NULL",
-                             (subject,))
+            self._db.execute(
+                "DELETE FROM invites WHERE subject = ? AND used_at IS NULL", (subject,)
+            )
         return int(n)

@@ -96,9 +96,11 @@ def cluster_config(name: str, shards: list[str], shard: int) -> str:
         replica = f"<replica><host>{host}</host><port>{port}</port></replica>"
         parts.append(f"      <shard>{replica}</shard>")
     body = "\n".join(parts)
-    return (f"  <remote_servers>\n    <{name}>\n{body}\n    </{name}>\n  </remote_servers>\n"
-            f"  <macros><cluster>{name}</cluster><shard>{shard}</shard>"
-            f"<replica>{shards[shard - 1]}</replica></macros>\n")
+    return (
+        f"  <remote_servers>\n    <{name}>\n{body}\n    </{name}>\n  </remote_servers>\n"
+        f"  <macros><cluster>{name}</cluster><shard>{shard}</shard>"
+        f"<replica>{shards[shard - 1]}</replica></macros>\n"
+    )
 
 
 def main() -> int:
@@ -120,8 +122,13 @@ def main() -> int:
     # A brand-new data directory lacks tmp/, and HTTP requests then fail.
     (data / "tmp").mkdir(parents=True, exist_ok=True)
     (state / "config.xml").write_text(
-        CONFIG.format(http_port=args.http_port, tcp_port=args.tcp_port, dir=state,
-                      cluster=cluster, profile=profile)
+        CONFIG.format(
+            http_port=args.http_port,
+            tcp_port=args.tcp_port,
+            dir=state,
+            cluster=cluster,
+            profile=profile,
+        )
     )
     os.chdir(state)
     try:

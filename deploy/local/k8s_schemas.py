@@ -22,9 +22,11 @@ from typing import Any
 
 BOTH = {
     "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {
-        "oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "oneOf": [{"type": "string"}, {"type": "integer"}]
+    },
     "io.k8s.apimachinery.pkg.api.resource.Quantity": {
-        "oneOf": [{"type": "string"}, {"type": "number"}]},
+        "oneOf": [{"type": "string"}, {"type": "number"}]
+    },
 }
 
 

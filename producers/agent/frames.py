@@ -102,8 +102,9 @@ def encode(image: Image.Image, image_format: str) -> bytes:
 class FrameCapturer:
     """Builds frames on demand; remembers the last hash and time. Not thread-safe."""
 
-    def __init__(self, grab: Grab, excluded: ExcludedRects,
-                 config: FrameConfig | None = None) -> None:
+    def __init__(
+        self, grab: Grab, excluded: ExcludedRects, config: FrameConfig | None = None
+    ) -> None:
         self._grab = grab
         self._excluded = excluded
         self.config = config or FrameConfig()
@@ -136,9 +137,14 @@ class FrameCapturer:
         data = encode(image, self.config.image_format)
         digest = hashlib.sha256(data).hexdigest()
         self._seq += 1
-        payload = {"type": "ScreenFrame", "frame_id": f"{now}-{self._seq}",
-                   "ref": f"sha256:{digest}", "width": image.width, "height": image.height,
-                   "phash": phash}
+        payload = {
+            "type": "ScreenFrame",
+            "frame_id": f"{now}-{self._seq}",
+            "ref": f"sha256:{digest}",
+            "width": image.width,
+            "height": image.height,
+            "phash": phash,
+        }
         return CapturedFrame(data, digest, payload, now)
 
 
@@ -214,8 +220,11 @@ class FrameUploader:
     def _put(self, path: Path) -> int | None:
         media = "image/webp" if path.suffix == ".webp" else "image/png"
         request = urllib.request.Request(
-            f"{self.url}/v1/frames/{path.stem}", data=path.read_bytes(), method="PUT",
-            headers={"Authorization": f"Bearer {self._token}", "Content-Type": media})
+            f"{self.url}/v1/frames/{path.stem}",
+            data=path.read_bytes(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": media},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return int(response.status)

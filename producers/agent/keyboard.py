@@ -17,18 +17,40 @@ from dataclasses import dataclass
 from typing import Any
 
 MODIFIERS: dict[str, str] = {
-    "ctrl": "ctrl", "ctrl_l": "ctrl", "ctrl_r": "ctrl",
-    "alt": "alt", "alt_l": "alt", "alt_r": "alt", "alt_gr": "alt",
-    "shift": "shift", "shift_l": "shift", "shift_r": "shift",
-    "cmd": "meta", "cmd_l": "meta", "cmd_r": "meta", "super": "meta",
+    "ctrl": "ctrl",
+    "ctrl_l": "ctrl",
+    "ctrl_r": "ctrl",
+    "alt": "alt",
+    "alt_l": "alt",
+    "alt_r": "alt",
+    "alt_gr": "alt",
+    "shift": "shift",
+    "shift_l": "shift",
+    "shift_r": "shift",
+    "cmd": "meta",
+    "cmd_l": "meta",
+    "cmd_r": "meta",
+    "super": "meta",
 }
 _CHORD_MODIFIERS = frozenset({"ctrl", "alt", "meta"})
 _MODIFIER_ORDER = ("ctrl", "alt", "shift", "meta")
 _NAMES = {
-    "enter": "Enter", "backspace": "Backspace", "tab": "Tab", "esc": "Escape",
-    "delete": "Delete", "up": "Up", "down": "Down", "left": "Left", "right": "Right",
-    "home": "Home", "end": "End", "page_up": "PageUp", "page_down": "PageDown",
-    "insert": "Insert", "caps_lock": "CapsLock", "space": "Space",
+    "enter": "Enter",
+    "backspace": "Backspace",
+    "tab": "Tab",
+    "esc": "Escape",
+    "delete": "Delete",
+    "up": "Up",
+    "down": "Down",
+    "left": "Left",
+    "right": "Right",
+    "home": "Home",
+    "end": "End",
+    "page_up": "PageUp",
+    "page_down": "PageDown",
+    "insert": "Insert",
+    "caps_lock": "CapsLock",
+    "space": "Space",
 }
 
 
@@ -70,8 +92,12 @@ def translate_key(special: str | None, char: str | None) -> Key | None:
 
 
 def key_payload(
-    *, key: str | None = None, text: str | None = None, modifiers: list[str] | None = None,
-    count: int = 1, secure: bool = False,
+    *,
+    key: str | None = None,
+    text: str | None = None,
+    modifiers: list[str] | None = None,
+    count: int = 1,
+    secure: bool = False,
 ) -> dict[str, Any]:
     """A KeyInput payload; `secure` drops `key` and `text` and flags the field."""
     return {

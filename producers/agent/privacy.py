@@ -23,8 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_EXCLUDED_APPS = (
-    "keepassxc", "keepass", "1password", "bitwarden", "lastpass", "dashlane",
-    "pinentry", "seahorse", "gnome-keyring", "kwalletmanager",
+    "keepassxc",
+    "keepass",
+    "1password",
+    "bitwarden",
+    "lastpass",
+    "dashlane",
+    "pinentry",
+    "seahorse",
+    "gnome-keyring",
+    "kwalletmanager",
 )
 _SECURE_TITLE = re.compile(r"pass(word|phrase)|\bpin\b|pinentry|unlock|sudo", re.IGNORECASE)
 

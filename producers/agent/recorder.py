@@ -192,8 +192,13 @@ class Recorder:
 
     def _key(self, stroke: Keystroke) -> Capture:
         secure = self.policy.is_secure(self._app, self._title)
-        payload = key_payload(key=stroke.key, text=stroke.text, modifiers=stroke.modifiers,
-                              count=stroke.count, secure=secure)
+        payload = key_payload(
+            key=stroke.key,
+            text=stroke.text,
+            modifiers=stroke.modifiers,
+            count=stroke.count,
+            secure=secure,
+        )
         return self._capture(payload, stroke.ts)
 
     def _pending_text(self) -> list[Capture]:
@@ -227,6 +232,11 @@ class Recorder:
             )
         # A double click consumes its first click: a third one starts afresh.
         self._last_click = None if double else (ts, event.button, event.x, event.y)
-        payload = {"type": "MouseClick", "button": event.button, "x": event.x, "y": event.y,
-                   "double": double}
+        payload = {
+            "type": "MouseClick",
+            "button": event.button,
+            "x": event.x,
+            "y": event.y,
+            "double": double,
+        }
         return self._capture(payload, ts)

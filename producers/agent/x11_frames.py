@@ -68,9 +68,14 @@ class ExcludedWindows:
                 geometry = window.get_geometry()
                 origin = window.translate_coords(self._root, 0, 0)
                 border = int(geometry.border_width)
-                found.append((-int(origin.x) - border, -int(origin.y) - border,
-                              int(geometry.width) + 2 * border,
-                              int(geometry.height) + 2 * border))
+                found.append(
+                    (
+                        -int(origin.x) - border,
+                        -int(origin.y) - border,
+                        int(geometry.width) + 2 * border,
+                        int(geometry.height) + 2 * border,
+                    )
+                )
             except (error.XError, error.ConnectionClosedError):
                 continue
         return found

@@ -84,9 +84,12 @@ def parse_tokens(raw: Any) -> dict[str, DeviceIdentity]:
         device, subject, org = (entry.get(n) for n in ("device_id", "subject_id", "org_id"))
         expires = entry.get("expires_at")
         if not (
-            isinstance(device, str) and device
-            and isinstance(subject, str) and subject
-            and isinstance(org, str) and org
+            isinstance(device, str)
+            and device
+            and isinstance(subject, str)
+            and subject
+            and isinstance(org, str)
+            and org
             and (expires is None or (isinstance(expires, int) and not isinstance(expires, bool)))
         ):
             raise ValueError(f"bad token entry {digest[:8]}…: {entry!r:.200}")
@@ -138,8 +141,7 @@ class TokenFile:
     and `token revoke` take effect on a running gateway). Blocks on small file
     reads only. ``on_reload_error(message)`` is called once per bad rewrite."""
 
-    def __init__(self, path: Path,
-                 on_reload_error: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: Path, on_reload_error: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.on_reload_error = on_reload_error
         self._mtime: int | None = None
@@ -165,8 +167,7 @@ class TokenFile:
             except TokenFileError as err:
                 if not self._loaded:
                     raise
-                _log.error("%s; keeping the last good set of %d tokens", err,
-                           len(self._tokens))
+                _log.error("%s; keeping the last good set of %d tokens", err, len(self._tokens))
                 if self.on_reload_error is not None:
                     self.on_reload_error(str(err))
             self._mtime = mtime
@@ -176,8 +177,7 @@ class TokenFile:
     def _stored(self) -> dict[str, Any]:
         if not self.path.exists():
             return {}
-        return {digest: known.to_json()
-                for digest, known in read_token_file(self.path).items()}
+        return {digest: known.to_json() for digest, known in read_token_file(self.path).items()}
 
     def _write(self, entries: Mapping[str, Any]) -> None:
         """Replace the file atomically: a fresh 0600 temp file (never through a
@@ -203,10 +203,14 @@ class TokenFile:
         if token_hash is not None and len(token_hash) < 8:
             raise ValueError("a token hash prefix needs at least 8 hex digits")
         current = self._stored()
-        keep = {digest: entry for digest, entry in current.items()
-                if not ((device_id is not None and entry["device_id"] == device_id)
-                        or (token_hash is not None
-                            and digest.startswith(token_hash.lower())))}
+        keep = {
+            digest: entry
+            for digest, entry in current.items()
+            if not (
+                (device_id is not None and entry["device_id"] == device_id)
+                or (token_hash is not None and digest.startswith(token_hash.lower()))
+            )
+        }
         if len(keep) != len(current):
             self._write(keep)
         return len(current) - len(keep)

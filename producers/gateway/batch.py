@@ -106,7 +106,10 @@ def media_type(content_type: str | None) -> str:
 
 
 def parse_body(
-    body: bytes, content_type: str | None, *, max_events: int = DEFAULT_MAX_EVENTS,
+    body: bytes,
+    content_type: str | None,
+    *,
+    max_events: int = DEFAULT_MAX_EVENTS,
     decoder: Decoder = decode_event,
 ) -> list[dict[str, Any] | Rejection]:
     """The events of a body in order; an Avro message that does not decode is
@@ -197,8 +200,15 @@ def _prepare(
         return Rejection(index, "invalid_field", f"{type(err).__name__}: {err!s:.200}")
     if len(value) > max_bytes:
         return Rejection(index, "too_large", f"{len(value)} bytes encoded, at most {max_bytes}")
-    return Record(index, event_id, str(event["device_id"]).encode(), value, int(event["seq"]),
-                  str(event["org_id"]), str(event["subject_id"]))
+    return Record(
+        index,
+        event_id,
+        str(event["device_id"]).encode(),
+        value,
+        int(event["seq"]),
+        str(event["org_id"]),
+        str(event["subject_id"]),
+    )
 
 
 def device_batches(

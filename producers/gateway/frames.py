@@ -97,23 +97,33 @@ class FrameMetrics:
     @classmethod
     def on(cls, registry: CollectorRegistry) -> FrameMetrics:
         return cls(
-            Counter("candor_gateway_frames_total",
-                    "Frame uploads by outcome (stored, duplicate, or the refusal reason).",
-                    ["outcome"], registry=registry),
-            Histogram("candor_gateway_frame_redaction_seconds",
-                      "Wall time of one frame's OCR redaction in the worker pool.",
-                      buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16), registry=registry),
-            Counter("candor_gateway_frame_redacted_boxes_total",
-                    "Word boxes blacked out in stored frames, by redaction rule.",
-                    ["rule"], registry=registry),
+            Counter(
+                "candor_gateway_frames_total",
+                "Frame uploads by outcome (stored, duplicate, or the refusal reason).",
+                ["outcome"],
+                registry=registry,
+            ),
+            Histogram(
+                "candor_gateway_frame_redaction_seconds",
+                "Wall time of one frame's OCR redaction in the worker pool.",
+                buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+                registry=registry,
+            ),
+            Counter(
+                "candor_gateway_frame_redacted_boxes_total",
+                "Word boxes blacked out in stored frames, by redaction rule.",
+                ["rule"],
+                registry=registry,
+            ),
         )
 
 
 def redaction_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes for OCR redaction (spawned, not forked: the
     gateway process holds threads of the Kafka client)."""
-    return ProcessPoolExecutor(max_workers=max(1, workers),
-                               mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")
+    )
 
 
 class FrameRoutes:
@@ -173,8 +183,11 @@ class FrameRoutes:
             headers = {}
             if isinstance(refusal, RateLimited | Unavailable):
                 headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after_s)))
-            return web.json_response({"error": refusal.reason, "detail": refusal.detail},
-                                     status=refusal.status, headers=headers)
+            return web.json_response(
+                {"error": refusal.reason, "detail": refusal.detail},
+                status=refusal.status,
+                headers=headers,
+            )
         return response
 
     async def _store(self, request: web.Request) -> web.Response:
@@ -197,17 +210,29 @@ class FrameRoutes:
         key = self.keys.live(subject)
         if key is None:
             raise Forbidden("no_data_key", "the subject has no live data key")
-        header = FrameHeader(key.key_id, redacted.media_type, redacted.width, redacted.height,
-                             self._wall_clock(), redacted.trail)
+        header = FrameHeader(
+            key.key_id,
+            redacted.media_type,
+            redacted.width,
+            redacted.height,
+            self._wall_clock(),
+            redacted.trail,
+        )
         blob = seal_frame(redacted.data, key, subject, digest, header)
         stored = await loop.run_in_executor(None, self.store.put, subject, digest, blob)
         self.metrics.frames.labels(outcome="stored" if stored else "duplicate").inc()
         for rule, count in redacted.trail.items():
             self.metrics.boxes.labels(rule=rule).inc(count)
         return web.json_response(
-            {"ref": f"sha256:{digest}", "stored": stored, "width": redacted.width,
-             "height": redacted.height, "redactions": redacted.trail},
-            status=201 if stored else 200)
+            {
+                "ref": f"sha256:{digest}",
+                "stored": stored,
+                "width": redacted.width,
+                "height": redacted.height,
+                "redactions": redacted.trail,
+            },
+            status=201 if stored else 200,
+        )
 
     def _check_consent(self, subject: str) -> None:
         try:
@@ -234,7 +259,8 @@ class FrameRoutes:
         started = time.perf_counter()
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self.redactor, redact_frame, body)
+                self.redactor, redact_frame, body
+            )
         except CorruptFrame as err:
             raise BadRequest("corrupt_frame", str(err)) from None
         except FrameTooLarge as err:

@@ -71,14 +71,15 @@ class AsyncDelivery:
         local queue cannot take the batch, or the delivery error's reason,
         e.g. "msg_timed_out") if any one was not acknowledged: the request as
         a whole is then unconfirmed and the client must resend it."""
-        batches = device_batches(records, new_batch_id=self._new_batch_id,
-                                 sent_ts=self._clock())
+        batches = device_batches(records, new_batch_id=self._new_batch_id, sent_ts=self._clock())
         futures: list[asyncio.Future[KafkaError | None]] = []
         for record in batches:
             future: asyncio.Future[KafkaError | None] = self._loop.create_future()
             try:
                 self._producer.produce(
-                    self._topic, value=record.value, key=record.key,
+                    self._topic,
+                    value=record.value,
+                    key=record.key,
                     on_delivery=self._resolver(future),
                 )
             except BufferError:
@@ -92,7 +93,8 @@ class AsyncDelivery:
         if failed:
             reason = classify(failed[0]).reason
             raise Unavailable(
-                reason, f"{len(failed)} of {len(batches)} device batches not acknowledged")
+                reason, f"{len(failed)} of {len(batches)} device batches not acknowledged"
+            )
 
     def _resolver(
         self, future: asyncio.Future[KafkaError | None]

@@ -116,8 +116,7 @@ def openapi_document(
                         "415": _error("Unsupported Content-Type.", ["unsupported_media_type"]),
                         "429": _error("Device over its event rate.", ["rate_limited"], True),
                         "503": _error(
-                            "Kafka did not acknowledge the batch; nothing is promised, "
-                            "resend it.",
+                            "Kafka did not acknowledge the batch; nothing is promised, resend it.",
                             ["queue_full", "msg_timed_out", "unavailable"],
                             True,
                         ),
@@ -170,8 +169,16 @@ def _schemas(max_events: int) -> dict[str, Any]:
                 "The shared contract envelope (schemas/avro/candor.capture.v1/"
                 "CaptureEvent); the payload is validated against the Avro schema."
             ),
-            "required": ["event_id", "org_id", "subject_id", "device_id", "seq", "ts", "app",
-                         "payload"],
+            "required": [
+                "event_id",
+                "org_id",
+                "subject_id",
+                "device_id",
+                "seq",
+                "ts",
+                "app",
+                "payload",
+            ],
             "properties": {
                 "event_id": {"type": "string", "format": "uuid"},
                 "org_id": {"type": "string"},
@@ -194,8 +201,10 @@ def _schemas(max_events: int) -> dict[str, Any]:
                     ),
                 },
                 "ts": {"type": "integer", "description": "event time, micros since epoch UTC"},
-                "received_ts": {"type": ["integer", "null"], "description": "ignored; set"
-                                " by the gateway"},
+                "received_ts": {
+                    "type": ["integer", "null"],
+                    "description": "ignored; set by the gateway",
+                },
                 "app": {
                     "type": "object",
                     "required": ["app_name"],
@@ -210,9 +219,17 @@ def _schemas(max_events: int) -> dict[str, Any]:
                     "required": ["type"],
                     "properties": {
                         "type": {
-                            "enum": ["KeyInput", "MouseMove", "MouseClick", "Scroll",
-                                     "WindowFocus", "ScreenFrame", "IdeEdit",
-                                     "TerminalCommand", "ActivityState"]
+                            "enum": [
+                                "KeyInput",
+                                "MouseMove",
+                                "MouseClick",
+                                "Scroll",
+                                "WindowFocus",
+                                "ScreenFrame",
+                                "IdeEdit",
+                                "TerminalCommand",
+                                "ActivityState",
+                            ]
                         }
                     },
                 },

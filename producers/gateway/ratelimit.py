@@ -93,8 +93,15 @@ class TokenLimiter:
     it). Raises ValueError for non-positive limits.
     """
 
-    def __init__(self, requests_per_s: float, request_burst: float, bytes_per_s: float,
-                 byte_burst: float, *, max_tokens: int = DEFAULT_MAX_DEVICES) -> None:
+    def __init__(
+        self,
+        requests_per_s: float,
+        request_burst: float,
+        bytes_per_s: float,
+        byte_burst: float,
+        *,
+        max_tokens: int = DEFAULT_MAX_DEVICES,
+    ) -> None:
         self.requests = DeviceRateLimiter(requests_per_s, request_burst, max_devices=max_tokens)
         self.bytes = DeviceRateLimiter(bytes_per_s, byte_burst, max_devices=max_tokens)
 

@@ -117,8 +117,11 @@ class Gateway:
         self.metrics = GatewayMetrics.on(registry)
         self.limiter = DeviceRateLimiter(config.rate_per_device, config.burst_per_device)
         self.token_limiter = TokenLimiter(
-            config.requests_per_token_s, config.request_burst_per_token,
-            config.bytes_per_token_s, config.byte_burst_per_token)
+            config.requests_per_token_s,
+            config.request_burst_per_token,
+            config.bytes_per_token_s,
+            config.byte_burst_per_token,
+        )
         tokens.on_reload_error = lambda _message: self.metrics.token_reload_failures.inc()
         self.sender: Sender | None = None
         self.frames: FrameRoutes | None = None  # PUT /v1/frames (producers.gateway.frames)
@@ -190,8 +193,9 @@ class Gateway:
             raise TooLarge("body_too_large", f"{request.content_length} bytes, at most {limit}")
         announced = request.content_length is not None
         if announced:
-            self.token_limiter.take_bytes(token_hash, request.content_length or 0,
-                                          self._monotonic())
+            self.token_limiter.take_bytes(
+                token_hash, request.content_length or 0, self._monotonic()
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.content.iter_chunked(64 * 1024):
@@ -218,10 +222,14 @@ class Gateway:
     async def openapi(self, _request: web.Request) -> web.Response:
         """``GET /openapi.json`` (describing ``PUT /v1/frames`` when that route is on)."""
         if self.frames is not None and self._openapi_frames is None:
-            self._openapi_frames = json.dumps(with_frame_paths(
-                json.loads(self._openapi), max_frame_bytes=self.frames.max_frame_bytes,
-                frames_per_token_s=self.frames.frames_per_token_s,
-                frame_burst_per_token=self.frames.frame_burst_per_token))
+            self._openapi_frames = json.dumps(
+                with_frame_paths(
+                    json.loads(self._openapi),
+                    max_frame_bytes=self.frames.max_frame_bytes,
+                    frames_per_token_s=self.frames.frames_per_token_s,
+                    frame_burst_per_token=self.frames.frame_burst_per_token,
+                )
+            )
         text = self._openapi if self.frames is None else self._openapi_frames
         return web.Response(text=text, content_type="application/json")
 
@@ -295,5 +303,4 @@ def run_gateway(
         return AsyncDelivery(kafka_config, config.topic)
 
     _log.info("gateway on http://%s:%d publishing to %s", host, port, config.topic)
-    web.run_app(build_app(gateway, sender), host=host, port=port, print=None,
-                access_log=None)
+    web.run_app(build_app(gateway, sender), host=host, port=port, print=None, access_log=None)

@@ -31,8 +31,9 @@ class DeviceClients:
     Not thread-safe. `close` closes every client and returns the records they
     left unacknowledged (in their spools), summed."""
 
-    def __init__(self, devices: Iterable[SimulatedDevice], spool_root: Path,
-                 open_client: OpenClient) -> None:
+    def __init__(
+        self, devices: Iterable[SimulatedDevice], spool_root: Path, open_client: OpenClient
+    ) -> None:
         self._devices = {d.device_id: d for d in devices}
         self._spool_root = spool_root
         self._open_client = open_client
@@ -48,7 +49,8 @@ class DeviceClients:
             if device is None:
                 raise UnknownDevice(device_id)
             client = self.clients[device_id] = self._open_client(
-                device, self._spool_root / device_id)
+                device, self._spool_root / device_id
+            )
         client.publish(event)
 
     def close(self, timeout: float = 10.0) -> int:
@@ -63,6 +65,10 @@ class DeviceClients:
     def __enter__(self) -> DeviceClients:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -29,21 +29,43 @@ __all__ = ["SIZE", "render_frame"]
 SIZE = (960, 540)
 
 _TEXT: dict[str, tuple[str, ...]] = {
-    "code": ("def handle(request):", "    user = load_user(request)", "    return render(user)",
-             "# TODO: cache the profile", "class Invoice(Model):"),
-    "terminal": ("$ git status", "$ make test", "$ ls -la build", "$ tail -f app.log",
-                 "$ docker compose ps"),
-    "browser": ("Account settings", "Display name: Sam", "Language: English",
-                "Notifications: weekly digest", "Save changes"),
+    "code": (
+        "def handle(request):",
+        "    user = load_user(request)",
+        "    return render(user)",
+        "# TODO: cache the profile",
+        "class Invoice(Model):",
+    ),
+    "terminal": (
+        "$ git status",
+        "$ make test",
+        "$ ls -la build",
+        "$ tail -f app.log",
+        "$ docker compose ps",
+    ),
+    "browser": (
+        "Account settings",
+        "Display name: Sam",
+        "Language: English",
+        "Notifications: weekly digest",
+        "Save changes",
+    ),
 }
-_SECRETS = ("DB_PASSWORD=Hq7Lm2Pz9K", "contact: sam.lee@example.org",
-            "Card number: 4111 1111 1111 1111")
+_SECRETS = (
+    "DB_PASSWORD=Hq7Lm2Pz9K",
+    "contact: sam.lee@example.org",
+    "Card number: 4111 1111 1111 1111",
+)
 
 
 def _lines(app: str, rng: random.Random) -> list[str]:
-    kind = ("terminal" if any(t in app for t in ("term", "shell", "bash", "zsh"))
-            else "browser" if any(b in app for b in ("firefox", "chrom", "browser", "safari"))
-            else "code")
+    kind = (
+        "terminal"
+        if any(t in app for t in ("term", "shell", "bash", "zsh"))
+        else "browser"
+        if any(b in app for b in ("firefox", "chrom", "browser", "safari"))
+        else "code"
+    )
     lines = rng.sample(_TEXT[kind], 4)
     if rng.random() < 0.3:
         lines.insert(rng.randrange(len(lines)), rng.choice(_SECRETS))
@@ -59,12 +81,21 @@ def render_frame(event: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     rng = random.Random(str(payload.get("frame_id")))
     image = Image.new("RGB", SIZE, (40, 90, 140))
     inset = rng.randrange(10, 60)
-    render_window(image, (inset, inset, SIZE[0] - inset, SIZE[1] - inset),
-                  str(app.get("window_title") or app_name), _lines(app_name.lower(), rng),
-                  dark="term" in app_name.lower())
+    render_window(
+        image,
+        (inset, inset, SIZE[0] - inset, SIZE[1] - inset),
+        str(app.get("window_title") or app_name),
+        _lines(app_name.lower(), rng),
+        dark="term" in app_name.lower(),
+    )
     out = io.BytesIO()
     image.save(out, "PNG")
     data = out.getvalue()
-    new_payload = {**payload, "ref": "sha256:" + hashlib.sha256(data).hexdigest(),
-                   "width": SIZE[0], "height": SIZE[1], "phash": difference_hash(image)}
+    new_payload = {
+        **payload,
+        "ref": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "width": SIZE[0],
+        "height": SIZE[1],
+        "phash": difference_hash(image),
+    }
     return data, {**event, "payload": new_payload}

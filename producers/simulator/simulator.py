@@ -344,8 +344,9 @@ class SentEvents:
         return sum(len(ids) for ids in self.by_device.values())
 
 
-def backdated_start(people: int, seed: int, events: int, now_ts: int,
-                    org_id: str = "org-sim") -> int:
+def backdated_start(
+    people: int, seed: int, events: int, now_ts: int, org_id: str = "org-sim"
+) -> int:
     """The start_ts from which `events` simulated events end at about `now_ts`.
 
     People produce events at their own pace (about 1-2 per second each); a run

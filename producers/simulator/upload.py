@@ -60,12 +60,16 @@ class _Answer:
     retry_after_s: float
 
 
-def put_frame(url: str, token: str, digest: str, data: bytes, timeout_s: float = 60.0
-              ) -> _Answer | None:
+def put_frame(
+    url: str, token: str, digest: str, data: bytes, timeout_s: float = 60.0
+) -> _Answer | None:
     """One ``PUT /v1/frames/{digest}``; the answer, or None on a network error. Blocks."""
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/frames/{digest}", data=data, method="PUT",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "image/png"})
+        f"{url.rstrip('/')}/v1/frames/{digest}",
+        data=data,
+        method="PUT",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "image/png"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return _Answer(response.status, json.loads(response.read() or b"{}"), 0.0)
@@ -88,17 +92,26 @@ class FramingSink:
     `publish` blocks only for rendering (tens of ms per frame); call `finish`
     once the simulation is done. Not for use from several threads."""
 
-    def __init__(self, sink: _Sink, url: str, tokens: Mapping[str, str], per_device: int,
-                 *, workers: int = 2, put: Callable[..., _Answer | None] = put_frame,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        sink: _Sink,
+        url: str,
+        tokens: Mapping[str, str],
+        per_device: int,
+        *,
+        workers: int = 2,
+        put: Callable[..., _Answer | None] = put_frame,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if per_device < 0:
             raise ValueError("per_device must be >= 0")
         self.sink, self.url, self.tokens, self.per_device = sink, url, dict(tokens), per_device
         self.report = FrameUploadReport()
         self._counts: dict[str, int] = {}
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
-                                        thread_name_prefix="frame-upload")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix="frame-upload"
+        )
         self._pending: list[Future[None]] = []
         self._lock = threading.Lock()
         self._deadline: float | None = None
@@ -109,14 +122,16 @@ class FramingSink:
         the frames to render (then queued for upload)."""
         device = str(event.get("device_id"))
         payload = event.get("payload") or {}
-        if (payload.get("type") == "ScreenFrame" and device in self.tokens
-                and self._counts.get(device, 0) < self.per_device):
+        if (
+            payload.get("type") == "ScreenFrame"
+            and device in self.tokens
+            and self._counts.get(device, 0) < self.per_device
+        ):
             self._counts[device] = self._counts.get(device, 0) + 1
             data, event = render_frame(event)
             self.report.rendered += 1
             digest = str(event["payload"]["ref"]).removeprefix("sha256:")
-            self._pending.append(self._pool.submit(self._upload, self.tokens[device], digest,
-                                                   data))
+            self._pending.append(self._pool.submit(self._upload, self.tokens[device], digest, data))
         self.sink.publish(event)
 
     def _upload(self, token: str, digest: str, data: bytes) -> None:

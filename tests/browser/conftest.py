@@ -59,22 +59,32 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[webdrive
     """Headless chromium and its download directory."""
     paths = _browser_paths()
     if paths is None:
-        pytest.skip("chromium and chromedriver are not installed "
-                    "(deploy/local/bootstrap.sh installs them)")
+        pytest.skip(
+            "chromium and chromedriver are not installed (deploy/local/bootstrap.sh installs them)"
+        )
     chromium, driver_path = paths
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,2200", "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,2200",
+        "--lang=en-US",
+    ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                           {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
     yield driver, downloads
     driver.quit()
 
@@ -109,8 +119,12 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     migrate(s)
     sinks = SinkThreads(s, MASTER, "browser-test-sink")
     logs = tmp / "logs"
-    worker = CandorProcess("worker", ["worker", "--metrics-port", "0", "--app-id",
-                                      f"{s.kafka.topic_prefix}streams"], s, logs)
+    worker = CandorProcess(
+        "worker",
+        ["worker", "--metrics-port", "0", "--app-id", f"{s.kafka.topic_prefix}streams"],
+        s,
+        logs,
+    )
     portal = CandorProcess("portal", ["portal", "serve", "--port", str(port)], s, logs)
     portal.env["CANDOR_PORTAL__PUBLIC_URL"] = s.portal.public_url
     portal.env["CANDOR_PORTAL__ERASE_SETTLE_S"] = "1"
@@ -125,8 +139,7 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
             return False
 
     try:
-        wait_until(portal_up, 60, "portal serving", alive=lambda: portal.running,
-                   diag=portal.tail)
+        wait_until(portal_up, 60, "portal serving", alive=lambda: portal.running, diag=portal.tail)
         yield Stack(s, s.portal.public_url, worker, portal)
     finally:
         portal.stop()
@@ -144,7 +157,8 @@ def run_axe(driver: webdriver.Chrome) -> list[dict[str, Any]]:
         "const done = arguments[arguments.length - 1];"
         "axe.run(document, {resultTypes: ['violations']})"
         ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', impact: 'critical',"
-        " help: String(e), nodes: []}]));")
+        " help: String(e), nodes: []}]));"
+    )
     return found
 
 

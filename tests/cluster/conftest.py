@@ -44,8 +44,13 @@ class Cluster:
 
     def run(self, *args: str) -> str:
         """Run the script; return its stdout. Fails the test with its output when it fails."""
-        proc = subprocess.run(["bash", str(SCRIPTS / self.script), *args], env=self.env,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["bash", str(SCRIPTS / self.script), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, f"{self.script} {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
         return proc.stdout.strip()
 
@@ -78,54 +83,81 @@ class ClickHouseCluster(Cluster):
 
 
 def _base_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "CANDOR_HOME": str(home),
-            # the one-node stack's jars: one Maven resolution for every Kafka of this machine
-            "CANDOR_KAFKA_LIBS": str(REPO / ".candor" / "kafka" / "libs")}
+    return {
+        **os.environ,
+        "CANDOR_HOME": str(home),
+        # the one-node stack's jars: one Maven resolution for every Kafka of this machine
+        "CANDOR_KAFKA_LIBS": str(REPO / ".candor" / "kafka" / "libs"),
+    }
 
 
 @pytest.fixture(scope="session")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     home = tmp_path_factory.mktemp("kafka-cluster")
     port = int(os.environ.get("CANDOR_TEST_KAFKA_CLUSTER_PORT", "19092"))
-    env = {**_base_env(home), "CANDOR_KAFKA_NODES": str(NODES),
-           "CANDOR_KAFKA_CLUSTER_PORT": str(port), "CANDOR_KAFKA_HEAP": "512m"}
+    env = {
+        **_base_env(home),
+        "CANDOR_KAFKA_NODES": str(NODES),
+        "CANDOR_KAFKA_CLUSTER_PORT": str(port),
+        "CANDOR_KAFKA_HEAP": "512m",
+    }
     cluster = KafkaCluster("kafka_cluster.sh", home, env)
     try:
         cluster.run("start")
         cluster.bootstrap = cluster.run("bootstrap")
         yield cluster
     finally:
-        subprocess.run(["bash", str(SCRIPTS / "kafka_cluster.sh"), "stop"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            ["bash", str(SCRIPTS / "kafka_cluster.sh"), "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="session")
 def clickhouse_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseCluster]:
     home = tmp_path_factory.mktemp("clickhouse-cluster")
     http = int(os.environ.get("CANDOR_TEST_CLICKHOUSE_CLUSTER_PORT", "18123"))
-    env = {**_base_env(home), "CANDOR_CLICKHOUSE_SHARD_COUNT": str(SHARDS),
-           "CANDOR_CLICKHOUSE_CLUSTER": CLUSTER,
-           "CANDOR_CLICKHOUSE_CLUSTER_HTTP_PORT": str(http),
-           "CANDOR_CLICKHOUSE_CLUSTER_TCP_PORT": str(http + 877)}
+    env = {
+        **_base_env(home),
+        "CANDOR_CLICKHOUSE_SHARD_COUNT": str(SHARDS),
+        "CANDOR_CLICKHOUSE_CLUSTER": CLUSTER,
+        "CANDOR_CLICKHOUSE_CLUSTER_HTTP_PORT": str(http),
+        "CANDOR_CLICKHOUSE_CLUSTER_TCP_PORT": str(http + 877),
+    }
     cluster = ClickHouseCluster("clickhouse_cluster.sh", home, env)
     try:
         cluster.run("start")
         cluster.urls = tuple(cluster.run("urls").split(","))
         yield cluster
     finally:
-        subprocess.run(["bash", str(SCRIPTS / "clickhouse_cluster.sh"), "stop"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            ["bash", str(SCRIPTS / "clickhouse_cluster.sh"), "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
 
 
 @pytest.fixture
-def cluster_settings(kafka_cluster: KafkaCluster, clickhouse_cluster: ClickHouseCluster,
-                     unique: str, tmp_path: Path) -> Settings:
+def cluster_settings(
+    kafka_cluster: KafkaCluster, clickhouse_cluster: ClickHouseCluster, unique: str, tmp_path: Path
+) -> Settings:
     """Settings of a private pipeline on both clusters: its own topic prefix and database."""
     return Settings(
         home=tmp_path / "home",
-        kafka=KafkaSettings(bootstrap=kafka_cluster.bootstrap, partitions=12,
-                            replication_factor=3, topic_prefix=f"cl-{unique}."),
-        clickhouse=ClickHouseSettings(url=clickhouse_cluster.urls[0], cluster=CLUSTER,
-                                      replicated=False, shard_urls=list(clickhouse_cluster.urls),
-                                      database=f"candor_cl_{unique}"),
+        kafka=KafkaSettings(
+            bootstrap=kafka_cluster.bootstrap,
+            partitions=12,
+            replication_factor=3,
+            topic_prefix=f"cl-{unique}.",
+        ),
+        clickhouse=ClickHouseSettings(
+            url=clickhouse_cluster.urls[0],
+            cluster=CLUSTER,
+            replicated=False,
+            shard_urls=list(clickhouse_cluster.urls),
+            database=f"candor_cl_{unique}",
+        ),
     )

@@ -19,7 +19,8 @@ RECORDS = 30_000
 
 
 def test_topics_are_replicated_on_three_brokers_with_min_isr_two(
-        cluster_settings: Settings) -> None:
+    cluster_settings: Settings,
+) -> None:
     s = cluster_settings
     create_topics(s)
     admin = AdminClient(s.kafka.client_config())
@@ -43,15 +44,19 @@ def test_topics_are_replicated_on_three_brokers_with_min_isr_two(
 
 
 def test_topics_create_takes_replication_and_min_insync_from_settings(
-        cluster_settings: Settings) -> None:
+    cluster_settings: Settings,
+) -> None:
     """Settings, not the cluster's defaults (replication 3, min ISR 2), decide."""
     s = cluster_settings.model_copy(deep=True)
     s.kafka.replication_factor, s.kafka.min_insync_replicas = 2, 1
     spec = next(t for t in topic_specs(s) if t.name == s.kafka.topic("capture.events"))
     assert create_topics(s, [spec]) == {spec.name: "created"}
     admin = AdminClient(s.kafka.client_config())
-    wait_until(lambda: spec.name in admin.list_topics(timeout=10).topics, 30,
-               "the new topic in the metadata")
+    wait_until(
+        lambda: spec.name in admin.list_topics(timeout=10).topics,
+        30,
+        "the new topic in the metadata",
+    )
     parts = admin.list_topics(timeout=10).topics[spec.name].partitions
     assert len(parts) == 12 and all(len(p.replicas) == 2 for p in parts.values())
     assert _topic_config(admin, spec.name)["min.insync.replicas"] == "1"
@@ -73,7 +78,8 @@ def _topic_config(admin: AdminClient, name: str) -> dict[str, str]:
 
 
 def test_acknowledged_records_survive_a_broker_kill9_exactly_once(
-        cluster_settings: Settings, kafka_cluster: KafkaCluster) -> None:
+    cluster_settings: Settings, kafka_cluster: KafkaCluster
+) -> None:
     s = cluster_settings
     topic = s.kafka.topic("capture.events")
     create_topics(s)
@@ -87,8 +93,9 @@ def test_acknowledged_records_survive_a_broker_kill9_exactly_once(
 
     def produce() -> None:
         for n in range(RECORDS):  # ~3k records/s, bounded
-            producer.produce(topic, key=f"dev-{n % 97}", value=str(n).encode(),
-                             on_delivery=delivered)
+            producer.produce(
+                topic, key=f"dev-{n % 97}", value=str(n).encode(), on_delivery=delivered
+            )
             producer.poll(0)
             if n % 300 == 299:
                 time.sleep(0.1)
@@ -107,8 +114,14 @@ def test_acknowledged_records_survive_a_broker_kill9_exactly_once(
     assert not failed, f"{len(failed)} records refused"
     assert len(acked) == RECORDS
 
-    consumer = Consumer({**s.kafka.client_config(), "group.id": "unused",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            **s.kafka.client_config(),
+            "group.id": "unused",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
     seen: list[int] = []

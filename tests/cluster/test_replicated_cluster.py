@@ -30,18 +30,24 @@ from tests.unit.sinks.sinks_samples import event
 
 URL = os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_URL", "")
 pytestmark = pytest.mark.skipif(
-    not URL, reason="no replicated ClickHouse cluster: the chdb engine here cannot run "
+    not URL,
+    reason="no replicated ClickHouse cluster: the chdb engine here cannot run "
     "ReplicatedMergeTree or ON CLUSTER; set CANDOR_CLICKHOUSE_CLUSTER_URL (and "
-    "CANDOR_CLICKHOUSE_CLUSTER_NAME) to run this against your own cluster")
+    "CANDOR_CLICKHOUSE_CLUSTER_NAME) to run this against your own cluster",
+)
 
 
 @pytest.fixture
 def replicated(unique: str) -> Iterator[Settings]:
-    s = Settings(clickhouse=ClickHouseSettings(
-        url=URL, cluster=os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_NAME", "candor"),
-        user=os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_USER", "default"),
-        password=SecretStr(os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_PASSWORD", "")),
-        database=f"candor_rep_{unique}"))
+    s = Settings(
+        clickhouse=ClickHouseSettings(
+            url=URL,
+            cluster=os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_NAME", "candor"),
+            user=os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_USER", "default"),
+            password=SecretStr(os.environ.get("CANDOR_CLICKHOUSE_CLUSTER_PASSWORD", "")),
+            database=f"candor_rep_{unique}",
+        )
+    )
     yield s
     client = connect(s, database="")
     for db in (s.clickhouse.database, f"analyst_{s.clickhouse.database}"):
@@ -53,14 +59,18 @@ def test_replicated_tables_on_every_replica_and_a_replay_lands_once(replicated: 
     assert migrate(s)
     ch = connect(s)
     cluster = s.clickhouse.cluster
-    replicas = ch.query(f"SELECT count() FROM system.clusters WHERE cluster = '{cluster}'"
-                        ).result_rows[0][0]
+    replicas = ch.query(
+        f"SELECT count() FROM system.clusters WHERE cluster = '{cluster}'"
+    ).result_rows[0][0]
     engines = ch.query(
         f"SELECT engine, count() FROM clusterAllReplicas({cluster}, system.tables) "
         f"WHERE database = '{s.clickhouse.database}' AND name IN ('events', 'events_local') "
-        "GROUP BY engine").result_rows
+        "GROUP BY engine"
+    ).result_rows
     assert {str(r[0]): int(r[1]) for r in engines} == {
-        "Distributed": replicas, "ReplicatedReplacingMergeTree": replicas}
+        "Distributed": replicas,
+        "ReplicatedReplacingMergeTree": replicas,
+    }
 
     now = time.time_ns() // 1000
     rows = [event_row(event(subject=f"subject-{i % 40}", seq=i, ts=now - i)) for i in range(300)]

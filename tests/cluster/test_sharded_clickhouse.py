@@ -23,8 +23,9 @@ from tests.unit.sinks.sinks_samples import event
 
 def _client(url: str, database: str) -> Client:
     host, port = url.removeprefix("http://").split(":")
-    return clickhouse_connect.get_client(host=host, port=int(port), database=database,
-                                         autogenerate_session_id=False)
+    return clickhouse_connect.get_client(
+        host=host, port=int(port), database=database, autogenerate_session_id=False
+    )
 
 
 def _count(client: Client, sql: str) -> int:
@@ -32,8 +33,9 @@ def _count(client: Client, sql: str) -> int:
 
 
 @pytest.fixture
-def sharded(cluster_settings: Settings,
-            clickhouse_cluster: ClickHouseCluster) -> Iterator[tuple[Settings, list[Client]]]:
+def sharded(
+    cluster_settings: Settings, clickhouse_cluster: ClickHouseCluster
+) -> Iterator[tuple[Settings, list[Client]]]:
     s = cluster_settings
     migrate(s)
     shards = [_client(url, s.clickhouse.database) for url in clickhouse_cluster.urls]
@@ -45,14 +47,23 @@ def sharded(cluster_settings: Settings,
 
 
 def test_migrations_create_local_and_distributed_tables_on_every_shard(
-        sharded: tuple[Settings, list[Client]]) -> None:
+    sharded: tuple[Settings, list[Client]],
+) -> None:
     s, shards = sharded
     for shard in shards:
-        engines = {str(name): str(engine) for name, engine in shard.query(
-            "SELECT name, engine FROM system.tables WHERE database = currentDatabase()"
-        ).result_rows}
-        for table in ("events", "sessions", "activity_minutes_by_device", "actions",
-                      "dead_letters"):
+        engines = {
+            str(name): str(engine)
+            for name, engine in shard.query(
+                "SELECT name, engine FROM system.tables WHERE database = currentDatabase()"
+            ).result_rows
+        }
+        for table in (
+            "events",
+            "sessions",
+            "activity_minutes_by_device",
+            "actions",
+            "dead_letters",
+        ):
             assert engines[table] == "Distributed", table
             assert engines[f"{table}_local"].endswith("MergeTree"), table
         assert engines["activity_minutes"] == "View"  # over the Distributed table (0005)
@@ -61,12 +72,14 @@ def test_migrations_create_local_and_distributed_tables_on_every_shard(
 
 
 def test_a_replayed_batch_lands_once_across_shards_even_after_a_failed_insert(
-        sharded: tuple[Settings, list[Client]], clickhouse_cluster: ClickHouseCluster) -> None:
+    sharded: tuple[Settings, list[Client]], clickhouse_cluster: ClickHouseCluster
+) -> None:
     s, shards = sharded
     now = time.time_ns() // 1000  # recent: the events table's TTL drops old rows on insert
     rows = [event_row(event(subject=f"subject-{i % 40}", seq=i, ts=now - i)) for i in range(400)]
-    writer = TableWriter(connect(s), "events", EVENT_COLUMNS,
-                         retry=RetryPolicy(initial=0.05, max_attempts=2))
+    writer = TableWriter(
+        connect(s), "events", EVENT_COLUMNS, retry=RetryPolicy(initial=0.05, max_attempts=2)
+    )
     first, second = rows[:200], rows[200:]
 
     writer.write(first, "capture.clean:0:0-199")

@@ -31,13 +31,21 @@ CHART = REPO / "deploy" / "k8s" / "candor"
 OPERATORS = REPO / "deploy" / "k8s" / "operators"
 COMPOSE = REPO / "deploy" / "compose.yaml"
 KUBE_VERSION = "1.34.1"
-SECRETS = ["--set", "secrets.values.masterKey=" + "0" * 64,
-           "--set", "secrets.values.analystPassword=analyst"]
+SECRETS = [
+    "--set",
+    "secrets.values.masterKey=" + "0" * 64,
+    "--set",
+    "secrets.values.analystPassword=analyst",
+]
 
 
 def _tools() -> dict[str, str]:
-    proc = subprocess.run(["bash", str(REPO / "deploy" / "local" / "manifest_tools.sh"), "env"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["bash", str(REPO / "deploy" / "local" / "manifest_tools.sh"), "env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     tools = dict(line.split("=", 1) for line in proc.stdout.split())
     missing = [p for p in tools.values() if not Path(p).exists()]
     assert not missing, f"run deploy/local/manifest_tools.sh install first: {missing} missing"
@@ -61,8 +69,16 @@ def _run(*args: str) -> str:
 
 
 def _template(tools: dict[str, str], *values: str) -> list[dict[str, Any]]:
-    out = _run(tools["HELM"], "template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
-               *SECRETS, *values)
+    out = _run(
+        tools["HELM"],
+        "template",
+        "rel",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        *SECRETS,
+        *values,
+    )
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -74,28 +90,50 @@ def _kinds(docs: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
     return (d for d in docs if d["kind"] == kind)
 
 
-def test_chart_lints_and_renders_valid_kubernetes_objects(tools: dict[str, str],
-                                                          tmp_path: Path) -> None:
-    _run(tools["HELM"], "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION,
-         *SECRETS)
+def test_chart_lints_and_renders_valid_kubernetes_objects(
+    tools: dict[str, str], tmp_path: Path
+) -> None:
+    _run(tools["HELM"], "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION, *SECRETS)
     rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(_run(tools["HELM"], "template", "rel", str(CHART), "--kube-version",
-                             KUBE_VERSION, *SECRETS))
-    out = _run(tools["KUBECONFORM"], "-strict", "-summary", "-output", "text",
-               "-schema-location", _schemas(tools), "-skip", "ScaledObject,PodMonitor",
-               str(rendered))
+    rendered.write_text(
+        _run(tools["HELM"], "template", "rel", str(CHART), "--kube-version", KUBE_VERSION, *SECRETS)
+    )
+    out = _run(
+        tools["KUBECONFORM"],
+        "-strict",
+        "-summary",
+        "-output",
+        "text",
+        "-schema-location",
+        _schemas(tools),
+        "-skip",
+        "ScaledObject,PodMonitor",
+        str(rendered),
+    )
     assert "Invalid: 0, Errors: 0" in out, out
 
 
 def test_kubeconform_catches_a_misspelled_field(tools: dict[str, str], tmp_path: Path) -> None:
     """The schemas are strict: a field Kubernetes does not know fails the check."""
-    rendered = _run(tools["HELM"], "template", "rel", str(CHART), "--kube-version",
-                    KUBE_VERSION, *SECRETS)
+    rendered = _run(
+        tools["HELM"], "template", "rel", str(CHART), "--kube-version", KUBE_VERSION, *SECRETS
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text(rendered.replace("minAvailable:", "minAvailible:", 1))
-    proc = subprocess.run([tools["KUBECONFORM"], "-strict", "-schema-location", _schemas(tools),
-                           "-skip", "ScaledObject,PodMonitor", str(bad)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            tools["KUBECONFORM"],
+            "-strict",
+            "-schema-location",
+            _schemas(tools),
+            "-skip",
+            "ScaledObject,PodMonitor",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0 and "minAvailible" in proc.stdout
 
 
@@ -132,9 +170,12 @@ def test_chart_objects_do_what_the_values_say(tools: dict[str, str]) -> None:
         trigger = obj["spec"]["triggers"][0]
         assert trigger["type"] == "kafka"
         assert {"bootstrapServers", "consumerGroup", "topic", "lagThreshold"} <= set(
-            trigger["metadata"])
-    assert scaled["rel-candor-worker"]["spec"]["triggers"][0]["metadata"]["consumerGroup"] == \
-        "candor-streams"
+            trigger["metadata"]
+        )
+    assert (
+        scaled["rel-candor-worker"]["spec"]["triggers"][0]["metadata"]["consumerGroup"]
+        == "candor-streams"
+    )
 
     monitor = next(_kinds(docs, "PodMonitor"))
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -143,28 +184,37 @@ def test_chart_objects_do_what_the_values_say(tools: dict[str, str]) -> None:
 
     # only the gateway and the portal take traffic from outside the monitoring namespace
     policies = list(_kinds(docs, "NetworkPolicy"))
-    open_to_all = {p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
-                   for p in policies
-                   if any("from" not in rule for rule in p["spec"].get("ingress", []))}
+    open_to_all = {
+        p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+        for p in policies
+        if any("from" not in rule for rule in p["spec"].get("ingress", []))
+    }
     assert open_to_all == {"gateway", "portal"}
-    assert any(p["spec"].get("ingress") is None and p["spec"]["policyTypes"] == ["Ingress"]
-               for p in policies), "no default deny"
+    assert any(
+        p["spec"].get("ingress") is None and p["spec"]["policyTypes"] == ["Ingress"]
+        for p in policies
+    ), "no default deny"
 
     secret = next(_kinds(docs, "Secret"))
     assert {"master-key", "analyst-password"} <= set(secret["stringData"])
 
 
 def test_chart_refuses_to_render_without_a_master_key(tools: dict[str, str]) -> None:
-    proc = subprocess.run([tools["HELM"], "template", "rel", str(CHART), "--kube-version",
-                           KUBE_VERSION], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [tools["HELM"], "template", "rel", str(CHART), "--kube-version", KUBE_VERSION],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0 and "masterKey" in proc.stderr
 
 
 def test_an_existing_secret_replaces_the_charts_own(tools: dict[str, str]) -> None:
     docs = _template(tools, "--set", "secrets.existingSecret=prod-candor")
     assert not list(_kinds(docs, "Secret"))
-    gateway = next(d for d in _kinds(docs, "Deployment")
-                   if d["metadata"]["name"].endswith("gateway"))
+    gateway = next(
+        d for d in _kinds(docs, "Deployment") if d["metadata"]["name"].endswith("gateway")
+    )
     env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["CANDOR_PRIVACY__MASTER_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "prod-candor"
 
@@ -175,12 +225,15 @@ def test_strimzi_kafka_is_kraft_with_three_nodes_and_production_durability() -> 
     pool = next(_kinds(docs, "KafkaNodePool"))
     for d in (kafka, pool):
         assert d["apiVersion"] == "kafka.strimzi.io/v1beta2"
-    assert kafka["metadata"]["annotations"] == {"strimzi.io/node-pools": "enabled",
-                                                "strimzi.io/kraft": "enabled"}
+    assert kafka["metadata"]["annotations"] == {
+        "strimzi.io/node-pools": "enabled",
+        "strimzi.io/kraft": "enabled",
+    }
     spec = kafka["spec"]["kafka"]
     assert "zookeeper" not in kafka["spec"]
-    assert spec["listeners"] and all({"name", "port", "type", "tls"} <= set(listener)
-                                      for listener in spec["listeners"])
+    assert spec["listeners"] and all(
+        {"name", "port", "type", "tls"} <= set(listener) for listener in spec["listeners"]
+    )
     assert spec["version"].startswith("3.9")
     assert spec["config"]["min.insync.replicas"] == 2
     assert spec["config"]["default.replication.factor"] == 3
@@ -229,9 +282,24 @@ def test_compose_file_matches_the_compose_specification() -> None:
     _run(str(check), "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert {"kafka-1", "kafka-2", "kafka-3", "clickhouse", "gateway", "worker-1", "worker-2",
-            "sink-1", "sink-2", "prometheus", "grafana"} <= set(services)
+    assert {
+        "kafka-1",
+        "kafka-2",
+        "kafka-3",
+        "clickhouse",
+        "gateway",
+        "worker-1",
+        "worker-2",
+        "sink-1",
+        "sink-2",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     assert all(services[f"kafka-{i}"]["image"].startswith("apache/kafka:3.9") for i in (1, 2, 3))
-    for mount in (v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
-                  if v.startswith("./")):
+    for mount in (
+        v.split(":")[0]
+        for s in services.values()
+        for v in s.get("volumes", [])
+        if v.startswith("./")
+    ):
         assert (COMPOSE.parent / mount).exists(), mount

@@ -41,18 +41,37 @@ class Scenario:
         self.settings = settings
         self.sim = Simulator(PEOPLE, seed=seed, start_ts=now_micros() - 90_000_000)
         devices = self.sim.devices
-        full = ["activity_metadata", "keystroke_content", "screen_frames", "ide_content",
-                "terminal_content", "training_use", "analytics", "window_titles"]
-        policies = [grant(None, full, "e2e", now_micros(), subject_id=d.subject_id,
-                          org_id="org-sim") for d in devices[:10]]
-        policies.append(grant(None, ["activity_metadata"], "e2e", now_micros(),
-                              subject_id=devices[10].subject_id, org_id="org-sim"))
+        full = [
+            "activity_metadata",
+            "keystroke_content",
+            "screen_frames",
+            "ide_content",
+            "terminal_content",
+            "training_use",
+            "analytics",
+            "window_titles",
+        ]
+        policies = [
+            grant(None, full, "e2e", now_micros(), subject_id=d.subject_id, org_id="org-sim")
+            for d in devices[:10]
+        ]
+        policies.append(
+            grant(
+                None,
+                ["activity_metadata"],
+                "e2e",
+                now_micros(),
+                subject_id=devices[10].subject_id,
+                org_id="org-sim",
+            )
+        )
         grant_many(settings, policies, "e2e")
         self.no_consent_subject = devices[11].subject_id
         self.metadata_only_subject = devices[10].subject_id
         self.events = list(self.sim.events(SIM_SECONDS))
-        bad_ts = dict(self.events[0], event_id="f" * 36, seq=10**9,
-                      ts=now_micros() + 86_400_000_000)
+        bad_ts = dict(
+            self.events[0], event_id="f" * 36, seq=10**9, ts=now_micros() + 86_400_000_000
+        )
         self.bad = [b"\x00garbage", encode_event(self.events[1])[:-7], encode_event(bad_ts)]
         self.producer = Producer(producer_config(settings.kafka.bootstrap))
 
@@ -71,15 +90,23 @@ class Scenario:
 
     @property
     def expected_clean(self) -> dict[str, dict[str, Any]]:
-        return {e["event_id"]: e for e in self.events
-                if e["subject_id"] != self.no_consent_subject}
+        return {e["event_id"]: e for e in self.events if e["subject_id"] != self.no_consent_subject}
 
 
 def _worker(settings: Settings, tmp_path: Path, name: str) -> tuple[CandorProcess, int]:
     port = free_port()
-    return CandorProcess(name, ["worker", "--metrics-port", str(port), "--app-id",
-                                f"{settings.kafka.topic_prefix}streams"],
-                         settings, tmp_path / "logs"), port
+    return CandorProcess(
+        name,
+        [
+            "worker",
+            "--metrics-port",
+            str(port),
+            "--app-id",
+            f"{settings.kafka.topic_prefix}streams",
+        ],
+        settings,
+        tmp_path / "logs",
+    ), port
 
 
 def _decoded(reader: TopicReader) -> list[dict[str, Any]]:
@@ -105,8 +132,9 @@ def _check_sessions(sessions: list[dict[str, Any]], clean: list[dict[str, Any]])
         assert all(a[1] < b[0] for a, b in itertools.pairwise(spans)), spans
 
 
-def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
-                                                  tmp_path: Path) -> None:
+def test_every_input_is_accounted_for_exactly_once(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
     s = pipeline_settings
     sc = Scenario(s, seed=11)
     sc.send(sc.events)
@@ -119,9 +147,17 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
     expected = sc.expected_clean
     worker.start()
     try:
-        wait_until(lambda: (clean.poll(), dlq.poll()) and len(clean.events()) >= len(expected)
-                   and len(dlq.records) >= len(sc.bad), 180, "all inputs routed",
-                   alive=lambda: worker.running, diag=worker.tail)
+        wait_until(
+            lambda: (
+                (clean.poll(), dlq.poll())
+                and len(clean.events()) >= len(expected)
+                and len(dlq.records) >= len(sc.bad)
+            ),
+            180,
+            "all inputs routed",
+            alive=lambda: worker.running,
+            diag=worker.tail,
+        )
         time.sleep(2)  # anything extra (a duplicate let through) would show up now
         clean.poll(), dlq.poll()
         got = clean.events()
@@ -136,8 +172,11 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
         inputs = len(sc.events) + DUPLICATES + len(sc.bad)
         assert len(got) + no_consent + DUPLICATES + len(dlq.records) == inputs
         # minimisation: metadata-only subject keeps counts, loses content
-        meta = [e for e in got if e["subject_id"] == sc.metadata_only_subject
-                and e["payload"]["type"] == "KeyInput"]
+        meta = [
+            e
+            for e in got
+            if e["subject_id"] == sc.metadata_only_subject and e["payload"]["type"] == "KeyInput"
+        ]
         assert meta and all(not e["payload"]["text"] for e in meta)
         assert all(e["payload"]["count"] >= 1 for e in meta)
 
@@ -147,8 +186,13 @@ def test_every_input_is_accounted_for_exactly_once(pipeline_settings: Settings,
             total = sum(decode(m.value())[1]["event_ids_count"] for m in sessions.records)
             return bool(total >= len(expected))
 
-        wait_until(all_sessions_closed, 120, "sessions of every device",
-                   alive=lambda: worker.running, diag=worker.tail)
+        wait_until(
+            all_sessions_closed,
+            120,
+            "sessions of every device",
+            alive=lambda: worker.running,
+            diag=worker.tail,
+        )
         _check_sessions(_decoded(sessions), got)
     finally:
         worker.stop()
@@ -170,10 +214,18 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
 
     def diag() -> str:
         try:
-            counts: dict[str, Any] = {f"{k[0]}{dict(k[1])}": v for k, v in scrape(port).items()
-                      if k[0].startswith(("candor_worker_events", "candor_worker_drops",
-                                          "candor_worker_dead",
-                                          "candor_worker_batch_events_count"))}
+            counts: dict[str, Any] = {
+                f"{k[0]}{dict(k[1])}": v
+                for k, v in scrape(port).items()
+                if k[0].startswith(
+                    (
+                        "candor_worker_events",
+                        "candor_worker_drops",
+                        "candor_worker_dead",
+                        "candor_worker_batch_events_count",
+                    )
+                )
+            }
         except OSError as err:
             counts = {"metrics": str(err)}
         routed = len({e["event_id"] for e in clean.events()})
@@ -181,30 +233,49 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
 
     worker.start()
     try:
-        wait_until(lambda: (clean.poll(0.2), len(clean.events()) > half // 4)[1], 120,
-                   "the worker to be mid-stream", alive=lambda: worker.running,
-                   diag=worker.tail, interval=0.05)
+        wait_until(
+            lambda: (clean.poll(0.2), len(clean.events()) > half // 4)[1],
+            120,
+            "the worker to be mid-stream",
+            alive=lambda: worker.running,
+            diag=worker.tail,
+            interval=0.05,
+        )
         worker.kill9()
         sc.send(sc.events[half:])
         worker.start()
-        wait_until(lambda: (clean.poll(), True)[1]
-                   and len({e["event_id"] for e in clean.events()})
-                   >= len(expected), 180, "all events routed after the restart",
-                   alive=lambda: worker.running, diag=diag)
+        wait_until(
+            lambda: (
+                (clean.poll(), True)[1]
+                and len({e["event_id"] for e in clean.events()}) >= len(expected)
+            ),
+            180,
+            "all events routed after the restart",
+            alive=lambda: worker.running,
+            diag=diag,
+        )
         got = clean.events()
         assert {e["event_id"] for e in got} == set(expected)
 
         def all_sessions_closed() -> bool:
             sessions.poll()
-            by_id = {decode(m.value())[1]["session_id"]: decode(m.value())[1]
-                     for m in sessions.records}
+            by_id = {
+                decode(m.value())[1]["session_id"]: decode(m.value())[1] for m in sessions.records
+            }
             return bool(sum(x["event_ids_count"] for x in by_id.values()) >= len(expected))
 
-        wait_until(all_sessions_closed, 120, "sessions of every device after the crash",
-                   alive=lambda: worker.running, diag=worker.tail)
+        wait_until(
+            all_sessions_closed,
+            120,
+            "sessions of every device after the crash",
+            alive=lambda: worker.running,
+            diag=worker.tail,
+        )
         _check_sessions(_decoded(sessions), got)
-        print(f"capture.clean records {len(got)} for {len(expected)} events; "
-              f"sessions records {len(sessions.records)}")
+        print(
+            f"capture.clean records {len(got)} for {len(expected)} events; "
+            f"sessions records {len(sessions.records)}"
+        )
     finally:
         worker.stop()
         clean.close()

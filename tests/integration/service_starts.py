@@ -64,17 +64,27 @@ class FreshBroker:
         self.bootstrap = f"127.0.0.1:{port}"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "CANDOR_HOME": str(self.home),
-                "CANDOR_KAFKA_PORT": str(self.port),
-                "CANDOR_KAFKA_CONTROLLER_PORT": str(self.controller_port),
-                "CANDOR_KAFKA_HEAP": os.environ.get("CANDOR_KAFKA_HEAP", "384m")}
+        return {
+            **os.environ,
+            "CANDOR_HOME": str(self.home),
+            "CANDOR_KAFKA_PORT": str(self.port),
+            "CANDOR_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "CANDOR_KAFKA_HEAP": os.environ.get("CANDOR_KAFKA_HEAP", "384m"),
+        }
 
     def _script(self, action: str) -> None:
-        proc = subprocess.run(["bash", str(KAFKA_SH), action], env=self._env(),
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["bash", str(KAFKA_SH), action],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"kafka.sh {action} failed (exit {proc.returncode}):\n"
-                               f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"kafka.sh {action} failed (exit {proc.returncode}):\n"
+                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
 
     def start(self) -> None:
         """Wipe the data directory, format, start; blocks until the port listens."""
@@ -112,18 +122,28 @@ class StartResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.died and all(code == 0 for code in self.exits.values())
-                and self.landed == self.expected and not self.unexpected
-                and not self.duplicated)
+        return (
+            not self.died
+            and all(code == 0 for code in self.exits.values())
+            and self.landed == self.expected
+            and not self.unexpected
+            and not self.duplicated
+        )
 
     def line(self) -> str:
         exits = ", ".join(f"{name} {describe_exit(code)}" for name, code in self.exits.items())
-        extra = "".join([f", {self.unexpected} unexpected" if self.unexpected else "",
-                         f", {self.duplicated} duplicated" if self.duplicated else "",
-                         f"; died early: {'; '.join(self.died)}" if self.died else ""])
-        return (f"start {self.index:>2}: {'ok' if self.ok else 'FAILED'}  "
-                f"{self.landed}/{self.expected} events landed{extra}; {exits}  "
-                f"({self.seconds:.0f} s)")
+        extra = "".join(
+            [
+                f", {self.unexpected} unexpected" if self.unexpected else "",
+                f", {self.duplicated} duplicated" if self.duplicated else "",
+                f"; died early: {'; '.join(self.died)}" if self.died else "",
+            ]
+        )
+        return (
+            f"start {self.index:>2}: {'ok' if self.ok else 'FAILED'}  "
+            f"{self.landed}/{self.expected} events landed{extra}; {exits}  "
+            f"({self.seconds:.0f} s)"
+        )
 
 
 class Service:
@@ -133,9 +153,14 @@ class Service:
         workdir.mkdir(parents=True, exist_ok=True)
         self.name, self.workdir, self.log = name, workdir, workdir / f"{name}.log"
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "candor.cli", *args],
-                                         cwd=workdir, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, preexec_fn=_allow_cores)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "candor.cli", *args],
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_allow_cores,
+            )
 
     def running(self) -> bool:
         return self.proc.poll() is None
@@ -158,8 +183,12 @@ class Service:
         for core in sorted(self.workdir.glob("core*")):
             text = f"{self.name}: core {core.name}"
             if shutil.which("gdb"):
-                bt = subprocess.run(["gdb", "-batch", "-ex", "bt 15", sys.executable, str(core)],
-                                    capture_output=True, text=True, check=False).stdout
+                bt = subprocess.run(
+                    ["gdb", "-batch", "-ex", "bt 15", sys.executable, str(core)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
                 frames = [line for line in bt.splitlines() if line.startswith("#")]
                 text += "\n" + "\n".join(dict.fromkeys(frames))  # gdb shows frame 0 twice
             core.unlink()
@@ -180,8 +209,9 @@ def kernel_crash_lines() -> int | None:
     return sum(1 for line in out.splitlines() if CRASH_LINES.search(line))
 
 
-def _publish(settings: Settings, index: int, events: int, rate: float,
-             services: list[Service]) -> tuple[set[str], list[str]]:
+def _publish(
+    settings: Settings, index: int, events: int, rate: float, services: list[Service]
+) -> tuple[set[str], list[str]]:
     """Grant consent to simulated people and publish `events` of theirs.
 
     Returns (the accepted event ids, every device id of the run). The first
@@ -194,12 +224,30 @@ def _publish(settings: Settings, index: int, events: int, rate: float,
     from schemas.clock import now_micros
 
     people, seed = 8, time.time_ns() % 1_000_000_007
-    sim = _FirstEvents(events, people, seed, backdated_start(people, seed, events, now_micros()),
-                       org_id=f"org-starts-{index}")
+    sim = _FirstEvents(
+        events,
+        people,
+        seed,
+        backdated_start(people, seed, events, now_micros()),
+        org_id=f"org-starts-{index}",
+    )
     devices = sim.devices
-    grant_many(settings, [grant(None, [s.value for s in Scope], "service-starts", now_micros(),
-                                subject_id=d.subject_id, org_id=sim.org_id, reason="test")
-                          for d in devices[1:]], "service-starts")
+    grant_many(
+        settings,
+        [
+            grant(
+                None,
+                [s.value for s in Scope],
+                "service-starts",
+                now_micros(),
+                subject_id=d.subject_id,
+                org_id=sim.org_id,
+                reason="test",
+            )
+            for d in devices[1:]
+        ],
+        "service-starts",
+    )
     sent = SentEvents()
 
     def watch(_progress: object) -> None:
@@ -207,13 +255,16 @@ def _publish(settings: Settings, index: int, events: int, rate: float,
             if not service.running():
                 raise RuntimeError(f"{service.name} {describe_exit(service.proc.poll())}")
 
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=settings.home / "spool",
-                       org_id=sim.org_id, subject_id=devices[0].subject_id,
-                       device_id=devices[0].device_id,
-                       topic=settings.kafka.topic("capture.events"),
-                       spool_fsync="never") as client:
-        run_simulation(sim, client, duration_s=0, rate=rate, progress_callback=watch,
-                       sent=sent)
+    with CaptureClient(
+        settings.kafka.bootstrap,
+        spool_dir=settings.home / "spool",
+        org_id=sim.org_id,
+        subject_id=devices[0].subject_id,
+        device_id=devices[0].device_id,
+        topic=settings.kafka.topic("capture.events"),
+        spool_fsync="never",
+    ) as client:
+        run_simulation(sim, client, duration_s=0, rate=rate, progress_callback=watch, sent=sent)
         left = client.close(timeout=30)
     if left:
         raise RuntimeError(f"{left} events were not acknowledged by the broker")
@@ -232,9 +283,17 @@ class _FirstEvents(Simulator):
         return itertools.islice(super().events(365 * 86_400.0), self.limit)
 
 
-def one_start(index: int, broker: FreshBroker, clickhouse_url: str, database: str,
-              workdir: Path, events: int = 3000, rate: float = 1000.0,
-              land_timeout_s: float = 180.0, code: Path | None = None) -> StartResult:
+def one_start(
+    index: int,
+    broker: FreshBroker,
+    clickhouse_url: str,
+    database: str,
+    workdir: Path,
+    events: int = 3000,
+    rate: float = 1000.0,
+    land_timeout_s: float = 180.0,
+    code: Path | None = None,
+) -> StartResult:
     """Fresh broker, topics, consent, sink and worker, events; then stop all.
 
     `database` is created and migrated for this start, and dropped when the
@@ -251,9 +310,11 @@ def one_start(index: int, broker: FreshBroker, clickhouse_url: str, database: st
 
     result = StartResult(index)
     started = time.monotonic()
-    settings = Settings(kafka=KafkaSettings(bootstrap=broker.bootstrap),
-                        clickhouse=ClickHouseSettings(url=clickhouse_url, database=database),
-                        home=broker.home)
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap=broker.bootstrap),
+        clickhouse=ClickHouseSettings(url=clickhouse_url, database=database),
+        home=broker.home,
+    )
     migrate(settings)
     broker.start()
     services: list[Service] = []
@@ -281,22 +342,34 @@ def one_start(index: int, broker: FreshBroker, clickhouse_url: str, database: st
         while devices and time.monotonic() < deadline:
             if not all(s.running() for s in services):
                 break
-            n = int(ch.query("SELECT uniqExact(event_id) FROM events "
-                             "WHERE has({d:Array(String)}, device_id)",
-                             parameters=params).result_rows[0][0])
+            n = int(
+                ch.query(
+                    "SELECT uniqExact(event_id) FROM events "
+                    "WHERE has({d:Array(String)}, device_id)",
+                    parameters=params,
+                ).result_rows[0][0]
+            )
             if n >= len(expected):
                 break
             time.sleep(1)
-        rows = ch.query("SELECT event_id, count() FROM events FINAL "
-                        "WHERE has({d:Array(String)}, device_id) GROUP BY event_id",
-                        parameters=params).result_rows if devices else []
+        rows = (
+            ch.query(
+                "SELECT event_id, count() FROM events FINAL "
+                "WHERE has({d:Array(String)}, device_id) GROUP BY event_id",
+                parameters=params,
+            ).result_rows
+            if devices
+            else []
+        )
         check = compare_landed(expected, {str(e): int(n) for e, n in rows})
         result.landed, result.unexpected = check.landed, check.unexpected
         result.duplicated = check.duplicated
         for service in services:
             if not service.running():
-                result.died.append(f"{service.name} {describe_exit(service.proc.poll())}; "
-                                   f"log: {' | '.join(log_tail(service.log, 3))}")
+                result.died.append(
+                    f"{service.name} {describe_exit(service.proc.poll())}; "
+                    f"log: {' | '.join(log_tail(service.log, 3))}"
+                )
     finally:
         for service in services:
             result.exits[service.name] = service.stop()
@@ -315,18 +388,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=19192, help="broker port (default 19192)")
     parser.add_argument("--controller-port", type=int, default=19193)
     parser.add_argument("--events", type=int, default=3000, help="events published per start")
-    parser.add_argument("--code", type=Path, default=None,
-                        help="run the services from this source tree (default: this one)")
-    parser.add_argument("--clickhouse-url",
-                        default=os.environ.get("CANDOR_CLICKHOUSE_URL", "http://127.0.0.1:8123"))
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=None,
+        help="run the services from this source tree (default: this one)",
+    )
+    parser.add_argument(
+        "--clickhouse-url", default=os.environ.get("CANDOR_CLICKHOUSE_URL", "http://127.0.0.1:8123")
+    )
     args = parser.parse_args(argv)
     run_id = uuid.uuid4().hex[:8]
     broker = FreshBroker(args.home, args.port, args.controller_port)
     before = kernel_crash_lines()
     results = []
     for i in range(1, args.starts + 1):
-        result = one_start(i, broker, args.clickhouse_url, f"candor_starts_{run_id}_{i:02d}",
-                           args.home / "runs", events=args.events, code=args.code)
+        result = one_start(
+            i,
+            broker,
+            args.clickhouse_url,
+            f"candor_starts_{run_id}_{i:02d}",
+            args.home / "runs",
+            events=args.events,
+            code=args.code,
+        )
         results.append(result)
         print(result.line(), flush=True)
         for bt in result.backtraces:
@@ -334,12 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     after = kernel_crash_lines()
     ok = sum(r.ok for r in results)
     crashes = sum(r.crashed for r in results)
-    kernel = ("not readable" if before is None or after is None
-              else f"{before} before, {after} after")
+    kernel = (
+        "not readable" if before is None or after is None else f"{before} before, {after} after"
+    )
     passed = ok == len(results) and (before is None or before == after)
-    print(f"{ok} of {len(results)} starts ok, {crashes} crashed; kernel crash lines: {kernel}; "
-          f"logs under {args.home / 'runs'}"
-          + ("" if passed else f", databases of failed starts kept: candor_starts_{run_id}_NN"))
+    print(
+        f"{ok} of {len(results)} starts ok, {crashes} crashed; kernel crash lines: {kernel}; "
+        f"logs under {args.home / 'runs'}"
+        + ("" if passed else f", databases of failed starts kept: candor_starts_{run_id}_NN")
+    )
     return 0 if passed else 1
 
 

@@ -37,9 +37,14 @@ def test_lag_probes_survive_a_new_brokers_first_seconds(tmp_path: Path) -> None:
     broker = FreshBroker(tmp_path / "home", free_port(), free_port())
     broker.start()
     try:
-        proc = subprocess.run([sys.executable, "-m", "tests.integration.lag_hammer",
-                               broker.bootstrap, "10"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=180, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.integration.lag_hammer", broker.bootstrap, "10"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     finally:
         broker.stop()
     said = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
@@ -48,13 +53,22 @@ def test_lag_probes_survive_a_new_brokers_first_seconds(tmp_path: Path) -> None:
 
 
 def test_services_start_on_a_fresh_broker_without_crashing(
-        settings: Settings, unique: str, tmp_path: Path) -> None:
+    settings: Settings, unique: str, tmp_path: Path
+) -> None:
     broker = FreshBroker(tmp_path / "home", free_port(), free_port())
     results = []
     try:
         for i in range(1, STARTS + 1):
-            results.append(one_start(i, broker, settings.clickhouse.url,
-                                     f"starts_{unique}_{i}", tmp_path / "runs", events=1500))
+            results.append(
+                one_start(
+                    i,
+                    broker,
+                    settings.clickhouse.url,
+                    f"starts_{unique}_{i}",
+                    tmp_path / "runs",
+                    events=1500,
+                )
+            )
     finally:
         for i in range(1, STARTS + 1):
             connect(settings, database="").command(f"DROP DATABASE IF EXISTS starts_{unique}_{i}")
@@ -64,15 +78,20 @@ def test_services_start_on_a_fresh_broker_without_crashing(
 
 
 def test_a_sink_that_cannot_go_on_exits_non_zero_with_a_clear_last_line(
-        settings: Settings, unique: str, tmp_path: Path) -> None:
+    settings: Settings, unique: str, tmp_path: Path
+) -> None:
     """Its table gone, the sink stops (offsets uncommitted), says why last, exits 1."""
     own = settings.model_copy(deep=True)
     own.clickhouse.database, own.home = f"fatal_{unique}", tmp_path
     migrate(own)
     topic = f"it.fatal.clean.{unique}"
     create_topics(own, [TopicSpec(topic, "device_id", "delete", 1)])
-    sink = Service("sink", ["sink", "--topic", topic, "--table", "events", "--metrics-port", "0"],
-                   child_env(own, dict(os.environ)), tmp_path / "run")
+    sink = Service(
+        "sink",
+        ["sink", "--topic", topic, "--table", "events", "--metrics-port", "0"],
+        child_env(own, dict(os.environ)),
+        tmp_path / "run",
+    )
     try:
         client = connect(own)
         client.command("DROP TABLE events")

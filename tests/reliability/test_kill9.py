@@ -54,10 +54,12 @@ class Supervisor(threading.Thread):
 
 
 def _post(url: str, token: str, events: list[dict[str, Any]]) -> int:
-    req = urllib.request.Request(url + "/v1/events", method="POST",
-                                 data=json.dumps({"events": events}).encode(),
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url + "/v1/events",
+        method="POST",
+        data=json.dumps({"events": events}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
@@ -67,8 +69,9 @@ def _post(url: str, token: str, events: list[dict[str, Any]]) -> int:
         return 0  # gateway down: the client retries
 
 
-def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStack,
-                                                      tmp_path: Path) -> None:
+def test_kill9_each_part_loses_and_duplicates_nothing(
+    private_stack: PrivateStack, tmp_path: Path
+) -> None:
     s = private_stack.settings
     st = s.streams
     # Event time runs with the wall clock (as in real capture); the grace period
@@ -81,21 +84,36 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
     sdk_sim = Simulator(8, seed=3, start_ts=now_micros(), org_id="org-rel")
     gw_sim = Simulator(1, seed=4, start_ts=now_micros(), org_id="org-rel")
     people = sdk_sim.devices + gw_sim.devices
-    grant_many(s, [grant(None, [x.value for x in Scope], "reliability", now_micros(),
-                         subject_id=d.subject_id, org_id="org-rel") for d in people],
-               "reliability")
+    grant_many(
+        s,
+        [
+            grant(
+                None,
+                [x.value for x in Scope],
+                "reliability",
+                now_micros(),
+                subject_id=d.subject_id,
+                org_id="org-rel",
+            )
+            for d in people
+        ],
+        "reliability",
+    )
     gw_device = gw_sim.devices[0]
     tokens = tmp_path / "tokens.json"
-    token = TokenFile(tokens).add(DeviceIdentity(gw_device.device_id, gw_device.subject_id,
-                                                 "org-rel"))
+    token = TokenFile(tokens).add(
+        DeviceIdentity(gw_device.device_id, gw_device.subject_id, "org-rel")
+    )
     gw_port = free_port()
     logs = tmp_path / "logs"
     worker_port = free_port()
     worker = CandorProcess("worker", ["worker", "--metrics-port", str(worker_port)], s, logs)
-    sink = CandorProcess("sink", ["sink", "--all", "--max-age", "0.5", "--metrics-port", "0"],
-                         s, logs)
-    gateway = CandorProcess("gateway", ["gateway", "--port", str(gw_port), "--token-file",
-                                        str(tokens)], s, logs)
+    sink = CandorProcess(
+        "sink", ["sink", "--all", "--max-age", "0.5", "--metrics-port", "0"], s, logs
+    )
+    gateway = CandorProcess(
+        "gateway", ["gateway", "--port", str(gw_port), "--token-file", str(tokens)], s, logs
+    )
     procs = [worker, sink, gateway]
     for p in procs:
         p.start()
@@ -108,10 +126,15 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
 
     def sdk_load() -> None:
         first = sdk_sim.devices[0]
-        with CaptureClient(s.kafka.bootstrap, spool_dir=tmp_path / "spool", org_id="org-rel",
-                           subject_id=first.subject_id, device_id=first.device_id,
-                           topic=s.kafka.topic("capture.events"),
-                           message_timeout_ms=5000) as client:
+        with CaptureClient(
+            s.kafka.bootstrap,
+            spool_dir=tmp_path / "spool",
+            org_id="org-rel",
+            subject_id=first.subject_id,
+            device_id=first.device_id,
+            topic=s.kafka.topic("capture.events"),
+            message_timeout_ms=5000,
+        ) as client:
             for event in sdk_sim.events(365 * 86_400.0):
                 if stop_load.is_set():
                     break
@@ -147,6 +170,7 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
             time.sleep(2)
             p.start()
             supervisor.paused.discard(p.name)
+
         return kill
 
     def kill_server(name: str) -> Callable[[], None]:
@@ -154,21 +178,36 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
             private_stack.kill9(name)
             time.sleep(2)
             private_stack.run(name, "start")
+
         return kill
 
-    steps = [("worker", kill_process(worker)), ("sink", kill_process(sink)),
-             ("gateway", kill_process(gateway)), ("kafka", kill_server("kafka")),
-             ("clickhouse", kill_server("clickhouse"))]
+    steps = [
+        ("worker", kill_process(worker)),
+        ("sink", kill_process(sink)),
+        ("gateway", kill_process(gateway)),
+        ("kafka", kill_server("kafka")),
+        ("clickhouse", kill_server("clickhouse")),
+    ]
+
     def diag() -> str:
         try:
             samples = scrape(worker_port)
-            seen = {k: v for k, v in samples.items()
-                    if k[0] in ("candor_worker_open_sessions", "candor_worker_events_in_total",
-                                "candor_worker_events_out_total", "candor_worker_drops_total",
-                                "candor_worker_dead_letters_total")}
+            seen = {
+                k: v
+                for k, v in samples.items()
+                if k[0]
+                in (
+                    "candor_worker_open_sessions",
+                    "candor_worker_events_in_total",
+                    "candor_worker_events_out_total",
+                    "candor_worker_drops_total",
+                    "candor_worker_dead_letters_total",
+                )
+            }
         except OSError as err:
             seen = {("scrape failed", ()): str(err)}  # type: ignore[dict-item]
         return f"worker metrics: {seen}\n" + "\n".join(p.tail(25) for p in procs)
+
     try:
         time.sleep(8)
         for name, kill in steps:
@@ -181,15 +220,25 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
         assert left_in_spool == [0], "the SDK could not deliver its spool"
         acked = set(sent_sdk) | set(acked_gateway)
         ch = connect(s)
+
         def missing_diag() -> str:
             landed_now = {r[0] for r in ch.query("SELECT event_id FROM events").result_rows}
             missing = sorted(acked - landed_now)
-            return (f"{len(missing)} of {len(acked)} acknowledged events missing "
-                    f"(first: {missing[:5]})\n{diag()}")
+            return (
+                f"{len(missing)} of {len(acked)} acknowledged events missing "
+                f"(first: {missing[:5]})\n{diag()}"
+            )
 
-        wait_until(lambda: int(ch.query("SELECT uniqExact(event_id) FROM events")
-                               .result_rows[0][0]) >= len(acked),
-                   300, "every acknowledged event in ClickHouse", diag=missing_diag, interval=2)
+        wait_until(
+            lambda: (
+                int(ch.query("SELECT uniqExact(event_id) FROM events").result_rows[0][0])
+                >= len(acked)
+            ),
+            300,
+            "every acknowledged event in ClickHouse",
+            diag=missing_diag,
+            interval=2,
+        )
         landed = {r[0] for r in ch.query("SELECT event_id FROM events").result_rows}
         raw_rows = int(ch.query("SELECT count() FROM events").result_rows[0][0])
         final_rows = int(ch.query("SELECT count() FROM events FINAL").result_rows[0][0])
@@ -207,8 +256,7 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
         def read_late() -> None:
             for m in late_reader.poll():
                 late = decode(m.value())[1]
-                (late_session if late["stage"] == "session" else late_minutes).add(
-                    late["event_id"])
+                (late_session if late["stage"] == "session" else late_minutes).add(late["event_id"])
 
         def sessions_cover_everything() -> bool:
             read_late()
@@ -217,26 +265,41 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
 
         def late_diag() -> str:
             got = ch.query("SELECT sum(event_ids_count) FROM sessions FINAL").result_rows[0][0]
-            return (f"{got} events in sessions, {len(late_session)} late, "
-                    f"{len(acked)} acknowledged\n{diag()}")
+            return (
+                f"{got} events in sessions, {len(late_session)} late, "
+                f"{len(acked)} acknowledged\n{diag()}"
+            )
 
         # after the load stops, input is silent: sessions close 3 x (gap + grace) later
-        wait_until(sessions_cover_everything, 360, "every event in a closed session or late",
-                   diag=late_diag, interval=2)
-        in_sessions = int(ch.query("SELECT sum(event_ids_count) FROM sessions FINAL")
-                          .result_rows[0][0])
-        conflicting = int(ch.query(
-            "SELECT count() FROM (SELECT session_id FROM sessions GROUP BY session_id "
-            "HAVING uniqExact(event_ids_count, end_ts) > 1)").result_rows[0][0])
-        overlapping = int(ch.query(
-            "SELECT count() FROM (SELECT device_id, start_ts, end_ts, lagInFrame(end_ts) "
-            "OVER (PARTITION BY device_id ORDER BY start_ts) AS prev_end "
-            "FROM sessions FINAL) WHERE prev_end > start_ts AND prev_end != 0"
-        ).result_rows[0][0])
-        print(f"acknowledged {len(acked)} events (SDK {len(sent_sdk)}, gateway "
-              f"{len(acked_gateway)}); events rows {raw_rows} raw, {final_rows} final; "
-              f"{in_sessions} events in sessions, {len(late_session)} late; "
-              f"supervisor restarts {supervisor.restarts}")
+        wait_until(
+            sessions_cover_everything,
+            360,
+            "every event in a closed session or late",
+            diag=late_diag,
+            interval=2,
+        )
+        in_sessions = int(
+            ch.query("SELECT sum(event_ids_count) FROM sessions FINAL").result_rows[0][0]
+        )
+        conflicting = int(
+            ch.query(
+                "SELECT count() FROM (SELECT session_id FROM sessions GROUP BY session_id "
+                "HAVING uniqExact(event_ids_count, end_ts) > 1)"
+            ).result_rows[0][0]
+        )
+        overlapping = int(
+            ch.query(
+                "SELECT count() FROM (SELECT device_id, start_ts, end_ts, lagInFrame(end_ts) "
+                "OVER (PARTITION BY device_id ORDER BY start_ts) AS prev_end "
+                "FROM sessions FINAL) WHERE prev_end > start_ts AND prev_end != 0"
+            ).result_rows[0][0]
+        )
+        print(
+            f"acknowledged {len(acked)} events (SDK {len(sent_sdk)}, gateway "
+            f"{len(acked_gateway)}); events rows {raw_rows} raw, {final_rows} final; "
+            f"{in_sessions} events in sessions, {len(late_session)} late; "
+            f"supervisor restarts {supervisor.restarts}"
+        )
         assert late_session <= acked
         assert in_sessions + len(late_session) == len(acked)
         assert conflicting == 0 and overlapping == 0
@@ -250,16 +313,26 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
             read_late()
             return in_minutes() + len(late_minutes) >= len(acked)
 
-        wait_until(minutes_cover_everything, 120, "every event in a minute or late",
-                   diag=lambda: (f"{in_minutes()} events in minutes, {len(late_minutes)} late, "
-                                 f"{len(acked)} acknowledged\n{diag()}"), interval=2)
+        wait_until(
+            minutes_cover_everything,
+            120,
+            "every event in a minute or late",
+            diag=lambda: (
+                f"{in_minutes()} events in minutes, {len(late_minutes)} late, "
+                f"{len(acked)} acknowledged\n{diag()}"
+            ),
+            interval=2,
+        )
         late_reader.close()
         assert late_minutes <= acked
         assert in_minutes() + len(late_minutes) == len(acked)
-        replayed_minutes = int(ch.query(
-            "SELECT count() FROM (SELECT subject_id, device_id, window_start "
-            "FROM activity_minutes_by_device GROUP BY subject_id, device_id, window_start "
-            "HAVING uniqExact(keys, events, active_seconds) > 1)").result_rows[0][0])
+        replayed_minutes = int(
+            ch.query(
+                "SELECT count() FROM (SELECT subject_id, device_id, window_start "
+                "FROM activity_minutes_by_device GROUP BY subject_id, device_id, window_start "
+                "HAVING uniqExact(keys, events, active_seconds) > 1)"
+            ).result_rows[0][0]
+        )
         assert replayed_minutes == 0, "a minute was re-emitted with other contents"
 
         # Actions: what the worker published (replays included) is in ClickHouse
@@ -274,14 +347,17 @@ def test_kill9_each_part_loses_and_duplicates_nothing(private_stack: PrivateStac
             landed_ids = {r[0] for r in ch.query("SELECT action_id FROM actions").result_rows}
             return bool(published) and set(published) <= landed_ids
 
-        wait_until(actions_landed, 120, "every published action in ClickHouse", diag=diag,
-                   interval=2)
+        wait_until(
+            actions_landed, 120, "every published action in ClickHouse", diag=diag, interval=2
+        )
         actions_reader.close()
         action_rows = ch.query("SELECT action_id FROM actions FINAL").result_rows
         assert sorted(r[0] for r in action_rows) == sorted(published)
         assert all(len(v) == 1 for v in published.values()), "an action re-emitted differently"
-        print(f"{in_minutes()} events in minutes, {len(late_minutes)} late for minutes; "
-              f"{len(published)} actions")
+        print(
+            f"{in_minutes()} events in minutes, {len(late_minutes)} late for minutes; "
+            f"{len(published)} actions"
+        )
     finally:
         stop_load.set()
         supervisor.stopping.set()

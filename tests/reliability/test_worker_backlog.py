@@ -47,19 +47,33 @@ def backlog_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterato
     drop_pipeline(s)
 
 
-def test_worker_restarted_over_a_backlog_loses_nothing(backlog_settings: Settings,
-                                                       tmp_path: Path) -> None:
+def test_worker_restarted_over_a_backlog_loses_nothing(
+    backlog_settings: Settings, tmp_path: Path
+) -> None:
     s = backlog_settings
     # The worker's stall watch ends a worker that takes nothing while records
     # wait; its supervisor (here: `supervise`) starts it again. Seen once in ten
     # runs: a restarted worker took one batch and then nothing (issue 11 note).
     s.streams.stall_s = 60
     now = time.time_ns() // 1000
-    sim = Simulator(PEOPLE, seed=int(now % 1_000_000), start_ts=now - 3_600_000_000,
-                    org_id="org-backlog")
-    grant_many(s, [grant(None, [x.value for x in Scope], "backlog", now,
-                         subject_id=d.subject_id, org_id="org-backlog") for d in sim.devices],
-               "backlog")
+    sim = Simulator(
+        PEOPLE, seed=int(now % 1_000_000), start_ts=now - 3_600_000_000, org_id="org-backlog"
+    )
+    grant_many(
+        s,
+        [
+            grant(
+                None,
+                [x.value for x in Scope],
+                "backlog",
+                now,
+                subject_id=d.subject_id,
+                org_id="org-backlog",
+            )
+            for d in sim.devices
+        ],
+        "backlog",
+    )
     events = list(itertools.islice(sim.events(365 * 86_400.0), EVENTS))
     assert len(events) == EVENTS
     producer = Producer(producer_config(s.kafka.bootstrap))
@@ -71,8 +85,12 @@ def test_worker_restarted_over_a_backlog_loses_nothing(backlog_settings: Setting
     expected = {e["event_id"] for e in events}
 
     port = free_port()
-    worker = CandorProcess("worker", ["worker", "--metrics-port", str(port), "--app-id",
-                                      f"{s.kafka.topic_prefix}streams"], s, tmp_path / "logs")
+    worker = CandorProcess(
+        "worker",
+        ["worker", "--metrics-port", str(port), "--app-id", f"{s.kafka.topic_prefix}streams"],
+        s,
+        tmp_path / "logs",
+    )
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
     routed: set[str] = set()
 
@@ -88,26 +106,47 @@ def test_worker_restarted_over_a_backlog_loses_nothing(backlog_settings: Setting
     def diag() -> str:
         seen: dict[str, object]
         try:
-            seen = {f"{k[0]}{dict(k[1])}": v for k, v in scrape(port).items()
-                    if k[0].startswith(("candor_worker_events", "candor_worker_drops",
-                                        "candor_worker_dead", "candor_worker_offsets"))}
+            seen = {
+                f"{k[0]}{dict(k[1])}": v
+                for k, v in scrape(port).items()
+                if k[0].startswith(
+                    (
+                        "candor_worker_events",
+                        "candor_worker_drops",
+                        "candor_worker_dead",
+                        "candor_worker_offsets",
+                    )
+                )
+            }
         except OSError as err:
             seen = {"metrics": str(err)}
         missing = sorted(expected - routed)
-        return (f"{len(routed)} of {EVENTS} routed, {len(missing)} missing "
-                f"(first: {missing[:5]}); restarts (exit codes): {restarts}; worker: {seen}"
-                f"\n{worker.tail(60)}")
+        return (
+            f"{len(routed)} of {EVENTS} routed, {len(missing)} missing "
+            f"(first: {missing[:5]}); restarts (exit codes): {restarts}; worker: {seen}"
+            f"\n{worker.tail(60)}"
+        )
 
     worker.start()
     try:
         for share in (0.2, 0.6):  # killed twice mid-backlog, restarted at once
             wanted = int(EVENTS * share)
-            wait_until(lambda: poll() >= wanted, 240, f"{share:.0%} of the backlog routed",  # noqa: B023
-                       diag=diag, interval=0.05)
+            wait_until(
+                lambda: poll() >= wanted,  # noqa: B023 (called before the next iteration)
+                240,
+                f"{share:.0%} of the backlog routed",
+                diag=diag,
+                interval=0.05,
+            )
             worker.kill9()
             worker.start()
-        wait_until(lambda: poll() >= EVENTS, 420, "every backlog event in capture.clean",
-                   diag=diag, interval=0.5)
+        wait_until(
+            lambda: poll() >= EVENTS,
+            420,
+            "every backlog event in capture.clean",
+            diag=diag,
+            interval=0.5,
+        )
         assert routed == expected
         print(f"restarts by the supervisor (exit codes): {restarts or 'none'}")
     finally:

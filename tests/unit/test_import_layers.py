@@ -28,8 +28,10 @@ LAYERS: dict[str, int] = {
     "privacy": 3,
     "schemas": 4,
 }
-RULE = ("candor/ -> {producers, streams, sinks} -> backends/{kafka, clickhouse} -> privacy "
-        "-> schemas (docs/architecture.md)")
+RULE = (
+    "candor/ -> {producers, streams, sinks} -> backends/{kafka, clickhouse} -> privacy "
+    "-> schemas (docs/architecture.md)"
+)
 
 
 def imported_packages(tree: ast.AST) -> list[tuple[int, str]]:
@@ -53,14 +55,17 @@ def violations(package: str, path: Path, source: str) -> list[str]:
             continue
         if LAYERS[target] <= LAYERS[package]:
             kind = "sideways" if LAYERS[target] == LAYERS[package] else "upward"
-            out.append(f"{rel}:{line}: `{module}` is a {kind} import "
-                       f"({package} may not import {target}); rule: {RULE}")
+            out.append(
+                f"{rel}:{line}: `{module}` is a {kind} import "
+                f"({package} may not import {target}); rule: {RULE}"
+            )
     return out
 
 
 def modules() -> list[tuple[str, Path]]:
-    return [(package, path) for package in LAYERS
-            for path in sorted((REPO / package).rglob("*.py"))]
+    return [
+        (package, path) for package in LAYERS for path in sorted((REPO / package).rglob("*.py"))
+    ]
 
 
 def test_every_package_is_read() -> None:
@@ -69,17 +74,21 @@ def test_every_package_is_read() -> None:
 
 
 def test_imports_run_one_way() -> None:
-    problems = [msg for package, path in modules()
-                for msg in violations(package, path, path.read_text())]
+    problems = [
+        msg for package, path in modules() for msg in violations(package, path, path.read_text())
+    ]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize(("package", "source", "kind"), [
-    ("sinks", "from streams.dlq import DeadLetter\n", "sideways"),
-    ("streams", "def f():\n    from candor.settings import Settings\n", "upward"),
-    ("schemas", "import privacy.consent\n", "upward"),
-    ("backends", "from sinks import rows\n", "upward"),
-])
+@pytest.mark.parametrize(
+    ("package", "source", "kind"),
+    [
+        ("sinks", "from streams.dlq import DeadLetter\n", "sideways"),
+        ("streams", "def f():\n    from candor.settings import Settings\n", "upward"),
+        ("schemas", "import privacy.consent\n", "upward"),
+        ("backends", "from sinks import rows\n", "upward"),
+    ],
+)
 def test_a_bad_import_is_named(package: str, source: str, kind: str) -> None:
     path = REPO / package / "example.py"
     [message] = violations(package, path, source)
@@ -87,10 +96,13 @@ def test_a_bad_import_is_named(package: str, source: str, kind: str) -> None:
     assert f"is a {kind} import" in message and "rule: candor/ ->" in message
 
 
-@pytest.mark.parametrize(("package", "source"), [
-    ("streams", "from streams.app import build_app\nfrom backends.kafka.lag import LagProbe\n"),
-    ("privacy", "from schemas.errors import UnknownPayloadType\n"),
-    ("candor", "from sinks.consumer import run_all\nimport faust\n"),
-])
+@pytest.mark.parametrize(
+    ("package", "source"),
+    [
+        ("streams", "from streams.app import build_app\nfrom backends.kafka.lag import LagProbe\n"),
+        ("privacy", "from schemas.errors import UnknownPayloadType\n"),
+        ("candor", "from sinks.consumer import run_all\nimport faust\n"),
+    ],
+)
 def test_downward_imports_pass(package: str, source: str) -> None:
     assert violations(package, REPO / package / "example.py", source) == []

@@ -29,8 +29,14 @@ def build(bootstrap: str, topic: str, app_id: str, datadir: str) -> faust.App:
         broker_heartbeat_interval=1,
         consumer_auto_offset_reset="earliest",
     )
-    source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=4)
+    source = app.topic(
+        topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=4,
+    )
     # No value_type: faust treats a value_type as a Record model (dict has no
     # from_data and recovery fails); plain JSON values need none.
     counts = app.Table("counts", default=None, partitions=4)

@@ -23,8 +23,15 @@ KEYS = [f"word-{i}" for i in range(20)]
 
 class Worker:
     def __init__(self, settings: Settings, topic: str, app_id: str, datadir: Path) -> None:
-        self.args = [sys.executable, "-m", "tests.integration.libraries.faust_counter",
-                     settings.kafka.bootstrap, topic, app_id, str(datadir)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "tests.integration.libraries.faust_counter",
+            settings.kafka.bootstrap,
+            topic,
+            app_id,
+            str(datadir),
+        ]
         self.log = datadir / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -47,8 +54,14 @@ class Worker:
 
 
 def _produce(settings: Settings, topic: str, start: int, n: int) -> dict[str, int]:
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
     sent: dict[str, int] = {}
     for i in range(start, start + n):
         key = KEYS[(i * 7) % len(KEYS)]
@@ -59,11 +72,18 @@ def _produce(settings: Settings, topic: str, start: int, n: int) -> dict[str, in
     return sent
 
 
-def _changelog_counts(settings: Settings, changelog: str, want: dict[str, int],
-                      timeout: float, worker: Worker) -> dict[str, int]:
+def _changelog_counts(
+    settings: Settings, changelog: str, want: dict[str, int], timeout: float, worker: Worker
+) -> dict[str, int]:
     """Read the table's changelog (last value per key) until it equals `want` or time runs out."""
-    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"reader-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([changelog])
     state: dict[str, int] = {}
     deadline = time.monotonic() + timeout
@@ -74,8 +94,10 @@ def _changelog_counts(settings: Settings, changelog: str, want: dict[str, int],
                 error = m.error()
                 if error is not None:
                     # the worker creates the changelog topic: until then it is unknown
-                    assert error.code() in (KafkaError._PARTITION_EOF,
-                                            KafkaError.UNKNOWN_TOPIC_OR_PART), error
+                    assert error.code() in (
+                        KafkaError._PARTITION_EOF,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    ), error
                     continue
                 state[json.loads(m.key() or b"null")] = json.loads(m.value() or b"{}")["n"]
     finally:

@@ -58,8 +58,15 @@ def test_group_commits_and_a_restarted_consumer_resumes_without_rereading(
     settings.kafka.partitions = PARTITIONS
     assert create_topics(settings, [spec]) == {topic: "created"}
 
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5, "compression.type": "zstd"})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "zstd",
+        }
+    )
     delivered: list[int] = []
 
     def on_delivery(err: KafkaError | None, msg: object) -> None:
@@ -73,9 +80,13 @@ def test_group_commits_and_a_restarted_consumer_resumes_without_rereading(
     assert len(delivered) == N
 
     group = f"it-group-{unique}"
-    conf = {**settings.kafka.client_config(), "group.id": group,
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-            "enable.partition.eof": True}
+    conf = {
+        **settings.kafka.client_config(),
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    }
     first = Consumer(conf)
     first.subscribe([topic])
     got = _consume_until(first, N, timeout=60)

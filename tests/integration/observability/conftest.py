@@ -39,8 +39,10 @@ class PrivatePrometheus:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(ALERTS)],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [
-                    {"targets": [f"127.0.0.1:{p}" for p in ports]}]}
+                {
+                    "job_name": job,
+                    "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}],
+                }
                 for job, ports in targets.items()
             ],
         }
@@ -48,10 +50,15 @@ class PrivatePrometheus:
         conf.write_text(json.dumps(config, indent=2))  # JSON is YAML
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["prometheus", f"--config.file={conf}",
-                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=out, stderr=subprocess.STDOUT)
+                [
+                    "prometheus",
+                    f"--config.file={conf}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -107,8 +114,9 @@ class PrivatePrometheus:
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, list[int]]], PrivatePrometheus]]:
     if shutil.which("prometheus") is None:
-        pytest.skip("prometheus (Debian package) is not installed: "
-                    "deploy/local/prometheus.sh install")
+        pytest.skip(
+            "prometheus (Debian package) is not installed: deploy/local/prometheus.sh install"
+        )
     servers: list[PrivatePrometheus] = []
 
     def start(targets: dict[str, list[int]]) -> PrivatePrometheus:

@@ -11,8 +11,7 @@ from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings
 
 
-def test_the_probe_reads_a_groups_lag_without_joining_it(settings: Settings,
-                                                        unique: str) -> None:
+def test_the_probe_reads_a_groups_lag_without_joining_it(settings: Settings, unique: str) -> None:
     topic, group = f"it.lag.{unique}", f"it-lag-{unique}"
     own = settings.model_copy(deep=True)
     own.kafka.partitions = 2
@@ -27,10 +26,12 @@ def test_the_probe_reads_a_groups_lag_without_joining_it(settings: Settings,
     try:
         # nothing committed: everything retained is to read; a missing topic is skipped
         assert probe.measure() == {(topic, 0): 10, (topic, 1): 5}
-        member = Consumer({**settings.kafka.client_config(), "group.id": group,
-                           "enable.auto.commit": False})
-        member.commit(offsets=[TopicPartition(topic, 0, 4), TopicPartition(topic, 1, 5)],
-                      asynchronous=False)
+        member = Consumer(
+            {**settings.kafka.client_config(), "group.id": group, "enable.auto.commit": False}
+        )
+        member.commit(
+            offsets=[TopicPartition(topic, 0, 4), TopicPartition(topic, 1, 5)], asynchronous=False
+        )
         member.close()
         assert probe.measure() == {(topic, 0): 6, (topic, 1): 0}
         # measured from outside: the group has no member

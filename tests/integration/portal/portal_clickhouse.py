@@ -55,14 +55,18 @@ SETTINGS function_sleep_max_microseconds_per_block = 0, max_block_size = 1,
          max_execution_time = 0, log_comment = 'candor-portal-test-serve'"""
 
 
-def start(state: Path, http: int, tcp: int, database: str, password: str
-          ) -> subprocess.Popen[bytes]:
+def start(
+    state: Path, http: int, tcp: int, database: str, password: str
+) -> subprocess.Popen[bytes]:
     """Start the server in ``state``; return once it answers /ping (30 s at most)."""
     state.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256(password.encode()).hexdigest()
     log = (state / "serve.log").open("ab")
-    proc = subprocess.Popen([sys.executable, __file__, str(state), str(http), str(tcp), database,
-                             sha], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, str(state), str(http), str(tcp), database, sha],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -79,11 +83,13 @@ def start(state: Path, http: int, tcp: int, database: str, password: str
 
 def stop(proc: subprocess.Popen[bytes], http: int) -> None:
     """Kill the serving query (a clean engine stop), then wait for the process."""
-    body = (b"KILL QUERY WHERE query LIKE '%candor-portal-test-serve%' AND query NOT LIKE "
-            b"'KILL%' SYNC")
+    body = (
+        b"KILL QUERY WHERE query LIKE '%candor-portal-test-serve%' AND query NOT LIKE 'KILL%' SYNC"
+    )
     with contextlib.suppress(OSError):
-        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{http}/", data=body),
-                               timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{http}/", data=body), timeout=10
+        ).read()
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
@@ -101,9 +107,17 @@ def main() -> int:
     root = Path(state).resolve()
     (root / "data" / "tmp").mkdir(parents=True, exist_ok=True)
     queries = "".join(f"<query>GRANT {g}</query>" for g in grants(database))
-    (root / "config.xml").write_text(CONFIG.format(
-        http=http, tcp=tcp, user=PORTAL_USER, role=PORTAL_ROLE, sha=sha, grants=queries,
-        dir=root))
+    (root / "config.xml").write_text(
+        CONFIG.format(
+            http=http,
+            tcp=tcp,
+            user=PORTAL_USER,
+            role=PORTAL_ROLE,
+            sha=sha,
+            grants=queries,
+            dir=root,
+        )
+    )
     os.chdir(root)
     try:
         engine.query(SERVE_SQL, "TabSeparated", path=str(root / "data"))

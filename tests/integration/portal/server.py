@@ -25,8 +25,7 @@ class PortalThread:
         self.portal = Portal(self.settings, self.store)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="portal")
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="portal")
 
     @property
     def url(self) -> str:

@@ -43,8 +43,9 @@ def private_ch(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Sett
     s.clickhouse.database = "candor_portal_lp"
     s.portal.clickhouse_user = PORTAL_USER
     s.portal.clickhouse_password = SecretStr(PASSWORD)
-    proc = portal_clickhouse.start(tmp_path / "clickhouse", http, tcp, s.clickhouse.database,
-                                   PASSWORD)
+    proc = portal_clickhouse.start(
+        tmp_path / "clickhouse", http, tcp, s.clickhouse.database, PASSWORD
+    )
     try:
         create_topics(s)
         migrate(s)
@@ -54,7 +55,8 @@ def private_ch(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Sett
 
 
 def test_the_portal_reads_as_its_own_user_and_that_user_can_do_nothing_else(
-        private_ch: Settings) -> None:
+    private_ch: Settings,
+) -> None:
     s = private_ch
     assert ensure_portal_access(s, PASSWORD) is False  # configured, verified
     alice = seed_person(s, "subj-alice", 1_790_000_000_000_000)
@@ -64,22 +66,25 @@ def test_the_portal_reads_as_its_own_user_and_that_user_can_do_nothing_else(
         token = TOKEN.search(http.get(portal.invite(alice.subject), timeout=30).text)
         assert token is not None
         http.post(f"{portal.url}/signin", data={"token": token.group(1)}, timeout=30)
-        for path in ("/", "/events", "/consent", f"/sessions/{alice.session_id}",
-                     "/download/zip"):
+        for path in ("/", "/events", "/consent", f"/sessions/{alice.session_id}", "/download/zip"):
             assert http.get(portal.url + path, timeout=60).status_code == 200, path
     finally:
         portal.stop()
     reader = connect(reader_settings(s))
     assert reader.query("SELECT currentUser()").result_rows[0][0] == PORTAL_USER
-    views = reader.query("SELECT count() FROM audit_log WHERE actor = {a:String} AND "
-                         "action = 'portal_view'",
-                         parameters={"a": f"portal:{alice.subject}"}).result_rows[0][0]
+    views = reader.query(
+        "SELECT count() FROM audit_log WHERE actor = {a:String} AND action = 'portal_view'",
+        parameters={"a": f"portal:{alice.subject}"},
+    ).result_rows[0][0]
     assert views == 6  # the page after sign-in and the five above, written by the portal's user
-    for denied in ("SELECT count() FROM subject_keys", "SELECT count() FROM dead_letters",
-                   "SELECT count() FROM key_store_check",
-                   "ALTER TABLE events DELETE WHERE 1 SETTINGS mutations_sync = 2",
-                   "INSERT INTO consent_ledger (subject_id) VALUES ('x')",
-                   "DROP TABLE audit_log"):
+    for denied in (
+        "SELECT count() FROM subject_keys",
+        "SELECT count() FROM dead_letters",
+        "SELECT count() FROM key_store_check",
+        "ALTER TABLE events DELETE WHERE 1 SETTINGS mutations_sync = 2",
+        "INSERT INTO consent_ledger (subject_id) VALUES ('x')",
+        "DROP TABLE audit_log",
+    ):
         with pytest.raises(DatabaseError, match=r"ACCESS_DENIED|Not enough privileges"):
             reader.command(denied)
     assert connect(s).query("SELECT count() FROM events").result_rows[0][0] == 3  # none deleted

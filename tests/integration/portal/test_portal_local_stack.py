@@ -41,8 +41,14 @@ TOKEN = re.compile(r'name="token" value="([^"]+)"')
 
 
 def _script(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(REPO / "deploy/local/clickhouse.sh"), action], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["bash", str(REPO / "deploy/local/clickhouse.sh"), action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -57,9 +63,14 @@ def local_ch(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settin
     s.clickhouse.url = f"http://127.0.0.1:{http}"
     s.clickhouse.database = "candor_portal_ls"
     s.portal.public_url = f"http://127.0.0.1:{free_port()}"
-    env = {**os.environ, "CANDOR_HOME": str(s.home), "CANDOR_PYTHON": sys.executable,
-           "CANDOR_CLICKHOUSE_HTTP_PORT": str(http), "CANDOR_CLICKHOUSE_TCP_PORT": str(tcp),
-           "CANDOR_CLICKHOUSE__DATABASE": s.clickhouse.database}
+    env = {
+        **os.environ,
+        "CANDOR_HOME": str(s.home),
+        "CANDOR_PYTHON": sys.executable,
+        "CANDOR_CLICKHOUSE_HTTP_PORT": str(http),
+        "CANDOR_CLICKHOUSE_TCP_PORT": str(tcp),
+        "CANDOR_CLICKHOUSE__DATABASE": s.clickhouse.database,
+    }
     env.pop("CANDOR_PORTAL__CLICKHOUSE_PASSWORD", None)
     started = _script(env, "start")
     assert started.returncode == 0, started.stderr
@@ -93,8 +104,12 @@ def test_local_stack_portal_reads_as_its_least_privilege_user(local_ch: Settings
     http = requests.Session()
     token = TOKEN.search(http.get(invite_link(s, alice.subject), timeout=30).text)
     assert token is not None
-    assert http.post(f"{s.portal.public_url}/signin", data={"token": token.group(1)},
-                     timeout=30).status_code == 200
+    assert (
+        http.post(
+            f"{s.portal.public_url}/signin", data={"token": token.group(1)}, timeout=30
+        ).status_code
+        == 200
+    )
     for path in ("/", "/events", "/consent"):
         page = http.get(s.portal.public_url + path, timeout=60)
         assert page.status_code == 200, path
@@ -105,37 +120,63 @@ def test_local_stack_portal_reads_as_its_least_privilege_user(local_ch: Settings
     reader = connect(reader_settings(reader_cfg))
     assert reader.query("SELECT currentUser()").result_rows[0][0] == PORTAL_USER
     assert reader.query("SELECT count() FROM events").result_rows[0][0] == 3
-    views = reader.query("SELECT count() FROM audit_log WHERE actor = {a:String} AND "
-                         "action = 'portal_view'",
-                         parameters={"a": f"portal:{alice.subject}"}).result_rows[0][0]
+    views = reader.query(
+        "SELECT count() FROM audit_log WHERE actor = {a:String} AND action = 'portal_view'",
+        parameters={"a": f"portal:{alice.subject}"},
+    ).result_rows[0][0]
     assert views >= 4  # the page after sign-in and the three above
-    for denied in ("SELECT count() FROM subject_keys", "SELECT count() FROM dead_letters",
-                   "SELECT count() FROM key_store_check",
-                   "INSERT INTO events (event_id) VALUES ('forged')",
-                   "INSERT INTO consent_ledger (subject_id) VALUES ('x')",
-                   "ALTER TABLE events DELETE WHERE 1 SETTINGS mutations_sync = 2",
-                   "CREATE TABLE portal_made (x UInt8) ENGINE = Memory",
-                   "DROP TABLE audit_log"):
+    for denied in (
+        "SELECT count() FROM subject_keys",
+        "SELECT count() FROM dead_letters",
+        "SELECT count() FROM key_store_check",
+        "INSERT INTO events (event_id) VALUES ('forged')",
+        "INSERT INTO consent_ledger (subject_id) VALUES ('x')",
+        "ALTER TABLE events DELETE WHERE 1 SETTINGS mutations_sync = 2",
+        "CREATE TABLE portal_made (x UInt8) ENGINE = Memory",
+        "DROP TABLE audit_log",
+    ):
         with pytest.raises(DatabaseError, match=r"ACCESS_DENIED|Not enough privileges"):
             reader.command(denied)
     admin = connect(s)
     assert admin.query("SELECT count() FROM events").result_rows[0][0] == 3  # none forged/deleted
-    assert admin.query("SELECT count() FROM system.tables WHERE database = currentDatabase() "
-                       "AND name = 'portal_made'").result_rows[0][0] == 0
+    assert (
+        admin.query(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+            "AND name = 'portal_made'"
+        ).result_rows[0][0]
+        == 0
+    )
 
 
-def test_a_portal_whose_login_is_refused_does_not_start(local_ch: Settings,
-                                                         tmp_path: Path) -> None:
+def test_a_portal_whose_login_is_refused_does_not_start(local_ch: Settings, tmp_path: Path) -> None:
     """Never falls back to the admin: a wrong password stops `portal serve` at once."""
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password\n")
     port = int(local_ch.portal.public_url.rsplit(":", 1)[1])
-    env = {**os.environ, "CANDOR_HOME": str(local_ch.home),
-           "CANDOR_CLICKHOUSE_URL": local_ch.clickhouse.url,
-           "CANDOR_CLICKHOUSE__DATABASE": local_ch.clickhouse.database}
-    proc = subprocess.run([sys.executable, "-m", "candor.cli", "portal", "serve", "--port",
-                           str(port), "--clickhouse-password-file", str(wrong)],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "CANDOR_HOME": str(local_ch.home),
+        "CANDOR_CLICKHOUSE_URL": local_ch.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": local_ch.clickhouse.database,
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "candor.cli",
+            "portal",
+            "serve",
+            "--port",
+            str(port),
+            "--clickhouse-password-file",
+            str(wrong),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert f"refuses the portal's user '{PORTAL_USER}'" in proc.stderr
 

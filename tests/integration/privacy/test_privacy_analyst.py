@@ -35,9 +35,19 @@ from tests.unit.sinks.sinks_samples import MINUTE, consent
 
 pytestmark = pytest.mark.integration
 
-RAW = ("events", "sessions", "activity_minutes", "activity_minutes_by_device", "actions",
-       "consent_ledger", "audit_log", "exports", "subject_keys", "key_store_check",
-       "daily_app_time")
+RAW = (
+    "events",
+    "sessions",
+    "activity_minutes",
+    "activity_minutes_by_device",
+    "actions",
+    "consent_ledger",
+    "audit_log",
+    "exports",
+    "subject_keys",
+    "key_store_check",
+    "daily_app_time",
+)
 
 
 def _has_analyst_role(s: Settings) -> bool:
@@ -49,17 +59,28 @@ def _has_analyst_role(s: Settings) -> bool:
 
 
 @pytest.fixture(scope="module")
-def analyst_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[Settings]:
+def analyst_server(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
     if _has_analyst_role(settings):
         yield settings
         return
     state = tmp_path_factory.mktemp("analyst-clickhouse")
     http = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "deploy/local/clickhouse_server.py"), "--dir", str(state),
-         "--http-port", str(http), "--tcp-port", str(free_port())],
-        stdout=(state / "stdout.log").open("wb"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            str(REPO / "deploy/local/clickhouse_server.py"),
+            "--dir",
+            str(state),
+            "--http-port",
+            str(http),
+            "--tcp-port",
+            str(free_port()),
+        ],
+        stdout=(state / "stdout.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     own = settings.model_copy(deep=True)
     own.clickhouse.url = f"http://127.0.0.1:{http}"
 
@@ -77,7 +98,8 @@ def analyst_server(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         with contextlib.suppress(Exception):  # stopped below by signal anyway
             connect(own, database="").command(
                 "KILL QUERY WHERE query LIKE '%candor-clickhouse-serve%' "
-                "AND query NOT LIKE '%system.processes%' AND query NOT LIKE 'KILL%' SYNC")
+                "AND query NOT LIKE '%system.processes%' AND query NOT LIKE 'KILL%' SYNC"
+            )
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -98,32 +120,46 @@ def analyst_db(analyst_server: Settings, unique: str) -> Iterator[Settings]:
 
 def _analyst(s: Settings) -> clickhouse_connect.driver.client.Client:
     url = s.clickhouse.url.rsplit(":", 1)
-    return clickhouse_connect.get_client(host="127.0.0.1", port=int(url[1]),
-                                         username=ANALYST_USER,
-                                         password=LOCAL_ANALYST_PASSWORD,
-                                         database=analyst_database(s),
-                                         autogenerate_session_id=False)
+    return clickhouse_connect.get_client(
+        host="127.0.0.1",
+        port=int(url[1]),
+        username=ANALYST_USER,
+        password=LOCAL_ANALYST_PASSWORD,
+        database=analyst_database(s),
+        autogenerate_session_id=False,
+    )
 
 
 def _fill(s: Settings, org: str, people: int, consenting: int) -> None:
     client = connect(s)
     minute = int(time.time()) // 60 * 60_000_000
     ids = [f"{org}-p{i}" for i in range(people)]
-    ledger = [dict(consent(p, 1, ["activity_metadata", "analytics"] if i < consenting
-                           else ["activity_metadata"]), org_id=org) for i, p in enumerate(ids)]
+    ledger = [
+        dict(
+            consent(
+                p,
+                1,
+                ["activity_metadata", "analytics"] if i < consenting else ["activity_metadata"],
+            ),
+            org_id=org,
+        )
+        for i, p in enumerate(ids)
+    ]
     client.insert("consent_ledger", [consent_row(c) for c in ledger], column_names=CONSENT_COLUMNS)
-    rows = [dict(MINUTE, org_id=org, subject_id=p, window_start=minute, device_id=f"d-{p}")
-            for p in ids]
-    client.insert("activity_minutes_by_device", [minute_row(m) for m in rows],
-                  column_names=MINUTE_COLUMNS)
+    rows = [
+        dict(MINUTE, org_id=org, subject_id=p, window_start=minute, device_id=f"d-{p}") for p in ids
+    ]
+    client.insert(
+        "activity_minutes_by_device", [minute_row(m) for m in rows], column_names=MINUTE_COLUMNS
+    )
 
 
 def test_analyst_reads_views_only(analyst_db: Settings) -> None:
     s = analyst_db
     access = ensure_analyst_access(s, LOCAL_ANALYST_PASSWORD)
     assert access.database == analyst_database(s)
-    _fill(s, "big", people=7, consenting=6)     # 6 consenting people: shown
-    _fill(s, "small", people=6, consenting=4)   # only 4 consenting: hidden
+    _fill(s, "big", people=7, consenting=6)  # 6 consenting people: shown
+    _fill(s, "small", people=6, consenting=4)  # only 4 consenting: hidden
     analyst = _analyst(s)
     rows = analyst.query("SELECT org_id, people, keys FROM team_daily_activity").result_rows
     assert [(org, people) for org, people, _ in rows] == [("big", 6)]

@@ -44,9 +44,19 @@ class PrivateClickHouse:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "deploy/local/clickhouse_server.py"), "--dir",
-             str(self.state), "--http-port", str(self.http), "--tcp-port", str(self.tcp)],
-            stdout=(self.state / "stdout.log").open("ab"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                str(REPO / "deploy/local/clickhouse_server.py"),
+                "--dir",
+                str(self.state),
+                "--http-port",
+                str(self.http),
+                "--tcp-port",
+                str(self.tcp),
+            ],
+            stdout=(self.state / "stdout.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
         proc = self.proc
 
         def up() -> bool:
@@ -64,7 +74,8 @@ class PrivateClickHouse:
         with contextlib.suppress(Exception):
             connect(self.settings, database="").command(
                 "KILL QUERY WHERE query LIKE '%candor-clickhouse-serve%' "
-                "AND query NOT LIKE '%system.processes%' AND query NOT LIKE 'KILL%' SYNC")
+                "AND query NOT LIKE '%system.processes%' AND query NOT LIKE 'KILL%' SYNC"
+            )
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -105,9 +116,14 @@ def cli(s: Settings, *argv: str) -> int:
 
 def analyst(s: Settings, password: str) -> clickhouse_connect.driver.client.Client:
     port = int(s.clickhouse.url.rsplit(":", 1)[1])
-    return clickhouse_connect.get_client(host="127.0.0.1", port=port, username=ANALYST_USER,
-                                         password=password, database=analyst_database(s),
-                                         autogenerate_session_id=False)
+    return clickhouse_connect.get_client(
+        host="127.0.0.1",
+        port=port,
+        username=ANALYST_USER,
+        password=password,
+        database=analyst_database(s),
+        autogenerate_session_id=False,
+    )
 
 
 def refused(s: Settings, password: str) -> str:

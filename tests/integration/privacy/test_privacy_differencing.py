@@ -46,10 +46,15 @@ def views(settings: Settings, unique: str) -> Iterator[Settings]:
 
 def _minutes_table(s: Settings) -> str:
     """Where minute rows land (a table of 0005, else 0001's)."""
-    rows = connect(s).query(
-        "SELECT name FROM system.tables WHERE database = {d:String} "
-        "AND name = 'activity_minutes_by_device'", parameters={"d": s.clickhouse.database}
-    ).result_rows
+    rows = (
+        connect(s)
+        .query(
+            "SELECT name FROM system.tables WHERE database = {d:String} "
+            "AND name = 'activity_minutes_by_device'",
+            parameters={"d": s.clickhouse.database},
+        )
+        .result_rows
+    )
     return "activity_minutes_by_device" if rows else "activity_minutes"
 
 
@@ -60,27 +65,38 @@ def _fill(s: Settings, minute: int) -> None:
         org = f"team{team:02d}"
         for p in range(PEOPLE):
             subject = f"{org}-s{p}"
-            ledger.append(dict(consent(subject, 1, ["activity_metadata", "analytics"]),
-                               org_id=org))
+            ledger.append(dict(consent(subject, 1, ["activity_metadata", "analytics"]), org_id=org))
             keys = S3_KEYS if p == 3 else 350
-            rows.append(dict(MINUTE, org_id=org, subject_id=subject, window_start=minute,
-                             device_id=f"d-{subject}", keys=keys))
-    client.insert("consent_ledger", [consent_row(c) for c in ledger],
-                  column_names=CONSENT_COLUMNS)
+            rows.append(
+                dict(
+                    MINUTE,
+                    org_id=org,
+                    subject_id=subject,
+                    window_start=minute,
+                    device_id=f"d-{subject}",
+                    keys=keys,
+                )
+            )
+    client.insert("consent_ledger", [consent_row(c) for c in ledger], column_names=CONSENT_COLUMNS)
     client.insert(_minutes_table(s), [minute_row(m) for m in rows], column_names=MINUTE_COLUMNS)
 
 
 def _revoke_s3(s: Settings) -> None:
-    ledger = [dict(consent(f"team{t:02d}-s3", 2, ["activity_metadata"]), org_id=f"team{t:02d}")
-              for t in range(TEAMS)]
-    connect(s).insert("consent_ledger", [consent_row(c) for c in ledger],
-                      column_names=CONSENT_COLUMNS)
+    ledger = [
+        dict(consent(f"team{t:02d}-s3", 2, ["activity_metadata"]), org_id=f"team{t:02d}")
+        for t in range(TEAMS)
+    ]
+    connect(s).insert(
+        "consent_ledger", [consent_row(c) for c in ledger], column_names=CONSENT_COLUMNS
+    )
 
 
 def _read(s: Settings) -> dict[str, tuple[int, int]]:
-    rows = connect(s).query(
-        f"SELECT org_id, people, keys FROM {analyst_database(s)}.team_daily_activity"
-    ).result_rows
+    rows = (
+        connect(s)
+        .query(f"SELECT org_id, people, keys FROM {analyst_database(s)}.team_daily_activity")
+        .result_rows
+    )
     return {str(org): (int(people), int(keys)) for org, people, keys in rows}
 
 

@@ -43,14 +43,26 @@ def make_topic(settings: Settings, name: str, partitions: int = PARTITIONS) -> s
     return name
 
 
-def read_topic(bootstrap: str, topic: str, *, want: int | None = None,
-               settle_s: float = 3.0, timeout_s: float = 60.0) -> list[Consumed]:
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    want: int | None = None,
+    settle_s: float = 3.0,
+    timeout_s: float = 60.0,
+) -> list[Consumed]:
     """Every record of `topic` from the beginning, partition by partition in
     offset order. Stops when `want` records arrived and nothing more came for
     `settle_s` (so extra records would be seen), or after `timeout_s`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{topic}-{time.time()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10)
         parts = sorted(meta.topics[topic].partitions)
@@ -105,21 +117,26 @@ class PrivateBroker:
         self.home = home
         self.port = free_port()
         self.controller_port = free_port()
-        self.env = {**os.environ, "CANDOR_HOME": str(home),
-                    "CANDOR_KAFKA_PORT": str(self.port),
-                    "CANDOR_KAFKA_CONTROLLER_PORT": str(self.controller_port)}
+        self.env = {
+            **os.environ,
+            "CANDOR_HOME": str(home),
+            "CANDOR_KAFKA_PORT": str(self.port),
+            "CANDOR_KAFKA_CONTROLLER_PORT": str(self.controller_port),
+        }
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        subprocess.run([str(KAFKA_SH), "start"], env=self.env, check=True,
-                       capture_output=True, timeout=180)
+        subprocess.run(
+            [str(KAFKA_SH), "start"], env=self.env, check=True, capture_output=True, timeout=180
+        )
 
     def stop(self) -> None:
-        subprocess.run([str(KAFKA_SH), "stop"], env=self.env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [str(KAFKA_SH), "stop"], env=self.env, check=True, capture_output=True, timeout=120
+        )
 
 
 @pytest.fixture(scope="module")

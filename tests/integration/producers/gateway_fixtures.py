@@ -39,18 +39,25 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Reply:
-        req = urllib.request.Request(self.url + path, data=body, method=method,
-                                     headers=headers or {})
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        req = urllib.request.Request(
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return Reply(resp.status, resp.read(), dict(resp.headers))
         except urllib.error.HTTPError as err:
             return Reply(err.code, err.read(), dict(err.headers))
 
-    def post(self, body: bytes, *, token: str | None, content_type: str = "application/json"
-             ) -> Reply:
+    def post(
+        self, body: bytes, *, token: str | None, content_type: str = "application/json"
+    ) -> Reply:
         headers = {"Content-Type": content_type}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -61,14 +68,29 @@ class GatewayProcess:
         self.process.wait(timeout=30)
 
 
-def start_gateway(bootstrap: str, topic: str, token_file: Path, port: int,
-                  *extra: str) -> GatewayProcess:
+def start_gateway(
+    bootstrap: str, topic: str, token_file: Path, port: int, *extra: str
+) -> GatewayProcess:
     """Start `python -m candor.gateway_cli gateway` and wait for /healthz."""
     env = {**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap}
     process = subprocess.Popen(
-        [sys.executable, "-m", "candor.gateway_cli", "gateway", "--port", str(port),
-         "--token-file", str(token_file), "--topic", topic, *extra],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "candor.gateway_cli",
+            "gateway",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--topic",
+            topic,
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     gateway = GatewayProcess(port, process)
     deadline = time.monotonic() + 30
@@ -84,17 +106,29 @@ def start_gateway(bootstrap: str, topic: str, token_file: Path, port: int,
     raise TimeoutError("gateway did not answer /healthz")
 
 
-def envelope(device: str = "dev-a", subject: str = "sub-a", org: str = "org-a",
-             seq: int = 1, **fields: Any) -> dict[str, Any]:
+def envelope(
+    device: str = "dev-a", subject: str = "sub-a", org: str = "org-a", seq: int = 1, **fields: Any
+) -> dict[str, Any]:
     """A valid contract envelope of `device` (override any field)."""
     event: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()), "org_id": org, "subject_id": subject,
-        "device_id": device, "seq": seq, "ts": 1_760_000_000_000_000 + seq,
+        "event_id": str(uuid.uuid4()),
+        "org_id": org,
+        "subject_id": subject,
+        "device_id": device,
+        "seq": seq,
+        "ts": 1_760_000_000_000_000 + seq,
         "received_ts": None,
         "app": {"app_name": "code", "window_title": "main.py", "url_host": None},
-        "payload": {"type": "KeyInput", "key": None, "text": "hello", "modifiers": [],
-                    "is_secure_field": False, "count": 5},
-        "redactions": [], "consent_version": None,
+        "payload": {
+            "type": "KeyInput",
+            "key": None,
+            "text": "hello",
+            "modifiers": [],
+            "is_secure_field": False,
+            "count": 5,
+        },
+        "redactions": [],
+        "consent_version": None,
     }
     event.update(fields)
     return event

@@ -21,9 +21,16 @@ APP = {"app_name": "xterm", "window_title": None, "url_host": None}
 
 
 def _client(bootstrap: str, topic: str, spool_dir: str) -> CaptureClient:
-    return CaptureClient(bootstrap, spool_dir=Path(spool_dir), org_id="org-k",
-                         subject_id="subject-k", device_id="device-k", topic=topic,
-                         message_timeout_ms=1500, retry_backoff_s=0.5)
+    return CaptureClient(
+        bootstrap,
+        spool_dir=Path(spool_dir),
+        org_id="org-k",
+        subject_id="subject-k",
+        device_id="device-k",
+        topic=topic,
+        message_timeout_ms=1500,
+        retry_backoff_s=0.5,
+    )
 
 
 def spool(bootstrap: str, topic: str, spool_dir: str, n: int, ids_file: str) -> None:

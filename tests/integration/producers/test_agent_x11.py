@@ -31,11 +31,17 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def display() -> Iterator[str]:
     """A private Xvfb display, killed by PID afterwards."""
-    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
+    number = next(
+        n
+        for n in range(90, 200)
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
+    )
     name = f":{number}"
-    xvfb = subprocess.Popen(["Xvfb", name, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", name, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while not Path(f"/tmp/.X11-unix/X{number}").exists():
@@ -55,9 +61,14 @@ class Desktop:
         self.windows: list[subprocess.Popen[bytes]] = []
 
     def open(self, instance: str, title: str) -> None:
-        self.windows.append(subprocess.Popen(
-            ["xmessage", "-name", instance, "-title", title, f"{instance} window"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.windows.append(
+            subprocess.Popen(
+                ["xmessage", "-name", instance, "-title", title, f"{instance} window"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         self.xdotool("search", "--sync", "--name", f"^{title}$")
 
     def focus(self, title: str) -> None:
@@ -65,8 +76,9 @@ class Desktop:
         self.xdotool("windowfocus", "--sync", wid)
 
     def xdotool(self, *args: str) -> str:
-        return subprocess.run(["xdotool", *args], env=self.env, check=True, timeout=20,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["xdotool", *args], env=self.env, check=True, timeout=20, capture_output=True, text=True
+        ).stdout
 
     def close(self) -> None:
         for window in self.windows:
@@ -84,11 +96,29 @@ def test_agent_captures_typing_clicks_and_focus_and_keeps_secrets_local(
         desktop.open("keepassxc", "vault.kdbx - KeePassXC")
         desktop.focus("notes - editor")
         agent = subprocess.Popen(
-            [sys.executable, "-m", "candor.agent_cli", "--device", "desk-1", "--subject",
-             "subject-1", "--org", "org-1", "--topic", topic, "--spool-dir",
-             str(tmp_path / "spool"), "--pause-file", str(pause_file), "--display", display],
-            cwd=REPO, env={**desktop.env, "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},
-            stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "candor.agent_cli",
+                "--device",
+                "desk-1",
+                "--subject",
+                "subject-1",
+                "--org",
+                "org-1",
+                "--topic",
+                topic,
+                "--spool-dir",
+                str(tmp_path / "spool"),
+                "--pause-file",
+                str(pause_file),
+                "--display",
+                display,
+            ],
+            cwd=REPO,
+            env={**desktop.env, "CANDOR_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert agent.stderr is not None
@@ -125,7 +155,8 @@ def test_agent_captures_typing_clicks_and_focus_and_keeps_secrets_local(
     assert b"hunter2" not in b"".join(r.value for r in records)
     events = sorted((e for _, e in capture_events(records)), key=lambda e: e["seq"])
     assert {(e["device_id"], e["subject_id"], e["org_id"]) for e in events} == {
-        ("desk-1", "subject-1", "org-1")}
+        ("desk-1", "subject-1", "org-1")
+    }
     keys = [e for e in events if e["payload"]["type"] == "KeyInput"]
     in_notes = [e["payload"] for e in keys if e["app"]["app_name"] == "notes"]
     in_vault = [e["payload"] for e in keys if e["app"]["app_name"] == "keepassxc"]
@@ -133,19 +164,25 @@ def test_agent_captures_typing_clicks_and_focus_and_keeps_secrets_local(
     assert text == "hello worldback"
     assert "paused" not in text
     assert _keys(in_notes) == [("Enter", []), ("s", ["ctrl"]), ("Enter", [])]
-    assert in_vault and all(p["text"] is None and p["key"] is None and p["is_secure_field"]
-                            for p in in_vault)
+    assert in_vault and all(
+        p["text"] is None and p["key"] is None and p["is_secure_field"] for p in in_vault
+    )
     assert sum(p["count"] for p in in_vault) == len("hunter2") + 1
     assert {e["app"]["window_title"] for e in events if e["app"]["app_name"] == "keepassxc"} == {
-        None}
+        None
+    }
     assert "notes - editor" in {e["app"]["window_title"] for e in events}
     clicks = [e["payload"] for e in events if e["payload"]["type"] == "MouseClick"]
-    assert clicks == [{"type": "MouseClick", "button": "left", "x": 200, "y": 150,
-                       "double": False}]
-    assert any(p["type"] == "MouseMove" and p["path"][-1] == {**p["path"][-1], "x": 200, "y": 150}
-               for p in (e["payload"] for e in events))
-    focus = [(e["app"]["app_name"], e["payload"]["previous_app_name"]) for e in events
-             if e["payload"]["type"] == "WindowFocus"]
+    assert clicks == [{"type": "MouseClick", "button": "left", "x": 200, "y": 150, "double": False}]
+    assert any(
+        p["type"] == "MouseMove" and p["path"][-1] == {**p["path"][-1], "x": 200, "y": 150}
+        for p in (e["payload"] for e in events)
+    )
+    focus = [
+        (e["app"]["app_name"], e["payload"]["previous_app_name"])
+        for e in events
+        if e["payload"]["type"] == "WindowFocus"
+    ]
     assert focus[0] == ("notes", None) and ("keepassxc", "notes") in focus
 
 

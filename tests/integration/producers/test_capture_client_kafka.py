@@ -21,9 +21,14 @@ def test_simulated_events_arrive_once_each_in_device_order(
     events = list(simulator.events(300))
     assert len(events) > 3000
     first = simulator.devices[0]
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=tmp_path / "spool", org_id="org-sim",
-                       subject_id=first.subject_id, device_id=first.device_id,
-                       topic=topic) as client:
+    with CaptureClient(
+        settings.kafka.bootstrap,
+        spool_dir=tmp_path / "spool",
+        org_id="org-sim",
+        subject_id=first.subject_id,
+        device_id=first.device_id,
+        topic=topic,
+    ) as client:
         for event in events:
             client.publish(event)
         assert client.flush(60) == 0
@@ -58,8 +63,14 @@ def test_capture_stamps_envelopes_with_the_client_identity(
     settings: Settings, topic: str, tmp_path: Path
 ) -> None:
     app = {"app_name": "xterm", "window_title": "bash", "url_host": None}
-    with CaptureClient(settings.kafka.bootstrap, spool_dir=tmp_path / "spool", org_id="org-1",
-                       subject_id="subject-1", device_id="device-1", topic=topic) as client:
+    with CaptureClient(
+        settings.kafka.bootstrap,
+        spool_dir=tmp_path / "spool",
+        org_id="org-1",
+        subject_id="subject-1",
+        device_id="device-1",
+        topic=topic,
+    ) as client:
         ids = [client.capture({"type": "Scroll", "dx": 0, "dy": i}, app) for i in range(50)]
         assert client.flush(30) == 0
     records = read_topic(settings.kafka.bootstrap, topic, want=1)
@@ -67,5 +78,6 @@ def test_capture_stamps_envelopes_with_the_client_identity(
     assert [e["event_id"] for e in events] == ids
     assert len(records) == 1  # flushed together: one device batch
     assert {(e["org_id"], e["subject_id"], e["device_id"]) for e in events} == {
-        ("org-1", "subject-1", "device-1")}
+        ("org-1", "subject-1", "device-1")
+    }
     assert [e["payload"]["dy"] for e in events] == list(range(50))

@@ -55,12 +55,28 @@ def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Setting
     create_topics(s)
     migrate(s)
     now = time.time_ns() // 1000
-    grant_many(s, [
-        grant(None, ["activity_metadata", "screen_frames", "training_use"], "test", now,
-              subject_id="alice", org_id="org-1"),
-        grant(None, ["activity_metadata", "keystroke_content"], "test", now,
-              subject_id="bob", org_id="org-1"),
-    ], actor="test")
+    grant_many(
+        s,
+        [
+            grant(
+                None,
+                ["activity_metadata", "screen_frames", "training_use"],
+                "test",
+                now,
+                subject_id="alice",
+                org_id="org-1",
+            ),
+            grant(
+                None,
+                ["activity_metadata", "keystroke_content"],
+                "test",
+                now,
+                subject_id="bob",
+                org_id="org-1",
+            ),
+        ],
+        actor="test",
+    )
     yield s
     admin = connect(s, database="")
     admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
@@ -69,9 +85,17 @@ def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Setting
 
 def _frame(title: str = "settings.env - editor") -> bytes:
     image = Image.new("RGB", (900, 520), (40, 90, 140))
-    render_window(image, (20, 20, 880, 500), title,
-                  ["# billing service", f"DB_PASSWORD={SECRET}", "timeout = 30",
-                   "Review the onboarding checklist"])
+    render_window(
+        image,
+        (20, 20, 880, 500),
+        title,
+        [
+            "# billing service",
+            f"DB_PASSWORD={SECRET}",
+            "timeout = 30",
+            "Review the onboarding checklist",
+        ],
+    )
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
@@ -92,15 +116,32 @@ def test_frames_are_redacted_sealed_stored_and_erased(
     bob = tokens.add(DeviceIdentity("desk-b", "bob", "org-1"))
     bucket = f"frames-{unique}"
     private.frames = s3_server.frame_settings(bucket)
-    env = {**child_env(private, dict(os.environ)), **s3_server.env(bucket),
-           "CANDOR_FRAMES__GATEWAY": "true", "CANDOR_FRAMES__OCR_WORKERS": "1",
-           "CANDOR_FRAMES__MAX_FRAME_BYTES": str(MAX_FRAME)}
+    env = {
+        **child_env(private, dict(os.environ)),
+        **s3_server.env(bucket),
+        "CANDOR_FRAMES__GATEWAY": "true",
+        "CANDOR_FRAMES__OCR_WORKERS": "1",
+        "CANDOR_FRAMES__MAX_FRAME_BYTES": str(MAX_FRAME),
+    }
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "candor.cli", "gateway", "--port", str(port),
-         "--token-file", str(tmp_path / "tokens.json"), "--topic",
-         private.kafka.topic("capture.events")],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "candor.cli",
+            "gateway",
+            "--port",
+            str(port),
+            "--token-file",
+            str(tmp_path / "tokens.json"),
+            "--topic",
+            private.kafka.topic("capture.events"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     gateway = GatewayProcess(port, process)
     try:
         _wait(gateway)
@@ -113,15 +154,24 @@ def test_frames_are_redacted_sealed_stored_and_erased(
             "no token": (_put(gateway, digest, frame, None), 401, "missing_token"),
             "no consent": (_put(gateway, digest, frame, bob), 403, "no_consent"),
             "bad ref": (_put(gateway, "not-a-hash", frame, alice), 400, "invalid_ref"),
-            "mismatch": (_put(gateway, hashlib.sha256(b"x").hexdigest(), frame, alice), 400,
-                         "hash_mismatch"),
+            "mismatch": (
+                _put(gateway, hashlib.sha256(b"x").hexdigest(), frame, alice),
+                400,
+                "hash_mismatch",
+            ),
         }
         big = os.urandom(MAX_FRAME + 1)
-        refusals["oversized"] = (_put(gateway, hashlib.sha256(big).hexdigest(), big, alice),
-                                 413, "frame_too_large")
+        refusals["oversized"] = (
+            _put(gateway, hashlib.sha256(big).hexdigest(), big, alice),
+            413,
+            "frame_too_large",
+        )
         corrupt = b"\x89PNG\r\n\x1a\n" + os.urandom(4000)
-        refusals["corrupt"] = (_put(gateway, hashlib.sha256(corrupt).hexdigest(), corrupt,
-                                    alice), 400, "corrupt_frame")
+        refusals["corrupt"] = (
+            _put(gateway, hashlib.sha256(corrupt).hexdigest(), corrupt, alice),
+            400,
+            "corrupt_frame",
+        )
         for name, (reply, status, reason) in refusals.items():
             assert (reply.status, reply.json()["error"]) == (status, reason), name
         assert store.list("alice") == [] and store.list("bob") == []
@@ -141,9 +191,11 @@ def test_frames_are_redacted_sealed_stored_and_erased(
         assert SECRET not in read and "onboarding" in read
 
         events = gateway.request(
-            "POST", "/v1/events",
+            "POST",
+            "/v1/events",
             json.dumps({"events": [envelope("desk-a", "alice", "org-1")]}).encode(),
-            {"Content-Type": "application/json", "Authorization": f"Bearer {alice}"})
+            {"Content-Type": "application/json", "Authorization": f"Bearer {alice}"},
+        )
         assert events.status == 200, events.body
 
         # The agent's uploader: a stored frame leaves the outbox, a refused one too.

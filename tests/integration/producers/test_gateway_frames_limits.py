@@ -48,12 +48,28 @@ def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Setting
     migrate(s)
     now = time.time_ns() // 1000
     simulated = Simulator(2, SIM_SEED, 0)
-    grant_many(s, [grant(None, ["activity_metadata", "screen_frames"], "test", now,
-                         subject_id="carol", org_id="org-1"),
-                   grant(None, ["activity_metadata", "screen_frames"], "test", now,
-                         subject_id=simulated.devices[0].subject_id,
-                         org_id=simulated.org_id)],
-               actor="test")
+    grant_many(
+        s,
+        [
+            grant(
+                None,
+                ["activity_metadata", "screen_frames"],
+                "test",
+                now,
+                subject_id="carol",
+                org_id="org-1",
+            ),
+            grant(
+                None,
+                ["activity_metadata", "screen_frames"],
+                "test",
+                now,
+                subject_id=simulated.devices[0].subject_id,
+                org_id=simulated.org_id,
+            ),
+        ],
+        actor="test",
+    )
     yield s
     admin = connect(s, database="")
     admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
@@ -71,15 +87,33 @@ def _frame(line: str) -> bytes:
 @pytest.fixture
 def gateway(private: Settings, tmp_path: Path) -> Iterator[tuple[GatewayProcess, TokenFile]]:
     tokens = TokenFile(tmp_path / "tokens.json")
-    env = {**child_env(private, dict(os.environ)), "CANDOR_FRAMES__GATEWAY": "true",
-           "CANDOR_FRAMES__OCR_WORKERS": "1", "CANDOR_FRAMES__FRAMES_PER_TOKEN_S": "0.001",
-           "CANDOR_FRAMES__FRAME_BURST_PER_TOKEN": "1"}
+    env = {
+        **child_env(private, dict(os.environ)),
+        "CANDOR_FRAMES__GATEWAY": "true",
+        "CANDOR_FRAMES__OCR_WORKERS": "1",
+        "CANDOR_FRAMES__FRAMES_PER_TOKEN_S": "0.001",
+        "CANDOR_FRAMES__FRAME_BURST_PER_TOKEN": "1",
+    }
     tokens.add(DeviceIdentity("desk-0", "carol", "org-1"))  # the file exists before start
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "candor.cli", "gateway", "--port", str(port), "--token-file",
-         str(tmp_path / "tokens.json"), "--topic", private.kafka.topic("capture.events")],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "candor.cli",
+            "gateway",
+            "--port",
+            str(port),
+            "--token-file",
+            str(tmp_path / "tokens.json"),
+            "--topic",
+            private.kafka.topic("capture.events"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     gw = GatewayProcess(port, process)
     deadline = time.monotonic() + 90
     while True:
@@ -98,13 +132,18 @@ def gateway(private: Settings, tmp_path: Path) -> Iterator[tuple[GatewayProcess,
 
 
 def _put(gw: GatewayProcess, token: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    reply = gw.request("PUT", f"/v1/frames/{hashlib.sha256(body).hexdigest()}", body,
-                       {"Content-Type": "image/png", "Authorization": f"Bearer {token}"})
+    reply = gw.request(
+        "PUT",
+        f"/v1/frames/{hashlib.sha256(body).hexdigest()}",
+        body,
+        {"Content-Type": "image/png", "Authorization": f"Bearer {token}"},
+    )
     return reply.status, reply.headers, reply.body
 
 
 def test_served_openapi_document_describes_frames(
-        gateway: tuple[GatewayProcess, TokenFile]) -> None:
+    gateway: tuple[GatewayProcess, TokenFile],
+) -> None:
     gw, _ = gateway
     doc = gw.request("GET", "/openapi.json").json()
     put = doc["paths"]["/v1/frames/{sha256}"]["put"]
@@ -115,7 +154,8 @@ def test_served_openapi_document_describes_frames(
 
 
 def test_frames_are_rate_limited_per_token_and_nothing_is_stored(
-        gateway: tuple[GatewayProcess, TokenFile], private: Settings) -> None:
+    gateway: tuple[GatewayProcess, TokenFile], private: Settings
+) -> None:
     gw, tokens = gateway
     first = tokens.add(DeviceIdentity("desk-1", "carol", "org-1"))
     second = tokens.add(DeviceIdentity("desk-2", "carol", "org-1"))
@@ -137,20 +177,46 @@ def test_frames_are_rate_limited_per_token_and_nothing_is_stored(
 
 
 def test_simulate_puts_its_frames_through_the_gateway(
-        gateway: tuple[GatewayProcess, TokenFile], private: Settings, tmp_path: Path) -> None:
+    gateway: tuple[GatewayProcess, TokenFile], private: Settings, tmp_path: Path
+) -> None:
     """Two simulated people, the first consenting to screen_frames: one frame each
     is rendered and put; the first's is stored, the second's refused (no consent)."""
     gw, _ = gateway
     env = child_env(private, dict(os.environ))
     proc = subprocess.run(
-        [sys.executable, "-m", "candor.cli", "simulate", "--people", "2", "--rate", "200",
-         "--duration", "3", "--seed", str(SIM_SEED), "--frames-per-person", "1",
-         "--gateway-url", gw.url, "--token-file", str(tmp_path / "tokens.json"),
-         "--topic", private.kafka.topic("capture.events")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "candor.cli",
+            "simulate",
+            "--people",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "3",
+            "--seed",
+            str(SIM_SEED),
+            "--frames-per-person",
+            "1",
+            "--gateway-url",
+            gw.url,
+            "--token-file",
+            str(tmp_path / "tokens.json"),
+            "--topic",
+            private.kafka.topic("capture.events"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert ("frames: 2 rendered, 1 stored, 0 already there, refused {'no_consent': 1}"
-            in proc.stdout), proc.stdout
+    assert (
+        "frames: 2 rendered, 1 stored, 0 already there, refused {'no_consent': 1}" in proc.stdout
+    ), proc.stdout
     devices = Simulator(2, SIM_SEED, 0).devices
     store = open_frame_store(private.frames, private.home)
     assert len(store.list(devices[0].subject_id)) == 1

@@ -32,22 +32,35 @@ PUBLISHED: set[str] = set()  # event_ids the gateway acknowledged, across this m
 
 
 @pytest.fixture(scope="module")
-def gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[GatewayProcess, str]]:
+def gateway(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, str]]:
     topic = make_topic(settings, f"it.gateway.{uuid.uuid4().hex[:10]}")
     token_file = tmp_path_factory.mktemp("gateway") / "tokens.json"
     tokens = TokenFile(token_file)
     names = {
         "a": tokens.add(DeviceIdentity("dev-a", "sub-a", "org-a")),
         "b": tokens.add(DeviceIdentity("dev-b", "sub-b", "org-a")),
-        "expired": tokens.add(DeviceIdentity("dev-a", "sub-a", "org-a",
-                                             expires_at=now_micros() - 1)),
+        "expired": tokens.add(
+            DeviceIdentity("dev-a", "sub-a", "org-a", expires_at=now_micros() - 1)
+        ),
     }
     # rate limits out of the way: these tests are about validation and delivery
     # (the limits have tests of their own in test_gateway_token_limits.py)
-    process = start_gateway(settings.kafka.bootstrap, topic, token_file, free_port(),
-                            "--rate", "1000000", "--burst", "1000000",
-                            "--token-rate", "1000000", "--token-burst", "1000000")
+    process = start_gateway(
+        settings.kafka.bootstrap,
+        topic,
+        token_file,
+        free_port(),
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--token-rate",
+        "1000000",
+        "--token-burst",
+        "1000000",
+    )
     process.tokens = names
     try:
         yield process, topic
@@ -94,19 +107,39 @@ def test_serves_health_metrics_and_openapi(gateway: tuple[GatewayProcess, str]) 
 
 # -- fuzz -----------------------------------------------------------------------
 
-KNOWN_TYPES = {"KeyInput", "MouseMove", "MouseClick", "Scroll", "WindowFocus", "ScreenFrame",
-               "IdeEdit", "TerminalCommand", "ActivityState"}
+KNOWN_TYPES = {
+    "KeyInput",
+    "MouseMove",
+    "MouseClick",
+    "Scroll",
+    "WindowFocus",
+    "ScreenFrame",
+    "IdeEdit",
+    "TerminalCommand",
+    "ActivityState",
+}
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
-    | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                  max_size=3),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 FIELDS: list[str | tuple[str, str]] = [
-    "event_id", "seq", "ts", "app", "payload", "redactions", "consent_version", "received_ts",
-    ("app", "app_name"), ("app", "window_title"), ("payload", "type"),
-    ("payload", "count"), ("payload", "modifiers"), ("payload", "text"),
+    "event_id",
+    "seq",
+    "ts",
+    "app",
+    "payload",
+    "redactions",
+    "consent_version",
+    "received_ts",
+    ("app", "app_name"),
+    ("app", "window_title"),
+    ("payload", "type"),
+    ("payload", "count"),
+    ("payload", "modifiers"),
+    ("payload", "text"),
 ]
 
 
@@ -123,13 +156,30 @@ def _valid(event: dict[str, Any]) -> bool:
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, bytes, str, str, set[str]]:
     """(token name, body, content type, case, event_ids that should be published)."""
-    case = draw(st.sampled_from(["bytes", "truncated", "wrong_type", "huge", "union",
-                                 "forged", "bad_token", "avro_junk"]))
+    case = draw(
+        st.sampled_from(
+            [
+                "bytes",
+                "truncated",
+                "wrong_type",
+                "huge",
+                "union",
+                "forged",
+                "bad_token",
+                "avro_junk",
+            ]
+        )
+    )
     neighbour = envelope(seq=draw(st.integers(1, 10**9)))
     if case == "bytes":
         body = draw(st.binary(max_size=2000))
-        return "a", body, draw(st.sampled_from(["application/json", AVRO_BATCH, "text/plain"])), \
-            case, set()
+        return (
+            "a",
+            body,
+            draw(st.sampled_from(["application/json", AVRO_BATCH, "text/plain"])),
+            case,
+            set(),
+        )
     if case == "truncated":
         if draw(st.booleans()):
             body = json_batch(neighbour, envelope(seq=2))
@@ -165,8 +215,9 @@ def requests(draw: st.DrawFn) -> tuple[str, bytes, str, str, set[str]]:
         return "a", json_batch(neighbour, odd), "application/json", case, {neighbour["event_id"]}
     if case == "forged":
         field = draw(st.sampled_from(["device_id", "subject_id", "org_id"]))
-        other = draw(st.text(min_size=1, max_size=20).filter(
-            lambda t: t not in {"dev-a", "sub-a", "org-a"}))
+        other = draw(
+            st.text(min_size=1, max_size=20).filter(lambda t: t not in {"dev-a", "sub-a", "org-a"})
+        )
         forged = envelope()
         forged[field] = other
         return "a", json_batch(neighbour, forged), "application/json", case, set()
@@ -179,9 +230,15 @@ def requests(draw: st.DrawFn) -> tuple[str, bytes, str, str, set[str]]:
     return "a", body, AVRO_BATCH, case, {neighbour["event_id"]}
 
 
-@hsettings(max_examples=300, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                  HealthCheck.data_too_large])
+@hsettings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(request=requests())
 def test_fuzzed_requests_get_4xx_and_only_valid_events_are_published(
     gateway: tuple[GatewayProcess, str], request: tuple[str, bytes, str, str, set[str]]

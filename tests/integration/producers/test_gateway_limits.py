@@ -75,12 +75,13 @@ def test_a_device_over_its_rate_gets_429_with_retry_after(tmp_path: Path) -> Non
 @pytest.mark.parametrize("chunked", [False, True])
 def test_bodies_over_the_limit_get_413(tmp_path: Path, chunked: bool) -> None:
     async def scenario(client: TestClient[Any, Any], token: str, sender: FakeSender) -> None:
-        big = json_batch(envelope(app={"app_name": "x" * 5000, "window_title": None,
-                                       "url_host": None}))
+        big = json_batch(
+            envelope(app={"app_name": "x" * 5000, "window_title": None, "url_host": None})
+        )
 
         async def stream() -> Any:
             for start in range(0, len(big), 1000):
-                yield big[start:start + 1000]
+                yield big[start : start + 1000]
 
         data: Any = stream() if chunked else big
         reply = await client.post("/v1/events", data=data, headers=auth(token))
@@ -109,8 +110,9 @@ def test_kafka_not_acknowledging_gets_503_and_counts_unconfirmed(tmp_path: Path)
 )
 def test_other_media_types(tmp_path: Path, content_type: str, status: int) -> None:
     async def scenario(client: TestClient[Any, Any], token: str, sender: FakeSender) -> None:
-        reply = await client.post("/v1/events", data=json_batch(envelope()),
-                                  headers=auth(token, content_type))
+        reply = await client.post(
+            "/v1/events", data=json_batch(envelope()), headers=auth(token, content_type)
+        )
         assert reply.status == status
         assert set(json.loads(await reply.read())) == {"error", "detail"}
 

@@ -40,8 +40,9 @@ class AckAll:
 Scenario = Callable[[TestClient[Any, Any], TokenFile, str, AckAll], Awaitable[None]]
 
 
-def run(tmp_path: Path, scenario: Scenario, identity: DeviceIdentity | None = None,
-        **config: Any) -> None:
+def run(
+    tmp_path: Path, scenario: Scenario, identity: DeviceIdentity | None = None, **config: Any
+) -> None:
     tokens = TokenFile(tmp_path / "tokens.json")
     token = tokens.add(identity or DeviceIdentity("dev-a", "sub-a", "org-a"))
     sender = AckAll()
@@ -79,8 +80,9 @@ def test_requests_over_the_token_rate_are_refused_before_parsing(
 ) -> None:
     junk = b"{" * 60_000  # would cost a parse and a 400 if it got that far
 
-    async def scenario(client: TestClient[Any, Any], _t: TokenFile, token: str,
-                       sender: AckAll) -> None:
+    async def scenario(
+        client: TestClient[Any, Any], _t: TokenFile, token: str, sender: AckAll
+    ) -> None:
         ok = await client.post("/v1/events", data=json_batch(envelope()), headers=auth(token))
         assert ok.status == 200
         bad = await client.post("/v1/events", data=junk, headers=auth(token))
@@ -97,42 +99,58 @@ def test_requests_over_the_token_rate_are_refused_before_parsing(
 def test_bytes_over_the_token_byte_rate_are_refused_before_parsing(
     tmp_path: Path, parses: list[int], chunked: bool
 ) -> None:
-    body = json_batch(*[envelope(seq=i, app={"app_name": "x" * 500, "window_title": None,
-                                            "url_host": None}) for i in range(10)])
+    body = json_batch(
+        *[
+            envelope(seq=i, app={"app_name": "x" * 500, "window_title": None, "url_host": None})
+            for i in range(10)
+        ]
+    )
     assert 6_000 < len(body) < 10_000
 
-    async def scenario(client: TestClient[Any, Any], _t: TokenFile, token: str,
-                       sender: AckAll) -> None:
+    async def scenario(
+        client: TestClient[Any, Any], _t: TokenFile, token: str, sender: AckAll
+    ) -> None:
         async def stream() -> Any:
             for start in range(0, len(body), 1000):
-                yield body[start:start + 1000]
+                yield body[start : start + 1000]
 
-        first = await client.post("/v1/events", data=stream() if chunked else body,
-                                  headers=auth(token))
+        first = await client.post(
+            "/v1/events", data=stream() if chunked else body, headers=auth(token)
+        )
         assert first.status == 200
-        second = await client.post("/v1/events", data=stream() if chunked else body,
-                                   headers=auth(token))
+        second = await client.post(
+            "/v1/events", data=stream() if chunked else body, headers=auth(token)
+        )
         assert second.status == 429
         assert len(parses) == 1 and len(sender.sent) == 10
 
-    run(tmp_path, scenario, max_body_bytes=12_000, bytes_per_token_s=1.0,
-        byte_burst_per_token=12_000)
+    run(
+        tmp_path,
+        scenario,
+        max_body_bytes=12_000,
+        bytes_per_token_s=1.0,
+        byte_burst_per_token=12_000,
+    )
 
 
 def test_revoked_and_expired_tokens_are_refused_by_a_running_gateway(tmp_path: Path) -> None:
-    async def scenario(client: TestClient[Any, Any], tokens: TokenFile, token: str,
-                       sender: AckAll) -> None:
-        assert (await client.post("/v1/events", data=json_batch(envelope()),
-                                  headers=auth(token))).status == 200
+    async def scenario(
+        client: TestClient[Any, Any], tokens: TokenFile, token: str, sender: AckAll
+    ) -> None:
+        assert (
+            await client.post("/v1/events", data=json_batch(envelope()), headers=auth(token))
+        ).status == 200
         assert tokens.revoke(device_id="dev-a") == 1
         st = tokens.path.stat()
         os.utime(tokens.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-        refused = await client.post("/v1/events", data=json_batch(envelope(seq=2)),
-                                    headers=auth(token))
+        refused = await client.post(
+            "/v1/events", data=json_batch(envelope(seq=2)), headers=auth(token)
+        )
         assert refused.status == 401 and (await refused.json())["error"] == "invalid_token"
         expired = tokens.add(DeviceIdentity("dev-a", "sub-a", "org-a", expires_at=1))
-        reply = await client.post("/v1/events", data=json_batch(envelope(seq=3)),
-                                  headers=auth(expired))
+        reply = await client.post(
+            "/v1/events", data=json_batch(envelope(seq=3)), headers=auth(expired)
+        )
         assert reply.status == 401 and (await reply.json())["error"] == "expired_token"
         assert len(sender.sent) == 1
 
@@ -140,8 +158,9 @@ def test_revoked_and_expired_tokens_are_refused_by_a_running_gateway(tmp_path: P
 
 
 def test_a_malformed_rewrite_keeps_serving_and_counts_a_failure(tmp_path: Path) -> None:
-    async def scenario(client: TestClient[Any, Any], tokens: TokenFile, token: str,
-                       sender: AckAll) -> None:
+    async def scenario(
+        client: TestClient[Any, Any], tokens: TokenFile, token: str, sender: AckAll
+    ) -> None:
         tokens.path.write_text('{"truncated": ')
         st = tokens.path.stat()
         os.utime(tokens.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
@@ -157,8 +176,12 @@ def test_a_malformed_token_file_stops_the_gateway_at_start(tmp_path: Path) -> No
     path = tmp_path / "tokens.json"
     path.write_text('{"deadbeef": {"device_id": "d"}}')
     done = subprocess.run(
-        [sys.executable, "-m", "candor.cli", "gateway", "--port", "0", "--token-file",
-         str(path)], cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+        [sys.executable, "-m", "candor.cli", "gateway", "--port", "0", "--token-file", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CANDOR_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+    )
     assert done.returncode != 0
     assert "token file" in done.stderr and str(path) in done.stderr

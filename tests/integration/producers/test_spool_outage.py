@@ -55,9 +55,16 @@ def test_events_captured_during_a_broker_outage_arrive_after_it(
     simulator = Simulator(people=5, seed=11, start_ts=START_TS)
     events = list(simulator.events(900))[:3000]
     before, during, after = events[:1000], events[1000:2000], events[2000:]
-    client = CaptureClient(broker.bootstrap, spool_dir=tmp_path / "spool", org_id="org-sim",
-                           subject_id="s", device_id="d", topic=topic,
-                           message_timeout_ms=3000, retry_backoff_s=0.5)
+    client = CaptureClient(
+        broker.bootstrap,
+        spool_dir=tmp_path / "spool",
+        org_id="org-sim",
+        subject_id="s",
+        device_id="d",
+        topic=topic,
+        message_timeout_ms=3000,
+        retry_backoff_s=0.5,
+    )
     try:
         for event in before:
             client.publish(event)
@@ -90,8 +97,10 @@ def test_events_captured_during_a_broker_outage_arrive_after_it(
     ids = Counter(event["event_id"] for _, event in delivered)
     record_property("raw_events", len(delivered))
     record_property("duplicates", len(delivered) - len(ids))
-    print(f"\nspool outage: sent {len(events)}, spooled {spooled} batches, {len(records)}"
-          f" records, raw events {len(delivered)}, distinct {len(ids)}")
+    print(
+        f"\nspool outage: sent {len(events)}, spooled {spooled} batches, {len(records)}"
+        f" records, raw events {len(delivered)}, distinct {len(ids)}"
+    )
     assert set(ids) == {event["event_id"] for event in events}
     assert len(delivered) >= len(events)
 
@@ -103,9 +112,20 @@ def test_a_client_killed_with_a_full_spool_delivers_it_after_restart(
     spool_dir, ids_file = tmp_path / "spool", tmp_path / "ids.json"
     broker.stop()
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.producers.spool_child", "spool",
-         broker.bootstrap, topic, str(spool_dir), "500", str(ids_file)],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.producers.spool_child",
+            "spool",
+            broker.bootstrap,
+            topic,
+            str(spool_dir),
+            "500",
+            str(ids_file),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -118,9 +138,19 @@ def test_a_client_killed_with_a_full_spool_delivers_it_after_restart(
 
     broker.start()
     drained = subprocess.run(
-        [sys.executable, "-m", "tests.integration.producers.spool_child", "drain",
-         broker.bootstrap, topic, str(spool_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=150,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.producers.spool_child",
+            "drain",
+            broker.bootstrap,
+            topic,
+            str(spool_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     assert drained.returncode == 0, drained.stdout + drained.stderr
     assert "left 0" in drained.stdout

@@ -28,9 +28,14 @@ def main() -> int:
         Path(marker).write_text(f"{batch.token} {len(batch.items)}\n")
         time.sleep(3600)  # killed here, before the commit
 
-    options = SinkOptions(decrypt=keep_content,
-                          group=group, dlq_topic=dlq, max_rows=10_000, max_age=2.0,
-                          after_insert=pause)
+    options = SinkOptions(
+        decrypt=keep_content,
+        group=group,
+        dlq_topic=dlq,
+        max_rows=10_000,
+        max_age=2.0,
+        after_insert=pause,
+    )
     run_sink(load_settings(), topic, table, threading.Event(), options)
     return 0
 

@@ -52,10 +52,17 @@ def test_export_loads_with_datasets_and_holds_only_consenting_subjects(
     import hashlib
 
     client = connect(db_settings)
-    client.insert("consent_ledger", [consent_row(c) for c in (
-        consent("alice", 1, ["activity_metadata", "screen_frames", "training_use"]),
-        consent("bob", 1, ["activity_metadata", "screen_frames"]),
-    )], column_names=CONSENT_COLUMNS)
+    client.insert(
+        "consent_ledger",
+        [
+            consent_row(c)
+            for c in (
+                consent("alice", 1, ["activity_metadata", "screen_frames", "training_use"]),
+                consent("bob", 1, ["activity_metadata", "screen_frames"]),
+            )
+        ],
+        column_names=CONSENT_COLUMNS,
+    )
     store = FilesystemFrameStore(tmp_path / "frames")
     refs: dict[str, str] = {}
     for subject, colour in (("alice", (200, 10, 10)), ("bob", (10, 200, 10))):
@@ -70,8 +77,13 @@ def test_export_loads_with_datasets_and_holds_only_consenting_subjects(
     acts = []
     for subject in ("alice", "bob"):
         for n, kind in enumerate(("click", "typing", "shortcut", "scroll")):
-            a = action(kind, subject=subject, start=now - 60_000_000 + n * 1_000_000,
-                       session=f"{subject}:d1:s", n=n)
+            a = action(
+                kind,
+                subject=subject,
+                start=now - 60_000_000 + n * 1_000_000,
+                session=f"{subject}:d1:s",
+                n=n,
+            )
             a["device_id"] = f"desk-{subject}"
             a["observation_ref"] = None if n == 3 else refs[subject]
             if kind == "click":
@@ -81,18 +93,30 @@ def test_export_loads_with_datasets_and_holds_only_consenting_subjects(
 
     out = tmp_path / "export"
     result = export_computer_use(
-        db_settings, datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC), out,
-        store=store, keys=load_keyset(client, MASTER), client=client)
+        db_settings,
+        datetime.now(UTC) - timedelta(hours=1),
+        datetime.now(UTC),
+        out,
+        store=store,
+        keys=load_keyset(client, MASTER),
+        client=client,
+    )
 
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets
 
-    ds = datasets.load_dataset("parquet", data_files=[str(p) for p in result.shards],
-                               split="train", cache_dir=str(tmp_path / "hf-cache"))
+    ds = datasets.load_dataset(
+        "parquet",
+        data_files=[str(p) for p in result.shards],
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )
     eligible = [s for s, _ in client.query(ELIGIBLE_SQL).result_rows]
-    held = client.query("SELECT count() FROM actions FINAL WHERE has({s:Array(String)}, "
-                        "subject_id)", parameters={"s": eligible}).result_rows[0][0]
+    held = client.query(
+        "SELECT count() FROM actions FINAL WHERE has({s:Array(String)}, subject_id)",
+        parameters={"s": eligible},
+    ).result_rows[0][0]
     assert eligible == ["alice"]
     assert len(ds) == held == result.actions == 4
     assert isinstance(ds.features["image"], datasets.Image)

@@ -44,14 +44,22 @@ def db_settings(settings: Settings, unique: str) -> Iterator[Settings]:
 
 def _topics(settings: Settings, unique: str) -> tuple[str, str]:
     topic, dlq = f"it.sink.clean.{unique}", f"it.sink.dlq.{unique}"
-    create_topics(settings, [TopicSpec(topic, "device_id", "delete", 1),
-                             TopicSpec(dlq, "device_id", "delete", 1)])
+    create_topics(
+        settings,
+        [TopicSpec(topic, "device_id", "delete", 1), TopicSpec(dlq, "device_id", "delete", 1)],
+    )
     return topic, dlq
 
 
 def _produce(settings: Settings, topic: str, values: list[tuple[str, bytes]]) -> None:
-    producer = Producer({**settings.kafka.client_config(), "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5})
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
     for key, value in values:
         producer.produce(topic, key=key.encode(), value=value)
         producer.poll(0)
@@ -61,8 +69,16 @@ def _produce(settings: Settings, topic: str, values: list[tuple[str, bytes]]) ->
 def _now_events(n: int) -> list[dict[str, Any]]:
     now = int(time.time() * 1_000_000)
     kinds = sorted(PAYLOADS)
-    return [event(kinds[i % len(kinds)], ts=now - i * 1_000, seq=i, device=f"d{i % 16}",
-                  subject=f"s{i % 8}") for i in range(n)]
+    return [
+        event(
+            kinds[i % len(kinds)],
+            ts=now - i * 1_000,
+            seq=i,
+            device=f"d{i % 16}",
+            subject=f"s{i % 8}",
+        )
+        for i in range(n)
+    ]
 
 
 def _count(settings: Settings, sql: str) -> int:
@@ -109,14 +125,29 @@ def test_migrate_is_idempotent_and_records_versions(db_settings: Settings) -> No
     assert migrate(db_settings) == versions
     assert migrate(db_settings) == []
     client = connect(db_settings)
-    assert sorted(v for (v,) in client.query(
-        "SELECT version FROM schema_migrations").result_rows) == versions
+    assert (
+        sorted(v for (v,) in client.query("SELECT version FROM schema_migrations").result_rows)
+        == versions
+    )
     tables = {t for (t,) in client.query("SHOW TABLES").result_rows}
-    assert {"events", "sessions", "activity_minutes", "actions", "dead_letters",
-            "consent_ledger", "exports", "audit_log", "daily_app_time", "daily_sessions",
-            "focus_switches", "commands_run"} <= tables
-    ttl = client.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-                       "AND name = 'events'").result_rows[0][0]
+    assert {
+        "events",
+        "sessions",
+        "activity_minutes",
+        "actions",
+        "dead_letters",
+        "consent_ledger",
+        "exports",
+        "audit_log",
+        "daily_app_time",
+        "daily_sessions",
+        "focus_switches",
+        "commands_run",
+    } <= tables
+    ttl = client.query(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+        "AND name = 'events'"
+    ).result_rows[0][0]
     assert f"toIntervalDay({db_settings.retention.clickhouse_events_days})" in ttl
 
 
@@ -130,13 +161,26 @@ def test_sink_killed_between_insert_and_commit_lands_every_event_once(
     group = f"it-sink-{unique}"
 
     marker = tmp_path / "inserted"
-    env = {**os.environ, "CANDOR_KAFKA_BOOTSTRAP": db_settings.kafka.bootstrap,
-           "CANDOR_CLICKHOUSE_URL": db_settings.clickhouse.url,
-           "CANDOR_CLICKHOUSE__DATABASE": db_settings.clickhouse.database,
-           "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "CANDOR_KAFKA_BOOTSTRAP": db_settings.kafka.bootstrap,
+        "CANDOR_CLICKHOUSE_URL": db_settings.clickhouse.url,
+        "CANDOR_CLICKHOUSE__DATABASE": db_settings.clickhouse.database,
+        "PYTHONPATH": str(REPO),
+    }
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("sink_process.py")), topic, "events",
-         group, dlq, str(marker)], env=env, cwd=REPO)
+        [
+            sys.executable,
+            str(Path(__file__).with_name("sink_process.py")),
+            topic,
+            "events",
+            group,
+            dlq,
+            str(marker),
+        ],
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert _wait(marker.exists, 60), "the sink never inserted a batch"
         inserted = _count(db_settings, "SELECT count() FROM events")
@@ -145,20 +189,26 @@ def test_sink_killed_between_insert_and_commit_lands_every_event_once(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
 
-    sink = _Background(db_settings, topic, "events",
-                       SinkOptions(decrypt=keep_content, group=group, dlq_topic=dlq, max_age=0.5))
+    sink = _Background(
+        db_settings,
+        topic,
+        "events",
+        SinkOptions(decrypt=keep_content, group=group, dlq_topic=dlq, max_age=0.5),
+    )
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM events") >= N, 90)
         time.sleep(2)  # anything more would be a duplicate
     finally:
         stats = sink.finish()
-    totals = connect(db_settings).query(
-        "SELECT count(), uniqExact(event_id) FROM events").result_rows[0]
+    totals = (
+        connect(db_settings).query("SELECT count(), uniqExact(event_id) FROM events").result_rows[0]
+    )
     assert totals == (N, N)
     assert stats.dead_letters == 0
     # the replayed batch (same token) was dropped by ClickHouse, not re-counted in the table
-    assert {e["event_id"] for e in events} == {r[0] for r in connect(db_settings).query(
-        "SELECT event_id FROM events").result_rows}
+    assert {e["event_id"] for e in events} == {
+        r[0] for r in connect(db_settings).query("SELECT event_id FROM events").result_rows
+    }
 
 
 def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
@@ -173,9 +223,12 @@ def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
     values.insert(30, ("d1", codec.encode_event(broken_clock)))
     _produce(db_settings, topic, values)
 
-    sink = _Background(db_settings, topic, "events",
-                       SinkOptions(decrypt=keep_content,
-                                   group=f"it-sink-{unique}", dlq_topic=dlq, max_age=0.5))
+    sink = _Background(
+        db_settings,
+        topic,
+        "events",
+        SinkOptions(decrypt=keep_content, group=f"it-sink-{unique}", dlq_topic=dlq, max_age=0.5),
+    )
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM events") >= 50, 60)
     finally:
@@ -183,8 +236,13 @@ def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
     assert _count(db_settings, "SELECT count() FROM events") == 50
     assert stats.by_reason == {"undecodable": 1, "rejected_by_clickhouse": 1}
 
-    consumer = Consumer({**db_settings.kafka.client_config(), "group.id": f"it-dlq-{unique}",
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            **db_settings.kafka.client_config(),
+            "group.id": f"it-dlq-{unique}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([dlq])
     letters: list[dict[str, str]] = []
     deadline = time.monotonic() + 30
@@ -199,15 +257,20 @@ def test_bad_rows_go_to_the_dlq_with_the_reason_and_the_rest_lands(
     assert by_reason["undecodable"]["original_topic"] == topic
 
     # The DLQ topic lands in dead_letters with the server's error.
-    dl = _Background(db_settings, dlq, "dead_letters",
-                     SinkOptions(decrypt=keep_content,
-                                 group=f"it-dl-{unique}", dlq_topic=dlq, max_age=0.5))
+    dl = _Background(
+        db_settings,
+        dlq,
+        "dead_letters",
+        SinkOptions(decrypt=keep_content, group=f"it-dl-{unique}", dlq_topic=dlq, max_age=0.5),
+    )
     try:
         assert _wait(lambda: _count(db_settings, "SELECT count() FROM dead_letters") >= 2, 60)
     finally:
         dl.finish()
-    rows = connect(db_settings).query(
-        "SELECT reason, error, original_topic FROM dead_letters FINAL ORDER BY reason"
-    ).result_rows
+    rows = (
+        connect(db_settings)
+        .query("SELECT reason, error, original_topic FROM dead_letters FINAL ORDER BY reason")
+        .result_rows
+    )
     assert [r[0] for r in rows] == ["rejected_by_clickhouse", "undecodable"]
     assert "ts_after_2000" in rows[0][1] and rows[0][2] == topic

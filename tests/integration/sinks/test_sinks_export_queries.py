@@ -43,28 +43,45 @@ def test_export_holds_only_consented_not_erased_subjects(
 ) -> None:
     client = connect(db_settings)
     now = int(time.time() * 1_000_000)
-    client.insert("consent_ledger", [consent_row(c) for c in (
-        consent("yes", 1), consent("yes", 2),                         # consents, current v2
-        consent("withdrew", 1), consent("withdrew", 2, ["activity_metadata"]),
-        consent("never", 1, ["activity_metadata"]),
-        consent("erased", 1),
-    )], column_names=CONSENT_COLUMNS)
-    client.insert("audit_log", [["dpo", "erase", "erased", "{}"]],
-                  column_names=["actor", "action", "subject", "detail"])
+    client.insert(
+        "consent_ledger",
+        [
+            consent_row(c)
+            for c in (
+                consent("yes", 1),
+                consent("yes", 2),  # consents, current v2
+                consent("withdrew", 1),
+                consent("withdrew", 2, ["activity_metadata"]),
+                consent("never", 1, ["activity_metadata"]),
+                consent("erased", 1),
+            )
+        ],
+        column_names=CONSENT_COLUMNS,
+    )
+    client.insert(
+        "audit_log",
+        [["dpo", "erase", "erased", "{}"]],
+        column_names=["actor", "action", "subject", "detail"],
+    )
     acts = []
     for subject in ("yes", "withdrew", "never", "erased"):
         for n, kind in enumerate(("typing", "click", "scroll", "typing")):
             session = f"{subject}:d1:a" if n < 2 else f"{subject}:d1:b"
-            acts.append(action(kind, subject=subject, start=now - 600_000_000 + n * 2_000_000,
-                               session=session, n=n))
+            acts.append(
+                action(
+                    kind,
+                    subject=subject,
+                    start=now - 600_000_000 + n * 2_000_000,
+                    session=session,
+                    n=n,
+                )
+            )
     outside = action("typing", subject="yes", start=now - 7_200_000_000, n=99)
-    client.insert("actions", [action_row(a) for a in [*acts, outside]],
-                  column_names=ACTION_COLUMNS)
+    client.insert("actions", [action_row(a) for a in [*acts, outside]], column_names=ACTION_COLUMNS)
 
     seen: list[ExportProgress] = []
     start = datetime.now(UTC) - timedelta(hours=1)
-    result = export(db_settings, start, datetime.now(UTC), tmp_path / "out",
-                    progress=seen.append)
+    result = export(db_settings, start, datetime.now(UTC), tmp_path / "out", progress=seen.append)
 
     table = pq.read_table(result.shards[0]).to_pylist()
     assert sorted(t["trajectory_id"] for t in table) == ["yes:d1:a", "yes:d1:b"]
@@ -88,15 +105,22 @@ def test_export_holds_only_consented_not_erased_subjects(
 def test_query_pack_runs_every_query_with_parameters(db_settings: Settings) -> None:
     client = connect(db_settings)
     now = int(time.time() * 1_000_000)
-    evs = [event("WindowFocus", ts=now), event("TerminalCommand", ts=now + 1),
-           event("TerminalCommand", ts=now + 2)]
+    evs = [
+        event("WindowFocus", ts=now),
+        event("TerminalCommand", ts=now + 1),
+        event("TerminalCommand", ts=now + 2),
+    ]
     client.insert("events", [event_row(e) for e in evs], column_names=EVENT_COLUMNS)
     today = datetime.now(UTC).date().isoformat()
-    values = {"org_id": "org1", "day_from": today, "day_to": today, "top": "10",
-              "since": "2000-01-01 00:00:00"}
+    values = {
+        "org_id": "org1",
+        "day_from": today,
+        "day_to": today,
+        "top": "10",
+        "since": "2000-01-01 00:00:00",
+    }
     for query in list_queries():
-        columns, rows = run_query(db_settings, query.name,
-                                  {k: values[k] for k in query.parameters})
+        columns, rows = run_query(db_settings, query.name, {k: values[k] for k in query.parameters})
         assert columns
         if query.name == "commands_run":
             assert rows == [("git status", 2, 2, 1.0)]

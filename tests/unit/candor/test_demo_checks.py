@@ -22,14 +22,17 @@ from producers.simulator.simulator import SentEvents, Simulator, run_simulation
 START = 1_700_000_000_000_000
 
 
-@pytest.mark.parametrize(("code", "said"), [
-    (None, "is still running"),
-    (0, "exited with status 0"),
-    (1, "exited with status 1"),
-    (-signal.SIGSEGV, "was killed by SIGSEGV (exit status -11)"),
-    (-signal.SIGKILL, "was killed by SIGKILL (exit status -9)"),
-    (-200, "was killed by signal 200 (exit status -200)"),
-])
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (None, "is still running"),
+        (0, "exited with status 0"),
+        (1, "exited with status 1"),
+        (-signal.SIGSEGV, "was killed by SIGSEGV (exit status -11)"),
+        (-signal.SIGKILL, "was killed by SIGKILL (exit status -9)"),
+        (-200, "was killed by signal 200 (exit status -200)"),
+    ],
+)
 def test_an_exit_is_described_by_its_status_or_signal(code: int | None, said: str) -> None:
     assert describe_exit(code) == said
 
@@ -55,22 +58,25 @@ def test_a_dead_child_is_reported_with_its_status_and_log(tmp_path: Path) -> Non
     assert str(child.log) in report
 
 
-@pytest.mark.parametrize(("landed", "verdict"), [
-    # every accepted event once
-    ({"a": 1, "b": 1, "c": 1}, (3, 0, 0, 0, True)),
-    # one missing
-    ({"a": 1, "b": 1}, (2, 1, 0, 0, False)),
-    # one more: an event of a device whose events must not land (or another run's)
-    ({"a": 1, "b": 1, "c": 1, "z": 1}, (3, 0, 1, 0, False)),
-    # one stored twice (different sort keys survive FINAL)
-    ({"a": 1, "b": 2, "c": 1}, (3, 0, 0, 1, False)),
-])
+@pytest.mark.parametrize(
+    ("landed", "verdict"),
+    [
+        # every accepted event once
+        ({"a": 1, "b": 1, "c": 1}, (3, 0, 0, 0, True)),
+        # one missing
+        ({"a": 1, "b": 1}, (2, 1, 0, 0, False)),
+        # one more: an event of a device whose events must not land (or another run's)
+        ({"a": 1, "b": 1, "c": 1, "z": 1}, (3, 0, 1, 0, False)),
+        # one stored twice (different sort keys survive FINAL)
+        ({"a": 1, "b": 2, "c": 1}, (3, 0, 0, 1, False)),
+    ],
+)
 def test_the_landing_check_fails_on_fewer_or_more(
-        landed: dict[str, int], verdict: tuple[int, int, int, int, bool]) -> None:
+    landed: dict[str, int], verdict: tuple[int, int, int, int, bool]
+) -> None:
     check = compare_landed({"a", "b", "c"}, landed)
     assert check.expected == 3
-    assert (check.landed, check.missing, check.unexpected, check.duplicated,
-            check.exact) == verdict
+    assert (check.landed, check.missing, check.unexpected, check.duplicated, check.exact) == verdict
 
 
 class _ListSink:
@@ -89,10 +95,12 @@ def test_the_simulator_reports_exactly_what_it_published_per_device() -> None:
     devices = [d.device_id for d in sim.devices]
     assert set(sent.by_device) == set(devices)
     for device in devices:
-        assert sent.by_device[device] == [e["event_id"] for e in sink.events
-                                          if e["device_id"] == device]
-    assert sent.event_ids(devices[1:]) == {e["event_id"] for e in sink.events
-                                           if e["device_id"] != devices[0]}
+        assert sent.by_device[device] == [
+            e["event_id"] for e in sink.events if e["device_id"] == device
+        ]
+    assert sent.event_ids(devices[1:]) == {
+        e["event_id"] for e in sink.events if e["device_id"] != devices[0]
+    }
 
 
 class _Stop(Exception):
@@ -109,7 +117,14 @@ def test_a_progress_callback_that_raises_ends_the_run() -> None:
         raise _Stop
 
     with pytest.raises(_Stop):
-        run_simulation(sim, sink, duration_s=3600, progress_callback=stop, sent=sent,
-                       progress_interval_s=5.0, clock=lambda: float(next(ticks)))
+        run_simulation(
+            sim,
+            sink,
+            duration_s=3600,
+            progress_callback=stop,
+            sent=sent,
+            progress_interval_s=5.0,
+            clock=lambda: float(next(ticks)),
+        )
     assert 0 < len(sink.events) < sum(1 for _ in sim.events(3600))
     assert sent.count() == len(sink.events)

@@ -22,20 +22,24 @@ def test_one_node_is_the_default(tmp_path: Path) -> None:
 
 
 def test_a_recorded_cluster_is_run_by_the_cluster_script_on_the_settings_port(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = _settings(tmp_path)
     monkeypatch.setattr(stack, "_script_status", lambda settings, server: False)
     stack._choose_kafka(s, 3)
     assert stack.kafka_nodes(s) == 3
     assert stack._script(s, "kafka") == (
-        "kafka_cluster", {"CANDOR_KAFKA_NODES": "3", "CANDOR_KAFKA_CLUSTER_PORT": "28092"})
+        "kafka_cluster",
+        {"CANDOR_KAFKA_NODES": "3", "CANDOR_KAFKA_CLUSTER_PORT": "28092"},
+    )
     assert stack._script(s, "clickhouse") == ("clickhouse", {})
     stack._choose_kafka(s, 1)  # back to one node
     assert stack._script(s, "kafka") == ("kafka", {})
 
 
 def test_switching_node_count_while_kafka_runs_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s = _settings(tmp_path)
     monkeypatch.setattr(stack, "_script_status", lambda settings, server: True)
     with pytest.raises(stack.StackError, match="stack down"):

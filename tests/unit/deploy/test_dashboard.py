@@ -70,15 +70,18 @@ def test_panels_have_unique_ids_and_do_not_overlap() -> None:
     cells: set[tuple[int, int]] = set()
     for p in dash["panels"]:
         g = p["gridPos"]
-        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"])
-                for y in range(g["y"], g["y"] + g["h"])}
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
         assert g["x"] + g["w"] <= 24, p["title"]
         assert not cells & mine, f"panel {p['title']!r} overlaps another"
         cells |= mine
 
 
 def test_metric_names_follow_the_naming_rule() -> None:
-    pattern = re.compile(r"candor_(worker|sink|producer|gateway|canary)_[a-z0-9_]+"
-                         r"_(total|seconds|records|bytes|rows|events|subjects|sessions)$")
+    pattern = re.compile(
+        r"candor_(worker|sink|producer|gateway|canary)_[a-z0-9_]+"
+        r"_(total|seconds|records|bytes|rows|events|subjects|sessions)$"
+    )
     bad = sorted(n for n in defined_metrics() if not pattern.match(n))
     assert not bad, bad

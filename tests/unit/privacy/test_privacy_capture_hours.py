@@ -75,8 +75,13 @@ def test_no_consent_is_reported_before_capture_hours() -> None:
 
 
 def test_capture_hours_dict_round_trip() -> None:
-    data = {"org_id": ORG, "weekdays": ["Mon", "tue", 4], "start": "08:30", "end": "17:00",
-            "tz": "Europe/Paris"}
+    data = {
+        "org_id": ORG,
+        "weekdays": ["Mon", "tue", 4],
+        "start": "08:30",
+        "end": "17:00",
+        "tz": "Europe/Paris",
+    }
     parsed = CaptureHours.from_dict(data)
     assert parsed.weekdays == {0, 1, 4}
     assert parsed.start == time(8, 30)
@@ -85,11 +90,21 @@ def test_capture_hours_dict_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"tz": "Mars/Olympus_Mons"}, {"weekdays": ["someday"]}, {"weekdays": [7]},
-     {"start": "25:00"}, {"end": None}],
+    [
+        {"tz": "Mars/Olympus_Mons"},
+        {"weekdays": ["someday"]},
+        {"weekdays": [7]},
+        {"start": "25:00"},
+        {"end": None},
+    ],
 )
 def test_invalid_capture_hours_are_refused(change: dict[str, object]) -> None:
-    data = {"org_id": ORG, "weekdays": ["mon"], "start": "09:00", "end": "17:00",
-            "tz": "UTC"} | change
+    data = {
+        "org_id": ORG,
+        "weekdays": ["mon"],
+        "start": "09:00",
+        "end": "17:00",
+        "tz": "UTC",
+    } | change
     with pytest.raises(InvalidCaptureHours):
         CaptureHours.from_dict(data)

@@ -36,7 +36,9 @@ def policy(*scopes: Scope, version: int = 3) -> ConsentPolicy:
 
 def test_parse_scopes_accepts_names_and_collapses_duplicates() -> None:
     assert parse_scopes(["analytics", "analytics", Scope.TRAINING_USE]) == {
-        Scope.ANALYTICS, Scope.TRAINING_USE}
+        Scope.ANALYTICS,
+        Scope.TRAINING_USE,
+    }
 
 
 @pytest.mark.parametrize("bad", ["keystrokes", "", "ANALYTICS", "screen_frame"])
@@ -49,17 +51,31 @@ def test_parse_scopes_names_the_unknown_scope(bad: str) -> None:
 
 def test_scope_has_the_eight_contract_scopes() -> None:
     assert {s.value for s in Scope} == {
-        "activity_metadata", "window_titles", "keystroke_content", "screen_frames",
-        "ide_content", "terminal_content", "training_use", "analytics"}
+        "activity_metadata",
+        "window_titles",
+        "keystroke_content",
+        "screen_frames",
+        "ide_content",
+        "terminal_content",
+        "training_use",
+        "analytics",
+    }
 
 
 def test_policy_round_trips_through_contract_dict() -> None:
-    original = ConsentPolicy(SUBJECT, ORG, 4, frozenset({Scope.ANALYTICS, META}),
-                             "jana", NOW, "annual review")
+    original = ConsentPolicy(
+        SUBJECT, ORG, 4, frozenset({Scope.ANALYTICS, META}), "jana", NOW, "annual review"
+    )
     data = original.to_dict()
-    assert data == {"subject_id": SUBJECT, "org_id": ORG, "version": 4,
-                    "scopes": ["activity_metadata", "analytics"], "changed_by": "jana",
-                    "changed_at": NOW, "reason": "annual review"}
+    assert data == {
+        "subject_id": SUBJECT,
+        "org_id": ORG,
+        "version": 4,
+        "scopes": ["activity_metadata", "analytics"],
+        "changed_by": "jana",
+        "changed_at": NOW,
+        "reason": "annual review",
+    }
     assert ConsentPolicy.from_dict(data) == original
 
 
@@ -76,7 +92,8 @@ def test_policy_round_trips_through_contract_dict() -> None:
     ],
 )
 def test_policy_from_dict_rejects_malformed_records(
-    change: dict[str, Any], error: type[Exception],
+    change: dict[str, Any],
+    error: type[Exception],
 ) -> None:
     data = policy(META).to_dict() | change
     with pytest.raises(error):
@@ -96,7 +113,11 @@ def test_policy_from_dict_reports_missing_field() -> None:
 def test_first_grant_is_version_one() -> None:
     first = grant(None, ["activity_metadata"], "jana", NOW, subject_id=SUBJECT, org_id=ORG)
     assert (first.version, first.scopes, first.changed_by, first.changed_at) == (
-        1, frozenset({META}), "jana", NOW)
+        1,
+        frozenset({META}),
+        "jana",
+        NOW,
+    )
 
 
 def test_grants_and_revokes_bump_the_version_each_time() -> None:
@@ -129,7 +150,9 @@ def test_grant_after_full_revoke_continues_the_version_sequence() -> None:
     ],
 )
 def test_grant_errors(
-    current: ConsentPolicy | None, scopes: list[str], kwargs: dict[str, str],
+    current: ConsentPolicy | None,
+    scopes: list[str],
+    kwargs: dict[str, str],
     error: type[Exception],
 ) -> None:
     with pytest.raises(error):
@@ -148,7 +171,9 @@ def test_grant_errors(
     ],
 )
 def test_revoke_errors(
-    current: ConsentPolicy | None, scopes: list[str] | None, error: type[Exception],
+    current: ConsentPolicy | None,
+    scopes: list[str] | None,
+    error: type[Exception],
 ) -> None:
     with pytest.raises(error):
         revoke(current, scopes, "jana", NOW)
@@ -159,13 +184,19 @@ def test_revoke_errors(
 ALL = frozenset(Scope)
 CONTENT: dict[str, list[tuple[str, str, Any, Any]]] = {
     "KeyInput": [("payload", "key", "a", None), ("payload", "text", "hello", None)],
-    "ScreenFrame": [("payload", "ref", PAYLOADS["ScreenFrame"]["ref"], ""),
-                    ("payload", "phash", "0123456789abcdef", "")],
+    "ScreenFrame": [
+        ("payload", "ref", PAYLOADS["ScreenFrame"]["ref"], ""),
+        ("payload", "phash", "0123456789abcdef", ""),
+    ],
     "IdeEdit": [("payload", "diff", "+x = 1", None)],
     "TerminalCommand": [("payload", "command", "ls -la", "")],
 }
-NEEDS = {"KeyInput": Scope.KEYSTROKE_CONTENT, "ScreenFrame": Scope.SCREEN_FRAMES,
-         "IdeEdit": Scope.IDE_CONTENT, "TerminalCommand": Scope.TERMINAL_CONTENT}
+NEEDS = {
+    "KeyInput": Scope.KEYSTROKE_CONTENT,
+    "ScreenFrame": Scope.SCREEN_FRAMES,
+    "IdeEdit": Scope.IDE_CONTENT,
+    "TerminalCommand": Scope.TERMINAL_CONTENT,
+}
 SCOPE_SETS = {
     "metadata_only": frozenset({META}),
     "everything": ALL,
@@ -189,13 +220,17 @@ def test_evaluate_keeps_content_only_with_its_scope(payload_type: str, scope_set
     assert kept["consent_version"] == 7
     # app_name is activity metadata; titles and URL hosts need window_titles
     titles = Scope.WINDOW_TITLES in scopes
-    assert kept["app"] == (event["app"] if titles else
-                           {**event["app"], "window_title": None, "url_host": None})
+    assert kept["app"] == (
+        event["app"] if titles else {**event["app"], "window_title": None, "url_host": None}
+    )
     for _, field, original, cleared in CONTENT.get(payload_type, []):
         expected = original if NEEDS[payload_type] in scopes else cleared
         assert kept["payload"][field] == expected
-    untouched = {k: v for k, v in event["payload"].items()
-                 if k not in {f for _, f, _, _ in CONTENT.get(payload_type, [])}}
+    untouched = {
+        k: v
+        for k, v in event["payload"].items()
+        if k not in {f for _, f, _, _ in CONTENT.get(payload_type, [])}
+    }
     assert {k: kept["payload"][k] for k in untouched} == untouched
 
 
@@ -223,8 +258,9 @@ def test_evaluate_denies_by_default(the_policy: ConsentPolicy | None) -> None:
 
 def test_evaluate_never_mutates_its_input() -> None:
     for payload_type in PAYLOADS:
-        event = make_event(payload_type, payload={**PAYLOADS[payload_type],
-                                                  "is_secure_field": True})
+        event = make_event(
+            payload_type, payload={**PAYLOADS[payload_type], "is_secure_field": True}
+        )
         before = copy.deepcopy(event)
         evaluate(event, policy(META), None)
         assert event == before

@@ -60,8 +60,7 @@ class RecordedClickHouse:
 
 
 def _export(out: Path, client: RecordedClickHouse, fmt: str = "jsonl") -> Any:
-    return export(Settings(), TS - 10**9, TS + 10**9, out, fmt=fmt,
-                  client=client)  # type: ignore[arg-type]
+    return export(Settings(), TS - 10**9, TS + 10**9, out, fmt=fmt, client=client)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])

@@ -29,10 +29,14 @@ def _words(*texts: str, top: int = 10) -> list[WordBox]:
 
 
 def test_a_secret_split_by_ocr_is_claimed_in_both_words() -> None:
-    words = [WordBox("DB_PASSWORD=T", (1, 1, 1), 35, 92, 136, 17),
-             WordBox("rOub4dorx99", (1, 1, 1), 178, 91, 115, 14)]
+    words = [
+        WordBox("DB_PASSWORD=T", (1, 1, 1), 35, 92, 136, 17),
+        WordBox("rOub4dorx99", (1, 1, 1), 178, 91, 115, 14),
+    ]
     assert [(rule, w.text) for rule, w in redaction_boxes(words)] == [
-        ("password", "DB_PASSWORD=T"), ("password", "rOub4dorx99")]
+        ("password", "DB_PASSWORD=T"),
+        ("password", "rOub4dorx99"),
+    ]
 
 
 def test_a_key_and_value_across_words_claims_the_value_only() -> None:

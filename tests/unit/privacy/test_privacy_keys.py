@@ -38,22 +38,26 @@ MASTER = bytes(range(32))
 OTHER = bytes(32)
 
 
-def record(subject: str, master: bytes = MASTER, created: int = 1, destroyed: bool = False
-           ) -> tuple[KeyRecord, bytes]:
+def record(
+    subject: str, master: bytes = MASTER, created: int = 1, destroyed: bool = False
+) -> tuple[KeyRecord, bytes]:
     key = new_data_key()
     wrapped = "" if destroyed else wrap_data_key(master, subject, key)
     return KeyRecord(subject, key.key_id, wrapped, created, destroyed), key.key
 
 
-@pytest.mark.parametrize(("text", "ok"), [
-    (MASTER.hex(), True),
-    (base64.b64encode(MASTER).decode(), True),
-    (f"  {MASTER.hex()}\n", True),
-    (MASTER.hex()[:-2], False),
-    (base64.b64encode(bytes(16)).decode(), False),
-    ("not a key at all", False),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        (MASTER.hex(), True),
+        (base64.b64encode(MASTER).decode(), True),
+        (f"  {MASTER.hex()}\n", True),
+        (MASTER.hex()[:-2], False),
+        (base64.b64encode(bytes(16)).decode(), False),
+        ("not a key at all", False),
+        ("", False),
+    ],
+)
 def test_master_key_forms(text: str, ok: bool) -> None:
     if ok:
         assert parse_master_key(text) == MASTER
@@ -68,8 +72,11 @@ def test_wrapped_key_opens_only_with_its_master_subject_and_id() -> None:
     wrapped = wrap_data_key(MASTER, "alice", key)
     assert key.key.hex() not in wrapped
     assert unwrap_data_key(MASTER, "alice", key.key_id, wrapped) == key
-    for master, subject, key_id in ((OTHER, "alice", key.key_id), (MASTER, "bob", key.key_id),
-                                    (MASTER, "alice", "0" * 16)):
+    for master, subject, key_id in (
+        (OTHER, "alice", key.key_id),
+        (MASTER, "bob", key.key_id),
+        (MASTER, "alice", "0" * 16),
+    ):
         with pytest.raises(WrongMasterKey):
             unwrap_data_key(master, subject, key_id, wrapped)
     for bad in ("", "!!!", base64.b64encode(b"short").decode()):
@@ -137,19 +144,28 @@ def test_worker_encrypts_every_content_field_and_sink_restores_it(payload_type: 
     assert decrypt_record("CaptureEvent", sealed, keys) == event
 
 
-@pytest.mark.parametrize(("payload_type", "field", "cleared"), [
-    ("KeyInput", "text", None), ("KeyInput", "key", None), ("TerminalCommand", "command", ""),
-    ("IdeEdit", "diff", None), ("ScreenFrame", "ref", ""), ("ScreenFrame", "phash", ""),
-])
-def test_subject_without_key_loses_content_keeps_counts(payload_type: str, field: str,
-                                                        cleared: str | None) -> None:
+@pytest.mark.parametrize(
+    ("payload_type", "field", "cleared"),
+    [
+        ("KeyInput", "text", None),
+        ("KeyInput", "key", None),
+        ("TerminalCommand", "command", ""),
+        ("IdeEdit", "diff", None),
+        ("ScreenFrame", "ref", ""),
+        ("ScreenFrame", "phash", ""),
+    ],
+)
+def test_subject_without_key_loses_content_keeps_counts(
+    payload_type: str, field: str, cleared: str | None
+) -> None:
     event = make_event(payload_type)
     out = encrypt_clean_event(event, KeySet([], MASTER))
     assert out["payload"][field] == cleared
     assert out["app"]["window_title"] is None and out["app"]["app_name"] == "Code"
     assert out["redactions"] == [NO_DATA_KEY]
-    kept = {k: v for k, v in event["payload"].items() if k not in {field, "key", "text", "ref",
-                                                                    "phash"}}
+    kept = {
+        k: v for k, v in event["payload"].items() if k not in {field, "key", "text", "ref", "phash"}
+    }
     assert {k: out["payload"][k] for k in kept} == kept
     assert event["payload"][field] not in (None, "")  # input not mutated
 
@@ -171,8 +187,15 @@ def test_token_under_a_key_the_store_never_had_is_refused() -> None:
 
 
 def action() -> dict[str, Any]:
-    return {"action_id": "a1", "subject_id": SUBJECT, "kind": "typing", "text": "hello",
-            "window_title": "notes", "command": None, "redactions": []}
+    return {
+        "action_id": "a1",
+        "subject_id": SUBJECT,
+        "kind": "typing",
+        "text": "hello",
+        "window_title": "notes",
+        "command": None,
+        "redactions": [],
+    }
 
 
 def test_actions_round_trip_and_clear() -> None:
@@ -196,18 +219,22 @@ def test_other_records_pass_the_sink_unchanged() -> None:
     assert decrypt_record("Session", session, KeySet([], MASTER)) is session
 
 
-@pytest.mark.parametrize(("lines", "expected"), [
-    ("", ""),
-    ("hello\n", "hello\n"),
-    ("mail bob@example.com now\nplain\n", "mail <PII:email> now\nplain\n"),
-    ("no newline at end", "no newline at end"),
-    ("\n\n", "\n\n"),
-    ("crlf line\r\nnext\n", "crlf line\r\nnext\n"),
-])
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("", ""),
+        ("hello\n", "hello\n"),
+        ("mail bob@example.com now\nplain\n", "mail <PII:email> now\nplain\n"),
+        ("no newline at end", "no newline at end"),
+        ("\n\n", "\n\n"),
+        ("crlf line\r\nnext\n", "crlf line\r\nnext\n"),
+    ],
+)
 def test_redact_stream_one_line_out_per_line_in(lines: str, expected: str) -> None:
     out = io.StringIO()
     assert redact_stream(io.StringIO(lines), out) == lines.count("\n") + (
-        0 if lines.endswith("\n") or not lines else 1)
+        0 if lines.endswith("\n") or not lines else 1
+    )
     assert out.getvalue() == expected
 
 
@@ -236,10 +263,13 @@ def test_master_key_from_file_or_clear_error(tmp_path: Path) -> None:
         master_key(argparse.Namespace(master_key_file=tmp_path / "none"), settings)
 
 
-@pytest.mark.parametrize("argv", [
-    ["consent", "grant", "--subject", "s", "--org", "o", "--scopes", "activity_metadata,typo"],
-    ["consent", "revoke", "--subject", "s", "--scopes", "keystrokes"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["consent", "grant", "--subject", "s", "--org", "o", "--scopes", "activity_metadata,typo"],
+        ["consent", "revoke", "--subject", "s", "--scopes", "keystrokes"],
+    ],
+)
 def test_malformed_scope_exits_2_before_touching_anything(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,8 +13,9 @@ from pydantic import SecretStr
 from candor.settings import MasterKeyRequired, Settings, is_local_stack, master_key_bytes
 
 
-def _settings(home: Path, bootstrap: str = "127.0.0.1:9092",
-              url: str = "http://127.0.0.1:8123") -> Settings:
+def _settings(
+    home: Path, bootstrap: str = "127.0.0.1:9092", url: str = "http://127.0.0.1:8123"
+) -> Settings:
     s = Settings()
     s.home = home
     s.kafka.bootstrap = bootstrap
@@ -48,11 +49,14 @@ def test_existing_key_file_is_never_replaced(tmp_path: Path) -> None:
     assert master_key_bytes(_settings(tmp_path)) == bytes(range(32))
 
 
-@pytest.mark.parametrize(("bootstrap", "url"), [
-    ("kafka-0.prod:9092", "http://127.0.0.1:8123"),
-    ("127.0.0.1:9092", "https://clickhouse.prod:8443"),
-    ("127.0.0.1:9092,10.0.0.7:9092", "http://127.0.0.1:8123"),
-])
+@pytest.mark.parametrize(
+    ("bootstrap", "url"),
+    [
+        ("kafka-0.prod:9092", "http://127.0.0.1:8123"),
+        ("127.0.0.1:9092", "https://clickhouse.prod:8443"),
+        ("127.0.0.1:9092,10.0.0.7:9092", "http://127.0.0.1:8123"),
+    ],
+)
 def test_missing_key_outside_the_local_stack_is_an_error(
     tmp_path: Path, bootstrap: str, url: str
 ) -> None:
@@ -73,5 +77,4 @@ def test_explicit_production_flag_wins(tmp_path: Path) -> None:
 
 
 def test_loopback_names_are_the_local_stack(tmp_path: Path) -> None:
-    assert is_local_stack(_settings(tmp_path, "localhost:9092,[::1]:9093",
-                                    "http://localhost:8123"))
+    assert is_local_stack(_settings(tmp_path, "localhost:9092,[::1]:9093", "http://localhost:8123"))

@@ -21,8 +21,19 @@ from tests.unit.privacy.privacy_events import make_event
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "redaction" / "corpus.jsonl"
 # zero-width space/non-joiner/joiner, word joiner, BOM, bidi controls, soft hyphen,
 # variation selector, tag character
-TRICKS = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\u2066", "\u200f",
-          "\u00ad", "\ufe0f", "\U000e0041")
+TRICKS = (
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u202e",
+    "\u2066",
+    "\u200f",
+    "\u00ad",
+    "\ufe0f",
+    "\U000e0041",
+)
 
 
 def _labelled() -> dict[str, list[tuple[str, list[str]]]]:
@@ -32,7 +43,8 @@ def _labelled() -> dict[str, list[tuple[str, list[str]]]]:
         rules = {e["rule"] for e in record["expect"]}
         if len(rules) == 1 and record["text"].isascii():
             by_rule.setdefault(rules.pop(), []).append(
-                (record["text"], [e["match"] for e in record["expect"]]))
+                (record["text"], [e["match"] for e in record["expect"]])
+            )
     return by_rule
 
 
@@ -49,7 +61,7 @@ def _disguise(text: str, secret: str, rng: random.Random, count: int) -> str:
     inside = list(secret)
     for _ in range(count):
         inside.insert(rng.randrange(1, len(inside)), rng.choice(TRICKS))
-    return text[:start] + "".join(inside) + text[start + len(secret):]
+    return text[:start] + "".join(inside) + text[start + len(secret) :]
 
 
 @pytest.mark.parametrize("rule", sorted(LABELLED))
@@ -125,9 +137,11 @@ def test_redaction_stays_idempotent_on_disguised_text() -> None:
 
 
 def test_candor_redact_agrees_with_the_pipeline() -> None:
-    lines = ["export AWS_ACCESS_KEY_ID=AKIA\u200bIOSFODNN7Q2XWZ3A\n",
-             "\u202eno secret here\n",
-             "password=\ufeffHunter-22\n"]
+    lines = [
+        "export AWS_ACCESS_KEY_ID=AKIA\u200bIOSFODNN7Q2XWZ3A\n",
+        "\u202eno secret here\n",
+        "password=\ufeffHunter-22\n",
+    ]
     out = io.StringIO()
     redact_stream(io.StringIO("".join(lines)), out)
     assert out.getvalue().splitlines() == [redact(line.rstrip("\n")).text for line in lines]

@@ -53,8 +53,14 @@ def test_short_keys_and_bad_versions_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("text", "version"),
-    [("s1_" + "a" * 26, 1), ("s12_" + "b" * 26, 12), ("s1_abc", None), ("x1_" + "a" * 26, None),
-     ("s01_" + "a" * 26, None), ("alice", None)],
+    [
+        ("s1_" + "a" * 26, 1),
+        ("s12_" + "b" * 26, 12),
+        ("s1_abc", None),
+        ("x1_" + "a" * 26, None),
+        ("s01_" + "a" * 26, None),
+        ("alice", None),
+    ],
 )
 def test_key_version_of(text: str, version: int | None) -> None:
     assert key_version_of(text) == version

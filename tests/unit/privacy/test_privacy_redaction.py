@@ -19,23 +19,34 @@ AKIA = "AKIAIOSFODNN7EXAMPLE"
     ("text", "expected"),
     [
         (f"export AWS_ACCESS_KEY_ID={AKIA}", "export AWS_ACCESS_KEY_ID=<SECRET:aws_access_key>"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-         "aws_secret_access_key = <SECRET:aws_secret_key>"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = <SECRET:aws_secret_key>",
+        ),
         (f"GITHUB_TOKEN={GH}", "GITHUB_TOKEN=<SECRET:github_token>"),
-        ("SLACK_BOT_TOKEN=xoxb-12345678901-123456789012-AbCdEfGhIjKlMnOpQrStUvWx",
-         "SLACK_BOT_TOKEN=<SECRET:slack_token>"),
+        (
+            "SLACK_BOT_TOKEN=xoxb-12345678901-123456789012-AbCdEfGhIjKlMnOpQrStUvWx",
+            "SLACK_BOT_TOKEN=<SECRET:slack_token>",
+        ),
         ("key=AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q", "key=<SECRET:google_api_key>"),
-        ("stripe.api_key = 'sk_live_4eC39HqLyjWDarjtT1zdp7dc'",
-         "stripe.api_key = '<SECRET:stripe_key>'"),
+        (
+            "stripe.api_key = 'sk_live_4eC39HqLyjWDarjtT1zdp7dc'",
+            "stripe.api_key = '<SECRET:stripe_key>'",
+        ),
         ("password=hunter2", "password=<SECRET:password>"),
         ("PGPASSWORD=Tr0ub4dor3 psql -h db", "PGPASSWORD=<SECRET:password> psql -h db"),
         ("mysql -u root -pS3cret! -h 127.0.0.1", "mysql -u root -p<SECRET:password> -h 127.0.0.1"),
         ("login --password Spring#2025", "login --password <SECRET:password>"),
-        ("postgres://app:Xk9f2Lq8@db.internal:5432/candor",
-         "postgres://app:<SECRET:connection_string>@db.internal:5432/candor"),
+        (
+            "postgres://app:Xk9f2Lq8@db.internal:5432/candor",
+            "postgres://app:<SECRET:connection_string>@db.internal:5432/candor",
+        ),
         ("API_KEY=4f9c2b1e8a7d6c5b4a39f0e1d2c3b4a5", "API_KEY=<SECRET:api_key>"),
-        ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
-         "<SECRET:private_key>"),
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+            "\n-----END PRIVATE KEY-----",
+            "<SECRET:private_key>",
+        ),
         ("write to jane.doe@example.com today", "write to <PII:email> today"),
         ("call me at +44 20 7946 0958", "call me at <PII:phone>"),
         ("phone: (415) 555-0132", "phone: <PII:phone>"),
@@ -114,12 +125,37 @@ def test_a_match_that_lost_an_overlap_is_still_redacted() -> None:
     assert result.rules == ("github_token", "password")
 
 
-_SECRETISH = st.sampled_from([
-    "password=hunter2", f" {AKIA} ", GH, " jane@example.com ", " +1 415 555 0132 ",
-    "4111111111111111", " DE89370400440532013000 ", "=", ":", "-", "@", "<", ">", " ", "\n",
-    "<SECRET:password>", "0", "7", "x", "FR76 ", "AB12 ", "token: ", "://u:", "mysql -p",
-    "020 7946 0958", "'", '"',
-])
+_SECRETISH = st.sampled_from(
+    [
+        "password=hunter2",
+        f" {AKIA} ",
+        GH,
+        " jane@example.com ",
+        " +1 415 555 0132 ",
+        "4111111111111111",
+        " DE89370400440532013000 ",
+        "=",
+        ":",
+        "-",
+        "@",
+        "<",
+        ">",
+        " ",
+        "\n",
+        "<SECRET:password>",
+        "0",
+        "7",
+        "x",
+        "FR76 ",
+        "AB12 ",
+        "token: ",
+        "://u:",
+        "mysql -p",
+        "020 7946 0958",
+        "'",
+        '"',
+    ]
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -145,8 +181,11 @@ def test_redact_event_covers_the_free_text_fields() -> None:
         "IdeEdit": ("diff", f"+TOKEN = '{GH}'"),
     }
     for payload_type, (field, value) in cases.items():
-        event = make_event(payload_type, payload={**PAYLOADS[payload_type], field: value},
-                           redactions=["secure_field"])
+        event = make_event(
+            payload_type,
+            payload={**PAYLOADS[payload_type], field: value},
+            redactions=["secure_field"],
+        )
         event["app"]["window_title"] = "Inbox - bob@example.org - Mail"
         before = copy.deepcopy(event)
         out = redact_event(event)

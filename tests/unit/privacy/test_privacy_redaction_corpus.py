@@ -27,7 +27,7 @@ def test_corpus_recall_and_precision(capsys: pytest.CaptureFixture[str]) -> None
 # any issuer prefix. Each must be in the corpus with its neighbours, and caught.
 _CATEGORIES = {
     "flags_and_env": ("-p'", "--password=", "PGPASSWORD=", "-P ", "SSHPASS="),
-    "code_literals": ("auth=(", "BasicAuth(", "password=\"", "login("),
+    "code_literals": ("auth=(", "BasicAuth(", 'password="', "login("),
     "cards_any_prefix": ("Maestro", "Mir card", "RuPay", "UATP", "Dankort"),
 }
 
@@ -43,17 +43,24 @@ def test_corpus_covers_the_missed_categories(category: str) -> None:
 
 
 def test_evaluator_counts_benign_lines_kept() -> None:
-    report = evaluate_lines([
-        '{"text": "mail a@example.com", "expect": []}',
-        '{"text": "nothing here", "expect": []}',
-        '{"text": "mail b@example.com", "expect": [{"rule": "email", "match": "b@example.com"}]}',
-    ])
+    report = evaluate_lines(
+        [
+            '{"text": "mail a@example.com", "expect": []}',
+            '{"text": "nothing here", "expect": []}',
+            '{"text": "mail b@example.com", '
+            '"expect": [{"rule": "email", "match": "b@example.com"}]}',
+        ]
+    )
     assert (report.benign_lines, report.benign_untouched, report.benign_kept) == (2, 1, 0.5)
 
 
 def test_evaluator_scans_the_normalised_line() -> None:
-    line = json.dumps({"text": "key AKIA\u200bIOSFODNN7Q2XWZ3A",
-                       "expect": [{"rule": "aws_access_key", "match": "AKIAIOSFODNN7Q2XWZ3A"}]})
+    line = json.dumps(
+        {
+            "text": "key AKIA\u200bIOSFODNN7Q2XWZ3A",
+            "expect": [{"rule": "aws_access_key", "match": "AKIAIOSFODNN7Q2XWZ3A"}],
+        }
+    )
     assert evaluate_lines([line]).recall == 1.0
 
 
@@ -78,16 +85,30 @@ def test_every_labelled_secret_passes_the_gate() -> None:
 @pytest.mark.parametrize(
     ("lines", "recall", "precision"),
     [
-        (['{"text": "mail a@example.com", "expect": [{"rule": "email", '
-          '"match": "a@example.com"}]}'], 1.0, 1.0),
+        (
+            [
+                '{"text": "mail a@example.com", "expect": [{"rule": "email", '
+                '"match": "a@example.com"}]}'
+            ],
+            1.0,
+            1.0,
+        ),
         (['{"text": "mail a@example.com", "expect": []}'], 1.0, 0.0),
         (['{"text": "nothing here", "expect": [{"rule": "email", "match": "x"}]}'], 0.0, 1.0),
-        (['{"text": "mail a@example.com", "expect": [{"rule": "phone", '
-          '"match": "a@example.com"}]}'], 0.0, 0.0),
+        (
+            [
+                '{"text": "mail a@example.com", "expect": [{"rule": "phone", '
+                '"match": "a@example.com"}]}'
+            ],
+            0.0,
+            0.0,
+        ),
     ],
 )
 def test_evaluator_counts_hits_and_misses(
-    lines: list[str], recall: float, precision: float,
+    lines: list[str],
+    recall: float,
+    precision: float,
 ) -> None:
     report = evaluate_lines(lines)
     assert (report.recall, report.precision) == (recall, precision)

@@ -178,8 +178,13 @@ def test_content_that_looks_like_a_token_is_encrypted(store: KeyStore, lookalike
 
 
 def test_action_content_that_looks_like_a_token_is_encrypted(store: KeyStore) -> None:
-    action = {"subject_id": SUBJECT, "action_id": "a1", "text": "enc1:x:secret",
-              "window_title": "enc1:k:title", "command": None}
+    action = {
+        "subject_id": SUBJECT,
+        "action_id": "a1",
+        "text": "enc1:x:secret",
+        "window_title": "enc1:k:title",
+        "command": None,
+    }
     key = store.get_or_create(SUBJECT)
     sealed = encrypt_action_content(action, key)
     assert sealed["text"].startswith(f"enc1:{key.key_id}:")

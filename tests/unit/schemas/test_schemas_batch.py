@@ -56,7 +56,11 @@ def test_a_batch_round_trips_with_its_header_and_events_in_order() -> None:
     assert decoded.rejected == []
     header = decoded.header
     assert (header.batch_id, header.device_id, header.first_seq, header.last_seq) == (
-        "b-1", "dev-9", 100, 108)
+        "b-1",
+        "dev-9",
+        100,
+        108,
+    )
     assert not header.single and decoded.size == 9
 
 
@@ -70,8 +74,10 @@ def test_splicing_refuses_an_event_of_another_capture_event_version() -> None:
     v1 = default_registry().get("CaptureEvent", 1)
     body = io.BytesIO()
     old = {k: v for k, v in event().items() if k != "client_version"}
-    old["payload"] = ("candor.capture.v1.KeyInput",
-                      {k: v for k, v in old["payload"].items() if k != "type"})
+    old["payload"] = (
+        "candor.capture.v1.KeyInput",
+        {k: v for k, v in old["payload"].items() if k != "type"},
+    )
     fastavro.schemaless_writer(body, v1.parsed, old)
     header = batch_header([event()], batch_id="b", sent_ts=1)
     with pytest.raises(InvalidField, match=r"events\[0\]"):
@@ -96,7 +102,11 @@ def test_records_of_todays_writer_decode_as_batches_of_one(payload_type: str) ->
     header = decoded.header
     assert header.single
     assert (header.batch_id, header.org_id, header.subject_id, header.device_id) == (
-        single["event_id"], "org-1", "subj-123", "dev-9")
+        single["event_id"],
+        "org-1",
+        "subj-123",
+        "dev-9",
+    )
     assert header.first_seq == header.last_seq == single["seq"]
     assert header.sent_ts == single["received_ts"]
 
@@ -114,9 +124,11 @@ def test_a_released_v1_capture_event_record_decodes_as_a_batch_of_one() -> None:
 
 
 def test_a_single_event_out_of_its_domain_still_fails_the_record() -> None:
-    bad = codec.encode("CaptureEvent", event("KeyInput", payload={**PAYLOADS["KeyInput"],
-                                                                   "count": 0}),
-                       check_domains=False)
+    bad = codec.encode(
+        "CaptureEvent",
+        event("KeyInput", payload={**PAYLOADS["KeyInput"], "count": 0}),
+        check_domains=False,
+    )
     with pytest.raises(InvalidField):
         decode_capture(bad)
 
@@ -159,10 +171,15 @@ def test_a_repeated_seq_is_rejected_and_the_first_event_with_it_kept() -> None:
     evs[2]["seq"] = evs[4]["seq"] = 101
     decoded = decode_capture(batch(evs))
     assert [(r.index, type(r.error)) for r in decoded.rejected] == [
-        (2, DuplicateSeq), (4, DuplicateSeq)]
+        (2, DuplicateSeq),
+        (4, DuplicateSeq),
+    ]
     assert decoded.rejected[0].error.reason == "duplicate_seq"
-    assert [e["event_id"] for e in decoded.events] == [evs[0]["event_id"], evs[1]["event_id"],
-                                                       evs[3]["event_id"]]
+    assert [e["event_id"] for e in decoded.events] == [
+        evs[0]["event_id"],
+        evs[1]["event_id"],
+        evs[3]["event_id"],
+    ]
 
 
 def test_an_event_out_of_its_domain_is_rejected_alone() -> None:
@@ -171,7 +188,10 @@ def test_an_event_out_of_its_domain_is_rejected_alone() -> None:
     decoded = decode_capture(batch(evs))
     (rejected,) = decoded.rejected
     assert (rejected.index, rejected.error.reason, rejected.error.field) == (
-        1, "invalid_field", "payload.count")
+        1,
+        "invalid_field",
+        "payload.count",
+    )
     assert len(decoded.events) == 2
 
 
@@ -191,8 +211,9 @@ def test_a_batch_over_the_event_limit_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("header", "field"), [({"events": []}, "events"), ({"last_seq": 1}, "last_seq"),
-                          ({"first_seq": -1}, "first_seq")])
+    ("header", "field"),
+    [({"events": []}, "events"), ({"last_seq": 1}, "last_seq"), ({"first_seq": -1}, "first_seq")],
+)
 def test_a_header_out_of_its_domain_fails_the_record(header: dict[str, Any], field: str) -> None:
     evs = events(2, first_seq=5)
     datum = {**batch_header(evs, batch_id="b", sent_ts=1), "events": evs, **header}
@@ -205,15 +226,26 @@ def test_a_header_out_of_its_domain_fails_the_record(header: dict[str, Any], fie
 
 
 def test_another_record_on_the_topic_is_an_unknown_schema() -> None:
-    policy = {"subject_id": "s", "org_id": "o", "version": 1, "scopes": [],
-              "changed_by": "s", "changed_at": 1, "reason": None}
+    policy = {
+        "subject_id": "s",
+        "org_id": "o",
+        "version": 1,
+        "scopes": [],
+        "changed_by": "s",
+        "changed_at": 1,
+        "reason": None,
+    }
     with pytest.raises(UnknownSchema):
         decode_capture(codec.encode_consent(policy))
 
 
 def test_every_failure_has_its_own_reason_under_the_schema_error_root() -> None:
     classes: list[type[SchemaError]] = [
-        TruncatedBatch, BatchTooLarge, BatchHeaderMismatch, DuplicateSeq]
+        TruncatedBatch,
+        BatchTooLarge,
+        BatchHeaderMismatch,
+        DuplicateSeq,
+    ]
     assert all(issubclass(c, SchemaError) for c in classes)
     assert len({c.reason for c in classes} | {"invalid_field", "undecodable"}) == 6
 
@@ -239,14 +271,17 @@ def test_the_reference_avro_package_reads_a_batch_we_write() -> None:
     import avro.io
     import avro.schema
 
-    evs = [event(p, seq=i, event_id=str(uuid.UUID(int=i + 1)))
-           for i, p in enumerate(sorted(PAYLOADS))]
+    evs = [
+        event(p, seq=i, event_id=str(uuid.UUID(int=i + 1))) for i, p in enumerate(sorted(PAYLOADS))
+    ]
     data = encode_batch(batch_header(evs, batch_id="b-9", sent_ts=3), evs)
     sv = default_registry().latest(DEVICE_BATCH)
     schema = avro.schema.parse(json.dumps(_strip_logical_types(sv.expanded)))
     read: dict[str, Any] = avro.io.DatumReader(schema).read(  # type: ignore[assignment]
-        avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+        avro.io.BinaryDecoder(io.BytesIO(data[10:]))
+    )
     assert read["batch_id"] == "b-9" and (read["first_seq"], read["last_seq"]) == (0, 8)
     assert [e["event_id"] for e in read["events"]] == [e["event_id"] for e in evs]
     assert [e["payload"] for e in read["events"]] == [
-        {k: v for k, v in e["payload"].items() if k != "type"} for e in evs]
+        {k: v for k, v in e["payload"].items() if k != "type"} for e in evs
+    ]

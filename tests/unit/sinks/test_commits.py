@@ -39,15 +39,23 @@ def failing(codes: list[int], result: str = "ok") -> tuple[list[int], Callable[[
         if len(calls) <= len(codes):
             raise KafkaException(KafkaError(codes[len(calls) - 1]))
         return result
+
     return calls, call
 
 
-@pytest.mark.parametrize("code", [KafkaError.NOT_COORDINATOR,
-                                  KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                                  KafkaError.COORDINATOR_NOT_AVAILABLE,
-                                  KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT])
+@pytest.mark.parametrize(
+    "code",
+    [
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+    ],
+)
 def test_a_coordinator_moving_during_a_broker_failover_is_retried_until_the_commit_succeeds(
-        code: int, caplog: pytest.LogCaptureFixture) -> None:
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
     calls, call = failing([code, code, code])
     assert commit_retrying(call, "t: commit", clock=clock, sleep=clock.sleep) == "ok"
@@ -56,8 +64,10 @@ def test_a_coordinator_moving_during_a_broker_failover_is_retried_until_the_comm
     assert "t: commit failed" in caplog.text and "retriable: attempt 3" in caplog.text
 
 
-@pytest.mark.parametrize("code", [KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                                  KafkaError.UNKNOWN_MEMBER_ID])
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID],
+)
 def test_a_rebalance_is_not_retried_but_reported_so_the_batch_is_given_up(code: int) -> None:
     clock = Clock()
     calls, call = failing([code])
@@ -79,8 +89,13 @@ def test_retriable_errors_past_the_deadline_stop_the_sink_naming_the_attempts() 
     clock = Clock()
     _, call = failing([KafkaError.NOT_COORDINATOR] * 1000)
     with pytest.raises(CommitError) as err:
-        commit_retrying(call, "t: commit", CommitRetry(first_s=1, max_s=4, deadline_s=20),
-                        clock=clock, sleep=clock.sleep)
+        commit_retrying(
+            call,
+            "t: commit",
+            CommitRetry(first_s=1, max_s=4, deadline_s=20),
+            clock=clock,
+            sleep=clock.sleep,
+        )
     assert err.value.kind is CommitFailure.FATAL
     assert "attempts in 20 s" in str(err.value)
     assert clock.now <= 20 and max(clock.sleeps) == 4

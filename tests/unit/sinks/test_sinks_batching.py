@@ -18,7 +18,10 @@ def test_size_cuts_full_batches_per_partition_with_their_tokens() -> None:
     b: Batcher[str] = Batcher("t", max_rows=3, max_age=10)
     done = _feed(b, 0, range(0, 7)) + _feed(b, 5, range(100, 103))
     assert [(x.partition, x.first, x.last, x.reason) for x in done] == [
-        (0, 0, 2, "size"), (0, 3, 5, "size"), (5, 100, 102, "size")]
+        (0, 0, 2, "size"),
+        (0, 3, 5, "size"),
+        (5, 100, 102, "size"),
+    ]
     assert [x.token for x in done] == ["t:0:0-2", "t:0:3-5", "t:5:100-102"]
     assert done[0].items == ("m0", "m1", "m2") and done[0].commit_offset == 3
     assert b.buffered() == 1
@@ -56,15 +59,18 @@ def test_a_pinned_batch_whose_last_offset_vanished_is_cut_before_the_next_messag
     assert [(x.first, x.last) for x in b.due(5.0)] == [(9, 9)]
 
 
-@pytest.mark.parametrize(("metadata", "committed", "expected"), [
-    ("candor-sink:v1:10-14", 10, 14),
-    ("candor-sink:v1:10-14", 15, None),   # the batch was committed since
-    ("candor-sink:v1:10-9", 10, None),
-    ("", 10, None),
-    (None, 10, None),
-    ("someone-else", 10, None),
-    ("candor-sink:v1:10-14", -1001, None),  # no committed offset
-])
+@pytest.mark.parametrize(
+    ("metadata", "committed", "expected"),
+    [
+        ("candor-sink:v1:10-14", 10, 14),
+        ("candor-sink:v1:10-14", 15, None),  # the batch was committed since
+        ("candor-sink:v1:10-9", 10, None),
+        ("", 10, None),
+        (None, 10, None),
+        ("someone-else", 10, None),
+        ("candor-sink:v1:10-14", -1001, None),  # no committed offset
+    ],
+)
 def test_parse_intent(metadata: str | None, committed: int, expected: int | None) -> None:
     assert parse_intent(metadata, committed) == expected
 

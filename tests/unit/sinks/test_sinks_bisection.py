@@ -29,16 +29,20 @@ class FakeTable:
         self.rows.extend(rows)
 
 
-@pytest.mark.parametrize(("rows", "bad_indexes"), [
-    ([1, 2, 3], []),
-    ([-1], [0]),
-    ([1, -2, 3, 4, 5, 6, 7], [1]),
-    ([-1, 2, 3, -4, 5, 6, 7, -8], [0, 3, 7]),
-    ([-1, -2, -3], [0, 1, 2]),
-    ([*range(1, 1000), -5], [999]),
-])
-def test_refused_rows_are_isolated_and_the_rest_inserted(rows: list[int],
-                                                         bad_indexes: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("rows", "bad_indexes"),
+    [
+        ([1, 2, 3], []),
+        ([-1], [0]),
+        ([1, -2, 3, 4, 5, 6, 7], [1]),
+        ([-1, 2, 3, -4, 5, 6, 7, -8], [0, 3, 7]),
+        ([-1, -2, -3], [0, 1, 2]),
+        ([*range(1, 1000), -5], [999]),
+    ],
+)
+def test_refused_rows_are_isolated_and_the_rest_inserted(
+    rows: list[int], bad_indexes: list[int]
+) -> None:
     table = FakeTable()
     rejected = insert_bisecting(rows, "t:0:0-9", table.insert)
     assert [r.index for r in rejected] == bad_indexes

@@ -34,8 +34,9 @@ def keys_of(*subjects: str, destroyed: tuple[str, ...] = ()) -> tuple[KeySet, di
     for subject in subjects:
         key = new_data_key()
         ids[subject] = key.key_id
-        records.append(KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1,
-                                 False))
+        records.append(
+            KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1, False)
+        )
     return KeySet(records, MASTER), ids
 
 
@@ -46,22 +47,37 @@ def erase(keys_ids: dict[str, str], live: KeySet, subject: str) -> KeySet:
         if other != subject:
             key = live.key_for_id(key_id)
             from privacy.keystore import DataKey
-            records.append(KeyRecord(other, key_id,
-                                     wrap_data_key(MASTER, other, DataKey(key_id, key)), 1,
-                                     False))
+
+            records.append(
+                KeyRecord(
+                    other, key_id, wrap_data_key(MASTER, other, DataKey(key_id, key)), 1, False
+                )
+            )
     return KeySet(records, MASTER)
 
 
 def clean_events(subject: str = SUBJECT, n: int = 9) -> list[dict[str, Any]]:
     kinds = sorted(PAYLOADS)
-    return [make_event(kinds[i % len(kinds)], subject_id=subject, seq=i + 1,
-                       device_id=f"dev-{subject}", event_id=str(uuid.uuid4()),
-                       consent_version=3) for i in range(n)]
+    return [
+        make_event(
+            kinds[i % len(kinds)],
+            subject_id=subject,
+            seq=i + 1,
+            device_id=f"dev-{subject}",
+            event_id=str(uuid.uuid4()),
+            consent_version=3,
+        )
+        for i in range(n)
+    ]
 
 
 def rows_of(value: bytes, keys: KeySet) -> list[Any]:
-    return [row for row, _ts in map_message(route_for("events"), value, None, "capture.clean",
-                                            0, 0, sink_decrypt(keys))]
+    return [
+        row
+        for row, _ts in map_message(
+            route_for("events"), value, None, "capture.clean", 0, 0, sink_decrypt(keys)
+        )
+    ]
 
 
 def test_a_clean_batch_lands_one_row_per_event_with_its_content_in_clear() -> None:

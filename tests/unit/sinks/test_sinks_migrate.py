@@ -41,17 +41,30 @@ def test_single_node_renders_plain_engines_with_settings_values() -> None:
     assert not any(line.strip().startswith("--") for s in sql for line in s.splitlines())
 
 
-@pytest.mark.parametrize(("table", "engine", "shard"), [
-    ("events", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/events_local', "
-               "'{replica}')",
-     "cityHash64(subject_id)"),
-    ("sessions", "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/sessions_local', "
-     "'{replica}', end_ts)", "cityHash64(subject_id)"),
-    ("activity_minutes", "ReplicatedSummingMergeTree(", "cityHash64(subject_id)"),
-    ("dead_letters", "ReplicatedReplacingMergeTree(",
-     "cityHash64(original_topic, original_partition, original_offset, reason)"),
-    ("audit_log", "ReplicatedMergeTree(", "cityHash64(action, subject, at)"),
-])
+@pytest.mark.parametrize(
+    ("table", "engine", "shard"),
+    [
+        (
+            "events",
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/events_local', "
+            "'{replica}')",
+            "cityHash64(subject_id)",
+        ),
+        (
+            "sessions",
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cdb/sessions_local', "
+            "'{replica}', end_ts)",
+            "cityHash64(subject_id)",
+        ),
+        ("activity_minutes", "ReplicatedSummingMergeTree(", "cityHash64(subject_id)"),
+        (
+            "dead_letters",
+            "ReplicatedReplacingMergeTree(",
+            "cityHash64(original_topic, original_partition, original_offset, reason)",
+        ),
+        ("audit_log", "ReplicatedMergeTree(", "cityHash64(action, subject, at)"),
+    ],
+)
 def test_cluster_renders_replicated_local_tables_and_distributed_ones(
     table: str, engine: str, shard: str
 ) -> None:
@@ -116,8 +129,14 @@ def test_shard_urls_render_without_on_cluster_for_servers_without_distributed_dd
 def test_every_table_the_sinks_write_has_a_deterministic_shard_key() -> None:
     """A replayed batch must reach the shard that took it first, or its dedup token misses."""
     sql = _all(_settings("main"))
-    for table in ("events", "sessions", "activity_minutes", "actions", "consent_ledger",
-                  "dead_letters"):
+    for table in (
+        "events",
+        "sessions",
+        "activity_minutes",
+        "actions",
+        "consent_ledger",
+        "dead_letters",
+    ):
         dist = next(st for st in sql if st.startswith(f"CREATE TABLE IF NOT EXISTS cdb.{table} "))
         assert "rand()" not in dist, table
 
@@ -125,10 +144,12 @@ def test_every_table_the_sinks_write_has_a_deterministic_shard_key() -> None:
 def test_ddl_belongs_on_every_server_and_a_backfill_runs_once() -> None:
     s = _settings("main")
     s.clickhouse.shard_urls = ["http://a:8123", "http://b:8123"]
-    template = ("CREATE TABLE IF NOT EXISTS {db}.t {on_cluster} (a UInt8)\n"
-                "ENGINE = MergeTree\nORDER BY a;\n"
-                "INSERT INTO {db}.t SELECT 1;\n"
-                "DROP TABLE IF EXISTS {db}.old {on_cluster};\n")
+    template = (
+        "CREATE TABLE IF NOT EXISTS {db}.t {on_cluster} (a UInt8)\n"
+        "ENGINE = MergeTree\nORDER BY a;\n"
+        "INSERT INTO {db}.t SELECT 1;\n"
+        "DROP TABLE IF EXISTS {db}.old {on_cluster};\n"
+    )
     steps = render_steps(template, s)
     assert [everywhere for _, everywhere in steps] == [True, True, False, True]
     assert steps[2][0] == "INSERT INTO cdb.t SELECT 1"

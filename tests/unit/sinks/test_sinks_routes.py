@@ -13,13 +13,17 @@ from sinks.routes import ROUTES, map_message
 from tests.unit.sinks.sinks_samples import SESSION, action, event
 
 
-@pytest.mark.parametrize(("table", "record", "datum"), [
-    ("events", "CaptureEvent", event()),
-    ("actions", "Action", action()),
-    ("sessions", "Session", SESSION),
-])
-def test_the_decrypt_hook_is_told_the_routes_record(table: str, record: str,
-                                                    datum: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("table", "record", "datum"),
+    [
+        ("events", "CaptureEvent", event()),
+        ("actions", "Action", action()),
+        ("sessions", "Session", SESSION),
+    ],
+)
+def test_the_decrypt_hook_is_told_the_routes_record(
+    table: str, record: str, datum: dict[str, Any]
+) -> None:
     seen: list[str] = []
 
     def hook(name: str, decoded: dict[str, Any]) -> dict[str, Any]:

@@ -20,29 +20,36 @@ class FakeClient:
         self.failures = failures
         self.inserts: list[tuple[list[Any], str]] = []
 
-    def insert(self, table: str, rows: Sequence[Any], column_names: list[str],
-               settings: dict[str, Any]) -> None:
+    def insert(
+        self, table: str, rows: Sequence[Any], column_names: list[str], settings: dict[str, Any]
+    ) -> None:
         if self.failures:
             self.failures -= 1
             assert self.error is not None
             raise self.error
         if any(r[0] < 0 for r in rows):
-            raise DatabaseError("Code: 469. DB::Exception: Constraint `c` is violated",
-                                code=469)
+            raise DatabaseError("Code: 469. DB::Exception: Constraint `c` is violated", code=469)
         self.inserts.append((list(rows), settings["insert_deduplication_token"]))
 
 
 def _writer(client: FakeClient, sleeps: list[float], attempts: int = 5) -> TableWriter:
-    return TableWriter(client, "events", ["x"],  # type: ignore[arg-type]
-                       retry=RetryPolicy(initial=0.1, factor=2, max_delay=0.3,
-                                         max_attempts=attempts), sleep=sleeps.append)
+    return TableWriter(
+        client,  # type: ignore[arg-type]
+        "events",
+        ["x"],
+        retry=RetryPolicy(initial=0.1, factor=2, max_delay=0.3, max_attempts=attempts),
+        sleep=sleeps.append,
+    )
 
 
-@pytest.mark.parametrize("error", [
-    OperationalError("connection refused"),
-    DatabaseError("Code: 252. Too many parts", code=252),
-    DatabaseError("Code: 209. Timeout", code=209),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("connection refused"),
+        DatabaseError("Code: 252. Too many parts", code=252),
+        DatabaseError("Code: 209. Timeout", code=209),
+    ],
+)
 def test_transient_failures_are_retried_with_the_same_token_and_backoff(error: Exception) -> None:
     client, sleeps = FakeClient(error, failures=3), list[float]()
     result = _writer(client, sleeps).write([(1,), (2,)], "t:0:5-6")
@@ -53,7 +60,8 @@ def test_transient_failures_are_retried_with_the_same_token_and_backoff(error: E
 def test_retries_end_with_a_typed_error() -> None:
     with pytest.raises(RetriesExhausted):
         _writer(FakeClient(OperationalError("down"), failures=99), [], attempts=3).write(
-            [(1,)], "t:0:0-0")
+            [(1,)], "t:0:0-0"
+        )
 
 
 @pytest.mark.parametrize("code", [60, 81, 516, 497])
@@ -79,14 +87,17 @@ def test_values_the_driver_cannot_serialise_are_row_problems() -> None:
     assert [r.index for r in result.rejected] == [0]
 
 
-@pytest.mark.parametrize(("code", "answered", "client_side", "kind"), [
-    (None, False, False, FailureKind.TRANSIENT),
-    (None, True, False, FailureKind.FATAL),
-    (None, False, True, FailureKind.ROWS),
-    (252, True, False, FailureKind.TRANSIENT),
-    (469, True, False, FailureKind.ROWS),
-    (60, True, False, FailureKind.FATAL),
-    (123456, True, False, FailureKind.FATAL),
-])
+@pytest.mark.parametrize(
+    ("code", "answered", "client_side", "kind"),
+    [
+        (None, False, False, FailureKind.TRANSIENT),
+        (None, True, False, FailureKind.FATAL),
+        (None, False, True, FailureKind.ROWS),
+        (252, True, False, FailureKind.TRANSIENT),
+        (469, True, False, FailureKind.ROWS),
+        (60, True, False, FailureKind.FATAL),
+        (123456, True, False, FailureKind.FATAL),
+    ],
+)
 def test_classify(code: int | None, answered: bool, client_side: bool, kind: FailureKind) -> None:
     assert classify(code, server_answered=answered, client_side=client_side) is kind

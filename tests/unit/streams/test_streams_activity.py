@@ -10,10 +10,18 @@ from streams.minutes import MinuteConfig
 from streams.session import SessionConfig
 from tests.unit.streams.streams_events import MINUTE, SECOND, T0, Device
 
-CFG = ActivityConfig(session=SessionConfig(gap_micros=60 * SECOND, grace_micros=5 * SECOND),
-                     minutes=MinuteConfig(grace_micros=5 * SECOND))
-KEY: dict[str, Any] = {"type": "KeyInput", "key": "a", "text": None, "modifiers": [],
-       "is_secure_field": False, "count": 1}
+CFG = ActivityConfig(
+    session=SessionConfig(gap_micros=60 * SECOND, grace_micros=5 * SECOND),
+    minutes=MinuteConfig(grace_micros=5 * SECOND),
+)
+KEY: dict[str, Any] = {
+    "type": "KeyInput",
+    "key": "a",
+    "text": None,
+    "modifiers": [],
+    "is_secure_field": False,
+    "count": 1,
+}
 
 
 def test_events_behind_the_watermark_become_late_records_of_each_stage() -> None:
@@ -25,7 +33,9 @@ def test_events_behind_the_watermark_become_late_records_of_each_stage() -> None
     now = T0 + 10 * MINUTE + SECOND
     out = state.fold([*on_time, far_ahead, late], now, CFG)
     assert [(r["event_id"], r["stage"]) for r in out.late] == [
-        (late["event_id"], "session"), (late["event_id"], "minutes")]
+        (late["event_id"], "session"),
+        (late["event_id"], "minutes"),
+    ]
     assert out.late_count("session") == 1 and out.late_count("minutes") == 1
     record = out.late[0]
     assert (record["ts"], record["detected_at"], record["device_id"]) == (late["ts"], now, "dev-1")
@@ -36,8 +46,9 @@ def test_events_behind_the_watermark_become_late_records_of_each_stage() -> None
 
 def test_in_order_events_are_never_late() -> None:
     dev = Device()
-    out = DeviceActivity().fold([dev.event(T0 + i * SECOND, KEY) for i in range(50)],
-                                T0 + 60 * SECOND, CFG)
+    out = DeviceActivity().fold(
+        [dev.event(T0 + i * SECOND, KEY) for i in range(50)], T0 + 60 * SECOND, CFG
+    )
     assert out.late == []
 
 
@@ -63,10 +74,13 @@ def test_rule_hits_of_merged_typing_are_counted_for_the_redactions_metric() -> N
 
     dev = Device()
     chunks = ["write to jane.d", "oe@exam", "ple.com now"]
-    typed = [withhold_typed(dev.event(T0 + i * SECOND, {**KEY, "key": None, "text": chunk}))
-             for i, chunk in enumerate(chunks)]
-    click = dev.event(T0 + 5 * SECOND, {"type": "MouseClick", "button": "left", "x": 1, "y": 2,
-                                        "double": False})
+    typed = [
+        withhold_typed(dev.event(T0 + i * SECOND, {**KEY, "key": None, "text": chunk}))
+        for i, chunk in enumerate(chunks)
+    ]
+    click = dev.event(
+        T0 + 5 * SECOND, {"type": "MouseClick", "button": "left", "x": 1, "y": 2, "double": False}
+    )
     out = DeviceActivity().fold([*typed, click], T0 + 6 * SECOND, CFG)
     typing = [a for a in out.actions if a["kind"] == "typing"]
     assert typing and "jane.doe" not in (typing[0]["text"] or "")

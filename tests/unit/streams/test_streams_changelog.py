@@ -16,8 +16,7 @@ from streams.transport import App
 
 def _table(tmp: Any) -> tuple[App, Any]:
     app = new_app(App, "changelog-test", "127.0.0.1:1", 12, tmp)
-    table = app.Table("devices", default=None, partitions=12, use_partitioner=True,
-                      key_type=bytes)
+    table = app.Table("devices", default=None, partitions=12, use_partitioner=True, key_type=bytes)
     return app, table
 
 
@@ -36,9 +35,11 @@ def test_a_rebalance_drops_the_states_of_revoked_partitions_only(tmp_path: Any) 
         for key, partition in ((b"dev-a", 1), (b"dev-b", 1), (b"dev-c", 2), (b"dev-d", 5)):
             store.data[key] = {"state": key.decode()}
             store._key_partition[key] = partition  # as a live write records it
-        await table.on_rebalance(assigned={TP(changelog, 2), TP(changelog, 5)},
-                                 revoked={TP(changelog, 1), TP("changelog-test-other", 2)},
-                                 newly_assigned=set())
+        await table.on_rebalance(
+            assigned={TP(changelog, 2), TP(changelog, 5)},
+            revoked={TP(changelog, 1), TP("changelog-test-other", 2)},
+            newly_assigned=set(),
+        )
         return dict(store.data)
 
     left = asyncio.run(main())

@@ -36,14 +36,17 @@ def _check_shape(ledger: DeviceSeen) -> None:
         assert ledger.ranges[0][0] >= ledger.max_seq - DEDUP_WINDOW
 
 
-@pytest.mark.parametrize(("seqs", "answers", "ranges"), [
-    ([0, 1, 2, 3], [False] * 4, [[0, 3]]),
-    ([0, 1, 1, 2, 0], [False, False, True, False, True], [[0, 2]]),
-    ([5, 3, 4, 3], [False, False, False, True], [[3, 5]]),
-    ([0, 2, 4, 3, 1], [False] * 5, [[0, 4]]),
-    ([10, 12, 11], [False, False, False], [[10, 12]]),
-    ([0, 10, 5, 6, 4], [False] * 5, [[0, 0], [4, 6], [10, 10]]),
-])
+@pytest.mark.parametrize(
+    ("seqs", "answers", "ranges"),
+    [
+        ([0, 1, 2, 3], [False] * 4, [[0, 3]]),
+        ([0, 1, 1, 2, 0], [False, False, True, False, True], [[0, 2]]),
+        ([5, 3, 4, 3], [False, False, False, True], [[3, 5]]),
+        ([0, 2, 4, 3, 1], [False] * 5, [[0, 4]]),
+        ([10, 12, 11], [False, False, False], [[10, 12]]),
+        ([0, 10, 5, 6, 4], [False] * 5, [[0, 0], [4, 6], [10, 10]]),
+    ],
+)
 def test_answers_and_ranges(seqs: list[int], answers: list[bool], ranges: list[list[int]]) -> None:
     ledger = DeviceSeen()
     assert [ledger.seen(s) for s in seqs] == answers
@@ -65,8 +68,10 @@ def test_too_old_counts_as_seen() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=3 * DEDUP_WINDOW), max_size=300),
-       st.integers(min_value=0, max_value=2 * DEDUP_WINDOW))
+@given(
+    st.lists(st.integers(min_value=0, max_value=3 * DEDUP_WINDOW), max_size=300),
+    st.integers(min_value=0, max_value=2 * DEDUP_WINDOW),
+)
 def test_matches_set_model(jumps: list[int], spread: int) -> None:
     ledger, model = DeviceSeen(), SetModel()
     for j in jumps:

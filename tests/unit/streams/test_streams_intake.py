@@ -52,8 +52,12 @@ class ScriptedBroker:
         first = self.position
         last = min(first + self.batch, END)
         self.position = last
-        return {TP: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, ())
-                     for o in range(first, last)]}
+        return {
+            TP: [
+                ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, ())
+                for o in range(first, last)
+            ]
+        }
 
     async def seek_to_committed(self) -> dict[Any, int]:
         for _ in range(self.round_trip):
@@ -87,14 +91,17 @@ class Event:
 class Run:
     """One worker start: the consumer, its agent queue, what the agent processed."""
 
-    def __init__(self, consumer_class: type[Any], round_trip: int, batch: int = BATCH,
-                 fetch_wait: int = 1) -> None:
-        self.app = App("intake-test", broker="kafka://127.0.0.1:1", store="memory://",
-                       web_enabled=False)
+    def __init__(
+        self, consumer_class: type[Any], round_trip: int, batch: int = BATCH, fetch_wait: int = 1
+    ) -> None:
+        self.app = App(
+            "intake-test", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False
+        )
         self.app.gap_free_topics = frozenset({TOPIC})
         self.app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
         self.queue: FlowControlQueue[Event] = FlowControlQueue(
-            flow_control=self.app.flow_control, clear_on_resume=True)
+            flow_control=self.app.flow_control, clear_on_resume=True
+        )
         self.broker = ScriptedBroker(round_trip, batch, fetch_wait)
         self.handed_over: list[int] = []
         self.processed: list[int] = []
@@ -105,8 +112,12 @@ class Run:
             self.queue.put_nowait(Event(message))
 
         transport = self.app.transport
-        self.consumer = consumer_class(transport, callback=on_message,
-                                       on_partitions_revoked=_noop, on_partitions_assigned=_noop)
+        self.consumer = consumer_class(
+            transport,
+            callback=on_message,
+            on_partitions_revoked=_noop,
+            on_partitions_assigned=_noop,
+        )
         self.app._consumer = self.consumer
         self.consumer._thread = self.broker
         self.consumer._commit_every = None
@@ -177,8 +188,15 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition never met")
 
 
-def run(consumer_class: type[Any], seek_after: int, clear_after: int, agent_early: bool,
-        round_trip: int = 3, batch: int = BATCH, fetch_wait: int = 1) -> Run:
+def run(
+    consumer_class: type[Any],
+    seek_after: int,
+    clear_after: int,
+    agent_early: bool,
+    round_trip: int = 3,
+    batch: int = BATCH,
+    fetch_wait: int = 1,
+) -> Run:
     async def main() -> Run:
         # in the loop: faust's services bind to it
         r = Run(consumer_class, round_trip, batch, fetch_wait)
@@ -193,15 +211,14 @@ def run(consumer_class: type[Any], seek_after: int, clear_after: int, agent_earl
 @pytest.mark.parametrize("agent_early", [False, True])
 @pytest.mark.parametrize("clear_after", [0, 2, 1000])
 @pytest.mark.parametrize("seek_after", range(0, 2 * BATCH + 2))
-def test_every_offset_below_the_commit_reached_the_agent(seek_after: int, clear_after: int,
-                                                         agent_early: bool, batch: int,
-                                                         fetch_wait: int) -> None:
+def test_every_offset_below_the_commit_reached_the_agent(
+    seek_after: int, clear_after: int, agent_early: bool, batch: int, fetch_wait: int
+) -> None:
     # batch=END: one fetch holds the whole backlog, so nothing fetched later
     # reveals what was dropped: the consumer must seek back on its own.
     # fetch_wait=6: a fetch outlasts the seek's round trip (3 turns), so records
     # fetched after the seek arrive in a fetch that began before it.
-    r = run(EagerConsumer, seek_after, clear_after, agent_early, batch=batch,
-            fetch_wait=fetch_wait)
+    r = run(EagerConsumer, seek_after, clear_after, agent_early, batch=batch, fetch_wait=fetch_wait)
     assert r.committed == END, (r.committed, sorted(set(r.processed)))
     missing = set(range(COMMITTED, r.committed)) - set(r.processed)
     assert not missing

@@ -25,18 +25,22 @@ def test_a_device_of_a_stopped_partition_stays_open_while_other_partitions_flow(
     assert gate.may_close_in(1, now)
 
 
-@pytest.mark.parametrize(("silent_s", "may_close"), [(0, True), (5, True), (6, False),
-                                                     (30, False), (65, False), (66, True)])
+@pytest.mark.parametrize(
+    ("silent_s", "may_close"),
+    [(0, True), (5, True), (6, False), (30, False), (65, False), (66, True)],
+)
 def test_a_partition_closes_while_it_flows_or_after_three_periods_of_silence(
-        silent_s: int, may_close: bool) -> None:
+    silent_s: int, may_close: bool
+) -> None:
     gate, now = _gate()
     gate.saw([7], now - silent_s * SEC)
     gate.saw([8], now)  # other input flows all along
     assert gate.may_close_in(7, now) is may_close
 
 
-def test_nothing_closes_right_after_a_rebalance_and_unknown_partitions_use_the_worker_gate(
-) -> None:
+def test_nothing_closes_right_after_a_rebalance_and_unknown_partitions_use_the_worker_gate() -> (
+    None
+):
     gate, now = _gate()
     gate.saw([1], now)
     gate.restart(now - 5 * SEC)

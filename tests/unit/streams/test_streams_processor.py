@@ -40,16 +40,24 @@ ALL = frozenset(Scope)
 
 
 def policy(subject: str = SUBJECT, scopes: frozenset[Scope] = ALL) -> ConsentPolicy:
-    return ConsentPolicy(subject_id=subject, org_id=ORG, version=3, scopes=scopes,
-                         changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+    return ConsentPolicy(
+        subject_id=subject,
+        org_id=ORG,
+        version=3,
+        scopes=scopes,
+        changed_by="admin",
+        changed_at=TUESDAY_10_UTC - 10,
+        reason=None,
+    )
 
 
 def keyset(*subjects: str) -> KeySet:
     records = []
     for subject in subjects:
         key = new_data_key()
-        records.append(KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1,
-                                 False))
+        records.append(
+            KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1, False)
+        )
     return KeySet(records, MASTER)
 
 
@@ -63,8 +71,13 @@ class FakeOutput:
         self.failing = False
         self.flushes = 0
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None,
-             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         self.pending.append((topic, key, value, headers))
 
     async def flush(self, timeout: float = 60.0) -> None:
@@ -98,38 +111,55 @@ class Clock:
         return self.now
 
 
-def events(n: int, device: str = "dev-1", first_seq: int = 1,
-           subject: str = SUBJECT) -> list[dict[str, Any]]:
+def events(
+    n: int, device: str = "dev-1", first_seq: int = 1, subject: str = SUBJECT
+) -> list[dict[str, Any]]:
     kinds = sorted(PAYLOADS)
-    return [make_event(kinds[i % len(kinds)], seq=first_seq + i, device_id=device,
-                       subject_id=subject, event_id=str(uuid.uuid4()),
-                       ts=TUESDAY_10_UTC + (first_seq + i) * 1000)
-            for i in range(n)]
+    return [
+        make_event(
+            kinds[i % len(kinds)],
+            seq=first_seq + i,
+            device_id=device,
+            subject_id=subject,
+            event_id=str(uuid.uuid4()),
+            ts=TUESDAY_10_UTC + (first_seq + i) * 1000,
+        )
+        for i in range(n)
+    ]
 
 
 def batch_record(evs: list[dict[str, Any]], offset: int = 0, **header: Any) -> RawMessage:
     datum = {**batch_header(evs, batch_id=str(uuid.uuid4()), sent_ts=NOW), **header}
-    value = (encode(DEVICE_BATCH, {**datum, "events": evs}, check_domains=False) if header
-             else encode_batch(datum, evs))
+    value = (
+        encode(DEVICE_BATCH, {**datum, "events": evs}, check_domains=False)
+        if header
+        else encode_batch(datum, evs)
+    )
     return RawMessage(evs[0]["device_id"].encode(), value, "capture.events", 0, offset)
 
 
 def single_record(event: dict[str, Any], offset: int = 0) -> RawMessage:
-    return RawMessage(event["device_id"].encode(), encode_event(event), "capture.events", 0,
-                      offset)
+    return RawMessage(event["device_id"].encode(), encode_event(event), "capture.events", 0, offset)
 
 
 class Harness:
-    def __init__(self, cfg: WorkerConfig | None = None, subjects: tuple[str, ...] = (SUBJECT,)
-                 ) -> None:
+    def __init__(
+        self, cfg: WorkerConfig | None = None, subjects: tuple[str, ...] = (SUBJECT,)
+    ) -> None:
         self.output = FakeOutput()
         self.table: dict[bytes, Any] = {}
         self.consent = FakeConsent(*(policy(s) for s in subjects))
         self.keys = keyset(*subjects)
         self.clock = Clock(NOW)
-        self.processor = BatchProcessor(cfg or WorkerConfig(), output=self.output,
-                                        table=self.table, consent=self.consent, keys=self.keys,
-                                        clock=self.clock, topic=lambda name: f"t.{name}")
+        self.processor = BatchProcessor(
+            cfg or WorkerConfig(),
+            output=self.output,
+            table=self.table,
+            consent=self.consent,
+            keys=self.keys,
+            clock=self.clock,
+            topic=lambda name: f"t.{name}",
+        )
 
     def process(self, *records: RawMessage) -> Any:
         return asyncio.run(self.processor.process(list(records)))
@@ -176,8 +206,11 @@ def test_the_records_routed_per_path_are_counted() -> None:
     h = Harness()
     out_of_order = events(4, first_seq=20)
     out_of_order[1]["seq"], out_of_order[2]["seq"] = 22, 21
-    h.process(batch_record(events(5)), single_record(events(1, first_seq=10)[0]),
-              batch_record(out_of_order))
+    h.process(
+        batch_record(events(5)),
+        single_record(events(1, first_seq=10)[0]),
+        batch_record(out_of_order),
+    )
     assert (routed("batch") - before[0], routed("event") - before[1]) == (1, 2)
 
 
@@ -230,8 +263,14 @@ def test_a_batch_read_again_after_it_was_stored_is_dropped_as_duplicates() -> No
 def test_a_restarted_processor_reads_its_states_from_the_table() -> None:
     h = Harness()
     h.process(batch_record(events(4)))
-    again = BatchProcessor(WorkerConfig(), output=h.output, table=h.table, consent=h.consent,
-                           keys=h.keys, clock=h.clock)
+    again = BatchProcessor(
+        WorkerConfig(),
+        output=h.output,
+        table=h.table,
+        consent=h.consent,
+        keys=h.keys,
+        clock=h.clock,
+    )
     result = asyncio.run(again.process([batch_record(events(6))]))  # seqs 1-4 seen, 5-6 new
     assert result.drops["duplicate"] == 4
     assert h.table[b"dev-1"]["seen"]["max_seq"] == 6

@@ -14,8 +14,13 @@ from streams.transport import App
 
 
 def _app() -> tuple[App, list[BaseException]]:
-    app = App("recovery-test", broker="kafka://127.0.0.1:1", store="memory://",
-              web_enabled=False, TableManager=TableManager)
+    app = App(
+        "recovery-test",
+        broker="kafka://127.0.0.1:1",
+        store="memory://",
+        web_enabled=False,
+        TableManager=TableManager,
+    )
     crashes: list[BaseException] = []
 
     async def crash(reason: BaseException) -> None:

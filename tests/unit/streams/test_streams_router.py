@@ -19,8 +19,15 @@ ALL = frozenset(Scope)
 
 
 def policy(scopes: frozenset[Scope] = ALL, version: int = 3) -> ConsentPolicy:
-    return ConsentPolicy(subject_id=SUBJECT, org_id=ORG, version=version, scopes=scopes,
-                         changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+    return ConsentPolicy(
+        subject_id=SUBJECT,
+        org_id=ORG,
+        version=version,
+        scopes=scopes,
+        changed_by="admin",
+        changed_at=TUESDAY_10_UTC - 10,
+        reason=None,
+    )
 
 
 def raw(event: dict[str, Any] | bytes, offset: int = 0) -> RawMessage:
@@ -28,11 +35,19 @@ def raw(event: dict[str, Any] | bytes, offset: int = 0) -> RawMessage:
     return RawMessage(b"dev-1", value, "capture.events", 0, offset)
 
 
-def route(msgs: list[RawMessage], pol: ConsentPolicy | None = None,
-          state: dict[str, DeviceSeen] | None = None) -> Any:
+def route(
+    msgs: list[RawMessage],
+    pol: ConsentPolicy | None = None,
+    state: dict[str, DeviceSeen] | None = None,
+) -> Any:
     store = state if state is not None else {}
-    return route_batch(msgs, now=NOW, consent=lambda s: pol, hours=lambda o: None,
-                       seen=lambda d: store.setdefault(d, DeviceSeen()))
+    return route_batch(
+        msgs,
+        now=NOW,
+        consent=lambda s: pol,
+        hours=lambda o: None,
+        seen=lambda d: store.setdefault(d, DeviceSeen()),
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,9 +91,15 @@ def test_missing_content_scope_removes_content_but_keeps_counts() -> None:
 
 
 def test_secrets_are_redacted_with_a_trail() -> None:
-    event = make_event("TerminalCommand", payload={
-        "type": "TerminalCommand", "command": "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
-        "exit_code": 0, "cwd_hash": "c"})
+    event = make_event(
+        "TerminalCommand",
+        payload={
+            "type": "TerminalCommand",
+            "command": "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+            "exit_code": 0,
+            "cwd_hash": "c",
+        },
+    )
     out = route([raw(event)], policy())
     [clean] = out.clean
     assert "AKIA" not in clean["payload"]["command"]
@@ -111,8 +132,9 @@ def test_dlq_limit_stops_on_consecutive_rejects() -> None:
 
 
 def test_dlq_limit_stops_on_ratio_over_window() -> None:
-    limit = DlqPolicy(DlqLimit(max_invalid_ratio=0.2, max_consecutive=10**9, window=100,
-                               min_observed=50))
+    limit = DlqPolicy(
+        DlqLimit(max_invalid_ratio=0.2, max_consecutive=10**9, window=100, min_observed=50)
+    )
     for i in range(300):  # 10% bad: fine
         limit.observe(i % 10 == 0)
     with pytest.raises(DlqLimitExceeded, match="ratio"):
@@ -126,8 +148,8 @@ SEC = 1_000_000
 @pytest.mark.parametrize(
     ("since_start_s", "since_input_s", "may_close"),
     [
-        (10, 1, False),    # just (re)started: the backlog may still be on its way
-        (100, 1, True),    # input flows: a device without events really is quiet
+        (10, 1, False),  # just (re)started: the backlog may still be on its way
+        (100, 1, True),  # input flows: a device without events really is quiet
         (100, 50, False),  # all input stopped a while ago: an outage or a pause
         (200, 80, False),
         (400, 106, True),  # silent for 3 periods: the working day is over
@@ -161,16 +183,26 @@ def test_capture_hours_from_settings_drop_events_outside_them() -> None:
 
     settings = Settings()
     # TUESDAY_10_UTC is 11:00 in Paris: inside 08:00-19:00, outside 12:00-13:00
-    settings.privacy.capture_hours = [{"org_id": ORG, "weekdays": ["tue"], "start": "12:00",
-                                       "end": "13:00", "tz": "Europe/Paris"}]
+    settings.privacy.capture_hours = [
+        {"org_id": ORG, "weekdays": ["tue"], "start": "12:00", "end": "13:00", "tz": "Europe/Paris"}
+    ]
     hours = {h.org_id: h for h in worker_config(settings).capture_hours}
-    out = route_batch([raw(make_event("MouseClick"))], now=NOW, consent=lambda s: policy(),
-                      hours=hours.get, seen=lambda d: DeviceSeen())
+    out = route_batch(
+        [raw(make_event("MouseClick"))],
+        now=NOW,
+        consent=lambda s: policy(),
+        hours=hours.get,
+        seen=lambda d: DeviceSeen(),
+    )
     assert out.clean == [] and out.drops == {"outside_capture_hours": 1}
     settings.privacy.capture_hours[0]["start"] = "08:00"
     settings.privacy.capture_hours[0]["end"] = "19:00"
     hours = {h.org_id: h for h in worker_config(settings).capture_hours}
-    out = route_batch([raw(make_event("MouseClick"))], now=NOW, consent=lambda s: policy(),
-                      hours=hours.get, seen=lambda d: DeviceSeen())
+    out = route_batch(
+        [raw(make_event("MouseClick"))],
+        now=NOW,
+        consent=lambda s: policy(),
+        hours=hours.get,
+        seen=lambda d: DeviceSeen(),
+    )
     assert len(out.clean) == 1
-

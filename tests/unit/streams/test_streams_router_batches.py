@@ -27,16 +27,29 @@ from tests.unit.privacy.privacy_events import (
 
 NOW = TUESDAY_10_UTC + 60_000_000
 ALL = frozenset(Scope)
-POLICY = ConsentPolicy(subject_id=SUBJECT, org_id=ORG, version=3, scopes=ALL,
-                       changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+POLICY = ConsentPolicy(
+    subject_id=SUBJECT,
+    org_id=ORG,
+    version=3,
+    scopes=ALL,
+    changed_by="admin",
+    changed_at=TUESDAY_10_UTC - 10,
+    reason=None,
+)
 
 
 def events(n: int, first_seq: int = 1, device: str = "dev-1") -> list[dict[str, Any]]:
     kinds = sorted(PAYLOADS)
-    return [make_event(kinds[i % len(kinds)], seq=first_seq + i, device_id=device,
-                       event_id=str(uuid.UUID(int=first_seq + i)),
-                       ts=TUESDAY_10_UTC + i * 1000)
-            for i in range(n)]
+    return [
+        make_event(
+            kinds[i % len(kinds)],
+            seq=first_seq + i,
+            device_id=device,
+            event_id=str(uuid.UUID(int=first_seq + i)),
+            ts=TUESDAY_10_UTC + i * 1000,
+        )
+        for i in range(n)
+    ]
 
 
 def raw(value: bytes, offset: int = 0, key: bytes = b"dev-1") -> RawMessage:
@@ -49,22 +62,41 @@ def as_batch(evs: list[dict[str, Any]], **header: Any) -> bytes:
     return encode(DEVICE_BATCH, datum, check_domains=False)
 
 
-def route(msgs: list[RawMessage], state: dict[str, DeviceSeen] | None = None,
-          pol: ConsentPolicy | None = POLICY) -> RouteResult:
+def route(
+    msgs: list[RawMessage],
+    state: dict[str, DeviceSeen] | None = None,
+    pol: ConsentPolicy | None = POLICY,
+) -> RouteResult:
     store = state if state is not None else {}
-    return route_batch(msgs, now=NOW, consent=lambda s: pol, hours=lambda o: None,
-                       seen=lambda d: store.setdefault(d, DeviceSeen()))
+    return route_batch(
+        msgs,
+        now=NOW,
+        consent=lambda s: pol,
+        hours=lambda o: None,
+        seen=lambda d: store.setdefault(d, DeviceSeen()),
+    )
 
 
 def summary(out: RouteResult, state: dict[str, DeviceSeen]) -> Any:
-    return (out.clean, [(d.reason, d.error) for d in out.dead], out.drops, out.redactions,
-            out.seq_regressions, out.outcomes, {k: v.to_dict() for k, v in state.items()})
+    return (
+        out.clean,
+        [(d.reason, d.error) for d in out.dead],
+        out.drops,
+        out.redactions,
+        out.seq_regressions,
+        out.outcomes,
+        {k: v.to_dict() for k, v in state.items()},
+    )
 
 
 def test_a_batch_of_n_events_routes_exactly_like_the_same_n_single_records() -> None:
     evs = events(12)
-    evs[3]["payload"] = {"type": "TerminalCommand", "cwd_hash": "c", "exit_code": 0,
-                         "command": "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"}
+    evs[3]["payload"] = {
+        "type": "TerminalCommand",
+        "cwd_hash": "c",
+        "exit_code": 0,
+        "command": "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+    }
     evs[5]["ts"] = NOW + 3600 * 1_000_000  # impossible: dead-lettered
     evs[7]["seq"] = 30  # a jump, then a regression below it
     seen_before = {"dev-1": DeviceSeen()}
@@ -89,8 +121,9 @@ def test_a_batch_of_n_events_routes_exactly_like_the_same_n_single_records() -> 
 def test_batches_and_single_records_mix_in_one_poll() -> None:
     first, second = events(3), events(3, first_seq=4)
     state: dict[str, DeviceSeen] = {}
-    out = route([raw(as_batch(first)), raw(encode_event(second[0]), 1),
-                 raw(as_batch(second[1:]), 2)], state)
+    out = route(
+        [raw(as_batch(first)), raw(encode_event(second[0]), 1), raw(as_batch(second[1:]), 2)], state
+    )
     assert [e["seq"] for e in out.clean] == [1, 2, 3, 4, 5, 6]
     assert out.outcomes == [False] * 6
 
@@ -107,8 +140,12 @@ def test_a_truncated_batch_is_one_typed_dead_letter_with_the_record() -> None:
 
 def test_a_batch_over_the_size_limit_is_one_typed_dead_letter() -> None:
     evs = events(2, first_seq=1)
-    evs[1]["payload"] = {"type": "TerminalCommand", "command": "x" * MAX_BATCH_BYTES,
-                         "exit_code": 0, "cwd_hash": "c"}
+    evs[1]["payload"] = {
+        "type": "TerminalCommand",
+        "command": "x" * MAX_BATCH_BYTES,
+        "exit_code": 0,
+        "cwd_hash": "c",
+    }
     data = as_batch(evs)
     out = route([raw(data), raw(as_batch(events(2, first_seq=5)), 1)])
     assert [(d.reason, d.value) for d in out.dead] == [("batch_too_large", data)]
@@ -116,8 +153,10 @@ def test_a_batch_over_the_size_limit_is_one_typed_dead_letter() -> None:
     assert out.outcomes == [True, False, False]
 
 
-@pytest.mark.parametrize(("field", "value"), [("subject_id", "another-person"),
-                                              ("device_id", "dev-2"), ("org_id", "org-2")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("subject_id", "another-person"), ("device_id", "dev-2"), ("org_id", "org-2")],
+)
 def test_an_event_disagreeing_with_its_header_is_dead_lettered_alone(
     field: str, value: str
 ) -> None:
@@ -128,7 +167,10 @@ def test_an_event_disagreeing_with_its_header_is_dead_lettered_alone(
     assert dead.reason == "batch_header_mismatch"
     headers = dict(dead.headers())
     assert (headers["event_index"], headers["batch_id"], headers["original_offset"]) == (
-        b"2", b"batch-1", b"4")
+        b"2",
+        b"batch-1",
+        b"4",
+    )
     assert dead.value is not None
     from schemas.codec import decode_event
 
@@ -152,7 +194,8 @@ def test_an_event_out_of_its_domain_is_dead_lettered_alone() -> None:
     evs[0]["payload"] = {**PAYLOADS["KeyInput"], "count": 0}
     out = route([raw(as_batch(evs))])
     assert [(d.reason, dict(d.headers())["event_index"]) for d in out.dead] == [
-        ("invalid_field", b"0")]
+        ("invalid_field", b"0")
+    ]
     assert len(out.clean) == 2
 
 

@@ -25,15 +25,28 @@ S = 1_000_000
 
 
 def policy(scopes: frozenset[Scope] = frozenset(Scope)) -> ConsentPolicy:
-    return ConsentPolicy(subject_id=SUBJECT, org_id=ORG, version=3, scopes=scopes,
-                         changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+    return ConsentPolicy(
+        subject_id=SUBJECT,
+        org_id=ORG,
+        version=3,
+        scopes=scopes,
+        changed_by="admin",
+        changed_at=TUESDAY_10_UTC - 10,
+        reason=None,
+    )
 
 
 def events(n: int, first_seq: int = 1) -> list[dict[str, Any]]:
     kinds = sorted(PAYLOADS)
-    out = [make_event(kinds[i % len(kinds)], seq=first_seq + i,
-                      event_id=str(uuid.UUID(int=first_seq + i)), ts=TUESDAY_10_UTC + i * 1000)
-           for i in range(n)]
+    out = [
+        make_event(
+            kinds[i % len(kinds)],
+            seq=first_seq + i,
+            event_id=str(uuid.UUID(int=first_seq + i)),
+            ts=TUESDAY_10_UTC + i * 1000,
+        )
+        for i in range(n)
+    ]
     # what redaction and minimisation act on, repeated as capture repeats it
     out[0]["app"]["window_title"] = "mail to jane.doe@example.com - Inbox"
     out[1]["app"]["window_title"] = "mail to jane.doe@example.com - Inbox"
@@ -45,15 +58,27 @@ def events(n: int, first_seq: int = 1) -> list[dict[str, Any]]:
     return out
 
 
-def route(msgs: list[RawMessage], state: dict[str, DeviceSeen], pol: ConsentPolicy | None,
-          hours: CaptureHours | None = None) -> RouteResult:
-    return route_batch(msgs, now=NOW, consent=lambda s: pol, hours=lambda o: hours,
-                       seen=lambda d: state.setdefault(d, DeviceSeen()))
+def route(
+    msgs: list[RawMessage],
+    state: dict[str, DeviceSeen],
+    pol: ConsentPolicy | None,
+    hours: CaptureHours | None = None,
+) -> RouteResult:
+    return route_batch(
+        msgs,
+        now=NOW,
+        consent=lambda s: pol,
+        hours=lambda o: hours,
+        seen=lambda d: state.setdefault(d, DeviceSeen()),
+    )
 
 
-def both_ways(evs: list[dict[str, Any]], pol: ConsentPolicy | None = None,
-              hours: CaptureHours | None = None, before: list[int] = (),  # type: ignore[assignment]
-              ) -> tuple[RouteResult, RouteResult, dict[str, DeviceSeen], dict[str, DeviceSeen]]:
+def both_ways(
+    evs: list[dict[str, Any]],
+    pol: ConsentPolicy | None = None,
+    hours: CaptureHours | None = None,
+    before: list[int] = (),  # type: ignore[assignment]
+) -> tuple[RouteResult, RouteResult, dict[str, DeviceSeen], dict[str, DeviceSeen]]:
     """The batch routed as one DeviceBatch and as single records, from the same state."""
     pol = policy() if pol is None else pol
     batch_state: dict[str, DeviceSeen] = {"dev-1": DeviceSeen()}
@@ -61,18 +86,28 @@ def both_ways(evs: list[dict[str, Any]], pol: ConsentPolicy | None = None,
     for seq in before:
         batch_state["dev-1"].seen(seq)
         single_state["dev-1"].seen(seq)
-    batched = route([RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events", 0, 0)],
-                    batch_state, pol, hours)
-    singles = route([RawMessage(b"dev-1", encode_event(e), "capture.events", 0, i)
-                     for i, e in enumerate(evs)], single_state, pol, hours)
+    batched = route(
+        [RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events", 0, 0)],
+        batch_state,
+        pol,
+        hours,
+    )
+    singles = route(
+        [RawMessage(b"dev-1", encode_event(e), "capture.events", 0, i) for i, e in enumerate(evs)],
+        single_state,
+        pol,
+        hours,
+    )
     return batched, singles, batch_state, single_state
 
 
-def same(batched: RouteResult, singles: RouteResult, a: dict[str, DeviceSeen],
-         b: dict[str, DeviceSeen]) -> None:
+def same(
+    batched: RouteResult, singles: RouteResult, a: dict[str, DeviceSeen], b: dict[str, DeviceSeen]
+) -> None:
     assert batched.clean == singles.clean
-    assert [(d.reason, d.error) for d in batched.dead] == [(d.reason, d.error)
-                                                           for d in singles.dead]
+    assert [(d.reason, d.error) for d in batched.dead] == [
+        (d.reason, d.error) for d in singles.dead
+    ]
     assert batched.drops == singles.drops
     assert batched.redactions == singles.redactions
     assert batched.seq_regressions == singles.seq_regressions
@@ -100,16 +135,32 @@ def test_a_batch_replayed_whole_is_dropped_as_duplicates_at_once() -> None:
 
 
 def test_without_consent_the_whole_batch_is_dropped_at_once_and_its_seqs_recorded() -> None:
-    refused = ConsentPolicy(subject_id=SUBJECT, org_id=ORG, version=1, scopes=frozenset(),
-                            changed_by="admin", changed_at=0, reason=None)
+    refused = ConsentPolicy(
+        subject_id=SUBJECT,
+        org_id=ORG,
+        version=1,
+        scopes=frozenset(),
+        changed_by="admin",
+        changed_at=0,
+        reason=None,
+    )
     batched, singles, a, b = both_ways(events(9), pol=refused)
     assert batched.fast == 1
     same(batched, singles, a, b)
     assert a["dev-1"].max_seq == 9
 
 
-@pytest.mark.parametrize("case", ["overlap", "out_of_order", "missing_scopes", "late_event",
-                                  "hours_straddle", "hours_across_midnight"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "overlap",
+        "out_of_order",
+        "missing_scopes",
+        "late_event",
+        "hours_straddle",
+        "hours_across_midnight",
+    ],
+)
 def test_a_batch_failing_a_condition_takes_the_per_event_path(case: str) -> None:
     evs = events(12)
     before: list[int] = []
@@ -147,11 +198,15 @@ def test_capture_hours_holding_for_the_whole_batch_are_checked_once() -> None:
 def test_single_records_and_batches_each_make_one_clean_group_per_record() -> None:
     evs = events(9)
     state: dict[str, DeviceSeen] = {}
-    msgs = [RawMessage(b"dev-1", encode_event(evs[0]), "capture.events", 0, 0),
-            RawMessage(b"dev-1", as_batch(evs[1:]), "capture.events", 0, 1)]
+    msgs = [
+        RawMessage(b"dev-1", encode_event(evs[0]), "capture.events", 0, 0),
+        RawMessage(b"dev-1", as_batch(evs[1:]), "capture.events", 0, 1),
+    ]
     out = route(msgs, state, policy())
-    assert [(g.batch_id, len(g.events)) for g in out.groups] == [(evs[0]["event_id"], 1),
-                                                                 ("batch-1", 8)]
+    assert [(g.batch_id, len(g.events)) for g in out.groups] == [
+        (evs[0]["event_id"], 1),
+        ("batch-1", 8),
+    ]
 
 
 def test_a_clock_change_inside_the_batch_sends_it_the_per_event_way() -> None:
@@ -160,20 +215,29 @@ def test_a_clock_change_inside_the_batch_sends_it_the_per_event_way() -> None:
     hours = CaptureHours(ORG, frozenset(range(7)), time(2, 30), time(4), "Europe/Paris")
     fall_back = 1_792_890_000 * S  # 2026-10-25 01:00:00 UTC
     evs = events(3)
-    for event, ts in zip(evs, (fall_back - 15 * 60 * S, fall_back + 10 * 60 * S,
-                               fall_back + 40 * 60 * S), strict=True):
+    for event, ts in zip(
+        evs,
+        (fall_back - 15 * 60 * S, fall_back + 10 * 60 * S, fall_back + 40 * 60 * S),
+        strict=True,
+    ):
         event["ts"] = ts
     now = fall_back + 3600 * S
     batch_state: dict[str, DeviceSeen] = {}
     single_state: dict[str, DeviceSeen] = {}
-    batched = route_batch([RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events",
-                                      0, 0)], now=now, consent=lambda s: policy(),
-                          hours=lambda o: hours,
-                          seen=lambda d: batch_state.setdefault(d, DeviceSeen()))
-    singles = route_batch([RawMessage(b"dev-1", encode_event(e), "capture.events", 0, i)
-                           for i, e in enumerate(evs)], now=now, consent=lambda s: policy(),
-                          hours=lambda o: hours,
-                          seen=lambda d: single_state.setdefault(d, DeviceSeen()))
+    batched = route_batch(
+        [RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events", 0, 0)],
+        now=now,
+        consent=lambda s: policy(),
+        hours=lambda o: hours,
+        seen=lambda d: batch_state.setdefault(d, DeviceSeen()),
+    )
+    singles = route_batch(
+        [RawMessage(b"dev-1", encode_event(e), "capture.events", 0, i) for i, e in enumerate(evs)],
+        now=now,
+        consent=lambda s: policy(),
+        hours=lambda o: hours,
+        seen=lambda d: single_state.setdefault(d, DeviceSeen()),
+    )
     assert batched.fast == 0
     same(batched, singles, batch_state, single_state)
     assert batched.drops["outside_capture_hours"] == 1

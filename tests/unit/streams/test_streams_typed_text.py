@@ -38,8 +38,15 @@ HOST = EVENT_COLUMNS.index("url_host")
 
 
 def policy(scopes: frozenset[Scope] = ALL) -> ConsentPolicy:
-    return ConsentPolicy(subject_id=SUBJECT, org_id=ORG, version=2, scopes=scopes,
-                         changed_by="admin", changed_at=TUESDAY_10_UTC - 10, reason=None)
+    return ConsentPolicy(
+        subject_id=SUBJECT,
+        org_id=ORG,
+        version=2,
+        scopes=scopes,
+        changed_by="admin",
+        changed_at=TUESDAY_10_UTC - 10,
+        reason=None,
+    )
 
 
 class Pipeline:
@@ -53,11 +60,17 @@ class Pipeline:
     def run(self, events: list[dict[str, Any]]) -> tuple[RouteResult, Outputs]:
         batch = []
         for event in events:
-            batch.append(RawMessage(b"dev-1", encode_event(event), "capture.events", 0,
-                                    self.offset))
+            batch.append(
+                RawMessage(b"dev-1", encode_event(event), "capture.events", 0, self.offset)
+            )
             self.offset += 1
-        result = route_batch(batch, now=NOW, consent=lambda s: self.policy,
-                             hours=lambda o: None, seen=lambda d: self.device.seen)
+        result = route_batch(
+            batch,
+            now=NOW,
+            consent=lambda s: self.policy,
+            hours=lambda o: None,
+            seen=lambda d: self.device.seen,
+        )
         return result, self.device.fold(result.clean, NOW, ActivityConfig())
 
 
@@ -65,15 +78,32 @@ def keys(chunks: list[str], first_seq: int = 1, title: str = "Terminal") -> list
     """KeyInput events typing ``chunks``, 10 ms apart, then a click that closes the burst."""
     events = []
     for i, chunk in enumerate(chunks):
-        payload: dict[str, Any] = {"type": "KeyInput", "key": None, "text": chunk, "modifiers": [],
-                   "is_secure_field": False, "count": max(1, len(chunk))}
-        events.append(make_event("KeyInput", event_id=str(uuid.uuid4()), seq=first_seq + i,
-                                 ts=TUESDAY_10_UTC + i * 10_000, payload=payload,
-                                 app={"app_name": "Terminal", "window_title": title,
-                                      "url_host": None}))
-    events.append(make_event("MouseClick", event_id=str(uuid.uuid4()),
-                             seq=first_seq + len(chunks),
-                             ts=TUESDAY_10_UTC + len(chunks) * 10_000))
+        payload: dict[str, Any] = {
+            "type": "KeyInput",
+            "key": None,
+            "text": chunk,
+            "modifiers": [],
+            "is_secure_field": False,
+            "count": max(1, len(chunk)),
+        }
+        events.append(
+            make_event(
+                "KeyInput",
+                event_id=str(uuid.uuid4()),
+                seq=first_seq + i,
+                ts=TUESDAY_10_UTC + i * 10_000,
+                payload=payload,
+                app={"app_name": "Terminal", "window_title": title, "url_host": None},
+            )
+        )
+    events.append(
+        make_event(
+            "MouseClick",
+            event_id=str(uuid.uuid4()),
+            seq=first_seq + len(chunks),
+            ts=TUESDAY_10_UTC + len(chunks) * 10_000,
+        )
+    )
     return events
 
 
@@ -145,13 +175,31 @@ def test_a_secret_typed_key_by_key_leaves_key_classes_only() -> None:
     secret = "sk_live_51HxQ2w3E4r5T6y7U8i9O0pA"
     events = []
     for i, char in enumerate(f"key {secret}"):
-        payload = {"type": "KeyInput", "key": char, "text": None,
-                   "modifiers": ["shift"] if char.isupper() else [],
-                   "is_secure_field": False, "count": 1}
-        events.append(make_event("KeyInput", event_id=str(uuid.uuid4()), seq=i + 1,
-                                 ts=TUESDAY_10_UTC + i * 1000, payload=payload))
-    events.append(make_event("MouseClick", event_id=str(uuid.uuid4()), seq=len(events) + 1,
-                             ts=TUESDAY_10_UTC + len(events) * 1000))
+        payload = {
+            "type": "KeyInput",
+            "key": char,
+            "text": None,
+            "modifiers": ["shift"] if char.isupper() else [],
+            "is_secure_field": False,
+            "count": 1,
+        }
+        events.append(
+            make_event(
+                "KeyInput",
+                event_id=str(uuid.uuid4()),
+                seq=i + 1,
+                ts=TUESDAY_10_UTC + i * 1000,
+                payload=payload,
+            )
+        )
+    events.append(
+        make_event(
+            "MouseClick",
+            event_id=str(uuid.uuid4()),
+            seq=len(events) + 1,
+            ts=TUESDAY_10_UTC + len(events) * 1000,
+        )
+    )
     result, out = Pipeline().run(events)
     rows = [stored(e)[1] for e in result.clean if e["payload"]["type"] == "KeyInput"]
     assert {row[KEY_NAME] for row in rows} == {KEY_CLASS_CHARACTER}
@@ -180,11 +228,21 @@ def test_a_secret_typed_key_by_key_leaves_key_classes_only() -> None:
     ],
 )
 def test_named_keys_and_shortcuts_stay_characters_become_a_class(
-    key: str | None, modifiers: list[str], kept: str | None,
+    key: str | None,
+    modifiers: list[str],
+    kept: str | None,
 ) -> None:
-    event = make_event("KeyInput", payload={"type": "KeyInput", "key": key, "text": None,
-                                            "modifiers": modifiers, "is_secure_field": False,
-                                            "count": 1})
+    event = make_event(
+        "KeyInput",
+        payload={
+            "type": "KeyInput",
+            "key": key,
+            "text": None,
+            "modifiers": modifiers,
+            "is_secure_field": False,
+            "count": 1,
+        },
+    )
     out = withhold_typed(event)
     assert out["payload"]["key"] == kept and out["payload"]["text"] is None
     assert event["payload"]["key"] == key  # not mutated
@@ -206,10 +264,17 @@ def test_typed_text_withheld_without_keystroke_consent_stays_withheld() -> None:
 
 
 def titled(seq: int) -> dict[str, Any]:
-    return make_event("KeyInput", event_id=str(uuid.uuid4()), seq=seq,
-                      ts=TUESDAY_10_UTC + seq * 1000,
-                      app={"app_name": "Mail", "window_title": "Re: offer letter - Ann Lee",
-                           "url_host": "mail.example.com"})
+    return make_event(
+        "KeyInput",
+        event_id=str(uuid.uuid4()),
+        seq=seq,
+        ts=TUESDAY_10_UTC + seq * 1000,
+        app={
+            "app_name": "Mail",
+            "window_title": "Re: offer letter - Ann Lee",
+            "url_host": "mail.example.com",
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -223,10 +288,14 @@ def titled(seq: int) -> dict[str, Any]:
     ],
 )
 def test_titles_and_hosts_need_the_window_titles_scope(
-    scopes: frozenset[Scope], kept: bool,
+    scopes: frozenset[Scope],
+    kept: bool,
 ) -> None:
-    events = [titled(1), titled(2), make_event("MouseClick", event_id=str(uuid.uuid4()), seq=3,
-                                               ts=TUESDAY_10_UTC + 3000)]
+    events = [
+        titled(1),
+        titled(2),
+        make_event("MouseClick", event_id=str(uuid.uuid4()), seq=3, ts=TUESDAY_10_UTC + 3000),
+    ]
     result, out = Pipeline(scopes).run(events)
     for clean in result.clean:
         record, row = stored(clean)
@@ -240,8 +309,9 @@ def test_titles_and_hosts_need_the_window_titles_scope(
 
 
 def click(seq: int) -> dict[str, Any]:
-    return make_event("MouseClick", event_id=str(uuid.uuid4()), seq=seq,
-                      ts=TUESDAY_10_UTC + seq * 1000)
+    return make_event(
+        "MouseClick", event_id=str(uuid.uuid4()), seq=seq, ts=TUESDAY_10_UTC + seq * 1000
+    )
 
 
 def test_seq_regressions_are_marked_and_counted_never_silent() -> None:
@@ -259,8 +329,11 @@ def test_seq_regressions_are_marked_and_counted_never_silent() -> None:
     assert second.drops["duplicate"] == 1  # 7 again: a retry, not a regression
     rows = [stored(e)[1] for e in second.clean]
     trail = EVENT_COLUMNS.index("redactions")
-    assert sorted(r[EVENT_COLUMNS.index("seq")] for r in rows if SEQ_REGRESSION in r[trail]) \
-        == [6, 7, 8]
+    assert sorted(r[EVENT_COLUMNS.index("seq")] for r in rows if SEQ_REGRESSION in r[trail]) == [
+        6,
+        7,
+        8,
+    ]
 
 
 def test_in_order_and_retried_events_are_not_regressions() -> None:

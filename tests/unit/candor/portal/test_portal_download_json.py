@@ -11,11 +11,18 @@ from candor.portal.download import json_default
 
 
 def test_clickhouse_values_become_json() -> None:
-    row = {"ts": datetime(2026, 11, 29, 9, 0, tzinfo=UTC), "day": date(2026, 11, 29),
-           "raw": b"abc", "tags": ("a", "b")}
+    row = {
+        "ts": datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+        "day": date(2026, 11, 29),
+        "raw": b"abc",
+        "tags": ("a", "b"),
+    }
     assert json.loads(json.dumps(row, default=json_default)) == {
-        "ts": "2026-11-29T09:00:00+00:00", "day": "2026-11-29", "raw": "abc",
-        "tags": ["a", "b"]}
+        "ts": "2026-11-29T09:00:00+00:00",
+        "day": "2026-11-29",
+        "raw": "abc",
+        "tags": ["a", "b"],
+    }
 
 
 def test_anything_else_is_refused() -> None:

@@ -48,14 +48,16 @@ def parse(html: str) -> Forms:
 
 
 def overview() -> Overview:
-    day = DaySummary(date(2026, 11, 29), {"KeyInput": 7, "MouseClick": 3}, {"code": 120.0},
-                     sessions=2)
+    day = DaySummary(
+        date(2026, 11, 29), {"KeyInput": 7, "MouseClick": 3}, {"code": 120.0}, sessions=2
+    )
     return Overview([day], {"secret:aws_key": 4}, [ExportHeld("x-1", AT, AT, AT, "parquet", 9)])
 
 
 def test_every_value_is_escaped() -> None:
-    html = pages.home_page(EVIL, ["keystroke_content"], {"weekdays": [EVIL]}, overview(),
-                           [{"erasure_id": EVIL}], [])
+    html = pages.home_page(
+        EVIL, ["keystroke_content"], {"weekdays": [EVIL]}, overview(), [{"erasure_id": EVIL}], []
+    )
     assert EVIL not in html and "&lt;script&gt;" in html
 
 
@@ -71,8 +73,9 @@ def test_the_numbers_are_marked_for_comparison() -> None:
 
 def test_every_consent_form_posts_the_csrf_token_and_every_scope_has_a_button() -> None:
     history = [ConsentChange(1, ["activity_metadata", "keystroke_content"], "hr", AT, "hired")]
-    html = pages.consent_page("subj-a", ["activity_metadata", "keystroke_content"], history,
-                              "tok-123")
+    html = pages.consent_page(
+        "subj-a", ["activity_metadata", "keystroke_content"], history, "tok-123"
+    )
     doc = parse(html)
     forms = [f for f in doc.forms if f["@action"] == "/consent"]
     assert len(forms) == len(Scope)
@@ -100,8 +103,11 @@ def test_the_receipt_is_downloadable_as_the_same_json() -> None:
 
 
 def test_every_page_has_a_language_a_skip_link_and_one_main() -> None:
-    for html in (pages.message_page("t", "x"), pages.download_page("s"),
-                 pages.events_page("s", [])):
+    for html in (
+        pages.message_page("t", "x"),
+        pages.download_page("s"),
+        pages.events_page("s", []),
+    ):
         doc = parse(html)
         assert doc.lang == "en"
         assert doc.ids.count("main") == 1
@@ -114,6 +120,7 @@ def test_an_unknown_scope_is_still_shown() -> None:
 
 def test_the_notice_after_a_change_accepts_only_known_scopes_and_actions() -> None:
     assert _notice({"scope": "keystroke_content", "done": "revoke", "v": "3"}).startswith(
-        "keystroke_content revoked (consent version 3)")
+        "keystroke_content revoked (consent version 3)"
+    )
     assert _notice({"scope": EVIL, "done": "revoke", "v": "3"}) == ""
     assert _notice({"scope": "analytics", "done": "delete", "v": "3"}) == ""

@@ -62,8 +62,9 @@ def test_an_unchanged_screen_is_skipped_and_a_changed_one_kept() -> None:
 
 def test_frames_are_paced() -> None:
     screen = Screen()
-    capturer = FrameCapturer(screen.grab, lambda: [],
-                             FrameConfig(min_interval_s=1.0, idle_every_s=10.0))
+    capturer = FrameCapturer(
+        screen.grab, lambda: [], FrameConfig(min_interval_s=1.0, idle_every_s=10.0)
+    )
     assert capturer.capture(SECOND) is not None
     assert capturer.capture(SECOND + 500_000) is None  # action too soon: not even grabbed
     assert screen.grabs == 1
@@ -96,17 +97,19 @@ class Focus:
         return "notes", "notes - editor"
 
 
-def test_the_agent_sends_a_screen_frame_after_a_click_and_writes_the_bytes(
-    tmp_path: Path
-) -> None:
+def test_the_agent_sends_a_screen_frame_after_a_click_and_writes_the_bytes(tmp_path: Path) -> None:
     screen = Screen()
     clock = iter(range(SECOND, 1000 * SECOND, SECOND // 10))
     sink = Sink()
-    agent = DesktopAgent(sink, Recorder(PrivacyPolicy(screen_frames=True)), Focus(),
-                         PauseSwitch(), clock=lambda: next(clock),
-                         frames=FrameCapturer(screen.grab, lambda: [],
-                                              FrameConfig(min_interval_s=0.0)),
-                         frame_outbox=tmp_path / "frames")
+    agent = DesktopAgent(
+        sink,
+        Recorder(PrivacyPolicy(screen_frames=True)),
+        Focus(),
+        PauseSwitch(),
+        clock=lambda: next(clock),
+        frames=FrameCapturer(screen.grab, lambda: [], FrameConfig(min_interval_s=0.0)),
+        frame_outbox=tmp_path / "frames",
+    )
     agent.submit(Clicked(10, 10, "left"))
     screen.draw((0, 0, 100, 100), (0, 0, 255))
     agent.stop()

@@ -46,11 +46,19 @@ def started(app: str = "xterm", title: str | None = "bash", **config: Any) -> Re
 
 @pytest.mark.parametrize(
     ("special", "char", "key"),
-    [("ctrl_l", None, Key(name="ctrl")), ("alt_gr", None, Key(name="alt")),
-     ("cmd", None, Key(name="meta")), ("shift_r", None, Key(name="shift")),
-     ("enter", None, Key(name="Enter")), ("space", None, Key(char=" ")),
-     ("f5", None, Key(name="F5")), (None, "a", Key(char="a")), (None, "\x13", Key(char="s")),
-     (None, None, None), (None, "\x7f", None)],
+    [
+        ("ctrl_l", None, Key(name="ctrl")),
+        ("alt_gr", None, Key(name="alt")),
+        ("cmd", None, Key(name="meta")),
+        ("shift_r", None, Key(name="shift")),
+        ("enter", None, Key(name="Enter")),
+        ("space", None, Key(char=" ")),
+        ("f5", None, Key(name="F5")),
+        (None, "a", Key(char="a")),
+        (None, "\x13", Key(char="s")),
+        (None, None, None),
+        (None, "\x7f", None),
+    ],
 )
 def test_translate_key(special: str | None, char: str | None, key: Key | None) -> None:
     assert translate_key(special, char) == key
@@ -62,7 +70,9 @@ def test_typing_is_merged_into_chunks_ended_by_enter() -> None:
     assert out == []
     out = recorder.feed(KeyDown(Key(name="Enter")), T0 + 1_000 * MS)
     assert [(p["text"], p["key"], p["count"]) for p in payloads(out)] == [
-        ("ls -la", None, 6), (None, "Enter", 1)]
+        ("ls -la", None, 6),
+        (None, "Enter", 1),
+    ]
     assert out[0].ts == T0
 
 
@@ -92,15 +102,21 @@ def test_chords_are_single_keys_with_their_modifiers() -> None:
     recorder.feed(KeyUp(Key(name="shift")), T0 + 203 * MS)
     out += typed(recorder, "y", T0 + 300 * MS) + recorder.flush()
     assert [(p["key"], p["text"], p["modifiers"]) for p in payloads(out)] == [
-        (None, "x", []), ("p", None, ["ctrl", "shift"]), (None, "y", [])]
+        (None, "x", []),
+        ("p", None, ["ctrl", "shift"]),
+        (None, "y", []),
+    ]
 
 
 @pytest.mark.parametrize(
     ("app", "title", "secure", "sent_title"),
-    [("KeePassXC", "vault.kdbx", True, None), ("org.bitwarden.desktop", "Bitwarden", True, None),
-     ("firefox", "Sign in - enter your password", True, "Sign in - enter your password"),
-     ("xterm", "[sudo] password for ana", True, "[sudo] password for ana"),
-     ("xterm", "bash", False, "bash")],
+    [
+        ("KeePassXC", "vault.kdbx", True, None),
+        ("org.bitwarden.desktop", "Bitwarden", True, None),
+        ("firefox", "Sign in - enter your password", True, "Sign in - enter your password"),
+        ("xterm", "[sudo] password for ana", True, "[sudo] password for ana"),
+        ("xterm", "bash", False, "bash"),
+    ],
 )
 def test_secure_windows_send_counts_without_content(
     app: str, title: str, secure: bool, sent_title: str | None
@@ -108,8 +124,10 @@ def test_secure_windows_send_counts_without_content(
     recorder = started(app, title)
     out = typed(recorder, "hunter2") + recorder.feed(KeyDown(Key(name="Enter")), T0 + MS * 900)
     assert [(p["text"], p["key"], p["is_secure_field"], p["count"]) for p in payloads(out)] == (
-        [(None, None, True, 7), (None, None, True, 1)] if secure
-        else [("hunter2", None, False, 7), (None, "Enter", False, 1)])
+        [(None, None, True, 7), (None, None, True, 1)]
+        if secure
+        else [("hunter2", None, False, 7), (None, "Enter", False, 1)]
+    )
     assert {c.app["window_title"] for c in out} == {sent_title}
 
 
@@ -118,7 +136,9 @@ def test_focus_change_flushes_typing_into_the_old_window_and_says_where_from() -
     typed(recorder, "abc")
     out = recorder.focus("keepassxc", "vault", T0 + 500 * MS)
     assert [(c.payload["type"], c.app["app_name"]) for c in out] == [
-        ("KeyInput", "xterm"), ("WindowFocus", "keepassxc")]
+        ("KeyInput", "xterm"),
+        ("WindowFocus", "keepassxc"),
+    ]
     assert out[0].payload["text"] == "abc"
     assert out[1].payload["previous_app_name"] == "xterm" and out[1].app["window_title"] is None
     assert recorder.focus("keepassxc", "vault", T0 + 600 * MS) == []
@@ -130,8 +150,11 @@ def test_pointer_motion_becomes_paths_cut_by_clicks_and_rest() -> None:
         recorder.feed(PointerMoved(10 * i, 5 * i), T0 + i * 10 * MS)
     out = recorder.feed(Clicked(20, 10, "left"), T0 + 40 * MS)
     assert [p["type"] for p in payloads(out)] == ["MouseMove", "MouseClick"]
-    assert out[0].payload["path"] == [{"dt_ms": 0, "x": 0, "y": 0}, {"dt_ms": 10, "x": 10, "y": 5},
-                                      {"dt_ms": 10, "x": 20, "y": 10}]
+    assert out[0].payload["path"] == [
+        {"dt_ms": 0, "x": 0, "y": 0},
+        {"dt_ms": 10, "x": 10, "y": 5},
+        {"dt_ms": 10, "x": 20, "y": 10},
+    ]
     recorder.feed(PointerMoved(1, 1), T0 + 100 * MS)
     assert recorder.tick(T0 + 200 * MS) == []
     assert payloads(recorder.tick(T0 + 300 * MS))[0]["path"] == [{"dt_ms": 0, "x": 1, "y": 1}]
@@ -139,9 +162,13 @@ def test_pointer_motion_becomes_paths_cut_by_clicks_and_rest() -> None:
 
 @pytest.mark.parametrize(
     ("second", "gap_ms", "double"),
-    [(Clicked(100, 100, "left"), 200, True), (Clicked(103, 98, "left"), 200, True),
-     (Clicked(100, 100, "left"), 600, False), (Clicked(120, 100, "left"), 200, False),
-     (Clicked(100, 100, "right"), 200, False)],
+    [
+        (Clicked(100, 100, "left"), 200, True),
+        (Clicked(103, 98, "left"), 200, True),
+        (Clicked(100, 100, "left"), 600, False),
+        (Clicked(120, 100, "left"), 200, False),
+        (Clicked(100, 100, "right"), 200, False),
+    ],
 )
 def test_double_clicks(second: Clicked, gap_ms: int, double: bool) -> None:
     recorder = started()
@@ -157,8 +184,10 @@ def test_idle_after_quiet_and_active_again_on_input() -> None:
     assert payloads(recorder.tick(T0 + 60_000 * MS)) == [{"type": "ActivityState", "state": "idle"}]
     assert recorder.tick(T0 + 90_000 * MS) == []
     out = recorder.feed(Scrolled(0, 1), T0 + 95_000 * MS)
-    assert payloads(out) == [{"type": "ActivityState", "state": "active"},
-                             {"type": "Scroll", "dx": 0, "dy": 1}]
+    assert payloads(out) == [
+        {"type": "ActivityState", "state": "active"},
+        {"type": "Scroll", "dx": 0, "dy": 1},
+    ]
 
 
 def test_nothing_is_captured_while_paused() -> None:
@@ -183,11 +212,29 @@ def test_everything_the_recorder_emits_fits_the_contract() -> None:
     out += recorder.feed(Scrolled(-1, 2), T0 + 3) + recorder.focus("keepassxc", "v", T0 + 4)
     out += typed(recorder, "pw", T0 + 5) + recorder.tick(T0 + 10**9)
     for seq, capture in enumerate(out, 1):
-        encode_event({"event_id": "e", "org_id": "o", "subject_id": "s", "device_id": "d",
-                      "seq": seq, "ts": capture.ts, "received_ts": None, "app": capture.app,
-                      "payload": capture.payload, "redactions": [], "consent_version": None})
-    assert {c.payload["type"] for c in out} >= {"ActivityState", "WindowFocus", "KeyInput",
-                                                "MouseMove", "MouseClick", "Scroll"}
+        encode_event(
+            {
+                "event_id": "e",
+                "org_id": "o",
+                "subject_id": "s",
+                "device_id": "d",
+                "seq": seq,
+                "ts": capture.ts,
+                "received_ts": None,
+                "app": capture.app,
+                "payload": capture.payload,
+                "redactions": [],
+                "consent_version": None,
+            }
+        )
+    assert {c.payload["type"] for c in out} >= {
+        "ActivityState",
+        "WindowFocus",
+        "KeyInput",
+        "MouseMove",
+        "MouseClick",
+        "Scroll",
+    }
 
 
 def test_pause_switch_follows_the_control_file_and_signals(tmp_path: Any) -> None:

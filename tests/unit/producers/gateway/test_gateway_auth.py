@@ -37,8 +37,13 @@ def test_missing_or_foreign_authorization_is_refused(header: str | None) -> None
 
 @pytest.mark.parametrize(
     ("token", "now", "reason"),
-    [("right", 1_000, None), ("right", 1_999, None), ("right", 2_000, "expired_token"),
-     ("wrong", 1_000, "invalid_token"), ("", 1_000, "invalid_token")],
+    [
+        ("right", 1_000, None),
+        ("right", 1_999, None),
+        ("right", 2_000, "expired_token"),
+        ("wrong", 1_000, "invalid_token"),
+        ("", 1_000, "invalid_token"),
+    ],
 )
 def test_authenticate(token: str, now: int, reason: str | None) -> None:
     tokens = {hash_token("right"): ALICE}
@@ -84,10 +89,14 @@ def test_a_broken_rewrite_keeps_the_previous_tokens(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [[], {"short": {}}, {"a" * 64: {"device_id": "d", "subject_id": "s"}},
-     {"a" * 64: {"device_id": "", "subject_id": "s", "org_id": "o"}},
-     {"a" * 64: {"device_id": "d", "subject_id": "s", "org_id": "o", "expires_at": "soon"}},
-     {"a" * 64: {"device_id": "d", "subject_id": "s", "org_id": "o", "expires_at": True}}],
+    [
+        [],
+        {"short": {}},
+        {"a" * 64: {"device_id": "d", "subject_id": "s"}},
+        {"a" * 64: {"device_id": "", "subject_id": "s", "org_id": "o"}},
+        {"a" * 64: {"device_id": "d", "subject_id": "s", "org_id": "o", "expires_at": "soon"}},
+        {"a" * 64: {"device_id": "d", "subject_id": "s", "org_id": "o", "expires_at": True}},
+    ],
 )
 def test_malformed_token_entries_are_refused(raw: object) -> None:
     with pytest.raises(ValueError):

@@ -28,10 +28,16 @@ NOW = 1_760_000_000_123_456
 
 def event(**fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()), "org_id": "org-a", "subject_id": "sub-a",
-        "device_id": "dev-a", "seq": 7, "ts": 1_760_000_000_000_000, "received_ts": None,
+        "event_id": str(uuid.uuid4()),
+        "org_id": "org-a",
+        "subject_id": "sub-a",
+        "device_id": "dev-a",
+        "seq": 7,
+        "ts": 1_760_000_000_000_000,
+        "received_ts": None,
         "app": {"app_name": "code", "window_title": None, "url_host": None},
-        "payload": {"type": "Scroll", "dx": 0, "dy": 3}, "redactions": [],
+        "payload": {"type": "Scroll", "dx": 0, "dy": 3},
+        "redactions": [],
         "consent_version": None,
     }
     base.update(fields)
@@ -110,10 +116,25 @@ def test_identity_fields_of_the_wrong_type_are_invalid_not_forged() -> None:
         (event(payload={"type": "Teleport"}), "invalid_field", "payload"),
         (event(payload=[1]), "invalid_field", "payload"),
         (event(app={"window_title": None}), "invalid_field", "app"),
-        (event(payload={"type": "KeyInput", "key": None, "text": "x", "modifiers": [],
-                        "is_secure_field": False, "count": 0}), "invalid_field", ""),
-        (event(app={"app_name": "x" * 300_000, "window_title": None, "url_host": None}),
-         "too_large", "bytes"),
+        (
+            event(
+                payload={
+                    "type": "KeyInput",
+                    "key": None,
+                    "text": "x",
+                    "modifiers": [],
+                    "is_secure_field": False,
+                    "count": 0,
+                }
+            ),
+            "invalid_field",
+            "",
+        ),
+        (
+            event(app={"app_name": "x" * 300_000, "window_title": None, "url_host": None}),
+            "too_large",
+            "bytes",
+        ),
     ],
 )
 def test_invalid_events_are_rejected_and_their_neighbours_published(
@@ -158,7 +179,11 @@ def test_a_request_becomes_one_device_batch_record_with_every_accepted_event() -
     assert all(e["received_ts"] == NOW for e in decoded.events)
     header = decoded.header
     assert (header.batch_id, header.device_id, header.subject_id, header.org_id) == (
-        "batch-0", "dev-a", "sub-a", "org-a")
+        "batch-0",
+        "dev-a",
+        "sub-a",
+        "org-a",
+    )
     assert (header.first_seq, header.last_seq, header.sent_ts) == (1, 3, NOW + 5)
     assert record.indexes == (0, 1, 2)
 
@@ -179,7 +204,9 @@ def test_records_of_several_devices_become_one_batch_each() -> None:
     other = [replace(r, key=b"dev-b") for r in _planned(event(seq=1, device_id="dev-b"))]
     batches = device_batches([*records, *other], new_batch_id=_ids(), sent_ts=NOW)
     assert [(b.key, len(decode_capture(b.value).events)) for b in batches] == [
-        (b"dev-a", 2), (b"dev-b", 1)]
+        (b"dev-a", 2),
+        (b"dev-b", 1),
+    ]
 
 
 def test_a_request_over_the_batch_limits_is_cut_into_batches_under_them() -> None:
@@ -187,8 +214,7 @@ def test_a_request_over_the_batch_limits_is_cut_into_batches_under_them() -> Non
     by_events = device_batches(records, new_batch_id=_ids(), sent_ts=NOW, max_events=4)
     assert [len(decode_capture(b.value).events) for b in by_events] == [4, 4, 2]
     one = len(records[0].value)
-    by_bytes = device_batches(records, new_batch_id=_ids(), sent_ts=NOW,
-                              max_bytes=4096 + 3 * one)
+    by_bytes = device_batches(records, new_batch_id=_ids(), sent_ts=NOW, max_bytes=4096 + 3 * one)
     assert [len(decode_capture(b.value).events) for b in by_bytes] == [3, 3, 3, 1]
     seqs = [e["seq"] for b in by_bytes for e in decode_capture(b.value).events]
     assert seqs == list(range(10))

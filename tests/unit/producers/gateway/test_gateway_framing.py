@@ -18,11 +18,11 @@ def test_framing_round_trips(messages: list[bytes]) -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b"\x00\x00\x00", "bad_framing"),                     # truncated length
-        (b"\x00\x00\x00\x00", "bad_framing"),                 # zero length
-        (b"\x00\x00\x00\x05abc", "bad_framing"),              # frame past the end
-        (b"\x00\x00\x00\x01a\x00\x00", "bad_framing"),        # good frame, then garbage
-        (b"\xff\xff\xff\xffa", "bad_framing"),                # absurd length
+        (b"\x00\x00\x00", "bad_framing"),  # truncated length
+        (b"\x00\x00\x00\x00", "bad_framing"),  # zero length
+        (b"\x00\x00\x00\x05abc", "bad_framing"),  # frame past the end
+        (b"\x00\x00\x00\x01a\x00\x00", "bad_framing"),  # good frame, then garbage
+        (b"\xff\xff\xff\xffa", "bad_framing"),  # absurd length
         (b"\x00\x00\x00\x01a" * 4, "too_many_events"),
     ],
 )

@@ -11,12 +11,12 @@ from producers.gateway.ratelimit import DeviceRateLimiter
 @pytest.mark.parametrize(
     ("takes", "refused_at", "retry_after"),
     [
-        ([(0.0, 10)], None, None),                      # a full burst passes
-        ([(0.0, 10), (0.0, 1)], 1, 0.1),                # then one more waits 1/rate
-        ([(0.0, 10), (0.5, 5)], None, None),            # half a second refills 5
+        ([(0.0, 10)], None, None),  # a full burst passes
+        ([(0.0, 10), (0.0, 1)], 1, 0.1),  # then one more waits 1/rate
+        ([(0.0, 10), (0.5, 5)], None, None),  # half a second refills 5
         ([(0.0, 10), (0.5, 6)], 1, 0.1),
-        ([(0.0, 4), (0.0, 7)], 1, 0.1),                 # 6 left, 7 wanted
-        ([(0.0, 25)], 0, 1.0),                          # bigger than the burst: full refill
+        ([(0.0, 4), (0.0, 7)], 1, 0.1),  # 6 left, 7 wanted
+        ([(0.0, 25)], 0, 1.0),  # bigger than the burst: full refill
         ([(0.0, 10), (100.0, 10), (100.0, 1)], 2, 0.1),  # refill is capped at the burst
     ],
 )

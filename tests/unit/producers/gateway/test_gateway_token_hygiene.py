@@ -30,8 +30,9 @@ def _bump(path: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
 
 
-@pytest.mark.parametrize("text", [b"{not json", b'{"abc": {"device_id": "d"}}', b"[1, 2]",
-                                  b'{"\xff": 1}'])
+@pytest.mark.parametrize(
+    "text", [b"{not json", b'{"abc": {"device_id": "d"}}', b"[1, 2]", b'{"\xff": 1}']
+)
 def test_a_malformed_file_is_an_error_at_start(tmp_path: Path, text: bytes) -> None:
     path = tmp_path / "tokens.json"
     path.write_bytes(text)

@@ -139,7 +139,10 @@ def test_by_default_events_are_encoded_with_the_shared_codec(tmp_path: Path) -> 
     assert [e["payload"] for e in record.events] == [KEY] * 3
     header = record.header
     assert (header.device_id, header.subject_id, header.client_version) == (
-        "dev-1", "subj-1", "3.1.0")
+        "dev-1",
+        "subj-1",
+        "3.1.0",
+    )
     assert header.last_seq - header.first_seq == 2
 
 
@@ -158,7 +161,9 @@ def test_events_wait_for_their_linger_and_leave_together(tmp_path: Path) -> None
         assert [e["event_id"] for e in batch["events"]] == ids
         header = batch["header"]
         assert (header["first_seq"], header["last_seq"]) == (
-            batch["events"][0]["seq"], batch["events"][-1]["seq"])
+            batch["events"][0]["seq"],
+            batch["events"][-1]["seq"],
+        )
 
 
 def test_a_capture_after_the_linger_sends_the_lingering_batch(tmp_path: Path) -> None:
@@ -207,8 +212,7 @@ def test_batches_are_per_device_and_keyed_by_it(tmp_path: Path) -> None:
         assert key is not None
         assert {e["device_id"] for e in batch["events"]} == {key.decode()}
         assert batch["header"]["device_id"] == key.decode()
-    assert sorted(e["event_id"] for e in published(broker)) == sorted(
-        e["event_id"] for e in events)
+    assert sorted(e["event_id"] for e in published(broker)) == sorted(e["event_id"] for e in events)
     assert len(broker.delivered) == 3
 
 

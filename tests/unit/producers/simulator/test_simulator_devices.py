@@ -21,9 +21,15 @@ def test_each_device_publishes_through_a_client_of_its_own(tmp_path: Path) -> No
     def open_client(device: Any, spool_dir: Path) -> CaptureClient:
         opened.append((device.device_id, device.subject_id, spool_dir))
         broker = brokers[device.device_id] = FakeBroker()
-        return CaptureClient("unused:9092", spool_dir=spool_dir, org_id=sim.org_id,
-                             subject_id=device.subject_id, device_id=device.device_id,
-                             transport_factory=broker.transport, spool_fsync="never")
+        return CaptureClient(
+            "unused:9092",
+            spool_dir=spool_dir,
+            org_id=sim.org_id,
+            subject_id=device.subject_id,
+            device_id=device.device_id,
+            transport_factory=broker.transport,
+            spool_fsync="never",
+        )
 
     with DeviceClients(sim.devices, tmp_path, open_client) as clients:
         run_simulation(sim, clients, duration_s=600)
@@ -40,6 +46,8 @@ def test_each_device_publishes_through_a_client_of_its_own(tmp_path: Path) -> No
 
 def test_an_event_of_an_unknown_device_is_refused(tmp_path: Path) -> None:
     sim = Simulator(people=1, seed=1, start_ts=1_700_000_000_000_000)
-    with DeviceClients(sim.devices, tmp_path, lambda *_: pytest.fail("opened")) as clients, \
-            pytest.raises(UnknownDevice):
+    with (
+        DeviceClients(sim.devices, tmp_path, lambda *_: pytest.fail("opened")) as clients,
+        pytest.raises(UnknownDevice),
+    ):
         clients.publish({"device_id": "not-simulated"})

@@ -24,11 +24,11 @@ class Collect:
 class FakeGateway:
     """Answers PUTs from a script per call, records what it was given."""
 
-    def __init__(self, script: list[_Answer | None] | None = None,
-                 default: _Answer | None = None) -> None:
+    def __init__(
+        self, script: list[_Answer | None] | None = None, default: _Answer | None = None
+    ) -> None:
         self.script = list(script or [])
-        self.default = default or _Answer(201, {"stored": True, "redactions": {"password": 1}},
-                                          0.0)
+        self.default = default or _Answer(201, {"stored": True, "redactions": {"password": 1}}, 0.0)
         self.calls: list[tuple[str, str, bytes]] = []
         self.lock = threading.Lock()
 
@@ -51,8 +51,13 @@ def test_first_frames_of_devices_with_tokens_get_pixels_and_their_ref() -> None:
     devices = Simulator(3, 11, 1_760_000_000_000_000).devices
     gateway = FakeGateway()
     out = Collect()
-    sink = FramingSink(out, "http://gw", {devices[1].device_id: "tok-1",
-                                          devices[2].device_id: "tok-2"}, 2, put=gateway)
+    sink = FramingSink(
+        out,
+        "http://gw",
+        {devices[1].device_id: "tok-1", devices[2].device_id: "tok-2"},
+        2,
+        put=gateway,
+    )
     original = _simulate(sink)
     report = sink.finish(10)
 
@@ -81,15 +86,24 @@ def test_first_frames_of_devices_with_tokens_get_pixels_and_their_ref() -> None:
 def test_refusals_are_counted_and_rate_limits_and_outages_retried() -> None:
     devices = Simulator(1, 11, 1_760_000_000_000_000).devices
     waits: list[float] = []
-    gateway = FakeGateway([
-        _Answer(429, {"error": "rate_limited"}, 3.0),  # frame 1: retried after 3 s
-        None,  # then a network error: retried
-        _Answer(201, {"stored": True, "redactions": {}}, 0.0),
-        _Answer(403, {"error": "no_consent"}, 0.0),  # frame 2: refused for good
-        _Answer(200, {"stored": False}, 0.0),  # frame 3: already there
-    ])
-    sink = FramingSink(Collect(), "http://gw", {devices[0].device_id: "t"}, 3, workers=1,
-                       put=gateway, sleep=waits.append)
+    gateway = FakeGateway(
+        [
+            _Answer(429, {"error": "rate_limited"}, 3.0),  # frame 1: retried after 3 s
+            None,  # then a network error: retried
+            _Answer(201, {"stored": True, "redactions": {}}, 0.0),
+            _Answer(403, {"error": "no_consent"}, 0.0),  # frame 2: refused for good
+            _Answer(200, {"stored": False}, 0.0),  # frame 3: already there
+        ]
+    )
+    sink = FramingSink(
+        Collect(),
+        "http://gw",
+        {devices[0].device_id: "t"},
+        3,
+        workers=1,
+        put=gateway,
+        sleep=waits.append,
+    )
     _simulate(sink, people=1)
     report = sink.finish(60)
     assert (report.rendered, report.stored, report.duplicates) == (3, 1, 1)
@@ -106,8 +120,16 @@ def test_retries_stop_at_the_deadline() -> None:
         now[0] += seconds
 
     gateway = FakeGateway(default=_Answer(503, {"error": "consent_unavailable"}, 5.0))
-    sink = FramingSink(Collect(), "http://gw", {devices[0].device_id: "t"}, 1, workers=1,
-                       put=gateway, clock=lambda: now[0], sleep=sleep)
+    sink = FramingSink(
+        Collect(),
+        "http://gw",
+        {devices[0].device_id: "t"},
+        1,
+        workers=1,
+        put=gateway,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
     _simulate(sink, people=1)
     report = sink.finish(12)
     assert (report.stored, report.unfinished) == (0, 1)
