@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,55 +312,19 @@ def export(
     os.unlink(out / _CLAIM)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
     subjects = sorted(used)
-    client.insert(
-        "exports",
-        [
-            [
-                export_id,
-                int(datetime.now(UTC).timestamp() * 1_000_000),
-                lo,
-                hi,
-                fmt,
-                subjects,
-                [used[s] for s in subjects],
-                [str(out / s["path"]) for s in shards],
-                {s["path"]: s["rows"] for s in shards},
-                totals[0],
-                digest,
-            ]
-        ],
-        column_names=[
-            "export_id",
-            "created_at",
-            "range_start",
-            "range_end",
-            "format",
-            "subjects",
-            "consent_versions",
-            "shard_paths",
-            "row_counts",
-            "total_rows",
-            "manifest_sha256",
-        ],
-    )
-    client.insert(
-        "audit_log",
-        [
-            [
-                actor,
-                "export",
-                "",
-                json.dumps(
-                    {
-                        "export_id": export_id,
-                        "subjects": len(subjects),
-                        "rows": totals[0],
-                        "dir": str(out),
-                    }
-                ),
-            ]
-        ],
-        column_names=["actor", "action", "subject", "detail"],
+    record_export(
+        client,
+        export_id,
+        lo,
+        hi,
+        fmt,
+        used,
+        [str(out / sh["path"]) for sh in shards],
+        {sh["path"]: sh["rows"] for sh in shards},
+        totals[0],
+        digest,
+        actor,
+        {"export_id": export_id, "subjects": len(subjects), "rows": totals[0], "dir": str(out)},
     )
     return ExportResult(
         export_id,
@@ -450,3 +414,59 @@ def _histogram(values: Iterator[int] | Any) -> dict[str, int]:
     for v in values:
         counts[str(v)] = counts.get(str(v), 0) + 1
     return dict(sorted(counts.items()))
+
+
+def record_export(
+    client: Any,
+    export_id: str,
+    lo: int,
+    hi: int,
+    fmt: str,
+    used: Mapping[str, int],
+    shard_paths: list[str],
+    row_counts: dict[str, int],
+    total_rows: int,
+    manifest_sha256: str,
+    actor: str,
+    detail: dict[str, Any],
+) -> None:
+    """Write an export's row in the `exports` ledger (its subjects with the consent
+    version each was exported under) and its `audit_log` entry. Blocks; raises the
+    client's errors."""
+    subjects = sorted(used)
+    client.insert(
+        "exports",
+        [
+            [
+                export_id,
+                int(datetime.now(UTC).timestamp() * 1_000_000),
+                lo,
+                hi,
+                fmt,
+                subjects,
+                [used[s] for s in subjects],
+                shard_paths,
+                row_counts,
+                total_rows,
+                manifest_sha256,
+            ]
+        ],
+        column_names=[
+            "export_id",
+            "created_at",
+            "range_start",
+            "range_end",
+            "format",
+            "subjects",
+            "consent_versions",
+            "shard_paths",
+            "row_counts",
+            "total_rows",
+            "manifest_sha256",
+        ],
+    )
+    client.insert(
+        "audit_log",
+        [[actor, "export", "", json.dumps(detail)]],
+        column_names=["actor", "action", "subject", "detail"],
+    )

@@ -49,6 +49,7 @@ from sinks.export import (
     ExportResult,
     check_request,
     group_trajectories,
+    record_export,
 )
 from sinks.rows import ACTION_COLUMNS
 from sinks.settings import SinkSettings
@@ -346,56 +347,25 @@ def export_computer_use(
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     (out / "manifest.json").write_bytes(manifest_bytes)
     digest = hashlib.sha256(manifest_bytes).hexdigest()
-    client.insert(
-        "exports",
-        [
-            [
-                export_id,
-                int(datetime.now(UTC).timestamp() * 1_000_000),
-                lo,
-                hi,
-                f"parquet:{PROFILE}",
-                subjects,
-                [used[s] for s in subjects],
-                [str(out / s["path"]) for s in shards],
-                {s["path"]: s["rows"] for s in shards},
-                counts["steps"],
-                digest,
-            ]
-        ],
-        column_names=[
-            "export_id",
-            "created_at",
-            "range_start",
-            "range_end",
-            "format",
-            "subjects",
-            "consent_versions",
-            "shard_paths",
-            "row_counts",
-            "total_rows",
-            "manifest_sha256",
-        ],
-    )
-    client.insert(
-        "audit_log",
-        [
-            [
-                actor,
-                "export",
-                "",
-                json.dumps(
-                    {
-                        "export_id": export_id,
-                        "profile": PROFILE,
-                        "subjects": len(subjects),
-                        "rows": counts["steps"],
-                        "dir": str(out),
-                    }
-                ),
-            ]
-        ],
-        column_names=["actor", "action", "subject", "detail"],
+    record_export(
+        client,
+        export_id,
+        lo,
+        hi,
+        f"parquet:{PROFILE}",
+        used,
+        [str(out / sh["path"]) for sh in shards],
+        {sh["path"]: sh["rows"] for sh in shards},
+        counts["steps"],
+        digest,
+        actor,
+        {
+            "export_id": export_id,
+            "profile": PROFILE,
+            "subjects": len(subjects),
+            "rows": counts["steps"],
+            "dir": str(out),
+        },
     )
     return ExportResult(
         export_id,
