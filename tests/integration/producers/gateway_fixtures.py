@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,26 @@ class GatewayProcess:
 
 
 def start_gateway(
-    bootstrap: str, topic: str, token_file: Path, port: int, *extra: str
+    bootstrap: str,
+    topic: str,
+    token_file: Path,
+    port: int,
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+    entry: str = "candor.gateway_cli",
+    timeout_s: float = 30.0,
+    stderr: int = subprocess.DEVNULL,
 ) -> GatewayProcess:
-    """Start `python -m candor.gateway_cli gateway` and wait for /healthz."""
-    env = {**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap}
+    """Start `python -m <entry> gateway` (``candor.cli`` composes the frame route)
+    with `env` (default: this process's, publishing to `bootstrap`) and wait for
+    /healthz. A gateway that exits during start-up fails the test with the tail of
+    its stderr when `stderr` is ``subprocess.PIPE``."""
+    env = dict(env) if env is not None else {**os.environ, "CANDOR_KAFKA_BOOTSTRAP": bootstrap}
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "candor.gateway_cli",
+            entry,
             "gateway",
             "--port",
             str(port),
@@ -90,12 +102,14 @@ def start_gateway(
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     gateway = GatewayProcess(port, process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        assert process.poll() is None, "gateway exited during start-up"
+        if process.poll() is not None:
+            said = process.stderr.read().decode()[-3000:] if process.stderr else ""
+            raise AssertionError(f"gateway exited during start-up: {said}")
         try:
             if gateway.request("GET", "/healthz").status == 200:
                 return gateway

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +32,12 @@ from producers.agent.frames import FrameUploader
 from producers.gateway.auth import DeviceIdentity, TokenFile
 from sinks.migrate import migrate
 from tests.harness import free_port
-from tests.integration.producers.conftest import REPO
-from tests.integration.producers.gateway_fixtures import GatewayProcess, Reply, envelope
+from tests.integration.producers.gateway_fixtures import (
+    GatewayProcess,
+    Reply,
+    envelope,
+    start_gateway,
+)
 from tests.integration.s3proxy import S3Server, s3_server
 
 __all__ = ["s3_server"]
@@ -123,28 +126,17 @@ def test_frames_are_redacted_sealed_stored_and_erased(
         "CANDOR_FRAMES__OCR_WORKERS": "1",
         "CANDOR_FRAMES__MAX_FRAME_BYTES": str(MAX_FRAME),
     }
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "candor.cli",
-            "gateway",
-            "--port",
-            str(port),
-            "--token-file",
-            str(tmp_path / "tokens.json"),
-            "--topic",
-            private.kafka.topic("capture.events"),
-        ],
-        cwd=REPO,
+    gateway = start_gateway(
+        private.kafka.bootstrap,
+        private.kafka.topic("capture.events"),
+        tmp_path / "tokens.json",
+        free_port(),
         env=env,
-        stdout=subprocess.DEVNULL,
+        entry="candor.cli",
+        timeout_s=90,
         stderr=subprocess.PIPE,
     )
-    gateway = GatewayProcess(port, process)
     try:
-        _wait(gateway)
         frame = _frame()
         digest = hashlib.sha256(frame).hexdigest()
         store = open_frame_store(private.frames, private.home)
@@ -216,18 +208,3 @@ def test_frames_are_redacted_sealed_stored_and_erased(
     receipt = erase(private, "alice", settle_s=0)
     assert receipt.frames_deleted == 2
     assert store.list("alice") == []
-
-
-def _wait(gateway: GatewayProcess) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if gateway.process.poll() is not None:
-            assert gateway.process.stderr is not None
-            raise AssertionError(gateway.process.stderr.read().decode()[-3000:])
-        try:
-            if gateway.request("GET", "/healthz").status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("gateway did not answer /healthz")

@@ -29,8 +29,7 @@ from producers.simulator.simulator import Simulator
 from sinks.migrate import migrate
 from tests.harness import free_port
 from tests.integration.producers.conftest import REPO
-
-from .gateway_fixtures import GatewayProcess
+from tests.integration.producers.gateway_fixtures import GatewayProcess, start_gateway
 
 MASTER = bytes(range(9, 41))
 SIM_SEED = 31
@@ -95,38 +94,16 @@ def gateway(private: Settings, tmp_path: Path) -> Iterator[tuple[GatewayProcess,
         "CANDOR_FRAMES__FRAME_BURST_PER_TOKEN": "1",
     }
     tokens.add(DeviceIdentity("desk-0", "carol", "org-1"))  # the file exists before start
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "candor.cli",
-            "gateway",
-            "--port",
-            str(port),
-            "--token-file",
-            str(tmp_path / "tokens.json"),
-            "--topic",
-            private.kafka.topic("capture.events"),
-        ],
-        cwd=REPO,
+    gw = start_gateway(
+        private.kafka.bootstrap,
+        private.kafka.topic("capture.events"),
+        tmp_path / "tokens.json",
+        free_port(),
         env=env,
-        stdout=subprocess.DEVNULL,
+        entry="candor.cli",
+        timeout_s=90,
         stderr=subprocess.PIPE,
     )
-    gw = GatewayProcess(port, process)
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            assert process.stderr is not None
-            raise AssertionError(process.stderr.read().decode()[-3000:])
-        try:
-            if gw.request("GET", "/healthz").status == 200:
-                break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "gateway did not answer /healthz"
-        time.sleep(0.2)
     yield gw, tokens
     gw.stop()
 
