@@ -91,14 +91,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         settings.streams.batch_max = args.batch
     if args.session_gap:
         settings.streams.session_gap_s = args.session_gap
-    cfg = worker_config(settings, app_id=args.app_id or default_app_id(settings))
+    cfg = worker_config(settings, app_id=args.app_id)
     return run_worker(settings, cfg, metrics_port=args.metrics_port, loglevel=args.loglevel)
-
-
-def default_app_id(settings: Settings) -> str:
-    """The worker's app id unless told: ``candor-streams`` after the topic prefix (like
-    the sinks' groups, `sinks.lag.sink_group`)."""
-    return f"{settings.kafka.topic_prefix}candor-streams"
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:

@@ -43,7 +43,14 @@ from streams.settings import WorkerSettings
 from streams.stall import WorkerStalled
 from streams.transport import App
 
-__all__ = ["WorkerConfig", "build_app", "new_app", "withhold_acks", "worker_config"]
+__all__ = [
+    "WorkerConfig",
+    "build_app",
+    "default_app_id",
+    "new_app",
+    "withhold_acks",
+    "worker_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,18 @@ def withhold_acks(events: Iterable[Any]) -> None:
         event.message.acked = True
 
 
-def worker_config(settings: WorkerSettings, app_id: str = "candor-streams") -> WorkerConfig:
+def default_app_id(settings: WorkerSettings) -> str:
+    """The worker's app id (consumer group, prefix of its changelog topics) unless
+    told: ``candor-streams`` after the topic prefix, like the sinks' groups
+    (`sinks.lag.sink_group`), so that pipelines sharing a cluster never share state."""
+    return f"{settings.kafka.topic_prefix}candor-streams"
+
+
+def worker_config(settings: WorkerSettings, app_id: str | None = None) -> WorkerConfig:
     """The worker's tuning from the settings' `streams` section (and the orgs'
-    capture hours from `privacy`). Raises InvalidCaptureHours on a malformed entry."""
+    capture hours from `privacy`); `app_id` defaults to `default_app_id`. Raises
+    InvalidCaptureHours on a malformed entry."""
+    app_id = app_id or default_app_id(settings)
     st = settings.streams
     sec = 1_000_000
     return WorkerConfig(

@@ -3,8 +3,9 @@ topic prefix, so that two pipelines on one Kafka cluster never share device stat
 
 from __future__ import annotations
 
-from candor.cli import build_parser, default_app_id
+from candor.cli import build_parser
 from candor.settings import KafkaSettings, Settings
+from streams.app import default_app_id, worker_config
 
 
 def test_without_a_prefix_the_app_id_is_the_documented_one() -> None:
@@ -21,3 +22,9 @@ def test_an_explicit_app_id_is_kept_by_the_parser() -> None:
     parser, _ = build_parser()
     assert parser.parse_args(["worker", "--app-id", "mine"]).app_id == "mine"
     assert parser.parse_args(["worker"]).app_id is None  # resolved from the settings
+
+
+def test_the_worker_config_takes_the_default_unless_told() -> None:
+    s = Settings(kafka=KafkaSettings(topic_prefix="tenant-a."))
+    assert worker_config(s).app_id == "tenant-a.candor-streams"
+    assert worker_config(s, app_id="mine").app_id == "mine"
