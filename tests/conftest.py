@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from candor import stack
-from candor.settings import ClickHouseSettings, KafkaSettings, Settings
+from candor.settings import ClickHouseSettings, KafkaSettings, Settings, replace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,8 +112,7 @@ def endpoints() -> Iterator[Endpoints]:
             for c in ep.cleanup:
                 c.stop()  # type: ignore[attr-defined]
         return
-    settings = Settings()
-    settings.home = Path(os.environ.get("CANDOR_HOME", REPO / ".candor"))
+    settings = replace(Settings(), home=Path(os.environ.get("CANDOR_HOME", REPO / ".candor")))
     already = [h.server for h in stack.status(settings) if h.up]
     stack.up(settings)
     ep = Endpoints(

@@ -30,7 +30,7 @@ from selenium.webdriver.chrome.service import Service
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import REPO, CandorProcess, SinkThreads, free_port, wait_until
 
@@ -104,17 +104,23 @@ class Stack:
 def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     unique = uuid.uuid4().hex[:10]
     tmp = tmp_path_factory.mktemp("portal-stack")
-    s = settings.model_copy(deep=True)
-    s.home = tmp / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"browser-{unique}."
-    s.kafka.partitions = 2
-    s.clickhouse.database = f"candor_browser_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 5, 1, 3
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 1, 1, 0.2
     port = free_port()
-    s.portal.public_url = f"http://127.0.0.1:{port}"
+    s = replace(
+        settings,
+        home=tmp / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"browser-{unique}.", "partitions": 2},
+        clickhouse={"database": f"candor_browser_{unique}"},
+        streams={
+            "session_gap_s": 5,
+            "grace_s": 1,
+            "minute_quiet_s": 3,
+            "action_quiet_s": 1,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+        portal={"public_url": f"http://127.0.0.1:{port}"},
+    )
     create_topics(s)
     migrate(s)
     sinks = SinkThreads(s, MASTER, "browser-test-sink")

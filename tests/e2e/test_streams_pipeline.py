@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from backends.kafka.consent_registry import grant_many
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.consent import grant
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
@@ -287,8 +287,7 @@ def test_a_worker_that_cannot_go_on_exits_non_zero_with_a_clear_last_line(
 ) -> None:
     # A bad deploy: every input is undecodable. The dead-letter limit stops the
     # worker, which must end (for its supervisor to act) and say why last.
-    s = pipeline_settings
-    s.streams.dlq_max_consecutive = 20
+    s = replace(pipeline_settings, streams={"dlq_max_consecutive": 20})
     producer = Producer(producer_config(s.kafka.bootstrap))
     for n in range(50):
         producer.produce(s.kafka.topic("capture.events"), key=b"dev-bad", value=b"\x00bad%d" % n)

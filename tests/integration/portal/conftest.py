@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.integration.portal.server import PortalThread
 
@@ -23,13 +23,14 @@ DAY_US = 86_400_000_000
 
 @pytest.fixture
 def portal_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"portal-{unique}."
-    s.kafka.partitions = 2
-    s.clickhouse.database = f"candor_portal_{unique}"
-    s.portal.erase_settle_s = 0.5
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"portal-{unique}.", "partitions": 2},
+        clickhouse={"database": f"candor_portal_{unique}"},
+        portal={"erase_settle_s": 0.5},
+    )
     create_topics(s)
     migrate(s)
     yield s

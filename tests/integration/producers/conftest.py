@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from candor.stack import free_port
 from schemas.batch import decode_capture
 
@@ -37,9 +37,8 @@ class Consumed:
 
 def make_topic(settings: Settings, name: str, partitions: int = PARTITIONS) -> str:
     """Create `name` with `partitions` partitions on `settings`' cluster."""
-    copy = settings.model_copy(deep=True)
-    copy.kafka.partitions = partitions
-    assert create_topics(copy, [TopicSpec(name, "device_id", "delete", 1)]) == {name: "created"}
+    own = replace(settings, kafka={"partitions": partitions})
+    assert create_topics(own, [TopicSpec(name, "device_id", "delete", 1)]) == {name: "created"}
     return name
 
 
