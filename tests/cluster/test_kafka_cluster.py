@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[at
 from backends.kafka.topics import create_topics, topic_specs
 from candor.settings import Settings, replace
 from producers.sdk.kafka_transport import producer_config
-from tests.cluster.conftest import NODES, KafkaCluster
+from tests.cluster.clusters import NODES, KafkaCluster
 from tests.harness import wait_until
 
 RECORDS = 30_000

@@ -29,7 +29,7 @@ from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from sinks.migrate import migrate
-from tests.cluster.conftest import KafkaCluster
+from tests.cluster.clusters import KafkaCluster
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until
 
 PEOPLE = 24

@@ -28,7 +28,7 @@ from producers.simulator.simulator import Simulator
 from schemas.codec import decode
 from sinks.migrate import migrate
 from tests.harness import CandorProcess, TopicReader, free_port, scrape, wait_until
-from tests.reliability.conftest import PrivateStack
+from tests.reliability.private_stack import PrivateStack
 
 RATE = 150  # events/s through the SDK; the gateway adds batches of 20
 

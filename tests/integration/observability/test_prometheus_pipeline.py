@@ -32,7 +32,7 @@ from privacy.consent import grant
 from schemas.codec import encode_event
 from sinks.migrate import migrate
 from tests.harness import REPO, CandorProcess, free_port, wait_until
-from tests.integration.observability.conftest import PrivatePrometheus
+from tests.integration.observability.private_prometheus import PrivatePrometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -20,7 +20,7 @@ from candor.portal.store import PortalStore
 from candor.settings import Settings, replace
 from privacy.consent import ConsentPolicy
 from privacy.scope import parse_scopes
-from tests.integration.portal.conftest import Person
+from tests.integration.portal.people import Person
 from tests.integration.portal.server import PortalThread
 
 pytestmark = pytest.mark.integration

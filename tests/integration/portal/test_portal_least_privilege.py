@@ -22,7 +22,7 @@ from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import free_port
 from tests.integration.portal import portal_clickhouse
-from tests.integration.portal.conftest import MASTER, seed_person
+from tests.integration.portal.people import MASTER, seed_person
 from tests.integration.portal.server import PortalThread
 
 pytestmark = pytest.mark.integration

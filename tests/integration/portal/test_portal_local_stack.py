@@ -33,7 +33,7 @@ from candor.portal.local_access import FRAGMENT_NAME, password_file
 from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import REPO, free_port
-from tests.integration.portal.conftest import MASTER, seed_person
+from tests.integration.portal.people import MASTER, seed_person
 
 pytestmark = pytest.mark.integration
 

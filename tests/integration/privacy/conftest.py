@@ -5,7 +5,7 @@ through its own argument parser."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,7 @@ from candor.privacy_cli import add_commands
 from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import SinkThreads
-
-MASTER = bytes(range(1, 33))
+from tests.integration.privacy.pipeline import MASTER, Cli
 
 
 @pytest.fixture
@@ -53,9 +52,6 @@ def master_file(tmp_path: Path) -> Path:
     path = tmp_path / "master.key"
     path.write_text(MASTER.hex())
     return path
-
-
-Cli = Callable[..., int]
 
 
 @pytest.fixture

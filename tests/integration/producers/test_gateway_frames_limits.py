@@ -27,8 +27,7 @@ from privacy.frame_corpus import render_window
 from producers.gateway.auth import DeviceIdentity, TokenFile
 from producers.simulator.simulator import Simulator
 from sinks.migrate import migrate
-from tests.harness import free_port
-from tests.integration.producers.conftest import REPO
+from tests.harness import REPO, free_port
 from tests.integration.producers.gateway_fixtures import GatewayProcess, start_gateway
 
 MASTER = bytes(range(9, 41))
