@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings, load_settings
+from candor.settings import Settings, load_settings, replace
 from privacy.content_keys import keep_content
 from schemas import codec
 from sinks.consumer import SinkOptions, run_sink
@@ -187,10 +187,12 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=12)
     args = parser.parse_args()
 
-    settings = load_settings()
-    settings.kafka.partitions = args.partitions
     tag = uuid.uuid4().hex[:8]
-    settings.clickhouse.database = f"candor_bench_{tag}"
+    settings = replace(
+        load_settings(),
+        kafka={"partitions": args.partitions},
+        clickhouse={"database": f"candor_bench_{tag}"},
+    )
     migrate(settings)
     topics: list[str] = []
     results: list[tuple[float, float, float, float]] = []

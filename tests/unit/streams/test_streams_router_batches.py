@@ -12,8 +12,8 @@ import pytest
 from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
-from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header, encode_batch
-from schemas.codec import encode, encode_event
+from schemas.batch import MAX_BATCH_BYTES, batch_header, encode_batch
+from schemas.codec import encode_event
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
 from streams.router import RawMessage, RouteResult, route_batch
@@ -24,8 +24,8 @@ from tests.unit.privacy.privacy_events import (
     TUESDAY_10_UTC,
     make_event,
 )
+from tests.unit.streams.batch_records import NOW, as_batch
 
-NOW = TUESDAY_10_UTC + 60_000_000
 ALL = frozenset(Scope)
 POLICY = ConsentPolicy(
     subject_id=SUBJECT,
@@ -54,12 +54,6 @@ def events(n: int, first_seq: int = 1, device: str = "dev-1") -> list[dict[str, 
 
 def raw(value: bytes, offset: int = 0, key: bytes = b"dev-1") -> RawMessage:
     return RawMessage(key, value, "capture.events", 3, offset)
-
-
-def as_batch(evs: list[dict[str, Any]], **header: Any) -> bytes:
-    """A DeviceBatch of ``evs`` written without domain checks (bad ones included)."""
-    datum = {**batch_header(evs, batch_id="batch-1", sent_ts=NOW), **header, "events": evs}
-    return encode(DEVICE_BATCH, datum, check_domains=False)
 
 
 def route(
