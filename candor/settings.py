@@ -131,10 +131,15 @@ def load_settings() -> Settings:
     import os  # the only place that reads the environment
 
     settings = Settings()
+    # The unset replication factor's default depends on where the servers are:
+    # decided again once the shortcuts have said so.
+    factor = (
+        {} if "CANDOR_KAFKA__REPLICATION_FACTOR" in os.environ else {"replication_factor": None}
+    )
     if bootstrap := os.environ.get("CANDOR_KAFKA_BOOTSTRAP"):
-        settings = replace(settings, kafka={"bootstrap": bootstrap})
+        settings = replace(settings, kafka={"bootstrap": bootstrap, **factor})
     if url := os.environ.get("CANDOR_CLICKHOUSE_URL"):
-        settings = replace(settings, clickhouse={"url": url})
+        settings = replace(settings, clickhouse={"url": url}, kafka=dict(factor))
     return settings
 
 

@@ -3,6 +3,7 @@ that needs other values takes a validated copy with `candor.settings.replace`.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,16 @@ def test_load_settings_reads_the_flat_shortcuts_into_a_frozen_object(
     assert replace(s, kafka={"topic_prefix": "x."}).kafka.partitions == 5
     with pytest.raises(ValidationError, match="frozen"):
         s.clickhouse.url = "http://elsewhere:8123"  # type: ignore[misc]
+
+
+def test_the_replication_default_follows_the_bootstrap_shortcut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    for name in list(os.environ):
+        if name.startswith("CANDOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CANDOR_KAFKA_BOOTSTRAP", "kafka-0.prod.example:9092")
+    assert load_settings().kafka.replication_factor == 3  # not the local stack's 1
+    monkeypatch.setenv("CANDOR_KAFKA__REPLICATION_FACTOR", "2")
+    assert load_settings().kafka.replication_factor == 2
