@@ -5,7 +5,13 @@ A dead letter keeps the original bytes and says why, in Kafka headers
 the sinks add `sink_table`). One event refused out of a `DeviceBatch` record
 is dead-lettered alone: its value is that event as a single `CaptureEvent`
 record, and the headers add `batch_id` and `event_index` (0-based, in the
-record) beside the record's coordinates. Stream workers and sinks both dead-letter with
+record) beside the record's coordinates. The lost end of a `DeviceBatch`
+(cut off, or past the size limits; `schemas.batch.LostEvents`) is one dead
+letter whose value is the whole record, with `batch_id`, `lost_from_index`
+(the first event not kept, 0-based), `lost_count` (how many the record
+announced from there, when it says) and `lost_seqs` (``first-last``, when
+known) in the headers: the events before `lost_from_index` went on.
+Stream workers and sinks both dead-letter with
 this one record, and the `dead_letters` table is filled from these headers
 (`sinks.rows.dead_letter_row` reads them by these names).
 Pure: no Kafka imports.
@@ -22,6 +28,9 @@ HEADER_PARTITION = "original_partition"
 HEADER_OFFSET = "original_offset"
 HEADER_BATCH_ID = "batch_id"
 HEADER_EVENT_INDEX = "event_index"
+HEADER_LOST_FROM = "lost_from_index"
+HEADER_LOST_COUNT = "lost_count"
+HEADER_LOST_SEQS = "lost_seqs"
 HEADER_SINK_TABLE = "sink_table"  # added by a sink that failed to land the input
 MAX_ERROR_CHARS = 2000
 
@@ -39,6 +48,9 @@ class DeadLetter:
     value: bytes | None
     event_index: int | None = None
     batch_id: str | None = None
+    lost_from: int | None = None
+    lost_count: int | None = None
+    lost_seqs: tuple[int, int] | None = None
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         """The Kafka headers saying why and whence (see the module docstring)."""
@@ -53,6 +65,13 @@ class DeadLetter:
             headers.append((HEADER_BATCH_ID, self.batch_id.encode("utf-8", "replace")))
         if self.event_index is not None:
             headers.append((HEADER_EVENT_INDEX, str(self.event_index).encode()))
+        if self.lost_from is not None:
+            headers.append((HEADER_LOST_FROM, str(self.lost_from).encode()))
+        if self.lost_count is not None:
+            headers.append((HEADER_LOST_COUNT, str(self.lost_count).encode()))
+        if self.lost_seqs is not None:
+            first, last = self.lost_seqs
+            headers.append((HEADER_LOST_SEQS, f"{first}-{last}".encode()))
         return headers
 
     def sink_headers(self, table: str) -> list[tuple[str, str | bytes | None]]:
