@@ -203,6 +203,8 @@ def decode_capture(
     failures of a DeviceBatch are in ``rejected``.
     """
     codec = codec or default_codec()
+    if not isinstance(data, bytes | bytearray | memoryview):  # a tombstone's None
+        raise Undecodable(f"expected bytes, got {type(data).__name__}")
     size = len(data)
     if size > MAX_RECORD_BYTES:
         raise BatchTooLarge(f"{size} bytes, at most {MAX_RECORD_BYTES} read at all")

@@ -11,6 +11,10 @@ letter whose value is the whole record, with `batch_id`, `lost_from_index`
 (the first event not kept, 0-based), `lost_count` (how many the record
 announced from there, when it says) and `lost_seqs` (``first-last``, when
 known) in the headers: the events before `lost_from_index` went on.
+A value over `MAX_VALUE_BYTES` (an oversize record) is not carried: it would
+not fit a record of `capture.dlq` (the producers' and the broker's ~1 MB
+default); the dead letter then has no value, says so in its error and
+carries the record's size in `value_bytes` (`DeadLetter.capped`).
 Stream workers and sinks both dead-letter with
 this one record, and the `dead_letters` table is filled from these headers
 (`sinks.rows.dead_letter_row` reads them by these names).
@@ -20,6 +24,7 @@ Pure: no Kafka imports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 HEADER_REASON = "reason"
 HEADER_ERROR = "error"
@@ -31,8 +36,12 @@ HEADER_EVENT_INDEX = "event_index"
 HEADER_LOST_FROM = "lost_from_index"
 HEADER_LOST_COUNT = "lost_count"
 HEADER_LOST_SEQS = "lost_seqs"
+HEADER_VALUE_BYTES = "value_bytes"
 HEADER_SINK_TABLE = "sink_table"  # added by a sink that failed to land the input
 MAX_ERROR_CHARS = 2000
+#: The largest value a dead letter carries: under the ~1 MB record limit of
+#: Kafka's producers and brokers by default, with room for the headers.
+MAX_VALUE_BYTES = 900_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,36 @@ class DeadLetter:
     lost_from: int | None = None
     lost_count: int | None = None
     lost_seqs: tuple[int, int] | None = None
+    value_bytes: int | None = None  # the size of a value not carried (`capped`)
+
+    @classmethod
+    def capped(
+        cls,
+        reason: str,
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        **more: Any,
+    ) -> DeadLetter:
+        """A dead letter of ``value``, or of no value when it is over
+        `MAX_VALUE_BYTES` (its size then in ``value_bytes`` and the error)."""
+        if value is not None and len(value) > MAX_VALUE_BYTES:
+            error = f"{error} [value of {len(value)} bytes not kept: over {MAX_VALUE_BYTES}]"
+            return cls(
+                reason,
+                error,
+                topic,
+                partition,
+                offset,
+                key,
+                None,
+                value_bytes=len(value),
+                **more,
+            )
+        return cls(reason, error, topic, partition, offset, key, value, **more)
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         """The Kafka headers saying why and whence (see the module docstring)."""
@@ -72,6 +111,8 @@ class DeadLetter:
         if self.lost_seqs is not None:
             first, last = self.lost_seqs
             headers.append((HEADER_LOST_SEQS, f"{first}-{last}".encode()))
+        if self.value_bytes is not None:
+            headers.append((HEADER_VALUE_BYTES, str(self.value_bytes).encode()))
         return headers
 
     def sink_headers(self, table: str) -> list[tuple[str, str | bytes | None]]:

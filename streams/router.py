@@ -436,7 +436,9 @@ def _dead_for(
 
 
 def _dead(msg: RawMessage, reason: str, error: str) -> DeadLetter:
-    return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+    return DeadLetter.capped(
+        reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value
+    )
 
 
 def _dead_event(
@@ -469,8 +471,9 @@ def _dead_event(
 
 def _dead_lost(msg: RawMessage, decoded: DecodedBatch, lost: LostEvents) -> DeadLetter:
     """The dead letter of a batch's lost end: the whole record, with the batch id,
-    the first lost index, the lost count and seqs (when known) in its headers."""
-    return DeadLetter(
+    the first lost index, the lost count and seqs (when known) in its headers
+    (an oversize record's bytes are not carried: `DeadLetter.capped`)."""
+    return DeadLetter.capped(
         lost.reason,
         str(lost.error),
         msg.topic,
