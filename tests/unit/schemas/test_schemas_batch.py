@@ -330,6 +330,11 @@ def test_a_header_out_of_its_domain_fails_the_record(header: dict[str, Any], fie
         codec.encode(DEVICE_BATCH, datum)
 
 
+def test_a_tombstone_is_undecodable_not_a_crash() -> None:
+    with pytest.raises(Undecodable):
+        decode_capture(None)  # type: ignore[arg-type]
+
+
 def test_another_record_on_the_topic_is_an_unknown_schema() -> None:
     policy = {
         "subject_id": "s",
