@@ -23,10 +23,13 @@ class Columns(Sequence[Row]):
 
     A `Sequence` of rows (indexing returns a row tuple, slicing a `Columns`),
     whose ``lists`` go to ``client.insert(..., column_oriented=True)`` as they
-    are. Not thread-safe; the lists are the instance's own.
+    are. Rows added one by one wait as tuples and are turned into columns at
+    once (in C, by `zip`) when the lists are next read or extended: a record
+    that is one row costs a tuple, not ``width`` appends. Not thread-safe; the
+    lists are the instance's own.
     """
 
-    __slots__ = ("lists",)
+    __slots__ = ("_lists", "_rows")
 
     def __init__(self, width: int, lists: list[list[Any]] | None = None) -> None:
         """Empty columns, or ``lists`` as they are (one per column, equal lengths;
@@ -35,7 +38,17 @@ class Columns(Sequence[Row]):
             lists = [[] for _ in range(width)]
         elif len(lists) != width or len({len(c) for c in lists}) > 1:
             raise ValueError(f"expected {width} columns of one length")
-        self.lists = lists
+        self._lists = lists
+        self._rows: list[Row] = []
+
+    @property
+    def lists(self) -> list[list[Any]]:
+        """One list per column (the rows added one by one moved into them first)."""
+        if self._rows:
+            rows, self._rows = self._rows, []
+            for column, values in zip(self._lists, zip(*rows, strict=True), strict=True):
+                column.extend(values)
+        return self._lists
 
     @classmethod
     def from_rows(cls, rows: Iterable[Row], width: int) -> Columns:
@@ -52,16 +65,16 @@ class Columns(Sequence[Row]):
 
     def add_row(self, row: Row) -> None:
         """Append one row (``width`` values; raises `ValueError` otherwise)."""
-        if len(row) != len(self.lists):
-            raise ValueError(f"a row of {len(row)} values for {len(self.lists)} columns")
-        for column, value in zip(self.lists, row, strict=True):
-            column.append(value)
+        if len(row) != len(self._lists):
+            raise ValueError(f"a row of {len(row)} values for {len(self._lists)} columns")
+        self._rows.append(row)
 
     def extend(self, columns: Sequence[Sequence[Any]]) -> None:
         """Append rows given as columns (``width`` sequences of one length)."""
-        if len(columns) != len(self.lists) or len({len(c) for c in columns}) > 1:
-            raise ValueError(f"expected {len(self.lists)} columns of one length")
-        for mine, values in zip(self.lists, columns, strict=True):
+        lists = self.lists
+        if len(columns) != len(lists) or len({len(c) for c in columns}) > 1:
+            raise ValueError(f"expected {len(lists)} columns of one length")
+        for mine, values in zip(lists, columns, strict=True):
             mine.extend(values)
 
     def row(self, index: int) -> Row:
@@ -69,7 +82,7 @@ class Columns(Sequence[Row]):
         return tuple(column[index] for column in self.lists)
 
     def __len__(self) -> int:
-        return len(self.lists[0]) if self.lists else 0
+        return (len(self._lists[0]) if self._lists else 0) + len(self._rows)
 
     @overload
     def __getitem__(self, index: int) -> Row: ...
@@ -79,7 +92,8 @@ class Columns(Sequence[Row]):
 
     def __getitem__(self, index: int | slice) -> Row | Columns:
         if isinstance(index, slice):
-            return Columns(len(self.lists), [column[index] for column in self.lists])
+            lists = self.lists
+            return Columns(len(lists), [column[index] for column in lists])
         return self.row(index)
 
     def __eq__(self, other: object) -> bool:
@@ -90,4 +104,4 @@ class Columns(Sequence[Row]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Columns({len(self.lists)} x {len(self)})"
+        return f"Columns({len(self._lists)} x {len(self)})"

@@ -174,11 +174,11 @@ def map_into(
         if not items:
             return 0
         if batch and route.to_columns is not None:
-            built = route.to_columns(items)
+            columns.extend(route.to_columns(items))
         else:
-            to_row = route.to_row
-            built = [list(c) for c in zip(*(to_row(i) for i in items), strict=True)]
-        columns.extend(built)
+            built = [route.to_row(item) for item in items]  # all built before any is added
+            for row in built:
+                columns.add_row(row)
     except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
         raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
     if route.measures_lag:

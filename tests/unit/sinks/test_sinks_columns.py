@@ -33,6 +33,17 @@ def test_columns_hold_rows_as_one_list_per_column_and_slice_like_rows() -> None:
     assert len(cols) == 5 and len(Columns(2)) == 0
 
 
+def test_rows_added_one_by_one_keep_their_place_among_columns_added_at_once() -> None:
+    cols = Columns(2)
+    cols.add_row((1, "a"))
+    cols.extend([[2, 3], ["b", "c"]])
+    cols.add_row((4, "d"))
+    assert len(cols) == 4
+    assert cols.lists == [[1, 2, 3, 4], ["a", "b", "c", "d"]]
+    cols.add_row((5, "e"))
+    assert cols[2:] == Columns(2, [[3, 4, 5], ["c", "d", "e"]])
+
+
 def test_bisection_over_columns_finds_the_refused_row_and_writes_the_rest() -> None:
     written: list[tuple[Any, ...]] = []
 
