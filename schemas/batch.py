@@ -146,8 +146,9 @@ class LostEvents:
 
     ``error`` is why (`TruncatedBatch` or `BatchTooLarge`, each with its
     ``.reason``); ``count`` how many events the record announced from there on
-    (None when it does not say: the cut came before the array's count, or
-    there was nothing but trailing bytes after the last event); ``seqs`` the
+    (the smaller of what its array count and its header's seq range say; None
+    when it does not say: the cut came before the array's count, or there was
+    nothing but trailing bytes after the last event); ``seqs`` the
     inclusive seq range they lie in, when known: exactly for events decoded
     past the event limit, else the part of the header's ``first_seq..last_seq``
     above the last event read (events are in seq order).
@@ -279,7 +280,14 @@ def _salvage(data: bytes, codec: Codec, max_events: int, max_bytes: int) -> Deco
         raise error
     if prefix.complete:  # every event fits: only the array's end is past max_bytes
         return _split(header, events)
-    count = prefix.declared - len(events) if prefix.declared > len(events) else None
+    count = None
+    if prefix.declared > len(events):
+        # two claims, the array's count and the header's seq range: a damaged
+        # count can be anything, so the smaller stands (the DLQ limit weighs it)
+        count = prefix.declared - len(events)
+        span_left = header.last_seq - header.first_seq + 1 - len(events)
+        if span_left > 0:
+            count = min(count, span_left)
     last_read = events[-1]["seq"]
     seqs = (last_read + 1, header.last_seq) if last_read < header.last_seq else None
     return _split(header, events, LostEvents(error, len(events), count, seqs))

@@ -184,6 +184,20 @@ def test_a_truncated_batch_keeps_its_per_event_refusals_before_the_cut() -> None
     assert (decoded.lost.first_index, decoded.lost.count) == (4, 2)
 
 
+def test_a_damaged_array_count_is_bounded_by_the_headers_seq_range() -> None:
+    evs = events(6)
+    data = bytearray(batch(evs))
+    first_event_start = event_ends(evs)[0] - (
+        len(codec.encode("CaptureEvent", evs[0], check_domains=False)) - 10
+    )
+    assert data[first_event_start - 1] == 12  # the count 6, zig-zag encoded
+    data[first_event_start - 1 : first_event_start] = b"\xfe\xff\xff\x0f"  # 2**31 - 1
+    cut = bytes(data)[: event_ends(evs)[1] + 3 + 5]  # events 0 and 1 whole
+    decoded = decode_capture(cut)
+    assert decoded.events == evs[:2]
+    assert decoded.lost is not None and decoded.lost.count == 4  # 100..105 less the two read
+
+
 @pytest.mark.parametrize("into_event", [0, 1, 2])
 def test_a_batch_cut_in_its_header_or_first_event_is_refused_whole(into_event: int) -> None:
     evs = events(3)
