@@ -1,9 +1,13 @@
-"""Simulator → capture.events → real `candor worker` processes → every output topic.
+"""Simulator → capture SDK → capture.events → real `candor worker` processes →
+every output topic.
 
-Every input is accounted for exactly once: in capture.clean, as a counted drop
-(no consent, duplicate) or as a typed dead letter; every session's counts add
-up to its device's events; a worker killed -9 mid-stream loses no session and
-emits none with different contents twice.
+The simulated devices capture through the capture SDK (`CaptureClient`: one
+DeviceBatch record per device batch); a mixed topic also holds today's
+single-event records (devices on an older SDK, client retries) and replayed
+batches. Every input is accounted for exactly once: in capture.clean, as a
+counted drop (no consent, duplicate) or as a typed dead letter; every
+session's counts add up to its device's events; a worker killed -9 mid-stream
+loses no session and emits none with different contents twice.
 """
 
 from __future__ import annotations
@@ -15,18 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
 
 from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
+from producers.sdk.client import CaptureClient
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
+from schemas.batch import decode_capture
 from schemas.codec import decode, encode_event
 from tests.harness import CandorProcess, TopicReader, free_port, metric, scrape, wait_until
 
 PEOPLE = 12
 SIM_SECONDS = 60
 DUPLICATES = 30
+# A device batch closes at the SDK's default linger or at this many events: the
+# tests publish faster than any person captures, so a limit well below the
+# default (500) gives each device several batches, as minutes of capture would.
+BATCH_MAX_EVENTS = 50
 
 
 def now_micros() -> int:
@@ -82,6 +93,43 @@ class Scenario:
             self.producer.poll(0)
         assert self.producer.flush(30) == 0
 
+    def send_sdk(self, events: list[dict[str, Any]], spool_dir: Path) -> None:
+        """Publish `events` through the capture SDK (a DeviceBatch record per
+        device batch, default linger) and wait until every record is acknowledged."""
+        first = events[0]
+        with CaptureClient(
+            self.settings.kafka.bootstrap,
+            spool_dir=spool_dir,
+            org_id=str(first["org_id"]),
+            subject_id=str(first["subject_id"]),
+            device_id=str(first["device_id"]),
+            topic=self.settings.kafka.topic("capture.events"),
+            registry=CollectorRegistry(),
+            spool_fsync="never",
+            batch_max_events=BATCH_MAX_EVENTS,
+        ) as client:
+            for e in events:
+                client.publish(e)
+            assert client.flush(30) == 0
+            assert client.spool_depth == 0
+
+    def replay_batches(self, count: int) -> int:
+        """Produce the first `count` DeviceBatch records of capture.events once
+        more, unchanged (a spool replaying what the broker already had); returns
+        the events they hold."""
+        reader = TopicReader(self.settings, self.settings.kafka.topic("capture.events"))
+        try:
+            reader.poll(5.0)
+        finally:
+            reader.close()
+        batches = [m for m in reader.records if not decode_capture(m.value()).header.single]
+        assert len(batches) >= count
+        topic = self.settings.kafka.topic("capture.events")
+        for m in batches[:count]:
+            self.producer.produce(topic, key=m.key(), value=m.value())
+        assert self.producer.flush(30) == 0
+        return sum(decode_capture(m.value()).size for m in batches[:count])
+
     def send_bad(self) -> None:
         topic = self.settings.kafka.topic("capture.events")
         for value in self.bad:
@@ -135,10 +183,16 @@ def _check_sessions(sessions: list[dict[str, Any]], clean: list[dict[str, Any]])
 def test_every_input_is_accounted_for_exactly_once(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
+    # A mixed topic: every device captures through the SDK (device batches)
+    # but one, on today's single-event records; retries come both as single
+    # records of batched events and as batches replayed unchanged.
     s = pipeline_settings
     sc = Scenario(s, seed=11)
-    sc.send(sc.events)
+    single = {sc.sim.devices[9].device_id}
+    sc.send_sdk([e for e in sc.events if e["device_id"] not in single], tmp_path / "spool")
+    sc.send([e for e in sc.events if e["device_id"] in single])
     sc.send(sc.events[:DUPLICATES])  # client retries: same event_id and seq
+    duplicates = DUPLICATES + sc.replay_batches(3)
     sc.send_bad()
     worker, port = _worker(s, tmp_path, "worker")
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
@@ -163,14 +217,16 @@ def test_every_input_is_accounted_for_exactly_once(
         got = clean.events()
         ids = Counter(e["event_id"] for e in got)
         assert set(ids) == set(expected) and max(ids.values()) == 1
+        # both formats came out clean
+        assert {e["device_id"] for e in got} >= single
         reasons = Counter(dict(m.headers())["reason"].decode() for m in dlq.records)
         assert reasons == {"undecodable": 2, "impossible_timestamp": 1}
         samples = scrape(port)
         no_consent = sum(1 for e in sc.events if e["subject_id"] == sc.no_consent_subject)
         assert metric(samples, "candor_worker_drops_total", reason="no_consent") == no_consent
-        assert metric(samples, "candor_worker_drops_total", reason="duplicate") == DUPLICATES
-        inputs = len(sc.events) + DUPLICATES + len(sc.bad)
-        assert len(got) + no_consent + DUPLICATES + len(dlq.records) == inputs
+        assert metric(samples, "candor_worker_drops_total", reason="duplicate") == duplicates
+        inputs = len(sc.events) + duplicates + len(sc.bad)
+        assert len(got) + no_consent + duplicates + len(dlq.records) == inputs
         # minimisation: metadata-only subject keeps counts, loses content
         meta = [
             e
@@ -209,7 +265,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
     sessions = TopicReader(s, s.kafka.topic("activity.sessions"))
     expected = sc.expected_clean
-    sc.send(sc.events[:half])
+    sc.send_sdk(sc.events[:half], tmp_path / "spool")
     worker, port = _worker(s, tmp_path, "worker")
 
     def diag() -> str:
@@ -242,7 +298,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
             interval=0.05,
         )
         worker.kill9()
-        sc.send(sc.events[half:])
+        sc.send_sdk(sc.events[half:], tmp_path / "spool")
         worker.start()
         wait_until(
             lambda: (
