@@ -68,7 +68,7 @@ from typing import Any
 from device_batches import describe_sizes
 from e2e_load import Load, Publisher, make_load, say, stage_latency, wire_events
 from e2e_report import plot, summarize, table, top_costs, write_json
-from e2e_stack import Pipeline, Sampler, bare_path
+from e2e_stack import Pipeline, Sampler, bare_path, cpu_s
 from environment import REPO
 
 from backends.clickhouse.connection import connect
@@ -107,6 +107,7 @@ class Run:
         phase's figures. With `profile`, py-spy samples the worker meanwhile."""
         name = load.name
         self.sampler.phase()
+        cpu0 = {c.name: cpu_s(c.pid) for c in self.pipeline.children}
         spy = self._spy(profile) if profile is not None else None
         pub = self.publisher.publish_batches(load, paced=rate is not None)
         say(f"  {name}: published; waiting until queryable")
@@ -122,6 +123,7 @@ class Run:
                 shown = time.monotonic()
                 say(f"  {name}: {landed:,} of {pub.sent:,} events queryable")
         usage = self.sampler.end()
+        used = {c.name: cpu_s(c.pid) - cpu0[c.name] for c in self.pipeline.children}
         (q50, q99), last_landed, rows = self.ch.query(
             "SELECT quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, landed_at)), "
             f"toUnixTimestamp64Micro(max(landed_at)), count() FROM events WHERE {WINDOW}",
@@ -160,6 +162,10 @@ class Run:
             "e2e_rate": landed_rate if rate is None else None,
             "rss_max_mb": usage.rss_max_mb,
             "cpu_cores": usage.cpu_cores,
+            # CPU seconds of worker and sink for the phase's events: less
+            # sensitive to other load on the machine than events/s
+            "cpu_s": used,
+            "events_per_cpu_s": pub.sent / max(1e-6, sum(used.values())),
             "profiled": spy is not None,
         }
         if spy is not None:
@@ -273,7 +279,9 @@ def one_run(index: int, args: argparse.Namespace, loads: Loads) -> dict[str, Any
         bare = bare_path(pipeline.settings, loads.bare, args.partitions)
         say(
             f"  bare path: {bare.events:,} events in {bare.seconds:.1f} s = "
-            f"{bare.rate:,.0f} ev/s; end to end / bare = {phases[-1]['e2e_rate'] / bare.rate:.2f}"
+            f"{bare.rate:,.0f} ev/s ({bare.events / bare.cpu_s:,.0f} per CPU-s); "
+            f"end to end / bare = {phases[-1]['e2e_rate'] / bare.rate:.2f} "
+            f"(per CPU-s {phases[-1]['events_per_cpu_s'] / (bare.events / bare.cpu_s):.2f})"
         )
         return {
             "run": index,
@@ -281,7 +289,12 @@ def one_run(index: int, args: argparse.Namespace, loads: Loads) -> dict[str, Any
             "load_average": os.getloadavg(),
             "phases": phases,
             "max": phases[-1],
-            "bare": {"events": bare.events, "seconds": bare.seconds, "rate": bare.rate},
+            "bare": {
+                "events": bare.events,
+                "seconds": bare.seconds,
+                "rate": bare.rate,
+                "cpu_s": bare.cpu_s,
+            },
         }
     finally:
         if sampler is not None:

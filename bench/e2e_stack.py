@@ -261,6 +261,7 @@ class Pipeline:
 class BareResult:
     events: int
     seconds: float
+    cpu_s: float  # this process's CPU seconds over the same span (every thread)
 
     @property
     def rate(self) -> float:
@@ -306,13 +307,13 @@ def bare_path(
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
     columns = list(EVENT_COLUMNS)
     rows: list[Any] = []
-    seen, first = 0, 0.0
+    seen, first, cpu0 = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
     try:
         while seen < total and time.monotonic() < deadline:
             msgs = consumer.consume(batch, timeout=1.0)
             if msgs and not first:
-                first = time.perf_counter()
+                first, cpu0 = time.perf_counter(), time.process_time()
             for m in msgs:
                 value = m.value()
                 if m.error() is None and value is not None:
@@ -321,11 +322,11 @@ def bare_path(
             while len(rows) >= batch or (seen >= total and rows):
                 client.insert("events_bare", rows[:batch], column_names=columns)
                 rows = rows[batch:]
-        seconds = time.perf_counter() - first
+        seconds, cpu = time.perf_counter() - first, time.process_time() - cpu0
     finally:
         consumer.close()
     landed = int(client.query("SELECT count() FROM events_bare").result_rows[0][0])
     client.command("DROP TABLE IF EXISTS events_bare")
     if seen < total or landed < total:
         raise SystemExit(f"bench: bare path read {seen}, landed {landed} of {total}")
-    return BareResult(total, seconds)
+    return BareResult(total, seconds, cpu)
