@@ -1,12 +1,26 @@
-"""The load of bench/e2e.py: simulator events pre-encoded once, stamped with
-the wall clock as they are published.
+"""The load of bench/e2e.py: what the capture SDK sends for the simulator's
+workload, pre-encoded once, stamped with the wall clock as it is published.
 
 Encoding in the bench process would take CPU from the pipeline under test on a
 2-core box (and on a real deployment it happens on the capture devices), so
-each event is encoded once with a placeholder `ts`; at publish time the
-placeholder's Avro varint is swapped for the current time's (same length for
-any time between 1978 and 3100), which gives exactly the bytes `encode_event`
-would produce for `ts = now`.
+each phase's load is built once, before any run:
+
+- `make_load`: simulator events of ``people`` people (a seed of their own per
+  phase, so devices and their seqs never repeat), their event times compressed
+  to a per-device rate (10-25 events/s per active device: the issue's
+  realistic rate, `device_batches.at_device_rate`) and then scaled to the
+  phase's overall rate; the capture SDK batches them per device with its
+  default linger and limits (`device_batches.sdk_batches`, a real
+  `CaptureClient` on the event-time clock). Each DeviceBatch keeps the byte
+  offsets of its events' ``ts`` and of its ``sent_ts``, and when the SDK hands
+  it over on that clock (`StampedBatch.sent_at`): at its linger after its
+  first event, or at once when a limit closed it;
+- `BatchPublisher` produces the batches on their schedule (or flat out) and
+  rewrites those 8-byte varints for "now" (the same length for any time
+  between 1978 and 3100): exactly the bytes the SDK would have sent, capture
+  time included, so the linger is part of the measured latency;
+- `WireEvent` (the bare path's records): one today's single-event
+  ``CaptureEvent`` record per event, with a hole where ``ts`` goes.
 """
 
 from __future__ import annotations
@@ -14,16 +28,21 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from device_batches import BatchRecord, active_rate, at_device_rate, describe_sizes, sdk_batches
 
+from producers.sdk.client import DEFAULT_BATCH_MAX_EVENTS, DEFAULT_LINGER_MS
+from producers.sdk.envelope import Event
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import SimulatedDevice, Simulator
+from schemas.batch import decode_capture
 from schemas.codec import decode, decode_event, encode_event
 
 PLACEHOLDER_TS = 1_777_777_777_777_777  # micros; zigzag varint is 8 bytes long
+S = 1_000_000
 
 
 def avro_long(value: int) -> bytes:
@@ -68,39 +87,193 @@ def wire_event(event: dict[str, object]) -> WireEvent:
     return WireEvent(str(event["device_id"]).encode(), data[:at], data[at + len(_PLACEHOLDER) :])
 
 
-def generate(
-    people: int, seed: int, count: int, progress: Callable[[str], None]
-) -> tuple[list[SimulatedDevice], list[WireEvent]]:
-    """`count` simulator events of `people` people, pre-encoded, in event-time
-    order (so per device in seq order). Checked: a stamped sample decodes back."""
-    sim = Simulator(people, seed, start_ts=1_700_000_000_000_000)
-    out: list[WireEvent] = []
-    started = time.monotonic()
-    events: Iterator[dict[str, object]] = itertools.islice(sim.events(1e12), count)
-    for i, event in enumerate(events):
-        out.append(wire_event(event))
-        if (i + 1) % 100_000 == 0:
-            progress(
-                f"generated {i + 1:,} of {count:,} events "
-                f"({(i + 1) / (time.monotonic() - started):,.0f}/s)"
-            )
-    if len(out) < count:
-        raise SystemExit(f"bench: the simulator gave only {len(out)} events")
+def wire_events(events: Sequence[Event]) -> list[WireEvent]:
+    """`events` as today's single-event records (the bare path's input).
+    Checked: a stamped sample decodes back."""
+    out = [wire_event(dict(event)) for event in events]
     ts = time.time_ns() // 1000
-    if decode_event(out[-1].stamped(ts))["ts"] != ts:
+    if out and decode_event(out[-1].stamped(ts))["ts"] != ts:
         raise SystemExit("bench: ts stamping does not round-trip")
-    return sim.devices, out
+    return out
+
+
+def _varint8(value: int) -> bytes:
+    varint = avro_long(value)
+    if len(varint) != len(_PLACEHOLDER):
+        raise ValueError(f"time {value} does not fit 8 bytes")
+    return varint
+
+
+@dataclass(frozen=True, slots=True)
+class StampedBatch:
+    """One DeviceBatch record as the SDK sent it, with holes for the clock.
+
+    ``ts`` are its events' capture times and ``sent_at`` the time the SDK hands
+    it over, all in micros after the load's first event; ``ts_at`` and
+    ``sent_ts_at`` are the byte offsets of their 8-byte varints in ``value``."""
+
+    key: bytes
+    value: bytes
+    ts_at: tuple[int, ...]
+    ts: tuple[int, ...]
+    sent_ts_at: int
+    sent_at: int
+
+    @property
+    def events(self) -> int:
+        return len(self.ts)
+
+    def stamped(self, base: int) -> bytes:
+        """The record with every time shifted to ``base`` + its offset (micros).
+        Raises ValueError when a time does not fit its 8-byte varint."""
+        out = bytearray(self.value)
+        for at, t in zip(self.ts_at, self.ts, strict=True):
+            out[at : at + 8] = _varint8(base + t)
+        out[self.sent_ts_at : self.sent_ts_at + 8] = _varint8(base + self.sent_at)
+        return bytes(out)
+
+
+@dataclass(frozen=True)
+class Load:
+    """One phase's records, in the order the SDK sent them, and what they model."""
+
+    name: str
+    batches: list[StampedBatch]
+    people: int
+    device_rate: float  # events/s per active device
+    rate: float  # events/s over all devices at the load's own pace
+    devices: list[SimulatedDevice]
+
+    @property
+    def events(self) -> int:
+        return sum(b.events for b in self.batches)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the first event to the last record sent, at the load's pace."""
+        return max(b.sent_at for b in self.batches) / S if self.batches else 0.0
+
+    def sizes(self) -> list[int]:
+        return [b.events for b in self.batches]
+
+
+def _stamped_batches(records: Sequence[BatchRecord], t0: int, linger_us: int) -> list[StampedBatch]:
+    """Locate the clock in each of the SDK's ``records`` and give each its send time.
+
+    A record whose device's next record starts within the linger was closed by
+    a limit (bytes, or a seq going back) when that next event came; one of
+    `DEFAULT_BATCH_MAX_EVENTS` events was sent with its last; any other one
+    at its linger. Raises SystemExit when the clock cannot be located
+    unambiguously (checked by decoding every record restamped)."""
+    decoded = [decode_capture(r.value) for r in records]
+    next_first: dict[int, int] = {}
+    last_of: dict[bytes, int] = {}
+    for i, (record, batch) in enumerate(zip(records, decoded, strict=True)):
+        if batch.rejected:
+            raise SystemExit(f"bench: the SDK wrote a batch with a bad event: {batch.rejected[0]}")
+        if record.key in last_of:
+            next_first[last_of[record.key]] = int(batch.events[0]["ts"])
+        last_of[record.key] = i
+    out = []
+    check = time.time_ns() // 1000
+    for i, (record, batch) in enumerate(zip(records, decoded, strict=True)):
+        times = [int(e["ts"]) for e in batch.events]
+        first, last = times[0], max(times)
+        if len(times) >= DEFAULT_BATCH_MAX_EVENTS:
+            sent = last
+        elif i in next_first and next_first[i] < first + linger_us:
+            sent = next_first[i]
+        else:
+            sent = max(last, first + linger_us)
+        value, cursor, ts_at = record.value, 0, []
+        for t in times:
+            at = value.find(avro_long(t), cursor)
+            if at < 0:
+                raise SystemExit(f"bench: cannot locate ts {t} in a batch")
+            ts_at.append(at)
+            cursor = at + len(_PLACEHOLDER)
+        sent_ts_at = value.find(avro_long(batch.header.sent_ts), 0, ts_at[0])
+        if sent_ts_at < 0:
+            raise SystemExit("bench: cannot locate sent_ts in a batch")
+        stamped = StampedBatch(
+            record.key,
+            value,
+            tuple(ts_at),
+            tuple(t - t0 for t in times),
+            sent_ts_at,
+            sent - t0,
+        )
+        again = decode_capture(stamped.stamped(check - stamped.ts[0]))
+        want = [{**e, "ts": int(e["ts"]) - times[0] + check} for e in batch.events]
+        if again.events != want or again.header.sent_ts != check + sent - times[0]:
+            raise SystemExit("bench: restamping a batch changed more than its times")
+        out.append(stamped)
+    out.sort(key=lambda b: b.sent_at)  # the order they leave the SDK in
+    return out
+
+
+def _at_rate(events: Sequence[Event], rate: float) -> list[Event]:
+    """``events`` with event times scaled (from the first) so that they come
+    at ``rate`` events/s overall."""
+    t0 = int(events[0]["ts"])
+    span = int(events[-1]["ts"]) - t0
+    if span <= 0:
+        return list(events)
+    speed = (len(events) - 1) / (span / S) / rate
+    return [{**e, "ts": t0 + int((int(e["ts"]) - t0) * speed)} for e in events]
+
+
+def make_load(
+    name: str,
+    people: int,
+    seed: int,
+    count: int,
+    device_rate: float,
+    rate: float | None,
+    progress: Callable[[str], None],
+) -> tuple[Load, list[Event]]:
+    """``count`` events of ``people`` simulated people (simulator seed ``seed``)
+    at ``device_rate`` events/s per active device, scaled to ``rate`` events/s
+    overall when given, batched by the capture SDK (default linger and
+    limits); and the events themselves (event-time order)."""
+    started = time.monotonic()
+    sim = Simulator(people, seed, start_ts=1_700_000_000_000_000)
+    events = list(itertools.islice(sim.events(1e12), count))
+    if len(events) < count:
+        raise SystemExit(f"bench: the simulator gave only {len(events)} events")
+    events, _factor = at_device_rate(events, device_rate)
+    if rate is not None:
+        events = _at_rate(events, rate)
+    span = (int(events[-1]["ts"]) - int(events[0]["ts"])) / S
+    records = sdk_batches(events)
+    load = Load(
+        name,
+        _stamped_batches(records, int(events[0]["ts"]), int(DEFAULT_LINGER_MS * 1000)),
+        people,
+        active_rate(events),
+        (len(events) - 1) / span if span > 0 else float("inf"),
+        sim.devices,
+    )
+    progress(
+        f"load {name}: {count:,} events of {people} people at {load.device_rate:.1f} "
+        f"events/s per active device, {load.rate:,.0f} events/s overall; "
+        f"built in {time.monotonic() - started:.1f} s\n    " + describe_sizes(load.sizes())
+    )
+    return load, events
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What one publish phase sent: count, first and last stamped ts (micros)
-    and the wall seconds it took (until every record was acknowledged)."""
+    """What one publish phase sent: events, first and last stamped ts (micros),
+    the wall seconds it took (until every record was acknowledged), records
+    and when the first one was produced (wall clock, micros)."""
 
     sent: int
     first_ts: int
     last_ts: int
     seconds: float
+    records: int
+    started: int
 
     @property
     def rate(self) -> float:
@@ -143,7 +316,55 @@ class Publisher:
         left = self.producer.flush(120)
         if left:
             raise SystemExit(f"bench: {left} records not acknowledged")
-        return Published(n, first_ts, last_ts, time.monotonic() - started)
+        return Published(n, first_ts, last_ts, time.monotonic() - started, n, first_ts)
+
+    def publish_batches(self, load: Load, paced: bool) -> Published:
+        """Produce `load`'s DeviceBatch records in the order the SDK sent them.
+
+        Paced: each when the SDK sends it (its `sent_at` after the start),
+        every time in it stamped from the start, so an event's ts is its
+        capture time on the wall clock and waited out its batch's linger
+        before it left. Flat out (not paced): as fast as librdkafka takes
+        them, each stamped as sent now (its events captured up to a linger
+        earlier). Then flush; raises SystemExit when records stay
+        unacknowledged. Progress on stderr every 10 s."""
+        produce, poll = self.producer.produce, self.producer.poll
+        topic, batches = self.topic, load.batches
+        lead = 0.02 if paced else 0.0  # the first record's time to come
+        start = time.monotonic() + lead
+        start_wall = time.time_ns() // 1000 + int(lead * S)
+        first_ts, last_ts, events, shown = 2**62, 0, 0, start
+        for i, batch in enumerate(batches):
+            if paced:
+                base = start_wall
+                while (wait := start + batch.sent_at / S - time.monotonic()) > 0:
+                    poll(min(wait, 0.05))
+            else:
+                base = time.time_ns() // 1000 - batch.sent_at
+            value = batch.stamped(base)
+            while True:
+                try:
+                    produce(topic, key=batch.key, value=value)
+                    break
+                except BufferError:
+                    poll(0.01)
+            events += batch.events
+            first_ts = min(first_ts, base + min(batch.ts))
+            last_ts = max(last_ts, base + max(batch.ts))
+            if i % 200 == 0:
+                poll(0)
+                if time.monotonic() - shown >= 10:
+                    shown = time.monotonic()
+                    say(
+                        f"  {load.name}: published {events:,} of {load.events:,} events "
+                        f"({events / (shown - start):,.0f}/s)"
+                    )
+        left = self.producer.flush(120)
+        if left:
+            raise SystemExit(f"bench: {left} records not acknowledged")
+        return Published(
+            events, first_ts, last_ts, time.monotonic() - start, len(batches), start_wall
+        )
 
 
 def stage_latency(

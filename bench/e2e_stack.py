@@ -1,7 +1,8 @@
 """The pipeline of one bench/e2e.py run on the shared local stack: its own
 topic prefix, ClickHouse database, home and master key; `candor worker` and
 `candor sink --all` as child processes; their RSS and CPU sampled from /proc;
-everything removed at the end. Also the bare path (consumer + decode + insert).
+everything removed at the end. Also the bare path (today's single-event
+records: consumer + decode + insert).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from e2e_load import Publisher, WireEvent
 from environment import REPO, free_port
 from pydantic import SecretStr
 
@@ -134,13 +136,11 @@ class Child:
         args: list[str],
         env: dict[str, str],
         logdir: Path,
-        profile: Path | None = None,
     ) -> None:
         self.name, self.log = name, logdir / f"{name}.log"
-        wrap = ["-m", "cProfile", "-o", str(profile)] if profile else []
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, *wrap, "-m", "candor.cli", *args],
+                [sys.executable, "-m", "candor.cli", *args],
                 cwd=REPO,
                 env=env,
                 stdout=out,
@@ -195,8 +195,8 @@ class Pipeline:
         ]
         grant_many(self.settings, policies, "bench-e2e")
 
-    def start(self, profile: Path | None = None) -> Sampler:
-        """Start worker and sink (the worker under cProfile into `profile` if given)."""
+    def start(self) -> Sampler:
+        """Start worker and sink; a sampler of their (and this process's) RSS and CPU."""
         env = child_env(self.settings)
         prefix = self.settings.kafka.topic_prefix
         self.children = [
@@ -213,7 +213,6 @@ class Pipeline:
                 ],
                 env,
                 self.logdir,
-                profile,
             ),
             Child(
                 "sink",
@@ -264,6 +263,7 @@ class Pipeline:
 class BareResult:
     events: int
     seconds: float
+    cpu_s: float  # this process's CPU seconds over the same span (every thread)
 
     @property
     def rate(self) -> float:
@@ -271,18 +271,32 @@ class BareResult:
 
 
 def bare_path(
-    settings: Settings, total: int, batch: int = 10_000, timeout: float = 600
+    settings: Settings,
+    events: list[WireEvent],
+    partitions: int,
+    batch: int = 10_000,
+    timeout: float = 600,
 ) -> BareResult:
-    """confluent-kafka consumer (own group) over the whole capture.events topic,
-    `schemas.codec.decode_event`, `sinks.rows.event_row`, clickhouse-connect
-    inserts of `batch` rows into a plain MergeTree copy of `events`. Timed from
-    the first message received to the last insert acknowledged."""
+    """Today's per-event records through the bare path: `events` produced as
+    single-event CaptureEvent records (the SDK's producer settings, untimed)
+    to a topic of their own (``<prefix>bench.bare``), then a confluent-kafka
+    consumer (own group) reads them, `schemas.codec.decode_event`,
+    `sinks.rows.event_row`, clickhouse-connect inserts of `batch` rows into a
+    plain MergeTree copy of `events`. Timed from the first message received
+    to the last insert acknowledged. Raises SystemExit when not all landed."""
+    topic = f"{settings.kafka.topic_prefix}bench.bare"
+    admin = AdminClient(settings.kafka.client_config())
+    for future in admin.create_topics(
+        [NewTopic(topic, partitions, settings.kafka.replicas())]
+    ).values():
+        future.result(60)
+    Publisher(settings.kafka.bootstrap, topic).publish(events, None)
+    total = len(events)
     client = connect(settings)
     client.command(
         "CREATE TABLE IF NOT EXISTS events_bare AS events ENGINE = MergeTree "
         "PARTITION BY toDate(ts) ORDER BY (org_id, subject_id, ts, event_id)"
     )
-    topic = settings.kafka.topic("capture.events")
     consumer = Consumer(
         {
             **settings.kafka.client_config(),
@@ -295,13 +309,13 @@ def bare_path(
     consumer.assign([TopicPartition(topic, p, -2) for p in parts])
     columns = list(EVENT_COLUMNS)
     rows: list[Any] = []
-    seen, first = 0, 0.0
+    seen, first, cpu0 = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
     try:
         while seen < total and time.monotonic() < deadline:
             msgs = consumer.consume(batch, timeout=1.0)
             if msgs and not first:
-                first = time.perf_counter()
+                first, cpu0 = time.perf_counter(), time.process_time()
             for m in msgs:
                 value = m.value()
                 if m.error() is None and value is not None:
@@ -310,11 +324,11 @@ def bare_path(
             while len(rows) >= batch or (seen >= total and rows):
                 client.insert("events_bare", rows[:batch], column_names=columns)
                 rows = rows[batch:]
-        seconds = time.perf_counter() - first
+        seconds, cpu = time.perf_counter() - first, time.process_time() - cpu0
     finally:
         consumer.close()
     landed = int(client.query("SELECT count() FROM events_bare").result_rows[0][0])
     client.command("DROP TABLE IF EXISTS events_bare")
     if seen < total or landed < total:
         raise SystemExit(f"bench: bare path read {seen}, landed {landed} of {total}")
-    return BareResult(total, seconds)
+    return BareResult(total, seconds, cpu)

@@ -1,22 +1,32 @@
 """The input of the pipeline tests: a simulated population with consent for
-some, the events it produces, some bad input, sent to capture.events."""
+some, the events it produces, some bad input, sent to capture.events (through
+the capture SDK as device batches, or as today's single-event records)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
 
 from backends.kafka.consent_registry import grant_many
 from candor.settings import Settings
 from privacy.consent import grant
+from producers.sdk.client import CaptureClient
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
+from schemas.batch import decode_capture
 from schemas.clock import now_micros
 from schemas.codec import encode_event
+from tests.harness import TopicReader
 
 PEOPLE = 12
 SIM_SECONDS = 60
+# A device batch closes at the SDK's default linger or at this many events: the
+# tests publish faster than any person captures, so a limit well below the
+# default (500) gives each device several batches, as minutes of capture would.
+BATCH_MAX_EVENTS = 50
 
 
 class Scenario:
@@ -67,6 +77,43 @@ class Scenario:
             self.producer.produce(topic, key=e["device_id"], value=encode_event(e))
             self.producer.poll(0)
         assert self.producer.flush(30) == 0
+
+    def send_sdk(self, events: list[dict[str, Any]], spool_dir: Path) -> None:
+        """Publish `events` through the capture SDK (a DeviceBatch record per
+        device batch, default linger) and wait until every record is acknowledged."""
+        first = events[0]
+        with CaptureClient(
+            self.settings.kafka.bootstrap,
+            spool_dir=spool_dir,
+            org_id=str(first["org_id"]),
+            subject_id=str(first["subject_id"]),
+            device_id=str(first["device_id"]),
+            topic=self.settings.kafka.topic("capture.events"),
+            registry=CollectorRegistry(),
+            spool_fsync="never",
+            batch_max_events=BATCH_MAX_EVENTS,
+        ) as client:
+            for e in events:
+                client.publish(e)
+            assert client.flush(30) == 0
+            assert client.spool_depth == 0
+
+    def replay_batches(self, count: int) -> int:
+        """Produce the first `count` DeviceBatch records of capture.events once
+        more, unchanged (a spool replaying what the broker already had); returns
+        the events they hold."""
+        reader = TopicReader(self.settings, self.settings.kafka.topic("capture.events"))
+        try:
+            reader.poll(5.0)
+        finally:
+            reader.close()
+        batches = [m for m in reader.records if not decode_capture(m.value()).header.single]
+        assert len(batches) >= count
+        topic = self.settings.kafka.topic("capture.events")
+        for m in batches[:count]:
+            self.producer.produce(topic, key=m.key(), value=m.value())
+        assert self.producer.flush(30) == 0
+        return sum(decode_capture(m.value()).size for m in batches[:count])
 
     def send_bad(self) -> None:
         topic = self.settings.kafka.topic("capture.events")

@@ -1,9 +1,13 @@
-"""Simulator → capture.events → real `candor worker` processes → every output topic.
+"""Simulator → capture SDK → capture.events → real `candor worker` processes →
+every output topic.
 
-Every input is accounted for exactly once: in capture.clean, as a counted drop
-(no consent, duplicate) or as a typed dead letter; every session's counts add
-up to its device's events; a worker killed -9 mid-stream loses no session and
-emits none with different contents twice.
+The simulated devices capture through the capture SDK (`CaptureClient`: one
+DeviceBatch record per device batch); a mixed topic also holds today's
+single-event records (devices on an older SDK, client retries) and replayed
+batches. Every input is accounted for exactly once: in capture.clean, as a
+counted drop (no consent, duplicate) or as a typed dead letter; every
+session's counts add up to its device's events; a worker killed -9 mid-stream
+loses no session and emits none with different contents twice.
 """
 
 from __future__ import annotations
@@ -67,10 +71,16 @@ def _check_sessions(sessions: list[dict[str, Any]], clean: list[dict[str, Any]])
 def test_every_input_is_accounted_for_exactly_once(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
+    # A mixed topic: every device captures through the SDK (device batches)
+    # but one, on today's single-event records; retries come both as single
+    # records of batched events and as batches replayed unchanged.
     s = pipeline_settings
     sc = Scenario(s, seed=11)
-    sc.send(sc.events)
+    single = {sc.sim.devices[9].device_id}
+    sc.send_sdk([e for e in sc.events if e["device_id"] not in single], tmp_path / "spool")
+    sc.send([e for e in sc.events if e["device_id"] in single])
     sc.send(sc.events[:DUPLICATES])  # client retries: same event_id and seq
+    duplicates = DUPLICATES + sc.replay_batches(3)
     sc.send_bad()
     worker, port = _worker(s, tmp_path, "worker")
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
@@ -95,14 +105,16 @@ def test_every_input_is_accounted_for_exactly_once(
         got = clean.events()
         ids = Counter(e["event_id"] for e in got)
         assert set(ids) == set(expected) and max(ids.values()) == 1
+        # both formats came out clean
+        assert {e["device_id"] for e in got} >= single
         reasons = Counter(dict(m.headers())["reason"].decode() for m in dlq.records)
         assert reasons == {"undecodable": 2, "impossible_timestamp": 1}
         samples = scrape(port)
         no_consent = sum(1 for e in sc.events if e["subject_id"] == sc.no_consent_subject)
         assert metric(samples, "candor_worker_drops_total", reason="no_consent") == no_consent
-        assert metric(samples, "candor_worker_drops_total", reason="duplicate") == DUPLICATES
-        inputs = len(sc.events) + DUPLICATES + len(sc.bad)
-        assert len(got) + no_consent + DUPLICATES + len(dlq.records) == inputs
+        assert metric(samples, "candor_worker_drops_total", reason="duplicate") == duplicates
+        inputs = len(sc.events) + duplicates + len(sc.bad)
+        assert len(got) + no_consent + duplicates + len(dlq.records) == inputs
         # minimisation: metadata-only subject keeps counts, loses content
         meta = [
             e
@@ -141,7 +153,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
     clean = TopicReader(s, s.kafka.topic("capture.clean"))
     sessions = TopicReader(s, s.kafka.topic("activity.sessions"))
     expected = sc.expected_clean
-    sc.send(sc.events[:half])
+    sc.send_sdk(sc.events[:half], tmp_path / "spool")
     worker, port = _worker(s, tmp_path, "worker")
 
     def diag() -> str:
@@ -174,7 +186,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_no_session(
             interval=0.05,
         )
         worker.kill9()
-        sc.send(sc.events[half:])
+        sc.send_sdk(sc.events[half:], tmp_path / "spool")
         worker.start()
         wait_until(
             lambda: (
