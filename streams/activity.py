@@ -88,7 +88,7 @@ class Outputs:
         return sum(1 for record in self.late if record["stage"] == stage)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceActivity:
     seen: DeviceSeen = field(default_factory=DeviceSeen)
     session: session.SessionState | None = None

@@ -16,7 +16,7 @@ test the way Arroyo tests a processing strategy against a mock next step:
 
 - ``output``: `Output` (``send`` a record, ``flush`` until acknowledged);
 - ``table``: the device table (faust's `Table`, or a dict), device_id bytes
-  -> `DeviceActivity.to_dict()`; the table and its changelog are the source
+  -> `streams.device_state.encode_state` bytes; the table and its changelog are the source
   of truth, the processor keeps live states in a cache it drops on failure
   and on every rebalance (`invalidate`);
 - ``consent``: `ConsentSource` (the registry view);
@@ -47,6 +47,7 @@ from schemas.topics import Topic
 from streams import metrics
 from streams.activity import ActivityConfig, DeviceActivity, Outputs
 from streams.dedup import DeviceSeen
+from streams.device_state import decode_state, encode_state
 from streams.output import OutputFailed
 from streams.partition_gate import PartitionGate
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
@@ -124,7 +125,7 @@ class ReaderStopped(RuntimeError):
 
 class StateCache:
     """Live DeviceActivity objects of this worker's devices, so that a batch or a
-    timer tick does not rebuild each device's state from the table's JSON.
+    timer tick does not rebuild each device's state from the table's bytes.
 
     The table (and its changelog) stays the source of truth: every change is
     written there before the batch is acked, and the cache is dropped at every
@@ -138,7 +139,7 @@ class StateCache:
     def get(self, key: bytes) -> DeviceActivity:
         state = self.live.get(key)
         if state is None:
-            state = self.live[key] = DeviceActivity.from_dict(self.table.get(key))
+            state = self.live[key] = decode_state(self.table.get(key))
         return state
 
     def clear(self) -> None:
@@ -290,7 +291,7 @@ class BatchProcessor:
         self._count(folded)
         await output.flush()
         for device, state in states.loaded.items():
-            self.table[device.encode()] = state.to_dict()
+            self.table[device.encode()] = encode_state(state)
         metrics.BATCH_SIZE.observe(len(result.outcomes))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self.watchdog.progressed(self.monotonic())
@@ -357,7 +358,7 @@ class BatchProcessor:
             )
             await self.output.flush()
             for device, state in changed.items():
-                self.table[device] = state.to_dict()  # device: the table's bytes key
+                self.table[device] = encode_state(state)  # device: the table's bytes key
         await asyncio.sleep(0)
 
     # -- outputs -----------------------------------------------------------------

@@ -20,6 +20,7 @@ from privacy.wrapping import new_data_key, wrap_data_key
 from schemas.batch import DEVICE_BATCH, batch_header, encode_batch
 from schemas.codec import decode, encode, encode_event
 from streams.activity import ActivityConfig
+from streams.device_state import decode_state
 from streams.output import OutputFailed
 from streams.processor import (
     CAPTURE_CLEAN,
@@ -190,7 +191,7 @@ def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked
     assert by_id[command["event_id"]]["payload"]["command"] == "ls -la"  # content round trip
     assert by_id[command["event_id"]]["app"]["window_title"] == "consent.py - candor"
     assert result.outcomes == [False] * 9 and not h.output.on(f"t.{CAPTURE_DLQ}")
-    assert h.table[b"dev-1"]["seen"]["max_seq"] == 9
+    assert decode_state(h.table[b"dev-1"]).seen.max_seq == 9
     assert h.output.flushes == 1
     [record] = h.clean_records()  # the batch is one record, its content sealed once
     assert (record["first_seq"], record["last_seq"], record["subject_id"]) == (1, 9, SUBJECT)
@@ -273,7 +274,7 @@ def test_a_restarted_processor_reads_its_states_from_the_table() -> None:
     )
     result = asyncio.run(again.process([batch_record(events(6))]))  # seqs 1-4 seen, 5-6 new
     assert result.drops["duplicate"] == 4
-    assert h.table[b"dev-1"]["seen"]["max_seq"] == 6
+    assert decode_state(h.table[b"dev-1"]).seen.max_seq == 6
 
 
 def test_bad_input_goes_to_the_dead_letter_topic_and_the_limit_stops_the_worker() -> None:
@@ -306,7 +307,8 @@ def test_the_timer_closes_a_quiet_device_once_the_gate_opens() -> None:
     asyncio.run(h.processor.tick(rebalancing=False))
     sessions = [decode(v or b"")[1] for _t, _k, v, _h in h.output.on(f"t.{SESSIONS}")]
     assert [(s["device_id"], s["end_reason"]) for s in sessions] == [("dev-1", "timer")]
-    assert h.table[b"dev-1"]["session"]["open"] is None
+    stored = decode_state(h.table[b"dev-1"]).session
+    assert stored is not None and stored.open is None
 
 
 def test_the_timer_refuses_to_go_on_without_the_consent_registry() -> None:

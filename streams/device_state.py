@@ -1,0 +1,400 @@
+"""The worker's table entry for one device: `DeviceActivity` as compact bytes.
+
+The device table (and its changelog) holds one entry per device, rewritten
+after every batch that touched it; a worker holds one entry per device of its
+partitions, open sessions included (issue 12: 100,000 of them within 500 MB).
+Each entry is
+
+    b"\\x01" + JSON of positional arrays (no field names, no spaces)
+
+- positional: each reducer state is an array in a fixed field order (the
+  ``_*_row`` functions below are the layout); version 1 is this layout;
+- ids once: the org, subject and device ids are written once, at the top;
+  a reducer state or a buffered event carrying the same id writes 0;
+- one buffer: the minute clock's reorder buffer, when it equals the session
+  clock's (the usual case: both buffer the same events), is written as 0.
+
+A device with three events buffered in open session, minute window and
+action states takes about 470 bytes here, against about 1,500 bytes as
+`DeviceActivity.to_dict()` JSON and about 4,500 as the dicts the table held.
+Decoding shares one string object per distinct id and app name of an entry,
+and the minute clock's buffered marks with the session clock's (marks are
+immutable), so a recovered worker holds no more objects per device than a
+worker that folded the events itself.
+
+Why this and not faust's ``rocksdict://`` store (measured in
+``docs/notes/state-at-scale.md``): the worker keeps the live objects of its
+devices in memory in either case (the timer visits every device every tick),
+so RocksDB only moves the table's bytes off the heap while adding its own
+memtables and block cache; and faust 0.15.3's RocksDB store files a write
+under the partition of the *current event* (``Store._set``), which is wrong
+for a batch that spans partitions and fails outright for a timer's write
+(there is no current event). Bytes in faust's memory store keep the
+partition bookkeeping of `streams.changelog.DeviceTable` exact.
+
+Changelog compatibility: a deployment's changelog written before this format
+holds faust's JSON of ``to_dict()`` (a record starting with ``{``);
+`decode_state` reads those records (and a table still holding such dicts)
+through `DeviceActivity.from_dict`, and the next write of the device stores
+the new form. No reset is needed. A first byte other than ``{`` or 1 raises
+`StateFormatError`.
+
+Pure: no faust, no Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from streams.activity import DeviceActivity
+from streams.actions import ActionState, Draft
+from streams.dedup import DeviceSeen
+from streams.minutes import MinuteState, MinuteWindow
+from streams.session import OpenSession, SessionState
+from streams.watermark import EventClock, Mark, SeqLedger
+
+#: The first byte of an entry in this module's format.
+VERSION = 1
+_VERSION_BYTE = bytes([VERSION])
+_JSON_OBJECT = ord("{")  # faust's JSON of to_dict(): the format before VERSION 1
+_SAME = 0  # "the id at the top" / "the session clock's buffer"
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+_loads = json.loads
+
+Row = list[Any]
+
+
+class StateFormatError(ValueError):
+    """A table entry in no format this worker reads (a newer worker wrote it?)."""
+
+
+def encode_state(state: DeviceActivity) -> bytes:
+    """The table entry of `state` (this module's format). Never raises on a state
+    the reducers built."""
+    ids = _ids(state)
+    return _VERSION_BYTE + _dumps(_activity_row(state, ids)).encode()
+
+
+def decode_state(data: bytes | Mapping[str, Any] | None) -> DeviceActivity:
+    """The state of a table entry: this module's bytes, faust's JSON of
+    ``to_dict()`` (bytes starting with ``{``) or that dict itself; an empty state
+    for None or empty. Raises `StateFormatError` on anything else."""
+    if not data:
+        return DeviceActivity()
+    if isinstance(data, Mapping):
+        return DeviceActivity.from_dict(data)
+    first = data[0]
+    if first == VERSION:
+        try:
+            row = _loads(memoryview(data)[1:].tobytes())
+            return _activity(row, {})
+        except (ValueError, TypeError, IndexError, KeyError) as err:
+            raise StateFormatError(f"a malformed device state: {err}") from err
+    if first == _JSON_OBJECT:
+        return DeviceActivity.from_dict(_loads(data))
+    raise StateFormatError(f"device state format {first} is not one this worker reads")
+
+
+# -- encoding ---------------------------------------------------------------------
+
+
+def _ids(state: DeviceActivity) -> tuple[str | None, str | None, str | None]:
+    """(org, subject, device) of the first reducer state that has them."""
+    for part in (state.session, state.actions):
+        if part is not None:
+            return part.org_id, part.subject_id, part.device_id
+    if state.minutes is not None:
+        return state.minutes.org_id, state.minutes.subject_id, None
+    return None, None, None
+
+
+def _same(value: Any, top: Any) -> Any:
+    return _SAME if value == top and value is not None else value
+
+
+def _activity_row(state: DeviceActivity, ids: tuple[str | None, str | None, str | None]) -> Row:
+    session_pending = None if state.session is None else state.session.clock.pending
+    return [
+        list(ids),
+        state.seen.max_seq,
+        state.seen.ranges,
+        None if state.session is None else _session_row(state.session, ids),
+        None if state.minutes is None else _minutes_row(state.minutes, ids, session_pending),
+        None if state.actions is None else _actions_row(state.actions, ids),
+    ]
+
+
+def _clock_row(clock: EventClock, device: str | None, pending: Any) -> Row:
+    return [
+        clock.max_ts,
+        clock.floor,
+        clock.last_wall,
+        pending,
+        [[_same(d, device), ledger.ranges] for d, ledger in clock.ledgers.items()],
+    ]
+
+
+def _marks(marks: list[Mark], device: str | None) -> Row:
+    return [
+        [m.ts, _same(m.device_id, device), m.seq, m.kind, m.app, m.qty, m.state] for m in marks
+    ]
+
+
+def _session_row(s: SessionState, ids: tuple[str | None, str | None, str | None]) -> Row:
+    o = s.open
+    return [
+        _same(s.org_id, ids[0]),
+        _same(s.subject_id, ids[1]),
+        _same(s.device_id, ids[2]),
+        _clock_row(s.clock, ids[2], _marks(s.clock.pending, ids[2])),
+        None
+        if o is None
+        else [
+            o.start_ts,
+            o.last_ts,
+            o.last_app,
+            o.active_micros,
+            o.app_micros,
+            o.event_counts,
+            o.keystrokes,
+            o.clicks,
+            o.scrolls,
+            o.commands_run,
+            o.mouse_distance_px,
+            o.events,
+            o.ending,
+        ],
+    ]
+
+
+def _minutes_row(
+    m: MinuteState, ids: tuple[str | None, str | None, str | None], session_pending: Any
+) -> Row:
+    pending = m.clock.pending
+    same = bool(pending) and pending == session_pending
+    return [
+        _same(m.org_id, ids[0]),
+        _same(m.subject_id, ids[1]),
+        _clock_row(m.clock, ids[2], _SAME if same else _marks(pending, ids[2])),
+        [
+            [
+                start,
+                w.keys,
+                w.clicks,
+                w.scrolls,
+                w.mouse_distance_px,
+                w.active_micros,
+                w.app_micros,
+                w.events,
+            ]
+            for start, w in m.windows.items()
+        ],
+        m.anchor_ts,
+        m.anchor_app,
+    ]
+
+
+def _draft_row(d: Draft) -> Row:
+    return [
+        d.kind,
+        d.first_event_id,
+        d.start_ts,
+        d.end_ts,
+        d.app_name,
+        d.window_title,
+        d.session_hint,
+        d.obs_ts,
+        d.obs_ref,
+        d.event_count,
+        d.redactions,
+        d.text,
+        d.withheld,
+        d.dx,
+        d.dy,
+        d.path,
+    ]
+
+
+def _actions_row(a: ActionState, ids: tuple[str | None, str | None, str | None]) -> Row:
+    return [
+        _same(a.org_id, ids[0]),
+        _same(a.subject_id, ids[1]),
+        _same(a.device_id, ids[2]),
+        a.ledger.ranges,
+        a.max_seq,
+        a.max_ts,
+        a.last_wall,
+        None if a.open is None else _draft_row(a.open),
+        None if a.path is None else _draft_row(a.path),
+        a.frames,
+        a.session_start,
+        a.session_last,
+        a.session_ended,
+    ]
+
+
+# -- decoding ---------------------------------------------------------------------
+
+
+def _text(value: str, memo: dict[str, str]) -> str:
+    """One string object per distinct value within an entry (ids, app names)."""
+    return memo.setdefault(value, value)
+
+
+def _top(value: Any, top: str | None, memo: dict[str, str]) -> str:
+    if value == _SAME and top is not None:
+        return top
+    if not isinstance(value, str):
+        raise StateFormatError(f"an id {value!r} where a string was expected")
+    return _text(value, memo)
+
+
+def _activity(row: Row, memo: dict[str, str]) -> DeviceActivity:
+    raw_ids, max_seq, ranges, session_row, minutes_row, actions_row = row
+    ids = tuple(None if i is None else _text(i, memo) for i in raw_ids)
+    session = None if session_row is None else _session(session_row, ids, memo)
+    pending = None if session is None else session.clock.pending
+    return DeviceActivity(
+        seen=DeviceSeen(max_seq, ranges),
+        session=session,
+        minutes=None if minutes_row is None else _minutes(minutes_row, ids, memo, pending),
+        actions=None if actions_row is None else _actions(actions_row, ids, memo),
+    )
+
+
+def _clock(row: Row, device: str | None, memo: dict[str, str], pending: list[Mark]) -> EventClock:
+    max_ts, floor, last_wall, _pending, ledgers = row
+    return EventClock(
+        max_ts=max_ts,
+        floor=floor,
+        last_wall=last_wall,
+        pending=pending,
+        ledgers={_top(d, device, memo): SeqLedger(ranges) for d, ranges in ledgers},
+    )
+
+
+def _marks_of(rows: Row, device: str | None, memo: dict[str, str]) -> list[Mark]:
+    return [
+        Mark(
+            ts,
+            _top(d, device, memo),
+            seq,
+            sys.intern(kind),
+            _text(app, memo),
+            float(qty),
+            None if state is None else sys.intern(state),
+        )
+        for ts, d, seq, kind, app, qty, state in rows
+    ]
+
+
+def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionState:
+    org, subject, device, clock_row, open_row = row
+    device_id = _top(device, ids[2], memo)
+    clock = _clock(clock_row, ids[2], memo, _marks_of(clock_row[3], ids[2], memo))
+    opened = None
+    if open_row is not None:
+        (start, last, app, active, app_micros, counts, keys, clicks, scrolls, cmds, dist) = open_row[
+            :11
+        ]
+        events, ending = open_row[11], open_row[12]
+        opened = OpenSession(
+            start_ts=start,
+            last_ts=last,
+            last_app=_text(app, memo),
+            active_micros=active,
+            app_micros={_text(k, memo): v for k, v in app_micros.items()},
+            event_counts={sys.intern(k): v for k, v in counts.items()},
+            keystrokes=keys,
+            clicks=clicks,
+            scrolls=scrolls,
+            commands_run=cmds,
+            mouse_distance_px=float(dist),
+            events=events,
+            ending=ending,
+        )
+    return SessionState(
+        org_id=_top(org, ids[0], memo),
+        subject_id=_top(subject, ids[1], memo),
+        device_id=device_id,
+        clock=clock,
+        open=opened,
+    )
+
+
+def _minutes(
+    row: Row, ids: tuple[Any, ...], memo: dict[str, str], session_pending: list[Mark] | None
+) -> MinuteState:
+    org, subject, clock_row, windows, anchor_ts, anchor_app = row
+    marks = clock_row[3]
+    if marks == _SAME:
+        if session_pending is None:
+            raise StateFormatError("a minute buffer shared with a session that is not there")
+        pending = list(session_pending)  # the same immutable marks, a list of its own
+    else:
+        pending = _marks_of(marks, ids[2], memo)
+    return MinuteState(
+        org_id=_top(org, ids[0], memo),
+        subject_id=_top(subject, ids[1], memo),
+        clock=_clock(clock_row, ids[2], memo, pending),
+        windows={
+            start: MinuteWindow(
+                keys=keys,
+                clicks=clicks,
+                scrolls=scrolls,
+                mouse_distance_px=float(dist),
+                active_micros=active,
+                app_micros={_text(k, memo): v for k, v in app_micros.items()},
+                events=events,
+            )
+            for start, keys, clicks, scrolls, dist, active, app_micros, events in windows
+        },
+        anchor_ts=anchor_ts,
+        anchor_app=None if anchor_app is None else _text(anchor_app, memo),
+    )
+
+
+def _draft(row: Row, memo: dict[str, str]) -> Draft:
+    (kind, first, start, end, app, title, hint, obs_ts, obs_ref, count) = row[:10]
+    redactions, text, withheld, dx, dy, path = row[10:]
+    return Draft(
+        kind=sys.intern(kind),
+        first_event_id=first,
+        start_ts=start,
+        end_ts=end,
+        app_name=_text(app, memo),
+        window_title=title,
+        session_hint=hint,
+        obs_ts=obs_ts,
+        obs_ref=obs_ref,
+        event_count=count,
+        redactions=redactions,
+        text=text,
+        withheld=withheld,
+        dx=dx,
+        dy=dy,
+        path=path,
+    )
+
+
+def _actions(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> ActionState:
+    org, subject, device, ledger, max_seq, max_ts, last_wall, open_row, path_row = row[:9]
+    frames, session_start, session_last, session_ended = row[9:]
+    return ActionState(
+        org_id=_top(org, ids[0], memo),
+        subject_id=_top(subject, ids[1], memo),
+        device_id=_top(device, ids[2], memo),
+        ledger=SeqLedger(ledger),
+        max_seq=max_seq,
+        max_ts=max_ts,
+        last_wall=last_wall,
+        open=None if open_row is None else _draft(open_row, memo),
+        path=None if path_row is None else _draft(path_row, memo),
+        frames=frames,
+        session_start=session_start,
+        session_last=session_last,
+        session_ended=session_ended,
+    )
