@@ -12,7 +12,9 @@ Each entry is
 - ids once: the org, subject and device ids are written once, at the top;
   a reducer state or a buffered event carrying the same id writes 0;
 - one buffer: the minute clock's reorder buffer, when it equals the session
-  clock's (the usual case: both buffer the same events), is written as 0.
+  clock's (the usual case: both buffer the same events), is written as 0;
+  a buffered event's ts and seq are differences to the event before, its
+  kind and app 0 when they are the event before's.
 
 A device with three events buffered in open session, minute window and
 action states takes about 470 bytes here, against about 1,500 bytes as
@@ -49,8 +51,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from streams.activity import DeviceActivity
 from streams.actions import ActionState, Draft
+from streams.activity import DeviceActivity
 from streams.dedup import DeviceSeen
 from streams.minutes import MinuteState, MinuteWindow
 from streams.session import OpenSession, SessionState
@@ -138,9 +140,25 @@ def _clock_row(clock: EventClock, device: str | None, pending: Any) -> Row:
 
 
 def _marks(marks: list[Mark], device: str | None) -> Row:
-    return [
-        [m.ts, _same(m.device_id, device), m.seq, m.kind, m.app, m.qty, m.state] for m in marks
-    ]
+    """Buffered marks (in ts order): each ts and seq as the difference to the
+    mark before, its kind and app as 0 when they are the mark before's."""
+    rows: Row = []
+    ts = seq = 0
+    kind = app = None
+    for m in marks:
+        rows.append(
+            [
+                m.ts - ts,
+                _same(m.device_id, device),
+                m.seq - seq,
+                _same(m.kind, kind),
+                _same(m.app, app),
+                m.qty,
+                m.state,
+            ]
+        )
+        ts, seq, kind, app = m.ts, m.seq, m.kind, m.app
+    return rows
 
 
 def _session_row(s: SessionState, ids: tuple[str | None, str | None, str | None]) -> Row:
@@ -277,18 +295,28 @@ def _clock(row: Row, device: str | None, memo: dict[str, str], pending: list[Mar
 
 
 def _marks_of(rows: Row, device: str | None, memo: dict[str, str]) -> list[Mark]:
-    return [
-        Mark(
-            ts,
-            _top(d, device, memo),
-            seq,
-            sys.intern(kind),
-            _text(app, memo),
-            float(qty),
-            None if state is None else sys.intern(state),
+    marks: list[Mark] = []
+    ts = seq = 0
+    kind = app = ""
+    for d_ts, d, d_seq, k, a, qty, state in rows:
+        ts += d_ts
+        seq += d_seq
+        if k != _SAME:
+            kind = sys.intern(k)
+        if a != _SAME:
+            app = _text(a, memo)
+        marks.append(
+            Mark(
+                ts,
+                _top(d, device, memo),
+                seq,
+                kind,
+                app,
+                float(qty),
+                None if state is None else sys.intern(state),
+            )
         )
-        for ts, d, seq, kind, app, qty, state in rows
-    ]
+    return marks
 
 
 def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionState:
@@ -297,9 +325,9 @@ def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionSta
     clock = _clock(clock_row, ids[2], memo, _marks_of(clock_row[3], ids[2], memo))
     opened = None
     if open_row is not None:
-        (start, last, app, active, app_micros, counts, keys, clicks, scrolls, cmds, dist) = open_row[
-            :11
-        ]
+        (start, last, app, active, app_micros, counts, keys, clicks, scrolls, cmds, dist) = (
+            open_row[:11]
+        )
         events, ending = open_row[11], open_row[12]
         opened = OpenSession(
             start_ts=start,

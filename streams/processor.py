@@ -47,12 +47,12 @@ from schemas.topics import Topic
 from streams import metrics
 from streams.activity import ActivityConfig, DeviceActivity, Outputs
 from streams.dedup import DeviceSeen
-from streams.device_state import decode_state, encode_state
 from streams.output import OutputFailed
 from streams.partition_gate import PartitionGate
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.settings import StreamSettings
 from streams.stall import StallWatch
+from streams.state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
@@ -123,29 +123,6 @@ class ReaderStopped(RuntimeError):
     """A background registry reader died: the worker must stop, not route blind."""
 
 
-class StateCache:
-    """Live DeviceActivity objects of this worker's devices, so that a batch or a
-    timer tick does not rebuild each device's state from the table's bytes.
-
-    The table (and its changelog) stays the source of truth: every change is
-    written there before the batch is acked, and the cache is dropped at every
-    rebalance and again when the table's recovery completes, after which states
-    are read from the recovered table."""
-
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
-        self.live: dict[bytes, DeviceActivity] = {}
-
-    def get(self, key: bytes) -> DeviceActivity:
-        state = self.live.get(key)
-        if state is None:
-            state = self.live[key] = decode_state(self.table.get(key))
-        return state
-
-    def clear(self) -> None:
-        self.live.clear()
-
-
 class _DeviceStates:
     """The device states one batch touches."""
 
@@ -190,7 +167,7 @@ class BatchProcessor:
         self.clock = clock
         self.topic = topic
         self.monotonic = monotonic
-        self.cache = StateCache(table)
+        self.cache = StateCache(table, cfg.activity)
         self.hours = {h.org_id: h for h in cfg.capture_hours}
         self.dlq_limit = DlqPolicy(cfg.dlq_limit)  # batches span partitions: one state
         self.watchdog = StallWatch(cfg.stall_s, monotonic())
@@ -291,7 +268,7 @@ class BatchProcessor:
         self._count(folded)
         await output.flush()
         for device, state in states.loaded.items():
-            self.table[device.encode()] = encode_state(state)
+            self.cache.store(device.encode(), state)
         metrics.BATCH_SIZE.observe(len(result.outcomes))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         self.watchdog.progressed(self.monotonic())
@@ -339,14 +316,22 @@ class BatchProcessor:
         closed = Outputs()
         open_sessions = 0
         for device in list(self.table.keys()):
-            state = self.cache.get(device)
-            if closing and self.flow.may_close_in(key_partition.get(device), now):
+            state = None  # decoded only when due (streams.state_cache)
+            if (
+                closing
+                and self.flow.may_close_in(key_partition.get(device), now)
+                and self.cache.may_tick(device, now)
+            ):
+                state = self.cache.get(device)
                 out = state.tick(now, self.cfg.activity)
                 if out.sessions or out.minutes or out.actions:
                     changed[device] = state
                     self._publish(out, device.decode())
                     closed.extend(out)
-            open_sessions += state.has_open_session
+            has_open = (
+                self.cache.has_open_session(device) if state is None else state.has_open_session
+            )
+            open_sessions += has_open
         # Set on every tick: the gauge must not wait for the gate (a gap after start).
         metrics.OPEN_SESSIONS.set(open_sessions)
         self._count(closed)
@@ -358,7 +343,7 @@ class BatchProcessor:
             )
             await self.output.flush()
             for device, state in changed.items():
-                self.table[device] = encode_state(state)  # device: the table's bytes key
+                self.cache.store(device, state)  # device: the table's bytes key
         await asyncio.sleep(0)
 
     # -- outputs -----------------------------------------------------------------

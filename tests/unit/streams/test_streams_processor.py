@@ -19,6 +19,7 @@ from privacy.scope import Scope
 from privacy.wrapping import new_data_key, wrap_data_key
 from schemas.batch import DEVICE_BATCH, batch_header, encode_batch
 from schemas.codec import decode, encode, encode_event
+from streams import metrics
 from streams.activity import ActivityConfig
 from streams.device_state import decode_state
 from streams.output import OutputFailed
@@ -330,3 +331,31 @@ def test_timer_outputs_not_acknowledged_are_closed_again_next_tick() -> None:
     h.output.failing = False
     asyncio.run(h.processor.tick(rebalancing=False))
     assert len(h.output.on(f"t.{SESSIONS}")) == 1
+
+
+def test_the_timer_closes_devices_whose_live_states_were_let_go() -> None:
+    # The processor keeps live objects for its most recently used devices only
+    # (streams.state_cache); the others' sessions are counted and closed all the same.
+    session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
+    h = Harness(WorkerConfig(activity=ActivityConfig(session=session)))
+    h.processor.cache.max_live = 1
+    devices = ["dev-1", "dev-2", "dev-3"]
+    spaced = {d: events(3, device=d) for d in devices}
+    for evs in spaced.values():
+        for i, e in enumerate(evs):  # beyond the grace: two fold into a session, one waits
+            e["ts"] = TUESDAY_10_UTC + i * 10 * S
+    h.process(*[batch_record(evs, i) for i, evs in enumerate(spaced.values())])
+    assert len(h.processor.cache.live) == 1
+    assert {decode_state(h.table[d.encode()]).seen.max_seq for d in devices} == {3}
+    h.clock.now = NOW + 30 * S  # not quiet yet: nothing closes, three sessions open
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert h.output.on(f"t.{SESSIONS}") == []
+    assert metrics.OPEN_SESSIONS._value.get() == 3
+    h.clock.now = NOW + 3600 * S
+    asyncio.run(h.processor.tick(rebalancing=False))
+    sessions = [decode(v or b"")[1] for _t, _k, v, _h in h.output.on(f"t.{SESSIONS}")]
+    assert sorted(s["device_id"] for s in sessions) == devices
+    assert all(s["event_ids_count"] == 3 for s in sessions)  # each session: its three events
+    assert metrics.OPEN_SESSIONS._value.get() == 0
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert len(h.output.on(f"t.{SESSIONS}")) == 3  # closed once
