@@ -9,23 +9,26 @@ Each entry is
 
 - positional: each reducer state is an array in a fixed field order (the
   ``_*_row`` functions below are the layout); version 1 is this layout;
-- ids once: the org, subject and device ids are written once, at the top;
-  a reducer state or a buffered event carrying the same id writes 0;
+- once, at the top: the org, subject and device ids (a reducer state or a
+  buffered event carrying the same id writes 0), and a base time, the newest
+  event time the reducers took in: every other time is written relative to it
+  (a few digits instead of sixteen);
 - one buffer: the minute clock's reorder buffer, when it equals the session
   clock's (the usual case: both buffer the same events), is written as 0;
   a buffered event's ts and seq are differences to the event before, its
   kind and app 0 when they are the event before's.
 
-A device with three events buffered in open session, minute window and
-action states takes about 470 bytes here, against about 1,500 bytes as
-`DeviceActivity.to_dict()` JSON and about 4,500 as the dicts the table held.
+A device with an open session of two clicks and a third one buffered (the
+open-session input of ``bench/worker.py``) takes about 420 bytes here,
+against about 1,500 bytes as `DeviceActivity.to_dict()` JSON and about
+4,500 as the dicts the table held.
 Decoding shares one string object per distinct id and app name of an entry,
 and the minute clock's buffered marks with the session clock's (marks are
 immutable), so a recovered worker holds no more objects per device than a
 worker that folded the events itself.
 
 Why this and not faust's ``rocksdict://`` store (measured in
-``docs/notes/state-at-scale.md``): the worker keeps the live objects of its
+``docs/worker-state.md``): the worker keeps the live objects of its
 devices in memory in either case (the timer visits every device every tick),
 so RocksDB only moves the table's bytes off the heap while adding its own
 memtables and block cache; and faust 0.15.3's RocksDB store files a write
@@ -49,6 +52,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from streams.actions import ActionState, Draft
@@ -76,8 +80,7 @@ class StateFormatError(ValueError):
 def encode_state(state: DeviceActivity) -> bytes:
     """The table entry of `state` (this module's format). Never raises on a state
     the reducers built."""
-    ids = _ids(state)
-    return _VERSION_BYTE + _dumps(_activity_row(state, ids)).encode()
+    return _VERSION_BYTE + _dumps(_activity_row(state, _top_of(state))).encode()
 
 
 def decode_state(data: bytes | Mapping[str, Any] | None) -> DeviceActivity:
@@ -100,56 +103,74 @@ def decode_state(data: bytes | Mapping[str, Any] | None) -> DeviceActivity:
     raise StateFormatError(f"device state format {first} is not one this worker reads")
 
 
+@dataclass(frozen=True, slots=True)
+class _Top:
+    """What an entry writes once: the ids, and the time every other time is
+    written relative to (the newest event time the device's reducers took in)."""
+
+    org: str | None
+    subject: str | None
+    device: str | None
+    base: int
+
+
 # -- encoding ---------------------------------------------------------------------
 
 
-def _ids(state: DeviceActivity) -> tuple[str | None, str | None, str | None]:
-    """(org, subject, device) of the first reducer state that has them."""
-    for part in (state.session, state.actions):
+def _top_of(state: DeviceActivity) -> _Top:
+    s, m, a = state.session, state.minutes, state.actions
+    times = [t for t in (s and s.clock.max_ts, m and m.clock.max_ts, a and a.max_ts) if t]
+    base = max(times, default=0)
+    for part in (s, a):
         if part is not None:
-            return part.org_id, part.subject_id, part.device_id
-    if state.minutes is not None:
-        return state.minutes.org_id, state.minutes.subject_id, None
-    return None, None, None
+            return _Top(part.org_id, part.subject_id, part.device_id, base)
+    if m is not None:
+        return _Top(m.org_id, m.subject_id, None, base)
+    return _Top(None, None, None, base)
 
 
 def _same(value: Any, top: Any) -> Any:
     return _SAME if value == top and value is not None else value
 
 
-def _activity_row(state: DeviceActivity, ids: tuple[str | None, str | None, str | None]) -> Row:
+def _rel(t: int | None, top: _Top) -> int | None:
+    return None if t is None else t - top.base
+
+
+def _activity_row(state: DeviceActivity, top: _Top) -> Row:
     session_pending = None if state.session is None else state.session.clock.pending
     return [
-        list(ids),
+        [top.org, top.subject, top.device, top.base],
         state.seen.max_seq,
         state.seen.ranges,
-        None if state.session is None else _session_row(state.session, ids),
-        None if state.minutes is None else _minutes_row(state.minutes, ids, session_pending),
-        None if state.actions is None else _actions_row(state.actions, ids),
+        None if state.session is None else _session_row(state.session, top),
+        None if state.minutes is None else _minutes_row(state.minutes, top, session_pending),
+        None if state.actions is None else _actions_row(state.actions, top),
     ]
 
 
-def _clock_row(clock: EventClock, device: str | None, pending: Any) -> Row:
+def _clock_row(clock: EventClock, top: _Top, pending: Any) -> Row:
     return [
-        clock.max_ts,
-        clock.floor,
-        clock.last_wall,
+        _rel(clock.max_ts, top),
+        _rel(clock.floor, top),
+        _rel(clock.last_wall, top),
         pending,
-        [[_same(d, device), ledger.ranges] for d, ledger in clock.ledgers.items()],
+        [[_same(d, top.device), ledger.ranges] for d, ledger in clock.ledgers.items()],
     ]
 
 
-def _marks(marks: list[Mark], device: str | None) -> Row:
+def _marks(marks: list[Mark], top: _Top) -> Row:
     """Buffered marks (in ts order): each ts and seq as the difference to the
-    mark before, its kind and app as 0 when they are the mark before's."""
+    mark before (the first ts to the base), its kind and app as 0 when they are
+    the mark before's."""
     rows: Row = []
-    ts = seq = 0
+    ts, seq = top.base, 0
     kind = app = None
     for m in marks:
         rows.append(
             [
                 m.ts - ts,
-                _same(m.device_id, device),
+                _same(m.device_id, top.device),
                 m.seq - seq,
                 _same(m.kind, kind),
                 _same(m.app, app),
@@ -161,18 +182,18 @@ def _marks(marks: list[Mark], device: str | None) -> Row:
     return rows
 
 
-def _session_row(s: SessionState, ids: tuple[str | None, str | None, str | None]) -> Row:
+def _session_row(s: SessionState, top: _Top) -> Row:
     o = s.open
     return [
-        _same(s.org_id, ids[0]),
-        _same(s.subject_id, ids[1]),
-        _same(s.device_id, ids[2]),
-        _clock_row(s.clock, ids[2], _marks(s.clock.pending, ids[2])),
+        _same(s.org_id, top.org),
+        _same(s.subject_id, top.subject),
+        _same(s.device_id, top.device),
+        _clock_row(s.clock, top, _marks(s.clock.pending, top)),
         None
         if o is None
         else [
-            o.start_ts,
-            o.last_ts,
+            o.start_ts - top.base,
+            o.last_ts - top.base,
             o.last_app,
             o.active_micros,
             o.app_micros,
@@ -188,18 +209,16 @@ def _session_row(s: SessionState, ids: tuple[str | None, str | None, str | None]
     ]
 
 
-def _minutes_row(
-    m: MinuteState, ids: tuple[str | None, str | None, str | None], session_pending: Any
-) -> Row:
+def _minutes_row(m: MinuteState, top: _Top, session_pending: Any) -> Row:
     pending = m.clock.pending
     same = bool(pending) and pending == session_pending
     return [
-        _same(m.org_id, ids[0]),
-        _same(m.subject_id, ids[1]),
-        _clock_row(m.clock, ids[2], _SAME if same else _marks(pending, ids[2])),
+        _same(m.org_id, top.org),
+        _same(m.subject_id, top.subject),
+        _clock_row(m.clock, top, _SAME if same else _marks(pending, top)),
         [
             [
-                start,
+                start - top.base,
                 w.keys,
                 w.clicks,
                 w.scrolls,
@@ -210,21 +229,21 @@ def _minutes_row(
             ]
             for start, w in m.windows.items()
         ],
-        m.anchor_ts,
+        _rel(m.anchor_ts, top),
         m.anchor_app,
     ]
 
 
-def _draft_row(d: Draft) -> Row:
+def _draft_row(d: Draft, top: _Top) -> Row:
     return [
         d.kind,
         d.first_event_id,
-        d.start_ts,
-        d.end_ts,
+        d.start_ts - top.base,
+        d.end_ts - top.base,
         d.app_name,
         d.window_title,
         d.session_hint,
-        d.obs_ts,
+        _rel(d.obs_ts, top),
         d.obs_ref,
         d.event_count,
         d.redactions,
@@ -236,20 +255,20 @@ def _draft_row(d: Draft) -> Row:
     ]
 
 
-def _actions_row(a: ActionState, ids: tuple[str | None, str | None, str | None]) -> Row:
+def _actions_row(a: ActionState, top: _Top) -> Row:
     return [
-        _same(a.org_id, ids[0]),
-        _same(a.subject_id, ids[1]),
-        _same(a.device_id, ids[2]),
+        _same(a.org_id, top.org),
+        _same(a.subject_id, top.subject),
+        _same(a.device_id, top.device),
         a.ledger.ranges,
         a.max_seq,
-        a.max_ts,
-        a.last_wall,
-        None if a.open is None else _draft_row(a.open),
-        None if a.path is None else _draft_row(a.path),
-        a.frames,
-        a.session_start,
-        a.session_last,
+        _rel(a.max_ts, top),
+        _rel(a.last_wall, top),
+        None if a.open is None else _draft_row(a.open, top),
+        None if a.path is None else _draft_row(a.path, top),
+        [[int(ts) - top.base, ref] for ts, ref in a.frames],
+        _rel(a.session_start, top),
+        _rel(a.session_last, top),
         a.session_ended,
     ]
 
@@ -262,7 +281,7 @@ def _text(value: str, memo: dict[str, str]) -> str:
     return memo.setdefault(value, value)
 
 
-def _top(value: Any, top: str | None, memo: dict[str, str]) -> str:
+def _id(value: Any, top: str | None, memo: dict[str, str]) -> str:
     if value == _SAME and top is not None:
         return top
     if not isinstance(value, str):
@@ -270,33 +289,42 @@ def _top(value: Any, top: str | None, memo: dict[str, str]) -> str:
     return _text(value, memo)
 
 
+def _abs(t: int | None, top: _Top) -> int | None:
+    return None if t is None else t + top.base
+
+
 def _activity(row: Row, memo: dict[str, str]) -> DeviceActivity:
-    raw_ids, max_seq, ranges, session_row, minutes_row, actions_row = row
-    ids = tuple(None if i is None else _text(i, memo) for i in raw_ids)
-    session = None if session_row is None else _session(session_row, ids, memo)
+    (org, subject, device, base), max_seq, ranges, session_row, minutes_row, actions_row = row
+    top = _Top(
+        None if org is None else _text(org, memo),
+        None if subject is None else _text(subject, memo),
+        None if device is None else _text(device, memo),
+        int(base),
+    )
+    session = None if session_row is None else _session(session_row, top, memo)
     pending = None if session is None else session.clock.pending
     return DeviceActivity(
         seen=DeviceSeen(max_seq, ranges),
         session=session,
-        minutes=None if minutes_row is None else _minutes(minutes_row, ids, memo, pending),
-        actions=None if actions_row is None else _actions(actions_row, ids, memo),
+        minutes=None if minutes_row is None else _minutes(minutes_row, top, memo, pending),
+        actions=None if actions_row is None else _actions(actions_row, top, memo),
     )
 
 
-def _clock(row: Row, device: str | None, memo: dict[str, str], pending: list[Mark]) -> EventClock:
+def _clock(row: Row, top: _Top, memo: dict[str, str], pending: list[Mark]) -> EventClock:
     max_ts, floor, last_wall, _pending, ledgers = row
     return EventClock(
-        max_ts=max_ts,
-        floor=floor,
-        last_wall=last_wall,
+        max_ts=_abs(max_ts, top),
+        floor=_abs(floor, top),
+        last_wall=_abs(last_wall, top),
         pending=pending,
-        ledgers={_top(d, device, memo): SeqLedger(ranges) for d, ranges in ledgers},
+        ledgers={_id(d, top.device, memo): SeqLedger(ranges) for d, ranges in ledgers},
     )
 
 
-def _marks_of(rows: Row, device: str | None, memo: dict[str, str]) -> list[Mark]:
+def _marks_of(rows: Row, top: _Top, memo: dict[str, str]) -> list[Mark]:
     marks: list[Mark] = []
-    ts = seq = 0
+    ts, seq = top.base, 0
     kind = app = ""
     for d_ts, d, d_seq, k, a, qty, state in rows:
         ts += d_ts
@@ -308,7 +336,7 @@ def _marks_of(rows: Row, device: str | None, memo: dict[str, str]) -> list[Mark]
         marks.append(
             Mark(
                 ts,
-                _top(d, device, memo),
+                _id(d, top.device, memo),
                 seq,
                 kind,
                 app,
@@ -319,10 +347,9 @@ def _marks_of(rows: Row, device: str | None, memo: dict[str, str]) -> list[Mark]
     return marks
 
 
-def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionState:
+def _session(row: Row, top: _Top, memo: dict[str, str]) -> SessionState:
     org, subject, device, clock_row, open_row = row
-    device_id = _top(device, ids[2], memo)
-    clock = _clock(clock_row, ids[2], memo, _marks_of(clock_row[3], ids[2], memo))
+    clock = _clock(clock_row, top, memo, _marks_of(clock_row[3], top, memo))
     opened = None
     if open_row is not None:
         (start, last, app, active, app_micros, counts, keys, clicks, scrolls, cmds, dist) = (
@@ -330,8 +357,8 @@ def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionSta
         )
         events, ending = open_row[11], open_row[12]
         opened = OpenSession(
-            start_ts=start,
-            last_ts=last,
+            start_ts=start + top.base,
+            last_ts=last + top.base,
             last_app=_text(app, memo),
             active_micros=active,
             app_micros={_text(k, memo): v for k, v in app_micros.items()},
@@ -345,16 +372,16 @@ def _session(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> SessionSta
             ending=ending,
         )
     return SessionState(
-        org_id=_top(org, ids[0], memo),
-        subject_id=_top(subject, ids[1], memo),
-        device_id=device_id,
+        org_id=_id(org, top.org, memo),
+        subject_id=_id(subject, top.subject, memo),
+        device_id=_id(device, top.device, memo),
         clock=clock,
         open=opened,
     )
 
 
 def _minutes(
-    row: Row, ids: tuple[Any, ...], memo: dict[str, str], session_pending: list[Mark] | None
+    row: Row, top: _Top, memo: dict[str, str], session_pending: list[Mark] | None
 ) -> MinuteState:
     org, subject, clock_row, windows, anchor_ts, anchor_app = row
     marks = clock_row[3]
@@ -363,13 +390,13 @@ def _minutes(
             raise StateFormatError("a minute buffer shared with a session that is not there")
         pending = list(session_pending)  # the same immutable marks, a list of its own
     else:
-        pending = _marks_of(marks, ids[2], memo)
+        pending = _marks_of(marks, top, memo)
     return MinuteState(
-        org_id=_top(org, ids[0], memo),
-        subject_id=_top(subject, ids[1], memo),
-        clock=_clock(clock_row, ids[2], memo, pending),
+        org_id=_id(org, top.org, memo),
+        subject_id=_id(subject, top.subject, memo),
+        clock=_clock(clock_row, top, memo, pending),
         windows={
-            start: MinuteWindow(
+            start + top.base: MinuteWindow(
                 keys=keys,
                 clicks=clicks,
                 scrolls=scrolls,
@@ -380,23 +407,23 @@ def _minutes(
             )
             for start, keys, clicks, scrolls, dist, active, app_micros, events in windows
         },
-        anchor_ts=anchor_ts,
+        anchor_ts=_abs(anchor_ts, top),
         anchor_app=None if anchor_app is None else _text(anchor_app, memo),
     )
 
 
-def _draft(row: Row, memo: dict[str, str]) -> Draft:
+def _draft(row: Row, top: _Top, memo: dict[str, str]) -> Draft:
     (kind, first, start, end, app, title, hint, obs_ts, obs_ref, count) = row[:10]
     redactions, text, withheld, dx, dy, path = row[10:]
     return Draft(
         kind=sys.intern(kind),
         first_event_id=first,
-        start_ts=start,
-        end_ts=end,
+        start_ts=start + top.base,
+        end_ts=end + top.base,
         app_name=_text(app, memo),
         window_title=title,
         session_hint=hint,
-        obs_ts=obs_ts,
+        obs_ts=_abs(obs_ts, top),
         obs_ref=obs_ref,
         event_count=count,
         redactions=redactions,
@@ -408,21 +435,21 @@ def _draft(row: Row, memo: dict[str, str]) -> Draft:
     )
 
 
-def _actions(row: Row, ids: tuple[Any, ...], memo: dict[str, str]) -> ActionState:
+def _actions(row: Row, top: _Top, memo: dict[str, str]) -> ActionState:
     org, subject, device, ledger, max_seq, max_ts, last_wall, open_row, path_row = row[:9]
     frames, session_start, session_last, session_ended = row[9:]
     return ActionState(
-        org_id=_top(org, ids[0], memo),
-        subject_id=_top(subject, ids[1], memo),
-        device_id=_top(device, ids[2], memo),
+        org_id=_id(org, top.org, memo),
+        subject_id=_id(subject, top.subject, memo),
+        device_id=_id(device, top.device, memo),
         ledger=SeqLedger(ledger),
         max_seq=max_seq,
-        max_ts=max_ts,
-        last_wall=last_wall,
-        open=None if open_row is None else _draft(open_row, memo),
-        path=None if path_row is None else _draft(path_row, memo),
-        frames=frames,
-        session_start=session_start,
-        session_last=session_last,
+        max_ts=_abs(max_ts, top),
+        last_wall=_abs(last_wall, top),
+        open=None if open_row is None else _draft(open_row, top, memo),
+        path=None if path_row is None else _draft(path_row, top, memo),
+        frames=[[ts + top.base, ref] for ts, ref in frames],
+        session_start=_abs(session_start, top),
+        session_last=_abs(session_last, top),
         session_ended=session_ended,
     )

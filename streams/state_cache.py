@@ -2,7 +2,7 @@
 objects, and what the timer needs to know of every device.
 
 The device table (faust's memory store, its changelog behind it) holds one
-compact entry per device (`streams.device_state`, about 560 bytes for a
+compact entry per device (`streams.device_state`, about 420 bytes for a
 device with an open session). A live `DeviceActivity` is about 3.5 KB: a
 worker that kept one for each of 100,000 open sessions, as it did, held
 350 MB in them alone, on top of the table (issue 12 asks for 500 MB in all).
@@ -35,8 +35,9 @@ from typing import Any
 from streams.activity import ActivityConfig, DeviceActivity
 from streams.device_state import decode_state, encode_state
 
-#: Live objects kept by default: about 70 MB of them.
-MAX_LIVE = 20_000
+#: Live objects kept by default: about 40 MB of them, for several times the
+#: devices a worker's throughput can keep sending at once.
+MAX_LIVE = 10_000
 
 
 class StateCache:
