@@ -9,7 +9,8 @@ deleted at the end:
 1. hold: ``--sessions`` devices with 3 clicks each (bench/worker.py's
    memory-phase input: two folded into an open session, one buffered) are
    produced, consent granted to their subjects, and a `candor worker`
-   (session gap 2 h, so nothing closes) reads them; once its
+   (session gap 2 h, so nothing closes) reads them; once it has taken in
+   every event (``candor_worker_events_in_total``) and its
    ``candor_worker_open_sessions`` gauge shows them all, its VmRSS is read;
 2. kill: the worker gets SIGKILL (nothing flushed, no leave-group), and a new
    worker with the same app id (consumer group, changelog topics) is started
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ from confluent_kafka import Consumer, TopicPartition
 from environment import free_port
 from worker import (
     SCOPES,
+    SESSION_EVENTS,
     SESSION_GAP_S,
     drop_topics,
     log_tail,
@@ -109,16 +112,35 @@ def clean_tail(settings: Settings) -> Consumer:
     return consumer
 
 
+def events_in(port: int) -> int:
+    """The worker's candor_worker_events_in_total (every input topic); -1 when unreadable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1
+    return int(
+        sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("candor_worker_events_in_total{")
+        )
+    )
+
+
 def wait_sessions(
     port: int, want: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float
 ) -> None:
-    """Block until the worker's gauge shows `want` open sessions; SystemExit if it
-    stops, or shows another number once settled, or the time is up."""
+    """Block until the worker has taken in every event of the `want` devices and
+    its gauge shows `want` open sessions (nothing left to read: the new worker's
+    figures are recovery, not backlog); SystemExit if it stops, shows more
+    sessions, or the time is up."""
     deadline = time.monotonic() + timeout_s
-    while (opened := open_sessions(port)) != want:
+    while (opened := open_sessions(port)) != want or events_in(port) < want * SESSION_EVENTS:
         if proc.poll() is not None or time.monotonic() > deadline or opened > want:
             raise SystemExit(
-                f"bench: the worker shows {opened} open sessions, wanted {want}\n{log_tail(log)}"
+                f"bench: the worker shows {opened} open sessions and {events_in(port)} events "
+                f"in, wanted {want} and {want * SESSION_EVENTS}\n{log_tail(log)}"
             )
         time.sleep(0.2)
 
