@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = [
     "FilesystemFrameStore",
@@ -56,6 +56,8 @@ class FrameStoreSettings(BaseModel):
     ``frames_per_token_s``/``frame_burst_per_token`` rate-limit each device token;
     ``gateway`` turns the gateway's ``PUT /v1/frames`` on (it then needs the
     consent registry and the key store at start-up)."""
+
+    model_config = ConfigDict(frozen=True)
 
     gateway: bool = False
     backend: Literal["filesystem", "s3"] = "filesystem"

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from candor.settings import child_env as candor_child_env
 from privacy.consent import grant
 from producers.simulator.simulator import SimulatedDevice
@@ -170,13 +170,15 @@ class Pipeline:
 
     def __init__(self, base: Settings, partitions: int, logdir: Path) -> None:
         tag = uuid.uuid4().hex[:8]
-        s = base.model_copy(deep=True)
-        s.kafka.topic_prefix = f"bench-e2e-{tag}."
-        s.kafka.partitions = partitions
-        s.clickhouse.database = f"candor_bench_e2e_{tag}"
         self._home = tempfile.TemporaryDirectory(prefix="bench-e2e-")
-        s.home = Path(self._home.name)
-        s.privacy.master_key = SecretStr(secrets.token_hex(32))  # one key for every process
+        s = replace(
+            base,
+            home=Path(self._home.name),
+            kafka={"topic_prefix": f"bench-e2e-{tag}.", "partitions": partitions},
+            clickhouse={"database": f"candor_bench_e2e_{tag}"},
+            # one key for every process
+            privacy={"master_key": SecretStr(secrets.token_hex(32))},
+        )
         self.settings, self.tag = s, tag
         self.logdir = logdir / tag
         self.logdir.mkdir(parents=True, exist_ok=True)

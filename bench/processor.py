@@ -67,6 +67,12 @@ class CountingOutput:
         self.records += 1
         self.bytes += len(value or b"")
 
+    def checkpoint(self) -> None:
+        return None
+
+    async def delivered(self, delivery: None, timeout: float = 60.0) -> None:
+        return None
+
     async def flush(self, timeout: float = 60.0) -> None:
         return None
 

@@ -36,7 +36,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from environment import REPO, free_port
 
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import load_settings
+from candor.settings import load_settings, replace
 from producers.sdk.client import CaptureClient
 from producers.sdk.envelope import Event
 from producers.sdk.kafka_transport import producer_config
@@ -239,10 +239,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="repeat and print medians")
     parser.add_argument("--skip-gateway", action="store_true")
     args = parser.parse_args()
-    settings = load_settings()
+    settings = replace(load_settings(), kafka={"partitions": args.partitions})
     if args.bootstrap:
-        settings.kafka.bootstrap = args.bootstrap
-    settings.kafka.partitions = args.partitions
+        settings = replace(settings, kafka={"bootstrap": args.bootstrap})
     bootstrap = settings.kafka.bootstrap
 
     events = _events(args.events)

@@ -61,7 +61,7 @@ from worker import (
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings, load_settings
+from candor.settings import Settings, load_settings, replace
 from privacy.consent import grant
 from schemas.codec import encode_event
 from sinks.migrate import migrate
@@ -148,16 +148,19 @@ def wait_sessions(
 def one_run(base: Settings, sessions: int, timeout_s: float) -> Recovery:
     """One hold, kill and recovery on topics and a database of its own (dropped
     at the end). Blocks."""
-    settings = base.model_copy(deep=True)
     run_id = uuid.uuid4().hex[:8]
-    settings.kafka.topic_prefix = f"bench-recovery-{run_id}."
-    settings.clickhouse.database = f"bench_recovery_{run_id}"
-    settings.streams.session_gap_s = SESSION_GAP_S
+    settings = replace(
+        base,
+        kafka={"topic_prefix": f"bench-recovery-{run_id}."},
+        clickhouse={"database": f"bench_recovery_{run_id}"},  # the workers' key store
+        streams={"session_gap_s": SESSION_GAP_S},
+    )
     create_topics(settings)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-recovery-") as home:
-            settings.home = Path(home)  # the workers and this process share the master key
+            # the workers and this process share the master key
+            settings = replace(settings, home=Path(home))
             migrate(settings)
             org = "org-bench-recovery"
             subjects = [f"subj-bench-recovery-{i:04d}" for i in range(SUBJECTS)]

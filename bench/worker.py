@@ -94,7 +94,7 @@ from faust_floor import parse_result
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings, child_env, load_settings
+from candor.settings import Settings, child_env, load_settings, replace
 from privacy.consent import grant
 from privacy.scope import Scope
 from producers.sdk.envelope import Event
@@ -605,15 +605,18 @@ def one_run(
 ) -> Row:
     """One run of `work` as `kind` records on its own topics and database
     (dropped at the end). Blocks."""
-    settings = base.model_copy(deep=True)
     run_id = uuid.uuid4().hex[:8]
-    settings.kafka.topic_prefix = f"bench-streams-{run_id}."
-    settings.clickhouse.database = f"bench_streams_{run_id}"  # the worker's key store
-    settings.streams.session_gap_s = SESSION_GAP_S
+    settings = replace(
+        base,
+        kafka={"topic_prefix": f"bench-streams-{run_id}."},
+        clickhouse={"database": f"bench_streams_{run_id}"},  # the worker's key store
+        streams={"session_gap_s": SESSION_GAP_S},
+    )
     create_topics(settings)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-streams-") as home:
-            settings.home = Path(home)  # the worker and this process share the master key
+            # the worker and this process share the master key
+            settings = replace(settings, home=Path(home))
             migrate(settings)
             now = now_micros()
             n = len(work.events)
@@ -641,8 +644,7 @@ def one_run(
                 floor_rate = faust_floor(settings, n, Path(home))
                 say(f"faust floor: {floor_rate:,.0f} ev/s")
             # The worker gets topics of its own, empty until it runs (see run_worker).
-            own = settings.model_copy(deep=True)
-            own.kafka.topic_prefix = f"{settings.kafka.topic_prefix}worker."
+            own = replace(settings, kafka={"topic_prefix": f"{settings.kafka.topic_prefix}worker."})
             create_topics(own)
             grant_many(
                 own,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from candor.settings import Settings, load_settings
+from candor.settings import Settings, load_settings, replace
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -88,9 +88,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker import run_worker
 
     if args.batch:
-        settings.streams.batch_max = args.batch
+        settings = replace(settings, streams={"batch_max": args.batch})
     if args.session_gap:
-        settings.streams.session_gap_s = args.session_gap
+        settings = replace(settings, streams={"session_gap_s": args.session_gap})
     cfg = worker_config(settings, app_id=args.app_id)
     return run_worker(settings, cfg, metrics_port=args.metrics_port, loglevel=args.loglevel)
 

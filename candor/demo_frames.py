@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from candor.settings import Settings
+from schemas.extras import MissingExtra
 
 __all__ = ["DemoGateway", "save_step_images", "show_computer_use", "show_frames", "start_gateway"]
 
@@ -124,8 +125,12 @@ def save_step_images(
     """Save the images of the first ``limit`` steps that have one, from the
     export's Parquet ``shards``, as PNG files in ``out``; return each file
     with its step's row (without the image bytes)."""
-    import pyarrow.parquet as pq
     from PIL import Image
+
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError as err:
+        raise MissingExtra.of(err, "export", "reading the computer-use export") from err
 
     saved: list[tuple[Path, dict[str, Any]]] = []
     out.mkdir(parents=True, exist_ok=True)

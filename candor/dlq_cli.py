@@ -96,7 +96,7 @@ class ReplayReport:
     selected: int
     replayed: list[str]
     skipped_already: list[str]
-    missing: list[str]  # no longer in the DLQ topic
+    missing: list[str]  # no longer in the DLQ topic, or carrying no value
     dry_run: bool
 
 
@@ -292,8 +292,15 @@ def replay(
     for topic, wanted in by_topic.items():
         for (p, o), kv in _fetch(settings, topic, wanted).items():
             messages[(topic, p, o)] = kv
-    sendable = [r for r in todo if (r.dlq_topic, r.dlq_partition, r.dlq_offset) in messages]
-    missing = [r.id for r in todo if (r.dlq_topic, r.dlq_partition, r.dlq_offset) not in messages]
+    # a dead letter without a value (an oversize record, `DeadLetter.capped`) has
+    # nothing to send back: it is reported with the missing ones
+    sendable = [
+        r
+        for r in todo
+        if messages.get((r.dlq_topic, r.dlq_partition, r.dlq_offset), (None, None))[1] is not None
+    ]
+    sent_ids = {r.id for r in sendable}
+    missing = [r.id for r in todo if r.id not in sent_ids]
     if dry_run or not sendable:
         return ReplayReport(len(rows), [r.id for r in sendable], skipped, missing, dry_run)
     producer = Producer(
@@ -436,7 +443,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"{verb} {len(report.replayed)} of {report.selected} selected dead letters; "
         f"{len(report.skipped_already)} already replayed (--again to resend), "
-        f"{len(report.missing)} no longer in the DLQ topic"
+        f"{len(report.missing)} no longer in the DLQ topic or without a value"
     )
     for dead_id in report.replayed:
         print(f"  {dead_id}")

@@ -2,7 +2,10 @@
 
 Built once (by the CLI or a test fixture) from `CANDOR_`-prefixed environment
 variables, `__` for nesting (`CANDOR_KAFKA__BOOTSTRAP`), and passed down.
-No other module reads `os.environ`.
+No other module reads `os.environ`. `Settings` and every section are frozen:
+a caller that needs other values (a test's own topic prefix, a CLI option)
+takes a validated copy with `replace`, and every holder of the original
+keeps seeing what it was built with.
 
 The sections live beside the code that reads them: `kafka` and `retention` in
 `backends.kafka.settings`, `clickhouse` in `backends.clickhouse.settings`,
@@ -15,9 +18,10 @@ nothing imports this module: a stage names the sections it reads as a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backends.clickhouse.settings import ClickHouseSettings
@@ -42,6 +46,7 @@ __all__ = [
     "is_local_stack",
     "load_settings",
     "master_key_bytes",
+    "replace",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +58,8 @@ class PortalSettings(BaseModel):
     cookie Secure. `clickhouse_user`/`clickhouse_password` name the portal's
     least-privilege reader (candor/portal/access.py); when unset the portal
     reads with the `clickhouse` section's user."""
+
+    model_config = ConfigDict(frozen=True)
 
     host: str = "127.0.0.1"
     port: int = 8090
@@ -71,7 +78,7 @@ class Settings(BaseSettings):
     """Every knob of a Candor process. Construct once; pass down."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CANDOR_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="CANDOR_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
     home: Path = Field(REPO_ROOT / ".candor", description="local state directory")
@@ -109,7 +116,11 @@ class Settings(BaseSettings):
         """An unset replication factor is 3 (min ISR 2), or 1 (min ISR 1) on the
         one-node local stack, so a topic created there is writable."""
         if self.kafka.replication_factor is None:
-            self.kafka.replication_factor = 1 if is_local_stack(self) else PRODUCTION_REPLICATION
+            factor = 1 if is_local_stack(self) else PRODUCTION_REPLICATION
+            # Part of building the (frozen) object: the only write past validation.
+            object.__setattr__(
+                self, "kafka", self.kafka.model_copy(update={"replication_factor": factor})
+            )
         return self
 
 
@@ -120,11 +131,48 @@ def load_settings() -> Settings:
     import os  # the only place that reads the environment
 
     settings = Settings()
+    # The unset replication factor's default depends on where the servers are:
+    # decided again once the shortcuts have said so.
+    factor = (
+        {} if "CANDOR_KAFKA__REPLICATION_FACTOR" in os.environ else {"replication_factor": None}
+    )
     if bootstrap := os.environ.get("CANDOR_KAFKA_BOOTSTRAP"):
-        settings.kafka.bootstrap = bootstrap
+        settings = replace(settings, kafka={"bootstrap": bootstrap, **factor})
     if url := os.environ.get("CANDOR_CLICKHOUSE_URL"):
-        settings.clickhouse.url = url
+        settings = replace(settings, clickhouse={"url": url}, kafka=dict(factor))
     return settings
+
+
+def replace(settings: Settings, /, **changes: object) -> Settings:
+    """A validated copy of `settings` with `changes`; `settings` is unchanged.
+
+    A top-level field takes its new value (``home=Path(...)``); a section takes
+    a mapping of the fields to change in it, the others kept
+    (``kafka={"topic_prefix": "t-", "partitions": 2}``), or a whole section
+    object. The copy is validated as a whole (the field constraints, the
+    replication default when ``kafka.replication_factor`` is set to None) and
+    reads no environment. Raises `TypeError` for a name `Settings` or the
+    section does not have (a typo would otherwise be dropped silently) and
+    pydantic's `ValidationError` (a `ValueError`) for a value that fails
+    validation.
+    """
+    fields = type(settings).model_fields
+    data: dict[str, object] = {name: getattr(settings, name) for name in fields}
+    for name, change in changes.items():
+        if name not in fields:
+            raise TypeError(f"Settings has no field {name!r}")
+        current = data[name]
+        if isinstance(current, BaseModel) and isinstance(change, Mapping):
+            section = type(current).model_fields
+            unknown = sorted(set(change) - set(section))
+            if unknown:
+                raise TypeError(f"settings section {name!r} has no field(s) {unknown}")
+            values = {field: getattr(current, field) for field in section}
+            values.update(change)
+            data[name] = type(current).model_validate(values)
+        else:
+            data[name] = change
+    return type(settings).model_validate(data)
 
 
 def is_local_stack(settings: Settings) -> bool:

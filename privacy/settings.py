@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class PrivacySettings(BaseModel):
@@ -13,6 +13,8 @@ class PrivacySettings(BaseModel):
     64 hex digits or base64); when unset, the local stack creates one in
     `$CANDOR_HOME/privacy/master.key` (see `candor.settings.master_key_bytes`):
     set it in production."""
+
+    model_config = ConfigDict(frozen=True)
 
     master_key: SecretStr | None = None
     key_reload_s: float = 5.0

@@ -3,16 +3,27 @@
 A ``capture.events`` record is either a `DeviceBatch` (a header, then one
 device's consecutive `CaptureEvent`s) or, as before batches existed, a single
 `CaptureEvent`. `decode_capture` reads both the same way: a single event is a
-batch of one. It separates what spoils the whole record (raised) from what
-spoils one event (returned by index, the rest of the batch stands):
+batch of one. It separates what spoils the whole record (raised), what spoils
+the rest of a batch from some event on (`DecodedBatch.lost`: the events before
+it stand) and what spoils one event (returned by index, the rest of the batch
+stands):
 
 =========================  ======================  =================================
 failure                    error (``.reason``)     scope
 =========================  ======================  =================================
-over `MAX_BATCH_BYTES`      `BatchTooLarge`         the record (checked before decoding)
-or `MAX_BATCH_EVENTS`       (batch_too_large)
-body cut off / corrupt     `TruncatedBatch`        the record (an Avro array has no
-                           (truncated_batch)       per-item framing to resync on)
+DeviceBatch over           `BatchTooLarge`         the events from the first one
+`MAX_BATCH_BYTES` or       (batch_too_large)       past a limit on: the events that
+`MAX_BATCH_EVENTS`                                 fit both limits stand (see below)
+record over                `BatchTooLarge`         the record (never decoded)
+`MAX_RECORD_BYTES`, or a
+single CaptureEvent over
+`MAX_BATCH_BYTES`
+DeviceBatch body cut off   `TruncatedBatch`        the events from the first one
+or corrupt                 (truncated_batch)       that does not read on: those
+                                                   read completely before it stand
+DeviceBatch header that    `TruncatedBatch`        the record (nothing to trust)
+does not read, or no
+event readable
 header out of domain       `InvalidField`          the record
 (no events, last < first)  (invalid_field)
 not a capture record       `UnknownSchema` /       the record
@@ -24,6 +35,18 @@ seq outside first..last
 a seq already seen in      `DuplicateSeq`          that event (the first one stands)
 the batch                  (duplicate_seq)
 =========================  ======================  =================================
+
+Cut-off batches: an Avro array has no per-item framing, so nothing after the
+first event that does not read can be found again; `schemas.salvage` reads
+the record step by step and keeps every event read completely before it.
+
+Oversize batches: the limits protect the worker (memory and time per record),
+and a batch over them still fits in a Kafka record. Rule: keep the longest
+first part of the batch that would itself have been a batch within both
+limits (a writer that respected them would have cut there), and lose the
+rest. The decoder stops reading at the limit, so an oversize batch costs no
+more than one at the limit; a record over `MAX_RECORD_BYTES` (the largest the
+reader ever looks into) is refused unread.
 
 Writers: `encode_batch` encodes dicts; `splice_batch` assembles a batch from
 events already encoded one by one with `schemas.codec.encode_event` (the SDK
@@ -56,13 +79,19 @@ from schemas.errors import (
     Undecodable,
     UnknownSchema,
 )
+from schemas.salvage import read_prefix
 from schemas.writer import encode_long
 
 DEVICE_BATCH = "DeviceBatch"
 #: The most events one record may hold; more is `BatchTooLarge`.
 MAX_BATCH_EVENTS = 10_000
-#: The most bytes one record may take (Kafka's default ``message.max.bytes`` is about this).
+#: The most bytes of a record whose events are all kept (Kafka's default
+#: ``message.max.bytes`` is about this); the events of a larger DeviceBatch that
+#: end past it are lost as `BatchTooLarge`.
 MAX_BATCH_BYTES = 1_048_576
+#: The largest record `decode_capture` reads at all (a broker may be configured
+#: for records this large); a larger one is refused whole, unread.
+MAX_RECORD_BYTES = 8 * MAX_BATCH_BYTES
 #: The header fields of a DeviceBatch, in schema order (``events`` follows them).
 HEADER_FIELDS = (
     "batch_id",
@@ -111,17 +140,45 @@ class RejectedEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class LostEvents:
+    """The end of a DeviceBatch that was not kept: the events from index
+    ``first_index`` (0-based, in record order) on.
+
+    ``error`` is why (`TruncatedBatch` or `BatchTooLarge`, each with its
+    ``.reason``); ``count`` how many events the record announced from there on
+    (the smaller of what its array count and its header's seq range say; None
+    when it does not say: the cut came before the array's count, or there was
+    nothing but trailing bytes after the last event); ``seqs`` the
+    inclusive seq range they lie in, when known: exactly for events decoded
+    past the event limit, else the part of the header's ``first_seq..last_seq``
+    above the last event read (events are in seq order).
+    """
+
+    error: TruncatedBatch | BatchTooLarge
+    first_index: int
+    count: int | None
+    seqs: tuple[int, int] | None
+
+    @property
+    def reason(self) -> str:
+        """The typed reason of the loss (the error's)."""
+        return self.error.reason
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedBatch:
     """One ``capture.events`` record read: its header, its good events in record
-    order, and its rejected events by index."""
+    order, its rejected events by index, and the end of the batch that was
+    lost (``lost``; None when every event was read)."""
 
     header: BatchHeader
     events: list[Datum]
     rejected: list[RejectedEvent]
+    lost: LostEvents | None = None
 
     @property
     def size(self) -> int:
-        """How many events the record held (good and rejected)."""
+        """How many events of the record were read (good and rejected; not the lost)."""
         return len(self.events) + len(self.rejected)
 
 
@@ -134,23 +191,34 @@ def decode_capture(
 ) -> DecodedBatch:
     """Read one ``capture.events`` record, a `DeviceBatch` or a single `CaptureEvent`.
 
-    Raises, for the record as a whole: `BatchTooLarge` (over ``max_bytes``
-    before decoding, or over ``max_events``), `TruncatedBatch` (a DeviceBatch
-    body that does not parse), `Undecodable` / `UnknownSchema` (not a capture
-    record; another Candor record is `UnknownSchema`), `InvalidField` (a
-    DeviceBatch header out of its domain, or the single CaptureEvent out of
-    its domain: today's semantics for single records). Nothing else, for any
-    input. Per-event failures of a DeviceBatch are in ``rejected``.
+    Raises, for the record as a whole: `BatchTooLarge` (over `MAX_RECORD_BYTES`
+    or ``max_bytes`` for a record not a DeviceBatch, or a DeviceBatch whose
+    first event alone is over a limit), `TruncatedBatch` (a DeviceBatch whose
+    header or first event does not read), `Undecodable` / `UnknownSchema`
+    (not a capture record; another Candor record is `UnknownSchema`),
+    `InvalidField` (a DeviceBatch header out of its domain, or the single
+    CaptureEvent out of its domain: today's semantics for single records).
+    Nothing else, for any input. A DeviceBatch over ``max_bytes`` or
+    ``max_events``, or cut off after its first event, keeps the events read
+    before the limit or the cut and names the rest in ``lost``. Per-event
+    failures of a DeviceBatch are in ``rejected``.
     """
     codec = codec or default_codec()
-    if len(data) > max_bytes:
-        raise BatchTooLarge(f"{len(data)} bytes, at most {max_bytes}")
+    if not isinstance(data, bytes | bytearray | memoryview):  # a tombstone's None
+        raise Undecodable(f"expected bytes, got {type(data).__name__}")
+    size = len(data)
+    if size > MAX_RECORD_BYTES:
+        raise BatchTooLarge(f"{size} bytes, at most {MAX_RECORD_BYTES} read at all")
     is_batch = codec.name_of(data) == DEVICE_BATCH
+    if size > max_bytes:
+        if is_batch:
+            return _salvage(data, codec, max_events, max_bytes)
+        raise BatchTooLarge(f"{size} bytes, at most {max_bytes}")
     try:
         name, datum = codec.decode(data)
-    except Undecodable as err:
+    except Undecodable:
         if is_batch:
-            raise TruncatedBatch(str(err)) from err
+            return _salvage(data, codec, max_events, max_bytes)
         raise
     if name == CAPTURE_EVENT:
         seq = datum["seq"]
@@ -170,13 +238,64 @@ def decode_capture(
     if name != DEVICE_BATCH:
         raise UnknownSchema(f"expected {DEVICE_BATCH} or {CAPTURE_EVENT}, got {name}")
     events: list[Datum] = datum["events"]
-    if len(events) > max_events:
-        raise BatchTooLarge(f"{len(events)} events, at most {max_events}")
     header = BatchHeader(**{f: datum[f] for f in HEADER_FIELDS})
-    return _split(header, events)
+    if len(events) <= max_events:
+        return _split(header, events)
+    kept, past = events[:max_events], events[max_events:]
+    seqs = [e["seq"] for e in past]
+    error = BatchTooLarge(
+        f"{len(events)} events, at most {max_events}: events {max_events}.. not kept"
+    )
+    lost = LostEvents(error, max_events, len(past), (min(seqs), max(seqs)))
+    return _split(header, kept, lost)
 
 
-def _split(header: BatchHeader, events: list[Datum]) -> DecodedBatch:
+def _salvage(data: bytes, codec: Codec, max_events: int, max_bytes: int) -> DecodedBatch:
+    """A DeviceBatch that does not decode whole or is over ``max_bytes``: the
+    events read before the cut or the limit, the rest in ``lost``."""
+    writer = codec.registry.by_fingerprint(int.from_bytes(data[2:HEADER_SIZE], "little"))
+    try:
+        prefix = read_prefix(
+            data, writer, codec.current(DEVICE_BATCH), max_end=max_bytes, max_events=max_events
+        )
+    except Undecodable as err:
+        raise TruncatedBatch(str(err)) from err
+    fields = prefix.header
+    try:
+        check_device_batch({**fields, "events": prefix.events or [None]})
+    except SchemaError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidField("", f"{type(err).__name__}: {err}") from err
+    header = BatchHeader(**{f: fields[f] for f in HEADER_FIELDS})
+    events = prefix.events
+    if prefix.limited:
+        error: TruncatedBatch | BatchTooLarge = BatchTooLarge(
+            f"{len(data)} bytes, {prefix.declared} events; at most {max_bytes} bytes and "
+            f"{max_events} events: {prefix.stopped}"
+        )
+    else:
+        error = TruncatedBatch(prefix.stopped or "the body does not read")
+    if not events:
+        raise error
+    if prefix.complete:  # every event fits: only the array's end is past max_bytes
+        return _split(header, events)
+    count = None
+    if prefix.declared > len(events):
+        # two claims, the array's count and the header's seq range: a damaged
+        # count can be anything, so the smaller stands (the DLQ limit weighs it)
+        count = prefix.declared - len(events)
+        span_left = header.last_seq - header.first_seq + 1 - len(events)
+        if span_left > 0:
+            count = min(count, span_left)
+    last_read = events[-1]["seq"]
+    seqs = (last_read + 1, header.last_seq) if last_read < header.last_seq else None
+    return _split(header, events, LostEvents(error, len(events), count, seqs))
+
+
+def _split(
+    header: BatchHeader, events: list[Datum], lost: LostEvents | None = None
+) -> DecodedBatch:
     good: list[Datum] = []
     rejected: list[RejectedEvent] = []
     org, subject, device = header.org_id, header.subject_id, header.device_id
@@ -205,7 +324,7 @@ def _split(header: BatchHeader, events: list[Datum]) -> DecodedBatch:
             rejected.append(RejectedEvent(index, err, event))
             continue
         good.append(event)
-    return DecodedBatch(header, good, rejected)
+    return DecodedBatch(header, good, rejected, lost)
 
 
 def _check_event(event: Datum) -> None:

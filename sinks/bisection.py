@@ -11,15 +11,25 @@ written. Costs O(k log n) inserts for k bad rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, Self, TypeVar
 
 from sinks.errors import RowsRejected
 
-R = TypeVar("R")
 
-Insert = Callable[[Sequence[R], str], None]
+class Slices(Protocol):
+    """Rows that have a length and slice into the same kind (a list of rows,
+    `sinks.columns.Columns`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> Self: ...
+
+
+R = TypeVar("R", bound=Slices)
+
+Insert = Callable[[R, str], None]
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ def slice_token(token: str, lo: int, hi: int) -> str:
     return f"{token}#{lo}-{hi}"
 
 
-def insert_bisecting(rows: Sequence[R], token: str, insert: Insert[R]) -> list[Rejected]:
+def insert_bisecting(rows: R, token: str, insert: Insert[R]) -> list[Rejected]:
     """Insert ``rows`` with ``insert(rows, token)``; return the rows refused, in index order.
 
     ``insert`` must raise `RowsRejected` when some row is refused (and then
@@ -59,7 +69,7 @@ def insert_bisecting(rows: Sequence[R], token: str, insert: Insert[R]) -> list[R
 
 
 def _bisect(
-    rows: Sequence[R],
+    rows: R,
     token: str,
     insert: Insert[R],
     lo: int,

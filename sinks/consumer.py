@@ -1,8 +1,9 @@
 """The exactly-once sink: one Kafka topic -> one ClickHouse table.
 
-Per message: decode and map to a row (`sinks.routes`); undecodable input
-becomes a dead letter. Per batch (one partition's consecutive offsets,
-`sinks.batching`):
+Per message: decode and map to rows, built as columns (`sinks.routes.map_into`:
+a CleanBatch's events column by column); undecodable input becomes a dead
+letter. Per batch (one partition's consecutive offsets, `sinks.batching`),
+inserted as columns (`sinks.writer`):
 
 1. commit the batch's first offset with the intent ``first-last`` as metadata
    (synchronous), so a replay forms the same batch;
@@ -43,12 +44,12 @@ from schemas.dead_letter import DeadLetter
 from schemas.topics import Topic
 from sinks import metrics
 from sinks.batching import Batch, Batcher, intent_metadata, parse_intent
+from sinks.columns import Columns
 from sinks.commits import CommitError, CommitFailure, commit_retrying, raise_partition_errors
 from sinks.dlq import DeadLetterProducer
 from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
-from sinks.routes import ROUTES, Route, Unmappable, map_message, route_for
-from sinks.rows import Row
+from sinks.routes import ROUTES, Route, Unmappable, map_into, route_for
 from sinks.settings import SinkSettings
 from sinks.writer import RetryPolicy, TableWriter
 
@@ -241,17 +242,21 @@ class _Sink:
 
     def _prepare(
         self, batch: Batch[Message]
-    ) -> tuple[list[Row], list[Message], list[int], list[DeadLetter]]:
-        """Map a batch's messages to rows; refuse it when too much of it is invalid."""
-        rows: list[Row] = []
+    ) -> tuple[Columns, list[Message], list[int], list[DeadLetter]]:
+        """Map a batch's messages to columns (`sinks.routes.map_into`: a CleanBatch's
+        events column by column); refuse it when too much of it is invalid.
+        ``kept[i]`` is the message row ``i`` came from."""
+        columns = Columns(len(self.route.columns))
         kept: list[Message] = []
         stamps: list[int] = []
         letters: list[DeadLetter] = []
         rejected: list[bool] = []  # per message, in order: the dead-letter limit's input
         for message in batch.items:
             try:
-                mapped = map_message(
+                added = map_into(
                     self.route,
+                    columns,
+                    stamps,
                     message.value(),
                     message.headers(),
                     self.topic,
@@ -266,11 +271,7 @@ class _Sink:
             rejected.append(False)
             # none: an erased subject's record, committed past, never landed;
             # several: the events of a CleanBatch (`kept` names each row's message)
-            for row, ts in mapped:
-                rows.append(row)
-                kept.append(message)
-                if ts is not None:
-                    stamps.append(ts)
+            kept += [message] * added
         try:  # before anything is dead-lettered or committed
             self.dlq_policy.observe_all(rejected, batch.partition)
         except DlqLimitExceeded as err:
@@ -278,7 +279,7 @@ class _Sink:
                 f"{self.topic}[{batch.partition}] {batch.first}-{batch.last}: {err} "
                 f"(first: {letters[0].error[:200]}); not committing"
             ) from err
-        return rows, kept, stamps, letters
+        return columns, kept, stamps, letters
 
     def _commit(self, positions: list[tuple[int, int, str]]) -> bool:
         """Commit ``(partition, offset, metadata)`` synchronously, retrying retriable

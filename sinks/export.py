@@ -25,12 +25,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
+from schemas.extras import MissingExtra
 from sinks.rows import ACTION_COLUMNS
 from sinks.settings import SinkSettings
+
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ModuleNotFoundError as err:  # the core install runs without the export extra
+    raise MissingExtra.of(err, "export", "the dataset export (sinks.export)") from err
 
 SHARD_ROWS = 5_000
 FORMATS = ("parquet", "jsonl")

@@ -35,14 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
 from backends.frame_store import FrameStore, FrameStoreError
 from privacy.frame_sealing import open_frame
 from privacy.keystore import KeyStoreError
 from privacy.shredding import KeyLookup, UndecryptableField
+from schemas.extras import MissingExtra
 from sinks.export import (
     ACTIONS_SQL,
     ELIGIBLE_SQL,
@@ -51,6 +50,12 @@ from sinks.export import (
     group_trajectories,
     record_export,
 )
+
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ModuleNotFoundError as err:  # the core install runs without the export extra
+    raise MissingExtra.of(err, "export", "the computer-use export (sinks.export_frames)") from err
 from sinks.rows import ACTION_COLUMNS
 from sinks.settings import SinkSettings
 

@@ -7,7 +7,7 @@ default. The DLQ route reads raw messages: dead letters are not Avro.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from schemas import codec
 from schemas.errors import SchemaError
 from schemas.topics import Topic
 from sinks import rows
+from sinks.columns import Columns
 from sinks.rows import Headers, Row
 
 
@@ -32,6 +33,8 @@ class Route:
     into: str | None = None  # the table rows are inserted into, when not `table`
     # (`table` stays the route's name: consumer group, metrics)
     batch_record: str | None = None  # a record holding many `record`s under "events"
+    # the columns of a batch record's events at once (`sinks.rows.event_columns`)
+    to_columns: Callable[[Sequence[Mapping[str, Any]]], list[list[Any]]] | None = None
 
     @property
     def target(self) -> str:
@@ -51,6 +54,7 @@ ROUTES: dict[str, Route] = {
             rows.event_row,
             measures_lag=True,
             batch_record="CleanBatch",
+            to_columns=rows.event_columns,
         ),
         Route(
             "sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS, rows.session_row
@@ -123,8 +127,38 @@ def map_message(
     the row function or the decrypt hook refused); a batch record is refused
     whole.
     """
+    columns = Columns(len(route.columns))
+    added = map_into(route, columns, [], value, headers, topic, partition, offset, decrypt)
+    ts_at = route.columns.index("ts") if route.measures_lag else None
+    out: list[tuple[Row, int | None]] = []
+    for index in range(added):
+        row = columns.row(index)
+        ts = None if ts_at is None else row[ts_at]
+        out.append((row, ts if isinstance(ts, int) else None))
+    return out
+
+
+def map_into(
+    route: Route,
+    columns: Columns,
+    stamps: list[int],
+    value: bytes | None,
+    headers: Headers,
+    topic: str,
+    partition: int,
+    offset: int,
+    decrypt: Decrypt,
+) -> int:
+    """`map_message`, appending to ``columns`` (the route's) instead of returning
+    rows: a batch record's events are built column by column, at once
+    (``route.to_columns``), any other record as its one row. Appends each
+    row's event ts to ``stamps`` when the route measures lag. Returns how many
+    rows were added (0 for a skipped record). Raises `Unmappable` exactly as
+    `map_message` does, having added nothing.
+    """
     if route.record is None or route.to_row is None:
-        return [(rows.dead_letter_row(value, headers, topic, partition, offset), None)]
+        columns.add_row(rows.dead_letter_row(value, headers, topic, partition, offset))
+        return 1
     try:
         name, datum = codec.decode(value or b"")
     except SchemaError as err:
@@ -132,13 +166,21 @@ def map_message(
     batch = name == route.batch_record
     if name != route.record and not batch:
         raise Unmappable("unknown_schema", f"expected {route.record}, got {name}")
-    to_row = route.to_row
     try:
         plain = decrypt(name if batch else route.record, datum)
         if plain is None:
-            return []
+            return 0
         items = plain["events"] if batch else [plain]
-        mapped = [(to_row(item), item.get("ts") if route.measures_lag else None) for item in items]
+        if not items:
+            return 0
+        if batch and route.to_columns is not None:
+            columns.extend(route.to_columns(items))
+        else:
+            built = [route.to_row(item) for item in items]  # all built before any is added
+            for row in built:
+                columns.add_row(row)
     except Exception as err:  # a decrypt hook or mapping failure is bad input, not a crash
         raise Unmappable("unmappable", f"{type(err).__name__}: {err}") from err
-    return [(row, ts if isinstance(ts, int) else None) for row, ts in mapped]
+    if route.measures_lag:
+        stamps.extend(ts for item in items if isinstance(ts := item.get("ts"), int))
+    return len(items)

@@ -109,20 +109,7 @@ def event_row(event: Mapping[str, Any]) -> Row:
     ``payload_json`` (sorted keys). A MouseMove's ``mouse_points`` and
     ``mouse_distance_px`` are computed from its path. Raises `UnknownPayloadType`.
     """
-    payload = event["payload"]
-    kind = payload["type"]
-    flattened = _FLATTENED.get(kind)
-    if flattened is None:
-        raise UnknownPayloadType(f"unknown payload type {kind!r}")
-    cols = list(_DEFAULT_VALUES)
-    for field, position in _POSITIONS[kind]:
-        cols[position] = payload.get(field)
-    if kind == "KeyInput":
-        cols[_MODIFIERS] = list(payload.get("modifiers") or [])
-    elif kind == "MouseMove":
-        cols[_MOUSE[0]] = len(payload["path"])
-        cols[_MOUSE[1]] = path_length(payload["path"])
-    rest = {k: v for k, v in payload.items() if k != "type" and k not in flattened}
+    kind, cols, rest = _payload_values(event["payload"])
     app = event["app"]
     return (
         event["event_id"],
@@ -137,11 +124,68 @@ def event_row(event: Mapping[str, Any]) -> Row:
         app.get("window_title"),
         app.get("url_host"),
         *cols,
-        _JSON(rest) if rest else "{}",
+        rest,
         list(event.get("redactions") or []),
         event.get("consent_version"),
         event.get("client_version"),
     )
+
+
+def event_columns(events: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """Return the `events` rows of ``events`` as columns: one list per column of
+    `EVENT_COLUMNS`, the n-th value of each from ``events[n]`` (the values of
+    `event_row`, for a whole batch at once: what a column-oriented insert
+    takes). Raises `UnknownPayloadType`."""
+    kinds: list[str] = []
+    payload_rows: list[list[Any]] = []
+    rests: list[str] = []
+    for event in events:
+        kind, cols, rest = _payload_values(event["payload"])
+        kinds.append(kind)
+        payload_rows.append(cols)
+        rests.append(rest)
+    apps = [e["app"] for e in events]
+    payload_columns = (
+        [list(c) for c in zip(*payload_rows, strict=True)]
+        if payload_rows
+        else [[] for _ in _PAYLOAD_COLUMNS]
+    )
+    return [
+        [e["event_id"] for e in events],
+        [e["org_id"] for e in events],
+        [e["subject_id"] for e in events],
+        [e["device_id"] for e in events],
+        [e["seq"] for e in events],
+        [e["ts"] for e in events],
+        [e.get("received_ts") for e in events],
+        kinds,
+        [a["app_name"] for a in apps],
+        [a.get("window_title") for a in apps],
+        [a.get("url_host") for a in apps],
+        *payload_columns,
+        rests,
+        [list(e.get("redactions") or []) for e in events],
+        [e.get("consent_version") for e in events],
+        [e.get("client_version") for e in events],
+    ]
+
+
+def _payload_values(payload: Mapping[str, Any]) -> tuple[str, list[Any], str]:
+    """(payload type, its values of the payload columns, its ``payload_json``)."""
+    kind = payload["type"]
+    flattened = _FLATTENED.get(kind)
+    if flattened is None:
+        raise UnknownPayloadType(f"unknown payload type {kind!r}")
+    cols = list(_DEFAULT_VALUES)
+    for field, position in _POSITIONS[kind]:
+        cols[position] = payload.get(field)
+    if kind == "KeyInput":
+        cols[_MODIFIERS] = list(payload.get("modifiers") or [])
+    elif kind == "MouseMove":
+        cols[_MOUSE[0]] = len(payload["path"])
+        cols[_MOUSE[1]] = path_length(payload["path"])
+    rest = {k: v for k, v in payload.items() if k != "type" and k not in flattened}
+    return kind, cols, _JSON(rest) if rest else "{}"
 
 
 def path_length(path: Sequence[Mapping[str, int]]) -> float:

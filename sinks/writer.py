@@ -1,7 +1,9 @@
 """Writing one batch into one ClickHouse table: dedup token, retries, bisection.
 
 `TableWriter.write(rows, token)` is the only way the sink touches ClickHouse
-for data. Every insert carries ``insert_deduplication_token``: the whole batch
+for data. The batch is inserted as columns (`sinks.columns.Columns`: one
+list per column, ``column_oriented=True``); rows given as tuples are turned
+into columns first. Every insert carries ``insert_deduplication_token``: the whole batch
 uses the batch token, the slices of a bisection their slice tokens
 (`sinks.bisection`). A transient failure is retried with the same token and
 exponential backoff (`RetryPolicy`), so an insert that reached the server
@@ -28,6 +30,7 @@ from clickhouse_connect.driver.exceptions import (
 
 from sinks import metrics
 from sinks.bisection import Rejected, insert_bisecting
+from sinks.columns import Columns
 from sinks.errors import (
     FailureKind,
     FatalSinkError,
@@ -116,8 +119,9 @@ class TableWriter:
         self.settings = dict(settings or {})
         self._retries = 0
 
-    def write(self, rows: Sequence[Row], token: str) -> WriteResult:
-        """Insert ``rows`` exactly once under ``token``; return what was written and refused.
+    def write(self, rows: Columns | Sequence[Row], token: str) -> WriteResult:
+        """Insert ``rows`` (columns, or row tuples) exactly once under ``token``;
+        return what was written and refused (by row index).
 
         Raises `FatalSinkError` (or `RetriesExhausted`) when nothing more can be
         written; rows of slices already inserted stay (their tokens make a
@@ -125,6 +129,8 @@ class TableWriter:
         """
         started = time.monotonic()
         self._retries = 0
+        if not isinstance(rows, Columns):
+            rows = Columns.from_rows(rows, len(self.columns))
         rejected = insert_bisecting(rows, token, self._insert_with_retry)
         metrics.INSERT_SECONDS.labels(self.table).observe(time.monotonic() - started)
         written = len(rows) - len(rejected)
@@ -132,7 +138,7 @@ class TableWriter:
         metrics.BATCH_ROWS.labels(self.table).observe(len(rows))
         return WriteResult(written, rejected, self._retries)
 
-    def _insert_with_retry(self, rows: Sequence[Row], token: str) -> None:
+    def _insert_with_retry(self, rows: Columns, token: str) -> None:
         attempt = 1
         while True:
             try:
@@ -156,13 +162,14 @@ class TableWriter:
                 attempt += 1
                 self.sleep(delay)
 
-    def _insert_once(self, rows: Sequence[Row], token: str) -> None:
+    def _insert_once(self, rows: Columns, token: str) -> None:
         try:
             self.client.insert(
                 self.table,
-                rows,
+                rows.lists,
                 column_names=self.columns,
                 settings={**self.settings, "insert_deduplication_token": token},
+                column_oriented=True,
             )
         except Exception as err:
             translated = as_insert_error(err, self.table)

@@ -2,17 +2,19 @@
 
 Declarations only. One agent reads `capture.events` (keyed by device_id) in
 batches and hands each to `streams.processor.BatchProcessor`, which routes,
-publishes, folds and stores it; faust acks the batch only when that returns
-(`withhold_acks` keeps a failed batch's offsets out of every commit). A
-wall-clock timer has the processor close what quiet devices leave open;
-another watches consumer lag for a stalled worker.
+publishes and folds it, then commits it in the background while the agent
+takes the next batch: the batch's offsets are acked only once its outputs are
+acknowledged and its states stored (`hold_acks`; a failed batch's offsets stay
+out of every commit, and the worker crashes). A wall-clock timer has the
+processor close what quiet devices leave open; another watches consumer lag
+for a stalled worker.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +46,7 @@ from streams.stall import WorkerStalled
 from streams.transport import App
 
 __all__ = [
+    "HeldAcks",
     "WorkerConfig",
     "build_app",
     "default_app_id",
@@ -53,6 +56,30 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class HeldAcks:
+    """A batch's acks, held until the batch is durable.
+
+    faust's `take_events` acks each event of a batch when the agent takes the
+    next one, before a batch committing in the background is durable. One more
+    reference on each message (faust counts them, for messages several streams
+    read) makes that ack only drop the reference: the message stays unacked
+    (its offset is not committed, and a rebalance's `wait_empty` waits for it)
+    until `ack` acks it a second time. `withhold` gives a batch that failed up
+    for good (`withhold_acks`)."""
+
+    def __init__(self, events: Sequence[Any]) -> None:
+        self.events = events
+        for event in events:
+            event.message.incref()
+
+    def ack(self) -> None:
+        for event in self.events:
+            event.ack()
+
+    def withhold(self) -> None:
+        withhold_acks(self.events)
 
 
 def withhold_acks(events: Iterable[Any]) -> None:
@@ -187,8 +214,21 @@ def build_app(
         key_type=bytes,
         value_type=bytes,
     )
+
+    def _commit_failed(err: BaseException) -> None:
+        # a batch whose outputs were not acknowledged: its offsets stay unacked,
+        # and the worker stops so that a restart reads it again
+        app.loop.create_task(app.crash(err))
+
     processor = BatchProcessor(
-        cfg, output=output, table=devices, consent=consent, keys=keys, clock=now_micros, topic=t
+        cfg,
+        output=output,
+        table=devices,
+        consent=consent,
+        keys=keys,
+        clock=now_micros,
+        topic=t,
+        on_failure=_commit_failed,
     )
 
     def _drop_cache(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -211,8 +251,9 @@ def build_app(
                 RawMessage(e.key, e.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events
             ]
+            held = HeldAcks(events)
             try:
-                result = await processor.process(batch)
+                result = await processor.submit(batch, on_durable=held.ack, on_lost=held.withhold)
             except BaseException:  # failed or cancelled before the batch was durable
                 withhold_acks(events)
                 raise

@@ -1,20 +1,33 @@
 """The stream worker's batch processor: what the faust agent and timer drive.
 
-`BatchProcessor.process` takes one batch of raw `capture.events` records (in
+`BatchProcessor.submit` takes one batch of raw `capture.events` records (in
 partition order) and routes them (`streams.router`: decode, dedup, consent,
 redaction; a DeviceBatch meeting the conditions at once, else event by
 event), publishes the clean events (one `CleanBatch` per input record, its
 content sealed with one AEAD call: `privacy.content_keys.seal_clean_batch`) and the
 dead letters (one per refused event or record), folds the clean
 events into each device's activity state (`streams.activity`: sessions,
-minute windows, actions), publishes what closed, waits until every output is
-acknowledged, and only then writes one table entry per device. `tick` is the
-wall-clock timer's work: close what quiet devices left open.
+minute windows, actions), publishes what closed and snapshots the states it
+changed. Then it returns, and the batch commits in the background: once
+every output of the batch is acknowledged, one table entry per device is
+written from the snapshot and the batch's ``on_durable`` runs (the agent acks
+its offsets there). So batch N + 1 is routed while batch N's outputs are in
+flight; at most one batch commits at a time, and batch N + 1 starts its commit
+only after batch N's succeeded. `process` is `submit` and waiting for the
+commit. `tick` is the wall-clock timer's work: close what quiet devices left
+open (after the batch in flight has committed).
+
+A commit that fails (outputs not acknowledged) stores nothing, runs no
+``on_durable``, drops the live states (they hold that batch's and maybe the
+next one's changes) and is reported to ``on_failure`` (the worker crashes:
+its offsets were never acked, so a restart reads the batch again); the next
+`submit` or `drain` raises it too.
 
 Everything it talks to is injected, so that it runs against fakes in a unit
 test the way Arroyo tests a processing strategy against a mock next step:
 
-- ``output``: `Output` (``send`` a record, ``flush`` until acknowledged);
+- ``output``: `Output` (``send`` a record, ``checkpoint`` the records sent so
+  far and await their acknowledgement, ``flush`` everything);
 - ``table``: the device table (faust's `Table`, or a dict), device_id bytes
   -> `streams.device_state.encode_state` bytes; the table and its changelog are the source
   of truth, the processor keeps live states in a cache it drops on failure
@@ -30,10 +43,11 @@ It imports nothing from faust; faust's acks, supervisor and signals stay in
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,6 +112,15 @@ class Output(Protocol):
         """Queue one record."""
         ...
 
+    def checkpoint(self) -> Any:
+        """Close the records sent so far into one delivery, for `delivered`."""
+        ...
+
+    async def delivered(self, delivery: Any, timeout: float = 60.0) -> None:
+        """Return once every record of ``delivery`` is acknowledged; raise
+        `OutputFailed` if not."""
+        ...
+
     async def flush(self, timeout: float = 60.0) -> None:
         """Return once everything queued is acknowledged; raise `OutputFailed` if not."""
         ...
@@ -117,6 +140,10 @@ class ConsentSource(Protocol):
     def alive(self) -> bool:
         """Whether the registry is still being kept up to date."""
         ...
+
+
+def _nothing() -> None:
+    pass
 
 
 class ReaderStopped(RuntimeError):
@@ -141,11 +168,13 @@ class BatchProcessor:
     """Route, fold and publish batches of one worker; close quiet devices.
 
     ``topic`` maps a logical topic name (`CAPTURE_CLEAN`, ...) to the one
-    used (the settings' prefix). The agent and the timer change the same live
-    device states, and each stores them after awaiting its own outputs: they
-    run one at a time (an asyncio lock), or a state stored by one could hold
-    sequence numbers of the other's batch whose outputs are not acknowledged
-    yet (dropped as duplicates after a crash)."""
+    used (the settings' prefix); ``on_failure`` hears of a background commit
+    that failed. The agent and the timer change the same live device states,
+    and each stores them after awaiting its own outputs: they run one at a
+    time (an asyncio lock; the timer also waits for the batch in flight), or a
+    state stored by one could hold sequence numbers of the other's batch whose
+    outputs are not acknowledged yet (dropped as duplicates after a crash), or
+    an older snapshot could be stored over a newer state."""
 
     def __init__(
         self,
@@ -158,6 +187,7 @@ class BatchProcessor:
         clock: Callable[[], int],
         topic: Callable[[str], str] = lambda name: name,
         monotonic: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[BaseException], None] = lambda err: None,
     ) -> None:
         self.cfg = cfg
         self.output = output
@@ -175,6 +205,9 @@ class BatchProcessor:
             clock(), cfg.activity.session.gap_micros + cfg.activity.session.grace_micros
         )
         self.one_writer = asyncio.Lock()
+        self.on_failure = on_failure
+        self._inflight: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -195,17 +228,82 @@ class BatchProcessor:
 
     async def process(self, batch: Sequence[RawMessage]) -> RouteResult:
         """Process one batch; returns once its outputs are acknowledged and its
-        device states written to the table.
+        device states written to the table (`submit`, then `drain`).
 
         Raises `OutputFailed` (outputs not acknowledged) or whatever the table
         raises; then nothing of the batch is stored and the live states are
         dropped, so a retry starts from the table."""
-        try:
-            async with self.one_writer:
-                return await self._process(batch)
-        except BaseException:  # failed or cancelled before the batch was durable
-            self.cache.clear()  # states of this batch were changed but not stored
-            raise
+        result = await self.submit(batch)
+        await self.drain()
+        return result
+
+    async def submit(
+        self,
+        batch: Sequence[RawMessage],
+        on_durable: Callable[[], None] = _nothing,
+        on_lost: Callable[[], None] = _nothing,
+    ) -> RouteResult:
+        """Route and publish one batch, wait for the previous batch's commit, and
+        start this one's in the background; returns the routing result.
+
+        ``on_durable`` runs once the batch's outputs are acknowledged and its
+        states written to the table; ``on_lost`` instead if that fails or is
+        cancelled. Raises what the previous commit failed with, or what routing
+        raised; then nothing of this batch is stored (and ``on_lost`` is not
+        called: the caller has the batch) and the live states are dropped."""
+        async with self.one_writer:
+            try:
+                routed = self._route(batch)
+                await self._settle()  # the previous batch's states are stored first
+            except BaseException:  # failed or cancelled before the batch was durable
+                self.cache.clear()  # states of this batch were changed but not stored
+                raise
+            result, states, delivery = routed
+            task = asyncio.ensure_future(self._commit(states, delivery, on_durable))
+            task.add_done_callback(functools.partial(self._committed, on_lost))
+            self._inflight = task
+        return result
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight to commit; raises what its commit failed with."""
+        async with self.one_writer:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        inflight = self._inflight
+        if inflight is not None:
+            # never raises the commit's error (`_committed` records it); a cancelled
+            # waiter leaves the commit running and still in flight
+            await asyncio.wait({inflight})
+            self._inflight = None
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
+
+    async def _commit(
+        self, states: Mapping[bytes, Any], delivery: Any, on_durable: Callable[[], None]
+    ) -> None:
+        await self.output.delivered(delivery)
+        for key, entry in states.items():
+            self.cache.commit(key, entry)
+        on_durable()
+        self.watchdog.progressed(self.monotonic())
+
+    def _committed(self, on_lost: Callable[[], None], task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            return
+        # Nothing of the batch was stored and its offsets stay unacked; the live
+        # states hold its changes (and perhaps the next batch's): forget them.
+        self.cache.clear()
+        on_lost()
+        if task.cancelled():  # the worker is stopping: a restart reads the batch again
+            self._failed = asyncio.CancelledError("a batch commit was cancelled")
+            return
+        err = task.exception()
+        assert err is not None
+        self._failed = err
+        log.critical("a batch's outputs were not acknowledged; its offsets stay unacked: %s", err)
+        self.on_failure(err)
 
     def observe_rejections(self, result: RouteResult) -> None:
         """Feed a stored batch's outcomes to the dead-letter limit; raises
@@ -217,7 +315,9 @@ class BatchProcessor:
             log.critical("%s", err)
             raise
 
-    async def _process(self, batch: Sequence[RawMessage]) -> RouteResult:
+    def _route(self, batch: Sequence[RawMessage]) -> tuple[RouteResult, dict[bytes, Any], Any]:
+        """Route, publish and fold one batch: its result, the snapshot of the
+        states it changed (table key -> stored form) and its outputs' delivery."""
         started = time.perf_counter()
         t = self.topic
         output = self.output
@@ -266,13 +366,10 @@ class BatchProcessor:
             self._publish(out, device)
             folded.extend(out)
         self._count(folded)
-        await output.flush()
-        for device, state in states.loaded.items():
-            self.cache.store(device.encode(), state)
+        snapshot = self.cache.snapshot(states.loaded)
         metrics.BATCH_SIZE.observe(len(result.outcomes))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        self.watchdog.progressed(self.monotonic())
-        return result
+        return result, snapshot, output.checkpoint()
 
     # -- the timer ---------------------------------------------------------------
 
@@ -287,6 +384,7 @@ class BatchProcessor:
         registry or the key store reader died."""
         try:
             async with self.one_writer:
+                await self._settle()  # the batch in flight stores its states first
                 await self._tick(rebalancing)
         except ReaderStopped:
             raise

@@ -8,12 +8,17 @@ Imports nothing from faust or Kafka.
 A message is a `DeviceBatch` or a single `CaptureEvent` (a batch of one):
 `schemas.batch.decode_capture` expands it into its events, which then take
 the steps below one by one, exactly as the same events sent as single
-records would. A message that spoils as a whole (truncated, over the size
-limit, undecodable, a header out of its domain) is one dead letter with the
-record's bytes; an event refused inside a good batch (out of its domain, a
-header mismatch, a repeated seq, an impossible time) is dead-lettered alone,
-as a single CaptureEvent record with the batch's ``batch_id`` and its
-``event_index`` in the headers, and its neighbours go on.
+records would. A message that spoils as a whole (undecodable, a header that
+does not read or is out of its domain, over the record ceiling) is one dead
+letter with the record's bytes; an event refused inside a good batch (out of
+its domain, a header mismatch, a repeated seq, an impossible time) is
+dead-lettered alone, as a single CaptureEvent record with the batch's
+``batch_id`` and its ``event_index`` in the headers, and its neighbours go
+on. A batch cut off, or over the size limits, keeps the events read before
+the cut or the limit (routed as above); its lost end is one dead letter
+(``truncated_batch`` / ``batch_too_large``) with the record's bytes and the
+lost indexes and seqs in its headers, counted by the dead-letter limit as
+the events it lost.
 
 The per-batch path: a DeviceBatch whose events are all in time bounds, whose
 seqs strictly increase and are all new (above the device's highest) or all
@@ -56,7 +61,14 @@ from privacy.consent import ConsentPolicy, evaluate
 from privacy.minimisation import SECURE_FIELD_RULE
 from privacy.redaction import REDACTED_FIELDS, Redacted, redact, redact_event
 from privacy.scope import Scope
-from schemas.batch import DecodedBatch, RejectedEvent, decode_capture
+from schemas.batch import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    DecodedBatch,
+    LostEvents,
+    RejectedEvent,
+    decode_capture,
+)
 from schemas.codec import CAPTURE_EVENT, encode
 from schemas.dead_letter import DeadLetter
 from schemas.errors import SchemaError, UnknownPayloadType
@@ -82,10 +94,14 @@ class RawMessage:
 @dataclass(frozen=True)
 class RouteConfig:
     """Bounds on event time: older than `max_past_s` or ahead of `now` by more
-    than `max_future_s` is impossible for a live capture and is dead-lettered."""
+    than `max_future_s` is impossible for a live capture and is dead-lettered.
+    Bounds on one record: the events of a batch past `max_batch_events` or
+    ending past `max_batch_bytes` are dead-lettered (`schemas.batch.decode_capture`)."""
 
     max_past_s: int = 7 * 24 * 3600
     max_future_s: int = 300
+    max_batch_events: int = MAX_BATCH_EVENTS
+    max_batch_bytes: int = MAX_BATCH_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +172,9 @@ def route_batch(
     for msg in batch:
         result.records += 1
         try:
-            decoded = decode_capture(msg.value)
+            decoded = decode_capture(
+                msg.value, max_events=config.max_batch_events, max_bytes=config.max_batch_bytes
+            )
         except SchemaError as err:
             result.dead.append(_dead(msg, err.reason, str(err)))
             result.outcomes.append(True)
@@ -184,6 +202,14 @@ def route_batch(
                     hours,
                     seen,
                 )
+        if decoded.lost is not None:
+            lost = decoded.lost
+            # a count read from damaged bytes can be anything: one record weighs
+            # at most what a full batch would
+            weight = min(max(lost.count or 1, 1), config.max_batch_events)
+            result.events += weight
+            result.dead.append(_dead_lost(msg, decoded, lost))
+            result.outcomes.extend([True] * weight)
         if len(result.clean) > start:
             result.groups.append(CleanGroup(decoded.header.batch_id, result.clean[start:]))
     return result
@@ -410,7 +436,9 @@ def _dead_for(
 
 
 def _dead(msg: RawMessage, reason: str, error: str) -> DeadLetter:
-    return DeadLetter(reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+    return DeadLetter.capped(
+        reason, error, msg.topic, msg.partition, msg.offset, msg.key, msg.value
+    )
 
 
 def _dead_event(
@@ -438,4 +466,23 @@ def _dead_event(
         value,
         event_index=index,
         batch_id=decoded.header.batch_id,
+    )
+
+
+def _dead_lost(msg: RawMessage, decoded: DecodedBatch, lost: LostEvents) -> DeadLetter:
+    """The dead letter of a batch's lost end: the whole record, with the batch id,
+    the first lost index, the lost count and seqs (when known) in its headers
+    (an oversize record's bytes are not carried: `DeadLetter.capped`)."""
+    return DeadLetter.capped(
+        lost.reason,
+        str(lost.error),
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        msg.key,
+        msg.value,
+        batch_id=decoded.header.batch_id,
+        lost_from=lost.first_index,
+        lost_count=lost.count,
+        lost_seqs=lost.seqs,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from backends.clickhouse.settings import ClickHouseSettings
 from backends.kafka.settings import KafkaSettings
@@ -19,6 +19,8 @@ from privacy.settings import PrivacySettings
 
 class StreamSettings(BaseModel):
     """Stream worker knobs (durations in seconds)."""
+
+    model_config = ConfigDict(frozen=True)
 
     session_gap_s: float = 15 * 60
     session_max_s: float = 10 * 3600

@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from candor.settings import child_env as candor_child_env
 from candor.stack import free_port as free_port  # the tests import it from here
 
@@ -246,14 +246,20 @@ def private_pipeline(settings: Settings, unique: str, home: Path, prefix: str = 
     from backends.kafka.topics import create_topics
     from sinks.migrate import migrate
 
-    s = settings.model_copy(deep=True)
-    s.home = home
-    s.kafka.topic_prefix = f"{prefix}-{unique}."
-    s.kafka.partitions = 4
-    s.clickhouse.database = f"candor_{prefix}_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 20, 2, 5
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 2, 1, 0.2
+    s = replace(
+        settings,
+        home=home,
+        kafka={"topic_prefix": f"{prefix}-{unique}.", "partitions": 4},
+        clickhouse={"database": f"candor_{prefix}_{unique}"},
+        streams={
+            "session_gap_s": 20,
+            "grace_s": 2,
+            "minute_quiet_s": 5,
+            "action_quiet_s": 2,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+    )
     create_topics(s)
     migrate(s)
     return s

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class ClickHouseSettings(BaseModel):
     """Where ClickHouse is. `cluster` switches migrations to ON CLUSTER + Replicated engines."""
+
+    model_config = ConfigDict(frozen=True)
 
     url: str = "http://127.0.0.1:8123"
     user: str = "default"

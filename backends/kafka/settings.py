@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PRODUCTION_REPLICATION = 3
 PRODUCTION_MIN_INSYNC = 2
@@ -13,6 +13,8 @@ PRODUCTION_MIN_INSYNC = 2
 
 class KafkaSettings(BaseModel):
     """Where Kafka is and how Candor's topics are laid out."""
+
+    model_config = ConfigDict(frozen=True)
 
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = Field(
@@ -55,6 +57,8 @@ class KafkaSettings(BaseModel):
 
 class RetentionSettings(BaseModel):
     """How long data is kept, per place (Kafka topics and ClickHouse TTLs)."""
+
+    model_config = ConfigDict(frozen=True)
 
     capture_events_hours: int = 72
     capture_clean_hours: int = 168

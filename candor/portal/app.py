@@ -42,7 +42,7 @@ from candor.portal import data, pages
 from candor.portal.download import build_zip
 from candor.portal.ratelimit import RateLimit, RateLimited
 from candor.portal.store import InvalidInvite, PortalStore, Session
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope, sorted_names
 
@@ -66,10 +66,13 @@ def reader_settings(settings: Settings) -> Settings:
     when ``settings.portal.clickhouse_user`` is set, else the admin's. Pure."""
     if settings.portal.clickhouse_user is None:
         return settings
-    out = settings.model_copy(deep=True)
-    out.clickhouse.user = settings.portal.clickhouse_user
-    out.clickhouse.password = settings.portal.clickhouse_password
-    return out
+    return replace(
+        settings,
+        clickhouse={
+            "user": settings.portal.clickhouse_user,
+            "password": settings.portal.clickhouse_password,
+        },
+    )
 
 
 class Portal:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 __all__ = ["add_commands", "invite_link", "store_path"]
 
@@ -65,12 +65,14 @@ def _portal(args: argparse.Namespace, settings: Settings) -> int:
         secret = args.clickhouse_password_file.read_text().strip()
         if not secret:
             raise ValueError(f"{args.clickhouse_password_file} holds no password")
-        settings.portal.clickhouse_user = settings.portal.clickhouse_user or PORTAL_USER
-        settings.portal.clickhouse_password = SecretStr(secret)
+        user = settings.portal.clickhouse_user or PORTAL_USER
+        settings = replace(
+            settings, portal={"clickhouse_user": user, "clickhouse_password": SecretStr(secret)}
+        )
     if args.host:
-        settings.portal.host = args.host
+        settings = replace(settings, portal={"host": args.host})
     if args.port:
-        settings.portal.port = args.port
+        settings = replace(settings, portal={"port": args.port})
     if settings.portal.clickhouse_user is not None and not _reader_answers(settings):
         return 2
     store = PortalStore(store_path(settings))

@@ -24,10 +24,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 
 from candor.portal import data
+from schemas.extras import MissingExtra
+
+try:
+    import pyarrow.parquet as pq
+except ModuleNotFoundError as err:  # the core install runs without the export extra
+    raise MissingExtra.of(err, "export", "the portal's data download") from err
 
 __all__ = ["README", "build_zip", "json_default"]
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for Candor: check Java and Maven, create .venv and install
-# the project with its dev extra, fetch the Kafka jars, install Prometheus.
+# the project with every extra (dev, and agent, local, export: the desktop agent,
+# the local stack's ClickHouse and the exports, which the demo and the tests use),
+# fetch the Kafka jars, install Prometheus.
 # Idempotent and quick when nothing changed (stamps on pyproject.toml and pom.xml).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -35,7 +37,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
   log "installing Candor and its dependencies into $VENV (first run takes a few minutes)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$CANDOR_REPO[dev]" \
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$CANDOR_REPO[dev,agent,local,export]" \
     || die "pip install failed"
   echo "$WANT" >"$STAMP"
 fi

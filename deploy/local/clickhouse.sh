@@ -33,7 +33,7 @@ ready() { http_query "SELECT 1" >/dev/null 2>&1; }
 start() {
   if pid_alive "$PIDFILE"; then log "clickhouse already running (pid $(cat "$PIDFILE"))"; return 0; fi
   local py; py=$(venv_python)
-  "$py" -c "import chdb._chdb" 2>/dev/null || die "chdb-core is not installed in $py (run deploy/local/bootstrap.sh)"
+  "$py" -c "import chdb._chdb" 2>/dev/null || die "chdb-core is not installed in $py: pip install 'candor[local]' (deploy/local/bootstrap.sh installs it)"
   port_free "$HTTP" || die "port $HTTP is taken by another process; set CANDOR_CLICKHOUSE_HTTP_PORT"
   port_free "$TCP" || die "port $TCP is taken by another process; set CANDOR_CLICKHOUSE_TCP_PORT"
   mkdir -p "$DIR"

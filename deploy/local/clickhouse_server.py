@@ -26,9 +26,14 @@ import os
 import sys
 from pathlib import Path
 
+from schemas.extras import MissingExtra
+
 # Import before changing directory: importing chdb starts a throwaway in-memory
 # engine, which must not pick up our config.xml.
-import chdb._chdb as engine  # type: ignore[import-not-found, unused-ignore]
+try:
+    import chdb._chdb as engine  # type: ignore[import-not-found, unused-ignore]
+except ModuleNotFoundError as err:  # the core install runs without the local extra
+    raise MissingExtra.of(err, "local", "the local stack's ClickHouse") from err
 
 SERVE_TAG = "candor-clickhouse-serve"
 

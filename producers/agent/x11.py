@@ -17,10 +17,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from Xlib import X, display, error
-
 from producers.agent.keyboard import Key, translate_key
 from producers.agent.recorder import Clicked, InputEvent, KeyDown, KeyUp, PointerMoved, Scrolled
+from schemas.extras import MissingExtra
+
+try:
+    from Xlib import X, display, error
+except ModuleNotFoundError as err:  # the core install runs without the agent extra
+    raise MissingExtra.of(err, "agent", "the desktop agent's X11 capture") from err
 
 _log = logging.getLogger(__name__)
 
@@ -81,7 +85,10 @@ class InputListeners:
     """pynput keyboard and mouse listeners feeding `submit` from their threads."""
 
     def __init__(self, submit: Submit) -> None:
-        from pynput import keyboard, mouse  # needs a display: import on use
+        try:
+            from pynput import keyboard, mouse  # needs a display: import on use
+        except ModuleNotFoundError as err:
+            raise MissingExtra.of(err, "agent", "the desktop agent's input capture") from err
 
         def press(raw: Any) -> None:
             key = _key_of(raw)

@@ -13,12 +13,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import mss
 from PIL import Image
-from Xlib import X, display, error
 
 from producers.agent.frames import Rect
 from producers.agent.privacy import PrivacyPolicy
+from schemas.extras import MissingExtra
+
+try:
+    import mss
+    from Xlib import X, display, error
+except ModuleNotFoundError as err:  # the core install runs without the agent extra
+    raise MissingExtra.of(err, "agent", "the desktop agent's screen frames") from err
 
 _log = logging.getLogger(__name__)
 

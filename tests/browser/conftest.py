@@ -14,14 +14,10 @@ them, so CI runs them. Screenshots and axe reports go to
 from __future__ import annotations
 
 import os
-import shutil
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -30,20 +26,10 @@ from selenium.webdriver.chrome.service import Service
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
+from tests.browser.browser_stack import MASTER, Stack, browser_paths
 from tests.harness import REPO, CandorProcess, SinkThreads, free_port, wait_until
-
-MASTER = bytes(range(3, 35))
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
-
-
-def _browser_paths() -> tuple[str, str] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        return None
-    return chromium, driver
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +43,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[webdriver.Chrome, Path]]:
     """Headless chromium and its download directory."""
-    paths = _browser_paths()
+    paths = browser_paths()
     if paths is None:
         pytest.skip(
             "chromium and chromedriver are not installed (deploy/local/bootstrap.sh installs them)"
@@ -89,32 +75,27 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[webdrive
     driver.quit()
 
 
-@dataclass
-class Stack:
-    """The module's pipeline and portal."""
-
-    settings: Settings
-    portal_url: str
-    worker: CandorProcess
-    portal: CandorProcess
-    state: dict[str, Any] = field(default_factory=dict)
-
-
 @pytest.fixture(scope="module")
 def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     unique = uuid.uuid4().hex[:10]
     tmp = tmp_path_factory.mktemp("portal-stack")
-    s = settings.model_copy(deep=True)
-    s.home = tmp / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"browser-{unique}."
-    s.kafka.partitions = 2
-    s.clickhouse.database = f"candor_browser_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 5, 1, 3
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 1, 1, 0.2
     port = free_port()
-    s.portal.public_url = f"http://127.0.0.1:{port}"
+    s = replace(
+        settings,
+        home=tmp / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"browser-{unique}.", "partitions": 2},
+        clickhouse={"database": f"candor_browser_{unique}"},
+        streams={
+            "session_gap_s": 5,
+            "grace_s": 1,
+            "minute_quiet_s": 3,
+            "action_quiet_s": 1,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+        portal={"public_url": f"http://127.0.0.1:{port}"},
+    )
     create_topics(s)
     migrate(s)
     sinks = SinkThreads(s, MASTER, "browser-test-sink")
@@ -148,31 +129,3 @@ def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         admin = connect(s, database="")
         admin.command(f"DROP DATABASE IF EXISTS analyst_{s.clickhouse.database}")
         admin.command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")
-
-
-def run_axe(driver: webdriver.Chrome) -> list[dict[str, Any]]:
-    """Inject axe-core into the current page and return its violations."""
-    driver.execute_script(AXE.read_text())
-    found: list[dict[str, Any]] = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations)).catch(e => done([{id: 'axe-error', impact: 'critical',"
-        " help: String(e), nodes: []}]));"
-    )
-    return found
-
-
-def settle(what: str, read: Any, timeout: float = 60) -> Any:
-    """Wait until ``read()`` returns the same value twice, 2 s apart; return it."""
-    last: list[Any] = [object()]
-
-    def same() -> bool:
-        now = read()
-        ok = bool(now == last[0])
-        last[0] = now
-        if not ok:
-            time.sleep(2)
-        return ok
-
-    wait_until(same, timeout, what)
-    return last[0]

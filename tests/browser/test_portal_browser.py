@@ -35,7 +35,7 @@ from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
 from sinks.export import export
-from tests.browser.conftest import Stack, run_axe, settle
+from tests.browser.browser_stack import Stack, run_axe, settle
 from tests.harness import wait_until
 
 pytestmark = pytest.mark.e2e

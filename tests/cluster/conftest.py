@@ -20,75 +20,20 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from candor.settings import ClickHouseSettings, KafkaSettings, Settings
-from tests.harness import REPO, kill9_pidfile
-
-SCRIPTS = REPO / "deploy" / "local"
-NODES = 3
-SHARDS = 2
-CLUSTER = "candor"
-
-
-@dataclass
-class Cluster:
-    """One multi-node server set run by a deploy/local script with its own CANDOR_HOME."""
-
-    script: str
-    home: Path
-    env: dict[str, str]
-
-    def run(self, *args: str) -> str:
-        """Run the script; return its stdout. Fails the test with its output when it fails."""
-        proc = subprocess.run(
-            ["bash", str(SCRIPTS / self.script), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, f"{self.script} {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
-        return proc.stdout.strip()
-
-
-@dataclass
-class KafkaCluster(Cluster):
-    bootstrap: str = ""
-
-    def node_pidfile(self, node: int) -> Path:
-        return self.home / "kafka-cluster" / f"node-{node}" / "kafka.pid"
-
-    def kill9(self, node: int) -> None:
-        """kill -9 one node (no controlled shutdown)."""
-        kill9_pidfile(self.node_pidfile(node))
-
-    def start_node(self, node: int) -> None:
-        """Start one node again; blocks until it listens."""
-        self.run("start-node", str(node))
-
-
-@dataclass
-class ClickHouseCluster(Cluster):
-    urls: tuple[str, ...] = ()
-
-    def stop_shard(self, shard: int) -> None:
-        self.run("stop-shard", str(shard))
-
-    def start_shard(self, shard: int) -> None:
-        self.run("start-shard", str(shard))
-
-
-def _base_env(home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CANDOR_HOME": str(home),
-        # the one-node stack's jars: one Maven resolution for every Kafka of this machine
-        "CANDOR_KAFKA_LIBS": str(REPO / ".candor" / "kafka" / "libs"),
-    }
+from tests.cluster.clusters import (
+    CLUSTER,
+    NODES,
+    SCRIPTS,
+    SHARDS,
+    ClickHouseCluster,
+    KafkaCluster,
+    base_env,
+)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +41,7 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
     home = tmp_path_factory.mktemp("kafka-cluster")
     port = int(os.environ.get("CANDOR_TEST_KAFKA_CLUSTER_PORT", "19092"))
     env = {
-        **_base_env(home),
+        **base_env(home),
         "CANDOR_KAFKA_NODES": str(NODES),
         "CANDOR_KAFKA_CLUSTER_PORT": str(port),
         "CANDOR_KAFKA_HEAP": "512m",
@@ -120,7 +65,7 @@ def clickhouse_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli
     home = tmp_path_factory.mktemp("clickhouse-cluster")
     http = int(os.environ.get("CANDOR_TEST_CLICKHOUSE_CLUSTER_PORT", "18123"))
     env = {
-        **_base_env(home),
+        **base_env(home),
         "CANDOR_CLICKHOUSE_SHARD_COUNT": str(SHARDS),
         "CANDOR_CLICKHOUSE_CLUSTER": CLUSTER,
         "CANDOR_CLICKHOUSE_CLUSTER_HTTP_PORT": str(http),

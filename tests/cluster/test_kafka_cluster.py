@@ -10,9 +10,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from backends.kafka.topics import create_topics, topic_specs
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from producers.sdk.kafka_transport import producer_config
-from tests.cluster.conftest import NODES, KafkaCluster
+from tests.cluster.clusters import NODES, KafkaCluster
 from tests.harness import wait_until
 
 RECORDS = 30_000
@@ -47,8 +47,7 @@ def test_topics_create_takes_replication_and_min_insync_from_settings(
     cluster_settings: Settings,
 ) -> None:
     """Settings, not the cluster's defaults (replication 3, min ISR 2), decide."""
-    s = cluster_settings.model_copy(deep=True)
-    s.kafka.replication_factor, s.kafka.min_insync_replicas = 2, 1
+    s = replace(cluster_settings, kafka={"replication_factor": 2, "min_insync_replicas": 1})
     spec = next(t for t in topic_specs(s) if t.name == s.kafka.topic("capture.events"))
     assert create_topics(s, [spec]) == {spec.name: "created"}
     admin = AdminClient(s.kafka.client_config())

@@ -23,13 +23,13 @@ from confluent_kafka import KafkaError, Message, Producer
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.consent import grant
 from producers.sdk.kafka_transport import producer_config
 from producers.simulator.simulator import Simulator
 from schemas.codec import decode, encode_event
 from sinks.migrate import migrate
-from tests.cluster.conftest import KafkaCluster
+from tests.cluster.clusters import KafkaCluster
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until
 
 PEOPLE = 24
@@ -137,10 +137,17 @@ def _pause(records: list[Any], around_ms: int, window_ms: int = 30_000) -> int:
 def test_workers_and_sinks_scale_out_through_a_broker_kill(
     cluster_settings: Settings, kafka_cluster: KafkaCluster, tmp_path: Path
 ) -> None:
-    s = cluster_settings
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 20, 2, 5
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 2, 1, 0.2
+    s = replace(
+        cluster_settings,
+        streams={
+            "session_gap_s": 20,
+            "grace_s": 2,
+            "minute_quiet_s": 5,
+            "action_quiet_s": 2,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+    )
     create_topics(s)
     migrate(s)
     sim = Simulator(PEOPLE, seed=int(time.time()), start_ts=_now() - 90_000_000)
@@ -300,6 +307,5 @@ def test_workers_and_sinks_scale_out_through_a_broker_kill(
         for r in (clean, *readers.values()):
             r.close()
         for url in s.clickhouse.shard_urls:
-            one = s.model_copy(deep=True)
-            one.clickhouse.url = url
+            one = replace(s, clickhouse={"url": url})
             connect(one, database="").command(f"DROP DATABASE IF EXISTS {s.clickhouse.database}")

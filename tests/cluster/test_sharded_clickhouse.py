@@ -17,7 +17,7 @@ from candor.settings import Settings
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 from sinks.writer import RetryPolicy, TableWriter
-from tests.cluster.conftest import ClickHouseCluster
+from tests.cluster.clusters import ClickHouseCluster
 from tests.unit.sinks.sinks_samples import event
 
 

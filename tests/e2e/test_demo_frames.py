@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from backends.frame_store import open_frame_store
 from candor import stack
-from candor.settings import Settings, child_env
+from candor.settings import Settings, child_env, replace
 from producers.simulator.simulator import Simulator
 from tests.harness import REPO, free_port
 
@@ -30,9 +30,11 @@ SEED = 4242
 def test_demo_uploads_frames_of_consenting_people_and_exports_them(
     pipeline_settings: Settings,
 ) -> None:
-    s = pipeline_settings
-    s.privacy.master_key = SecretStr(bytes(range(3, 35)).hex())
-    s.portal.public_url = f"http://127.0.0.1:{free_port()}"
+    s = replace(
+        pipeline_settings,
+        privacy={"master_key": SecretStr(bytes(range(3, 35)).hex())},
+        portal={"public_url": f"http://127.0.0.1:{free_port()}"},
+    )
     env = {**child_env(s, dict(os.environ)), "CANDOR_PORTAL__PUBLIC_URL": s.portal.public_url}
     try:
         proc = subprocess.run(

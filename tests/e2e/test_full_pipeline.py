@@ -20,7 +20,7 @@ from backends.clickhouse.connection import connect
 from candor.settings import Settings
 from schemas.codec import decode
 from sinks.export import export
-from tests.e2e.test_streams_pipeline import Scenario
+from tests.e2e.scenario import Scenario
 from tests.harness import CandorProcess, TopicReader, free_port, wait_until
 
 TABLES_WITH_SUBJECTS = ("events", "sessions", "activity_minutes", "actions")

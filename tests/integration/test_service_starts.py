@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import TopicSpec, create_topics
 from candor.demo import describe_exit, log_tail
-from candor.settings import REPO_ROOT, Settings, child_env
+from candor.settings import REPO_ROOT, Settings, child_env, replace
 from schemas import codec
 from sinks.migrate import migrate
 from tests.harness import free_port
@@ -81,8 +81,7 @@ def test_a_sink_that_cannot_go_on_exits_non_zero_with_a_clear_last_line(
     settings: Settings, unique: str, tmp_path: Path
 ) -> None:
     """Its table gone, the sink stops (offsets uncommitted), says why last, exits 1."""
-    own = settings.model_copy(deep=True)
-    own.clickhouse.database, own.home = f"fatal_{unique}", tmp_path
+    own = replace(settings, clickhouse={"database": f"fatal_{unique}"}, home=tmp_path)
     migrate(own)
     topic = f"it.fatal.clean.{unique}"
     create_topics(own, [TopicSpec(topic, "device_id", "delete", 1)])

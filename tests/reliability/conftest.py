@@ -7,36 +7,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from candor.settings import ClickHouseSettings, KafkaSettings, Settings
-from tests.conftest import Endpoints
-from tests.harness import REPO, free_port, kill9_pidfile
-
-SCRIPTS = REPO / "deploy" / "local"
-
-
-@dataclass
-class PrivateStack:
-    home: Path
-    env: dict[str, str]
-    settings: Settings
-
-    def run(self, server: str, action: str) -> None:
-        proc = subprocess.run(
-            ["bash", str(SCRIPTS / f"{server}.sh"), action],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert proc.returncode == 0, f"{server} {action}: {proc.stdout}\n{proc.stderr}"
-
-    def kill9(self, server: str) -> None:
-        kill9_pidfile(self.home / server / f"{server}.pid")
+from tests.endpoints import Endpoints
+from tests.harness import free_port
+from tests.reliability.private_stack import SCRIPTS, PrivateStack
 
 
 @pytest.fixture

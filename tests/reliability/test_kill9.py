@@ -19,6 +19,7 @@ from typing import Any
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
+from candor.settings import replace
 from privacy.consent import grant
 from privacy.scope import Scope
 from producers.gateway.auth import DeviceIdentity, TokenFile
@@ -27,7 +28,7 @@ from producers.simulator.simulator import Simulator
 from schemas.codec import decode
 from sinks.migrate import migrate
 from tests.harness import CandorProcess, TopicReader, free_port, scrape, wait_until
-from tests.reliability.conftest import PrivateStack
+from tests.reliability.private_stack import PrivateStack
 
 RATE = 150  # events/s through the SDK; the gateway adds batches of 20
 
@@ -72,11 +73,12 @@ def _post(url: str, token: str, events: list[dict[str, Any]]) -> int:
 def test_kill9_each_part_loses_and_duplicates_nothing(
     private_stack: PrivateStack, tmp_path: Path
 ) -> None:
-    s = private_stack.settings
-    st = s.streams
     # Event time runs with the wall clock (as in real capture); the grace period
     # covers the reordering a broker crash causes in the SDK's in-flight records.
-    st.session_gap_s, st.grace_s, st.minute_quiet_s, st.timer_interval_s = 20, 15, 5, 1
+    s = replace(
+        private_stack.settings,
+        streams={"session_gap_s": 20, "grace_s": 15, "minute_quiet_s": 5, "timer_interval_s": 1},
+    )
     create_topics(s)
     migrate(s)
     # The simulator decides what people do; the load stamps each event with the

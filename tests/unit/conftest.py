@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-
-class NetworkAccessInUnitTest(RuntimeError):
-    """A unit test tried to reach the network; make it an integration test instead."""
+from tests.unit.network_guard import NetworkAccessInUnitTest
 
 
 @pytest.fixture(autouse=True)

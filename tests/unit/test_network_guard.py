@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from tests.unit.conftest import NetworkAccessInUnitTest
+from tests.unit.network_guard import NetworkAccessInUnitTest
 
 
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])

@@ -9,7 +9,7 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from tests.conftest import Endpoints
+from tests.endpoints import Endpoints
 
 ROWS = 100_000
 

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 REPO = Path(__file__).resolve().parents[3]
 KEYS = [f"word-{i}" for i in range(20)]
@@ -108,8 +108,7 @@ def _changelog_counts(
 @pytest.fixture
 def worker(settings: Settings, unique: str, tmp_path: Path) -> Iterator[tuple[Worker, str, str]]:
     topic = f"it.faust.{unique}"
-    s = settings.model_copy(deep=True)
-    s.kafka.partitions = 4
+    s = replace(settings, kafka={"partitions": 4})
     create_topics(s, [TopicSpec(topic, "word", "delete", 1)])
     app_id = f"it-counter-{unique}"
     w = Worker(settings, topic, app_id, tmp_path / "faust")

@@ -8,7 +8,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from backends.kafka.topics import TopicSpec, create_topics, describe_topics, topic_specs
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 N = 10_000
 PARTITIONS = 6
@@ -54,8 +54,7 @@ def test_group_commits_and_a_restarted_consumer_resumes_without_rereading(
 ) -> None:
     topic = f"it.kafka.{unique}"
     spec = TopicSpec(topic, "device_id", "delete", 1)
-    settings = settings.model_copy(deep=True)
-    settings.kafka.partitions = PARTITIONS
+    settings = replace(settings, kafka={"partitions": PARTITIONS})
     assert create_topics(settings, [spec]) == {topic: "created"}
 
     producer = Producer(

@@ -8,13 +8,12 @@ from confluent_kafka.admin import AdminClient
 
 from backends.kafka.lag import LagProbe
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 
 def test_the_probe_reads_a_groups_lag_without_joining_it(settings: Settings, unique: str) -> None:
     topic, group = f"it.lag.{unique}", f"it-lag-{unique}"
-    own = settings.model_copy(deep=True)
-    own.kafka.partitions = 2
+    own = replace(settings, kafka={"partitions": 2})
     create_topics(own, [TopicSpec(topic, "device_id", "delete", 1)])
     producer = Producer({**settings.kafka.client_config(), "acks": "all"})
     for partition, n in ((0, 10), (1, 5)):

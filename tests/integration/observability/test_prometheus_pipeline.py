@@ -27,12 +27,12 @@ from backends.kafka.consent_registry import publish
 from backends.kafka.lag import LagProbe, observe_worker_lag
 from backends.kafka.topics import create_topics
 from candor.canary import CanaryIdentity, grant_canary_consent
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.consent import grant
 from schemas.codec import encode_event
 from sinks.migrate import migrate
 from tests.harness import REPO, CandorProcess, free_port, wait_until
-from tests.integration.observability.conftest import PrivatePrometheus
+from tests.integration.observability.private_prometheus import PrivatePrometheus
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -92,14 +92,20 @@ def make_event(i: int, subject: str, device: str, seq: int, ts: int) -> dict[str
 
 @pytest.fixture
 def obs_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.kafka.topic_prefix = f"obs-{unique}."
-    s.kafka.partitions = 4
-    s.clickhouse.database = f"candor_obs_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 20, 2, 5
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 2, 1, 0.2
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        kafka={"topic_prefix": f"obs-{unique}.", "partitions": 4},
+        clickhouse={"database": f"candor_obs_{unique}"},
+        streams={
+            "session_gap_s": 20,
+            "grace_s": 2,
+            "minute_quiet_s": 5,
+            "action_quiet_s": 2,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+    )
     create_topics(s)
     migrate(s)
     yield s

@@ -5,7 +5,7 @@ The chdb engine has no writable access storage, so the role and user must be
 in its configuration: this is the configuration an operator adds (the grants
 come from :func:`candor.portal.access.grants`). Run as a program:
 
-    python portal_clickhouse.py DIR HTTP_PORT TCP_PORT DATABASE PASSWORD_SHA256
+    python -m tests.integration.portal.portal_clickhouse DIR HTTP_PORT TCP_PORT DATABASE SHA256
 
 It serves until its serving query is killed (:func:`stop`).
 """
@@ -22,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+MODULE = "tests.integration.portal.portal_clickhouse"
 
 CONFIG = """<clickhouse>
   <listen_host>127.0.0.1</listen_host>
@@ -63,7 +65,8 @@ def start(
     sha = hashlib.sha256(password.encode()).hexdigest()
     log = (state / "serve.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, __file__, str(state), str(http), str(tcp), database, sha],
+        [sys.executable, "-m", MODULE, str(state), str(http), str(tcp), database, sha],
+        cwd=Path(__file__).resolve().parents[3],  # the repository, where `tests` is a package
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -127,5 +130,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
     sys.exit(main())

@@ -10,7 +10,7 @@ from aiohttp import web
 from candor.portal.app import Portal, build_app
 from candor.portal.cli import invite_link, store_path
 from candor.portal.store import PortalStore
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from tests.harness import free_port
 
 
@@ -19,8 +19,7 @@ class PortalThread:
 
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
-        self.settings = settings.model_copy(deep=True)
-        self.settings.portal.public_url = f"http://127.0.0.1:{self.port}"
+        self.settings = replace(settings, portal={"public_url": f"http://127.0.0.1:{self.port}"})
         self.store = PortalStore(store_path(self.settings))
         self.portal = Portal(self.settings, self.store)
         self._loop = asyncio.new_event_loop()

@@ -17,10 +17,10 @@ from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many, load_registry
 from candor.portal.cli import store_path
 from candor.portal.store import PortalStore
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.consent import ConsentPolicy
 from privacy.scope import parse_scopes
-from tests.integration.portal.conftest import Person
+from tests.integration.portal.people import Person
 from tests.integration.portal.server import PortalThread
 
 pytestmark = pytest.mark.integration
@@ -78,8 +78,9 @@ def test_the_cookie_is_secure_behind_tls(
     portal_settings: Settings, people: tuple[Person, Person]
 ) -> None:
     alice, _ = people
-    portal_settings.portal.secure_cookies = True  # what an https public_url also sets
-    server = PortalThread(portal_settings).start()
+    # what an https public_url also sets
+    secure = replace(portal_settings, portal={"secure_cookies": True})
+    server = PortalThread(secure).start()
     try:
         token = server.invite(alice.subject).split("token=", 1)[1]
         answer = requests.post(
@@ -181,9 +182,10 @@ def test_sign_in_and_downloads_are_rate_limited(
     portal_settings: Settings, people: tuple[Person, Person]
 ) -> None:
     alice, _ = people
-    portal_settings.portal.signin_per_minute = 3
-    portal_settings.portal.downloads_per_hour = 1
-    server = PortalThread(portal_settings).start()
+    limited_settings = replace(
+        portal_settings, portal={"signin_per_minute": 3, "downloads_per_hour": 1}
+    )
+    server = PortalThread(limited_settings).start()
     try:
         codes = [
             requests.post(

@@ -18,11 +18,11 @@ from backends.clickhouse.connection import connect
 from backends.kafka.topics import create_topics
 from candor.portal.access import PORTAL_USER, ensure_portal_access
 from candor.portal.app import reader_settings
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import free_port
 from tests.integration.portal import portal_clickhouse
-from tests.integration.portal.conftest import MASTER, seed_person
+from tests.integration.portal.people import MASTER, seed_person
 from tests.integration.portal.server import PortalThread
 
 pytestmark = pytest.mark.integration
@@ -34,15 +34,14 @@ TOKEN = re.compile(r'name="token" value="([^"]+)"')
 @pytest.fixture
 def private_ch(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
     http, tcp = free_port(), free_port()
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"portal-lp-{unique}."
-    s.kafka.partitions = 1
-    s.clickhouse.url = f"http://127.0.0.1:{http}"
-    s.clickhouse.database = "candor_portal_lp"
-    s.portal.clickhouse_user = PORTAL_USER
-    s.portal.clickhouse_password = SecretStr(PASSWORD)
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"portal-lp-{unique}.", "partitions": 1},
+        clickhouse={"url": f"http://127.0.0.1:{http}", "database": "candor_portal_lp"},
+        portal={"clickhouse_user": PORTAL_USER, "clickhouse_password": SecretStr(PASSWORD)},
+    )
     proc = portal_clickhouse.start(
         tmp_path / "clickhouse", http, tcp, s.clickhouse.database, PASSWORD
     )

@@ -30,10 +30,10 @@ from candor.portal.access import PORTAL_USER
 from candor.portal.app import reader_settings
 from candor.portal.cli import invite_link
 from candor.portal.local_access import FRAGMENT_NAME, password_file
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import REPO, free_port
-from tests.integration.portal.conftest import MASTER, seed_person
+from tests.integration.portal.people import MASTER, seed_person
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +55,14 @@ def _script(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str
 def local_ch(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
     """The local stack's ClickHouse script on a private home and free ports."""
     http, tcp = free_port(), free_port()
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"portal-ls-{unique}."
-    s.kafka.partitions = 1
-    s.clickhouse.url = f"http://127.0.0.1:{http}"
-    s.clickhouse.database = "candor_portal_ls"
-    s.portal.public_url = f"http://127.0.0.1:{free_port()}"
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"portal-ls-{unique}.", "partitions": 1},
+        clickhouse={"url": f"http://127.0.0.1:{http}", "database": "candor_portal_ls"},
+        portal={"public_url": f"http://127.0.0.1:{free_port()}"},
+    )
     env = {
         **os.environ,
         "CANDOR_HOME": str(s.home),
@@ -114,9 +114,9 @@ def test_local_stack_portal_reads_as_its_least_privilege_user(local_ch: Settings
         page = http.get(s.portal.public_url + path, timeout=60)
         assert page.status_code == 200, path
 
-    reader_cfg = s.model_copy(deep=True)
-    reader_cfg.portal.clickhouse_user = PORTAL_USER
-    reader_cfg.portal.clickhouse_password = SecretStr(password)
+    reader_cfg = replace(
+        s, portal={"clickhouse_user": PORTAL_USER, "clickhouse_password": SecretStr(password)}
+    )
     reader = connect(reader_settings(reader_cfg))
     assert reader.query("SELECT currentUser()").result_rows[0][0] == PORTAL_USER
     assert reader.query("SELECT count() FROM events").result_rows[0][0] == 3

@@ -5,7 +5,7 @@ through its own argument parser."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,24 +15,30 @@ from backends.clickhouse.connection import connect
 from backends.clickhouse.key_store import KeyView
 from backends.kafka.topics import create_topics
 from candor.privacy_cli import add_commands
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import SinkThreads
-
-MASTER = bytes(range(1, 33))
+from tests.integration.privacy.pipeline import MASTER, Cli
 
 
 @pytest.fixture
 def private_settings(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())  # child processes get it through the env
-    s.kafka.topic_prefix = f"priv-{unique}."
-    s.kafka.partitions = 3
-    s.clickhouse.database = f"candor_priv_{unique}"
-    st = s.streams
-    st.session_gap_s, st.grace_s, st.minute_quiet_s = 5, 1, 3
-    st.action_quiet_s, st.timer_interval_s, st.batch_within_s = 1, 1, 0.2
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        # child processes get the master key through the env
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"priv-{unique}.", "partitions": 3},
+        clickhouse={"database": f"candor_priv_{unique}"},
+        streams={
+            "session_gap_s": 5,
+            "grace_s": 1,
+            "minute_quiet_s": 3,
+            "action_quiet_s": 1,
+            "timer_interval_s": 1,
+            "batch_within_s": 0.2,
+        },
+    )
     create_topics(s)
     migrate(s)
     yield s
@@ -46,9 +52,6 @@ def master_file(tmp_path: Path) -> Path:
     path = tmp_path / "master.key"
     path.write_text(MASTER.hex())
     return path
-
-
-Cli = Callable[..., int]
 
 
 @pytest.fixture

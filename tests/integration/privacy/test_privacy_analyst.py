@@ -27,7 +27,7 @@ from backends.clickhouse.analyst_access import (
     ensure_analyst_access,
 )
 from backends.clickhouse.connection import connect
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row
 from tests.harness import REPO, free_port, wait_until
@@ -81,8 +81,7 @@ def analyst_server(
         stdout=(state / "stdout.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    own = settings.model_copy(deep=True)
-    own.clickhouse.url = f"http://127.0.0.1:{http}"
+    own = replace(settings, clickhouse={"url": f"http://127.0.0.1:{http}"})
 
     def up() -> bool:
         try:
@@ -109,8 +108,7 @@ def analyst_server(
 
 @pytest.fixture
 def analyst_db(analyst_server: Settings, unique: str) -> Iterator[Settings]:
-    s = analyst_server.model_copy(deep=True)
-    s.clickhouse.database = f"candor_analyst_it_{unique}"
+    s = replace(analyst_server, clickhouse={"database": f"candor_analyst_it_{unique}"})
     migrate(s)
     yield s
     admin = connect(s, database="")

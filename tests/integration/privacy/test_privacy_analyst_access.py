@@ -24,7 +24,7 @@ from backends.clickhouse.analyst_access import (
 )
 from backends.clickhouse.connection import connect
 from candor.privacy_cli import add_commands
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from tests.harness import REPO, free_port, wait_until
 
@@ -38,8 +38,7 @@ class PrivateClickHouse:
         self.state = state
         self.http = free_port()
         self.tcp = free_port()
-        self.settings = settings.model_copy(deep=True)
-        self.settings.clickhouse.url = f"http://127.0.0.1:{self.http}"
+        self.settings = replace(settings, clickhouse={"url": f"http://127.0.0.1:{self.http}"})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -93,12 +92,13 @@ def server(settings: Settings, tmp_path: Path, unique: str) -> Iterator[PrivateC
     state = tmp_path / "clickhouse"
     state.mkdir()
     ch = PrivateClickHouse(state, settings)
-    s = ch.settings
-    s.home = tmp_path / "home"
-    s.local_stack = False  # what a production process sees
-    s.privacy.analyst_password = None
-    s.privacy.analyst_queries_per_hour = 12
-    s.clickhouse.database = f"candor_access_{unique}"
+    ch.settings = s = replace(
+        ch.settings,
+        home=tmp_path / "home",
+        local_stack=False,  # what a production process sees
+        privacy={"analyst_password": None, "analyst_queries_per_hour": 12},
+        clickhouse={"database": f"candor_access_{unique}"},
+    )
     ch.start()
     try:
         migrate(s)
@@ -178,7 +178,7 @@ def test_generated_password_rotation_profile_quota_and_hosts(
     assert "AUTHENTICATION_FAILED" in refused(s, password)
 
     # host restriction: only the configured networks may log in
-    s.privacy.analyst_networks = ["10.20.30.0/24"]
+    s = replace(s, privacy={"analyst_networks": ["10.20.30.0/24"]})
     assert cli(s, "analyst-access", "--config-dir", str(config_dir)) == 0
     server.restart()
     assert "AUTHENTICATION_FAILED" in refused(s, rotated)

@@ -18,7 +18,7 @@ import pytest
 
 from backends.clickhouse.analyst_access import analyst_database
 from backends.clickhouse.connection import connect
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import migrate
 from sinks.rows import CONSENT_COLUMNS, MINUTE_COLUMNS, consent_row, minute_row
 from tests.unit.sinks.sinks_samples import MINUTE, consent
@@ -35,8 +35,7 @@ S3_KEYS = 300
 
 @pytest.fixture
 def views(settings: Settings, unique: str) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.clickhouse.database = f"candor_dp_{unique}"
+    s = replace(settings, clickhouse={"database": f"candor_dp_{unique}"})
     migrate(s)
     yield s
     admin = connect(s, database="")

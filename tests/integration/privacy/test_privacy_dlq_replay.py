@@ -37,7 +37,7 @@ from tests.harness import (
     free_port,
     wait_until,
 )
-from tests.integration.privacy.conftest import MASTER, Cli
+from tests.integration.privacy.pipeline import MASTER, Cli
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ from privacy.shredding import decrypt_event_content, is_encrypted
 from schemas.codec import decode, encode, encode_event
 from sinks.export import export
 from tests.harness import TopicReader, wait_until
-from tests.integration.privacy.conftest import MASTER, Cli
+from tests.integration.privacy.pipeline import MASTER, Cli
 from tests.unit.sinks.sinks_samples import MINUTE, SESSION, action, event
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from producers.simulator.simulator import Simulator
 from schemas.codec import encode_event
 from sinks.export import export
 from tests.harness import CandorProcess, free_port, wait_until
-from tests.integration.privacy.conftest import Cli
+from tests.integration.privacy.pipeline import Cli
 
 pytestmark = pytest.mark.integration
 

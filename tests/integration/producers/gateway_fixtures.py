@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.producers.conftest import REPO
+from tests.harness import REPO
 
 
 @dataclass(frozen=True)

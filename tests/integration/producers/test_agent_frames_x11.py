@@ -19,11 +19,11 @@ from pathlib import Path
 from PIL import Image
 
 from candor.settings import Settings
-from tests.integration.producers.conftest import REPO, capture_events, read_topic
+from tests.harness import REPO
+from tests.integration.producers.broker import capture_events, read_topic
+from tests.integration.producers.x11 import NEEDS_X11
 
-from .test_agent_x11 import display, pytestmark
-
-__all__ = ["display", "pytestmark"]
+pytestmark = NEEDS_X11
 
 
 def _open(

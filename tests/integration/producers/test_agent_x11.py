@@ -8,49 +8,19 @@ in the venv.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from candor.settings import Settings
-from tests.integration.producers.conftest import REPO, capture_events, read_topic
+from tests.harness import REPO
+from tests.integration.producers.broker import capture_events, read_topic
+from tests.integration.producers.x11 import NEEDS_X11
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("Xvfb", "xdotool", "xmessage")),
-    reason="needs Debian packages xvfb, xdotool, x11-utils",
-)
-
-
-@pytest.fixture
-def display() -> Iterator[str]:
-    """A private Xvfb display, killed by PID afterwards."""
-    number = next(
-        n
-        for n in range(90, 200)
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
-    )
-    name = f":{number}"
-    xvfb = subprocess.Popen(
-        ["Xvfb", name, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{number}").exists():
-            assert xvfb.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.05)
-        yield name
-    finally:
-        xvfb.terminate()
-        xvfb.wait(timeout=10)
+pytestmark = NEEDS_X11
 
 
 class Desktop:

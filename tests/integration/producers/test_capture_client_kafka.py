@@ -9,7 +9,7 @@ from pathlib import Path
 from candor.settings import Settings
 from producers.sdk.client import CaptureClient
 from producers.simulator.simulator import Simulator
-from tests.integration.producers.conftest import capture_events, read_topic
+from tests.integration.producers.broker import capture_events, read_topic
 
 START_TS = 1_760_000_000_000_000
 

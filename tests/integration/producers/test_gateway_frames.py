@@ -23,7 +23,7 @@ from backends.erasure import erase
 from backends.frame_store import S3FrameStore, open_frame_store
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings, child_env
+from candor.settings import Settings, child_env, replace
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
 from privacy.frame_sealing import open_frame
@@ -49,12 +49,13 @@ MAX_FRAME = 400_000
 
 @pytest.fixture
 def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"frames-{unique}."
-    s.kafka.partitions = 2
-    s.clickhouse.database = f"candor_frames_{unique}"
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"frames-{unique}.", "partitions": 2},
+        clickhouse={"database": f"candor_frames_{unique}"},
+    )
     create_topics(s)
     migrate(s)
     now = time.time_ns() // 1000
@@ -118,7 +119,7 @@ def test_frames_are_redacted_sealed_stored_and_erased(
     alice = tokens.add(DeviceIdentity("desk-a", "alice", "org-1"))
     bob = tokens.add(DeviceIdentity("desk-b", "bob", "org-1"))
     bucket = f"frames-{unique}"
-    private.frames = s3_server.frame_settings(bucket)
+    private = replace(private, frames=s3_server.frame_settings(bucket))
     env = {
         **child_env(private, dict(os.environ)),
         **s3_server.env(bucket),

@@ -21,14 +21,13 @@ from backends.clickhouse.connection import connect
 from backends.frame_store import open_frame_store
 from backends.kafka.consent_registry import grant_many
 from backends.kafka.topics import create_topics
-from candor.settings import Settings, child_env
+from candor.settings import Settings, child_env, replace
 from privacy.consent import grant
 from privacy.frame_corpus import render_window
 from producers.gateway.auth import DeviceIdentity, TokenFile
 from producers.simulator.simulator import Simulator
 from sinks.migrate import migrate
-from tests.harness import free_port
-from tests.integration.producers.conftest import REPO
+from tests.harness import REPO, free_port
 from tests.integration.producers.gateway_fixtures import GatewayProcess, start_gateway
 
 MASTER = bytes(range(9, 41))
@@ -37,12 +36,13 @@ SIM_SEED = 31
 
 @pytest.fixture
 def private(settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(deep=True)
-    s.home = tmp_path / "home"
-    s.privacy.master_key = SecretStr(MASTER.hex())
-    s.kafka.topic_prefix = f"frame-limits-{unique}."
-    s.kafka.partitions = 1
-    s.clickhouse.database = f"candor_frame_limits_{unique}"
+    s = replace(
+        settings,
+        home=tmp_path / "home",
+        privacy={"master_key": SecretStr(MASTER.hex())},
+        kafka={"topic_prefix": f"frame-limits-{unique}.", "partitions": 1},
+        clickhouse={"database": f"candor_frame_limits_{unique}"},
+    )
     create_topics(s)
     migrate(s)
     now = time.time_ns() // 1000

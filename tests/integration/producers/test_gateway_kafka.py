@@ -20,7 +20,7 @@ from producers.gateway.framing import AVRO_BATCH, frame_messages
 from schemas.clock import now_micros
 from schemas.codec import encode_event
 from tests.harness import free_port
-from tests.integration.producers.conftest import capture_events, make_topic, read_topic
+from tests.integration.producers.broker import capture_events, make_topic, read_topic
 from tests.integration.producers.gateway_fixtures import (
     GatewayProcess,
     envelope,

@@ -20,7 +20,7 @@ import producers.gateway.server as gateway_module
 from producers.gateway.auth import DeviceIdentity, TokenFile
 from producers.gateway.batch import Record
 from producers.gateway.server import Gateway, GatewayConfig, build_app
-from tests.integration.producers.conftest import REPO
+from tests.harness import REPO
 from tests.integration.producers.gateway_fixtures import envelope, json_batch
 
 pytestmark = pytest.mark.integration

@@ -23,13 +23,8 @@ import pytest
 from candor.settings import KafkaSettings, Settings
 from producers.sdk.client import CaptureClient
 from producers.simulator.simulator import Simulator
-from tests.integration.producers.conftest import (
-    REPO,
-    PrivateBroker,
-    capture_events,
-    make_topic,
-    read_topic,
-)
+from tests.harness import REPO
+from tests.integration.producers.broker import PrivateBroker, capture_events, make_topic, read_topic
 
 START_TS = 1_760_000_000_000_000
 

@@ -18,7 +18,7 @@ from PIL import Image
 from backends.clickhouse.connection import connect
 from backends.clickhouse.key_store import ensure_subject_key, load_keyset
 from backends.frame_store import FilesystemFrameStore
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.frame_sealing import FrameHeader, seal_frame
 from sinks.export import ELIGIBLE_SQL
 from sinks.export_frames import export_computer_use
@@ -33,8 +33,7 @@ MASTER = bytes(range(3, 35))
 
 @pytest.fixture
 def db_settings(settings: Settings, unique: str) -> Iterator[Settings]:
-    own = settings.model_copy(deep=True)
-    own.clickhouse.database = f"candor_cu_{unique}"
+    own = replace(settings, clickhouse={"database": f"candor_cu_{unique}"})
     migrate(own)
     yield own
     connect(own, database="").command(f"DROP DATABASE IF EXISTS {own.clickhouse.database}")

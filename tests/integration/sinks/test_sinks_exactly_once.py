@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.content_keys import keep_content
 from schemas import codec
 from sinks.consumer import SinkOptions, SinkStats, run_sink
@@ -35,9 +35,11 @@ N = 3_000
 @pytest.fixture
 def db_settings(settings: Settings, unique: str) -> Iterator[Settings]:
     """Settings with a database of this test, migrated; dropped afterwards."""
-    own = settings.model_copy(deep=True)
-    own.clickhouse.database = f"candor_it_{unique}"
-    own.kafka.partitions = PARTITIONS
+    own = replace(
+        settings,
+        clickhouse={"database": f"candor_it_{unique}"},
+        kafka={"partitions": PARTITIONS},
+    )
     yield own
     connect(own, database="").command(f"DROP DATABASE IF EXISTS {own.clickhouse.database}")
 

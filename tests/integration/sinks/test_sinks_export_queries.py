@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backends.clickhouse.connection import connect
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.export import ExportProgress, OutputDirNotEmpty, export
 from sinks.migrate import migrate
 from sinks.queries import list_queries, run_query
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def db_settings(settings: Settings, unique: str) -> Iterator[Settings]:
-    own = settings.model_copy(deep=True)
-    own.clickhouse.database = f"candor_it_{unique}"
+    own = replace(settings, clickhouse={"database": f"candor_it_{unique}"})
     migrate(own)
     yield own
     connect(own, database="").command(f"DROP DATABASE IF EXISTS {own.clickhouse.database}")

@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import TopicSpec, create_topics
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.content_keys import keep_content
 from schemas.codec import encode
 from sinks.consumer import SinkOptions, run_sink
@@ -27,8 +27,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def db_settings(settings: Settings, unique: str) -> Iterator[Settings]:
-    own = settings.model_copy(deep=True)
-    own.clickhouse.database = f"candor_replay_{unique}"
+    own = replace(settings, clickhouse={"database": f"candor_replay_{unique}"})
     yield own
     admin = connect(own, database="")
     admin.command(f"DROP DATABASE IF EXISTS {own.clickhouse.database}")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from candor.privacy_cli import BAD_INPUT, MissingMasterKey, add_commands, master_key, redact_stream
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from privacy.content_keys import (
     NO_DATA_KEY,
     decrypt_record,
@@ -283,8 +283,7 @@ def test_malformed_scope_exits_2_before_touching_anything(
 
 
 def test_key_store_and_analyst_migrations_render() -> None:
-    settings = Settings()
-    settings.clickhouse.database = "cdb"
+    settings = replace(Settings(), clickhouse={"database": "cdb"})
     text = {m.version: m.template for m in load_migrations()}
     keys = " ".join(render(text[3], settings))
     assert "cdb.subject_keys" in keys and "cdb.key_store_check" in keys

@@ -10,18 +10,19 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from candor.settings import MasterKeyRequired, Settings, is_local_stack, master_key_bytes
+from candor.settings import MasterKeyRequired, Settings, is_local_stack, master_key_bytes, replace
 
 
 def _settings(
     home: Path, bootstrap: str = "127.0.0.1:9092", url: str = "http://127.0.0.1:8123"
 ) -> Settings:
-    s = Settings()
-    s.home = home
-    s.kafka.bootstrap = bootstrap
-    s.clickhouse.url = url
-    s.privacy.master_key = None
-    return s
+    return replace(
+        Settings(),
+        home=home,
+        kafka={"bootstrap": bootstrap},
+        clickhouse={"url": url},
+        privacy={"master_key": None},
+    )
 
 
 def test_local_key_file_is_born_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,11 +69,10 @@ def test_missing_key_outside_the_local_stack_is_an_error(
 
 
 def test_explicit_production_flag_wins(tmp_path: Path) -> None:
-    s = _settings(tmp_path)
-    s.local_stack = False
+    s = replace(_settings(tmp_path), local_stack=False)
     with pytest.raises(MasterKeyRequired):
         master_key_bytes(s)
-    s.privacy.master_key = SecretStr(bytes(range(32)).hex())
+    s = replace(s, privacy={"master_key": SecretStr(bytes(range(32)).hex())})
     assert master_key_bytes(s) == bytes(range(32))
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas import codec
 from schemas.batch import (
     DEVICE_BATCH,
+    MAX_RECORD_BYTES,
     _pinned_event_header,
     batch_header,
     decode_capture,
@@ -133,13 +134,90 @@ def test_a_single_event_out_of_its_domain_still_fails_the_record() -> None:
         decode_capture(bad)
 
 
-@pytest.mark.parametrize("cut", [1, 2, 5, 40, 200])
-def test_a_truncated_batch_is_refused_whole(cut: int) -> None:
-    data = batch(events(6))
+def event_ends(evs: list[dict[str, Any]]) -> list[int]:
+    """The offset just after each event in `batch(evs)` (events follow the header
+    and the array count; each is its single-object encoding minus 10 bytes)."""
+    data = batch(evs)
+    end = len(data) - 1  # the array's terminating 0
+    ends = []
+    for e in reversed(evs):
+        ends.append(end)
+        end -= len(codec.encode("CaptureEvent", e, check_domains=False)) - 10
+    return ends[::-1]
+
+
+@pytest.mark.parametrize(
+    ("cut_into", "kept"),
+    [
+        (5, 5),  # only the terminating 0 is cut: the last event cannot be told complete
+        (4, 4),  # inside the last event
+        (2, 2),
+        (1, 1),  # inside the second event: the first alone stands
+    ],
+)
+def test_a_truncated_batch_keeps_the_events_read_before_the_cut(cut_into: int, kept: int) -> None:
+    evs = events(6)
+    data = batch(evs)
+    ends = event_ends(evs)
+    cut = len(data) - 1 if cut_into == 5 else ends[cut_into] - 3
+    decoded = decode_capture(data[:cut])
+    assert decoded.events == evs[:kept] and decoded.rejected == []
+    lost = decoded.lost
+    assert lost is not None and isinstance(lost.error, TruncatedBatch)
+    assert lost.reason == "truncated_batch" and isinstance(lost.error, Undecodable)
+    assert (lost.first_index, lost.count, lost.seqs) == (kept, 6 - kept, (100 + kept, 105))
+    assert decoded.header.batch_id == "b-1" and decoded.size == kept
+
+
+def test_a_truncated_batch_keeps_its_per_event_refusals_before_the_cut() -> None:
+    evs = events(6)
+    evs[1]["seq"] = evs[0]["seq"]  # a repeated seq, refused alone
+    evs[2]["device_id"] = "dev-other"  # another device, refused alone
+    data = batch(evs)
+    decoded = decode_capture(data[: event_ends(evs)[4] - 1])
+    assert [(r.index, r.error.reason) for r in decoded.rejected] == [
+        (1, "duplicate_seq"),
+        (2, "batch_header_mismatch"),
+    ]
+    assert [e["event_id"] for e in decoded.events] == [evs[0]["event_id"], evs[3]["event_id"]]
+    assert decoded.lost is not None
+    assert (decoded.lost.first_index, decoded.lost.count) == (4, 2)
+
+
+def test_a_damaged_array_count_is_bounded_by_the_headers_seq_range() -> None:
+    evs = events(6)
+    data = bytearray(batch(evs))
+    first_event_start = event_ends(evs)[0] - (
+        len(codec.encode("CaptureEvent", evs[0], check_domains=False)) - 10
+    )
+    assert data[first_event_start - 1] == 12  # the count 6, zig-zag encoded
+    data[first_event_start - 1 : first_event_start] = b"\xfe\xff\xff\x0f"  # 2**31 - 1
+    cut = bytes(data)[: event_ends(evs)[1] + 3 + 5]  # events 0 and 1 whole
+    decoded = decode_capture(cut)
+    assert decoded.events == evs[:2]
+    assert decoded.lost is not None and decoded.lost.count == 4  # 100..105 less the two read
+
+
+@pytest.mark.parametrize("into_event", [0, 1, 2])
+def test_a_batch_cut_in_its_header_or_first_event_is_refused_whole(into_event: int) -> None:
+    evs = events(3)
+    data = batch(evs)
+    first_event_start = event_ends(evs)[0] - (
+        len(codec.encode("CaptureEvent", evs[0], check_domains=False)) - 10
+    )
+    cut = [first_event_start - 20, first_event_start, event_ends(evs)[0] - 1][into_event]
     with pytest.raises(TruncatedBatch) as raised:
-        decode_capture(data[:-cut])
+        decode_capture(data[:cut])
     assert raised.value.reason == "truncated_batch"
     assert isinstance(raised.value, Undecodable)
+
+
+def test_trailing_bytes_after_a_whole_batch_lose_nothing_but_are_reported() -> None:
+    evs = events(3)
+    decoded = decode_capture(batch(evs) + b"\x07")
+    assert decoded.events == evs
+    assert decoded.lost is not None and decoded.lost.reason == "truncated_batch"
+    assert (decoded.lost.first_index, decoded.lost.count, decoded.lost.seqs) == (3, None, None)
 
 
 @pytest.mark.parametrize(
@@ -195,19 +273,60 @@ def test_an_event_out_of_its_domain_is_rejected_alone() -> None:
     assert len(decoded.events) == 2
 
 
-def test_a_batch_over_the_byte_limit_is_refused_before_decoding() -> None:
-    data = batch(events(20))
-    with pytest.raises(BatchTooLarge) as raised:
-        decode_capture(data, max_bytes=len(data) - 1)
-    assert raised.value.reason == "batch_too_large"
+def test_a_batch_over_the_byte_limit_keeps_the_events_that_fit() -> None:
+    evs = events(20)
+    data = batch(evs)
+    ends = event_ends(evs)
+    decoded = decode_capture(data, max_bytes=ends[11])  # events 0..11 end within it
+    assert decoded.events == evs[:12] and decoded.rejected == []
+    lost = decoded.lost
+    assert lost is not None and isinstance(lost.error, BatchTooLarge)
+    assert lost.reason == "batch_too_large"
+    assert (lost.first_index, lost.count, lost.seqs) == (12, 8, (112, 119))
+    assert decode_capture(data, max_bytes=len(data)).lost is None
     assert decode_capture(data, max_bytes=len(data)).size == 20
 
 
-def test_a_batch_over_the_event_limit_is_refused() -> None:
-    data = batch(events(11))
-    with pytest.raises(BatchTooLarge):
-        decode_capture(data, max_events=10)
+def test_a_batch_over_both_limits_keeps_what_fits_both() -> None:
+    evs = events(20)
+    data = batch(evs)
+    decoded = decode_capture(data, max_bytes=event_ends(evs)[11], max_events=7)
+    assert decoded.events == evs[:7]
+    assert decoded.lost is not None and decoded.lost.reason == "batch_too_large"
+    assert (decoded.lost.first_index, decoded.lost.count) == (7, 13)
+
+
+def test_a_batch_over_the_event_limit_keeps_the_first_events() -> None:
+    evs = events(11)
+    evs[10]["seq"] = 140  # the lost seqs are read from the lost events themselves
+    data = batch(evs)
+    decoded = decode_capture(data, max_events=10)
+    assert decoded.events == evs[:10]
+    lost = decoded.lost
+    assert lost is not None and lost.reason == "batch_too_large"
+    assert (lost.first_index, lost.count, lost.seqs) == (10, 1, (140, 140))
     assert decode_capture(data, max_events=11).size == 11
+
+
+def test_a_batch_whose_first_event_is_over_the_byte_limit_is_refused_whole() -> None:
+    evs = events(3)
+    with pytest.raises(BatchTooLarge) as raised:
+        decode_capture(batch(evs), max_bytes=event_ends(evs)[0] - 1)
+    assert raised.value.reason == "batch_too_large"
+
+
+def test_a_single_event_over_the_byte_limit_is_refused_whole() -> None:
+    data = codec.encode_event(events(1)[0])
+    with pytest.raises(BatchTooLarge):
+        decode_capture(data, max_bytes=len(data) - 1)
+
+
+def test_a_record_over_the_ceiling_is_refused_unread() -> None:
+    data = batch(events(2))
+    huge = data[:-1] + bytes(MAX_RECORD_BYTES)  # never read: refused by its size
+    with pytest.raises(BatchTooLarge) as raised:
+        decode_capture(huge, max_bytes=MAX_RECORD_BYTES * 2)
+    assert "read at all" in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -223,6 +342,11 @@ def test_a_header_out_of_its_domain_fails_the_record(header: dict[str, Any], fie
     assert raised.value.field == field
     with pytest.raises(InvalidField):
         codec.encode(DEVICE_BATCH, datum)
+
+
+def test_a_tombstone_is_undecodable_not_a_crash() -> None:
+    with pytest.raises(Undecodable):
+        decode_capture(None)  # type: ignore[arg-type]
 
 
 def test_another_record_on_the_topic_is_an_unknown_schema() -> None:
@@ -253,16 +377,21 @@ def test_every_failure_has_its_own_reason_under_the_schema_error_root() -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_damaged_batches_raise_only_schema_errors(data: st.DataObject) -> None:
-    original = batch(events(4))
+    evs = events(4)
+    original = batch(evs)
     at = data.draw(st.integers(0, len(original) - 1))
     flipped = bytearray(original)
     flipped[at] ^= data.draw(st.integers(1, 255))
-    for damaged in (bytes(flipped), original[:at]):
+    for cut, damaged in ((False, bytes(flipped)), (True, original[:at])):
         try:
             decoded = decode_capture(damaged)
         except SchemaError:
             continue
         assert decoded.size >= 1
+        if cut and decoded.lost is not None:
+            # what a cut batch keeps is exactly what was written, up to the cut
+            assert decoded.events == evs[: decoded.size]
+            assert decoded.lost.first_index == decoded.size
 
 
 def test_the_reference_avro_package_reads_a_batch_we_write() -> None:

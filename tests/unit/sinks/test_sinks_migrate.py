@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from sinks.migrate import (
     MigrationChanged,
     MigrationFileError,
@@ -18,12 +18,11 @@ from sinks.migrate import (
 
 
 def _settings(cluster: str | None = None) -> Settings:
-    s = Settings()
-    s.clickhouse.database = "cdb"
-    s.clickhouse.cluster = cluster
-    s.retention.clickhouse_events_days = 33
-    s.retention.dlq_hours = 77
-    return s
+    return replace(
+        Settings(),
+        clickhouse={"database": "cdb", "cluster": cluster},
+        retention={"clickhouse_events_days": 33, "dlq_hours": 77},
+    )
 
 
 def _all(settings: Settings) -> list[str]:
@@ -94,8 +93,7 @@ def test_plan_skips_applied_and_refuses_an_edited_migration() -> None:
 
 
 def test_bad_identifiers_and_file_names_are_refused(tmp_path: Path) -> None:
-    s = _settings()
-    s.clickhouse.database = "x; DROP"
+    s = replace(_settings(), clickhouse={"database": "x; DROP"})
     with pytest.raises(Exception, match="identifier"):
         render("CREATE TABLE IF NOT EXISTS {db}.t (a UInt8) ENGINE = MergeTree ORDER BY a", s)
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
@@ -104,8 +102,7 @@ def test_bad_identifiers_and_file_names_are_refused(tmp_path: Path) -> None:
 
 
 def test_cluster_without_replication_keeps_engines_and_dedup_window_on_local_tables() -> None:
-    s = _settings("main")
-    s.clickhouse.replicated = False
+    s = replace(_settings("main"), clickhouse={"replicated": False})
     sql = _all(s)
     assert not any("Replicated" in st for st in sql)
     local = next(st for st in sql if st.startswith("CREATE TABLE IF NOT EXISTS cdb.events_local "))
@@ -116,9 +113,13 @@ def test_cluster_without_replication_keeps_engines_and_dedup_window_on_local_tab
 
 
 def test_shard_urls_render_without_on_cluster_for_servers_without_distributed_ddl() -> None:
-    s = _settings("main")
-    s.clickhouse.replicated = False
-    s.clickhouse.shard_urls = ["http://127.0.0.1:18123", "http://127.0.0.1:18124"]
+    s = replace(
+        _settings("main"),
+        clickhouse={
+            "replicated": False,
+            "shard_urls": ["http://127.0.0.1:18123", "http://127.0.0.1:18124"],
+        },
+    )
     sql = _all(s)
     assert not any("ON CLUSTER" in st for st in sql)
     assert any("ENGINE = Distributed(main, cdb, sessions_local" in st for st in sql)
@@ -142,8 +143,7 @@ def test_every_table_the_sinks_write_has_a_deterministic_shard_key() -> None:
 
 
 def test_ddl_belongs_on_every_server_and_a_backfill_runs_once() -> None:
-    s = _settings("main")
-    s.clickhouse.shard_urls = ["http://a:8123", "http://b:8123"]
+    s = replace(_settings("main"), clickhouse={"shard_urls": ["http://a:8123", "http://b:8123"]})
     template = (
         "CREATE TABLE IF NOT EXISTS {db}.t {on_cluster} (a UInt8)\n"
         "ENGINE = MergeTree\nORDER BY a;\n"

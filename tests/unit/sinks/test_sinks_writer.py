@@ -21,8 +21,16 @@ class FakeClient:
         self.inserts: list[tuple[list[Any], str]] = []
 
     def insert(
-        self, table: str, rows: Sequence[Any], column_names: list[str], settings: dict[str, Any]
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        column_names: list[str],
+        settings: dict[str, Any],
+        column_oriented: bool = False,
     ) -> None:
+        # the writer inserts columns: one list per column, as clickhouse-connect takes them
+        assert column_oriented and len(data) == len(column_names)
+        rows = list(zip(*data, strict=True))
         if self.failures:
             self.failures -= 1
             assert self.error is not None

@@ -64,8 +64,9 @@ def keyset(*subjects: str) -> KeySet:
 
 
 class FakeOutput:
-    """Records sent records; `flush` acknowledges them, or raises OutputFailed
-    (dropping them, as a failed producer would) while `failing`."""
+    """Records sent records; `delivered` (of a checkpoint) and `flush` acknowledge
+    them, or raise OutputFailed (dropping them, as a failed producer would)
+    while `failing`."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[str, Any, bytes | None, Any]] = []
@@ -82,12 +83,20 @@ class FakeOutput:
     ) -> None:
         self.pending.append((topic, key, value, headers))
 
-    async def flush(self, timeout: float = 60.0) -> None:
-        self.flushes += 1
+    def checkpoint(self) -> list[tuple[str, Any, bytes | None, Any]]:
         pending, self.pending = self.pending, []
+        return pending
+
+    async def delivered(
+        self, delivery: list[tuple[str, Any, bytes | None, Any]], timeout: float = 60.0
+    ) -> None:
+        self.flushes += 1
         if self.failing:
             raise OutputFailed("broker said no")
-        self.acked += pending
+        self.acked += delivery
+
+    async def flush(self, timeout: float = 60.0) -> None:
+        await self.delivered(self.checkpoint())
 
     def on(self, topic: str) -> list[tuple[str, Any, bytes | None, Any]]:
         return [r for r in self.acked if r[0] == topic]
@@ -359,3 +368,146 @@ def test_the_timer_closes_devices_whose_live_states_were_let_go() -> None:
     assert metrics.OPEN_SESSIONS._value.get() == 0
     asyncio.run(h.processor.tick(rebalancing=False))
     assert len(h.output.on(f"t.{SESSIONS}")) == 3  # closed once
+
+
+class GatedOutput(FakeOutput):
+    """A FakeOutput whose deliveries wait until `release` (one at a time), as a
+    broker acknowledging a batch's outputs while the next batch is routed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+        self.checkpoints: list[int] = []  # records per checkpoint
+
+    def checkpoint(self) -> list[tuple[str, Any, bytes | None, Any]]:
+        delivery = super().checkpoint()
+        self.checkpoints.append(len(delivery))
+        return delivery
+
+    async def delivered(
+        self, delivery: list[tuple[str, Any, bytes | None, Any]], timeout: float = 60.0
+    ) -> None:
+        self.waiting += 1
+        await self.gate.wait()
+        self.waiting -= 1
+        await super().delivered(delivery, timeout)
+
+
+def gated() -> tuple[Harness, GatedOutput]:
+    h = Harness()
+    output = GatedOutput()
+    h.output = output
+    h.processor.output = output
+    return h, output
+
+
+def test_the_next_batch_is_routed_while_the_previous_one_commits() -> None:
+    async def run() -> None:
+        h, output = gated()
+        durable: list[str] = []
+        first = await h.processor.submit(
+            [batch_record(events(4))], on_durable=lambda: durable.append("first")
+        )
+        await asyncio.sleep(0)
+        assert first.outcomes == [False] * 4
+        # routed and published, not yet acknowledged: nothing stored or acked
+        assert output.waiting == 1 and h.table == {} and durable == []
+        routing = asyncio.ensure_future(
+            h.processor.submit(
+                [batch_record(events(3, first_seq=5), offset=1)],
+                on_durable=lambda: durable.append("second"),
+            )
+        )
+        await asyncio.sleep(0)
+        # the second batch is routed (its clean record sent) but waits for the first's commit
+        assert not routing.done() and len(output.checkpoints) == 2 and durable == []
+        output.gate.set()
+        await routing
+        await h.processor.drain()
+        assert durable == ["first", "second"]
+        assert decode_state(h.table[b"dev-1"]).seen.max_seq == 7
+        assert [e["seq"] for e in h.clean()] == list(range(1, 8))
+
+    asyncio.run(run())
+
+
+def test_a_failed_commit_stores_nothing_acks_nothing_and_stops_the_next_batch() -> None:
+    async def run() -> None:
+        h, output = gated()
+        failures: list[BaseException] = []
+        h.processor.on_failure = failures.append
+        fates: list[str] = []
+        await h.processor.submit(
+            [batch_record(events(4))],
+            on_durable=lambda: fates.append("durable"),
+            on_lost=lambda: fates.append("lost"),
+        )
+        second = asyncio.ensure_future(
+            h.processor.submit([batch_record(events(3, first_seq=5), offset=1)])
+        )
+        await asyncio.sleep(0)
+        output.failing = True
+        output.gate.set()
+        with pytest.raises(OutputFailed):
+            await second  # the worker's agent crashes on it
+        assert fates == ["lost"] and len(failures) == 1
+        assert isinstance(failures[0], OutputFailed)
+        assert h.table == {} and h.processor.cache.live == {}
+        # the retry (after a restart, faust reads the batches again) publishes all of it
+        output.failing = False
+        await h.processor.process([batch_record(events(7))])
+        assert sorted(e["seq"] for e in h.clean()) == list(range(1, 8))
+
+    asyncio.run(run())
+
+
+def test_the_timer_stores_after_the_batch_in_flight_commits() -> None:
+    session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
+    h = Harness(WorkerConfig(activity=ActivityConfig(session=session)))
+    output = GatedOutput()
+    h.output = output
+    h.processor.output = output
+
+    async def run() -> None:
+        await h.processor.submit([single_record(e, i) for i, e in enumerate(events(3))])
+        h.clock.now = NOW + 3600 * S
+        tick = asyncio.ensure_future(h.processor.tick(rebalancing=False))
+        await asyncio.sleep(0)
+        assert not tick.done() and h.table == {}  # waits for the batch's commit
+        output.gate.set()
+        await tick
+
+    asyncio.run(run())
+    # the timer's closed session is what stays stored, not the batch's older snapshot
+    stored = decode_state(h.table[b"dev-1"]).session
+    assert stored is not None and stored.open is None
+    assert len(h.output.on(f"t.{SESSIONS}")) == 1
+
+
+def test_a_device_let_go_while_its_batch_commits_is_read_back_from_that_batch() -> None:
+    # Batch 2 is routed while batch 1's outputs are in flight (not in the table
+    # yet); with room for one live state, dev-2 pushes dev-1's out in between.
+    async def run() -> None:
+        h, output = gated()
+        h.processor.cache.max_live = 1
+        await h.processor.submit([batch_record(events(4))])
+        second = asyncio.ensure_future(
+            h.processor.submit(
+                [
+                    batch_record(events(2, device="dev-2"), offset=1),
+                    batch_record(events(3, first_seq=5), offset=2),
+                ]
+            )
+        )
+        await asyncio.sleep(0)
+        assert h.table == {}  # batch 1 not committed
+        output.gate.set()
+        await second
+        again = await h.processor.submit([batch_record(events(4), offset=3)])  # redelivered
+        await h.processor.drain()
+        assert again.drops["duplicate"] == 4
+        assert decode_state(h.table[b"dev-1"]).seen.ranges == [[1, 7]]
+        assert sorted(e["seq"] for e in h.clean() if e["device_id"] == "dev-1") == list(range(1, 8))
+
+    asyncio.run(run())

@@ -178,14 +178,12 @@ def test_timer_gate_waits_a_period_after_a_rebalance() -> None:
 
 
 def test_capture_hours_from_settings_drop_events_outside_them() -> None:
-    from candor.settings import Settings
+    from candor.settings import Settings, replace
     from streams.app import worker_config
 
-    settings = Settings()
     # TUESDAY_10_UTC is 11:00 in Paris: inside 08:00-19:00, outside 12:00-13:00
-    settings.privacy.capture_hours = [
-        {"org_id": ORG, "weekdays": ["tue"], "start": "12:00", "end": "13:00", "tz": "Europe/Paris"}
-    ]
+    hours_12_13 = {"weekdays": ["tue"], "start": "12:00", "end": "13:00", "tz": "Europe/Paris"}
+    settings = replace(Settings(), privacy={"capture_hours": [{"org_id": ORG, **hours_12_13}]})
     hours = {h.org_id: h for h in worker_config(settings).capture_hours}
     out = route_batch(
         [raw(make_event("MouseClick"))],

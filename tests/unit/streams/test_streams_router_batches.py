@@ -12,11 +12,15 @@ import pytest
 from backends.dlq_limit import DlqLimit, DlqLimitExceeded, DlqPolicy
 from privacy.consent import ConsentPolicy
 from privacy.scope import Scope
-from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header, encode_batch
+from schemas.batch import (
+    MAX_BATCH_BYTES,
+    batch_header,
+    encode_batch,
+)
 from schemas.codec import encode, encode_event
 from schemas.errors import SchemaError
 from streams.dedup import DeviceSeen
-from streams.router import RawMessage, RouteResult, route_batch
+from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from tests.unit.privacy.privacy_events import (
     ORG,
     PAYLOADS,
@@ -24,8 +28,8 @@ from tests.unit.privacy.privacy_events import (
     TUESDAY_10_UTC,
     make_event,
 )
+from tests.unit.streams.batch_records import NOW, as_batch
 
-NOW = TUESDAY_10_UTC + 60_000_000
 ALL = frozenset(Scope)
 POLICY = ConsentPolicy(
     subject_id=SUBJECT,
@@ -54,12 +58,6 @@ def events(n: int, first_seq: int = 1, device: str = "dev-1") -> list[dict[str, 
 
 def raw(value: bytes, offset: int = 0, key: bytes = b"dev-1") -> RawMessage:
     return RawMessage(key, value, "capture.events", 3, offset)
-
-
-def as_batch(evs: list[dict[str, Any]], **header: Any) -> bytes:
-    """A DeviceBatch of ``evs`` written without domain checks (bad ones included)."""
-    datum = {**batch_header(evs, batch_id="batch-1", sent_ts=NOW), **header, "events": evs}
-    return encode(DEVICE_BATCH, datum, check_domains=False)
 
 
 def route(
@@ -128,19 +126,48 @@ def test_batches_and_single_records_mix_in_one_poll() -> None:
     assert out.outcomes == [False] * 6
 
 
-def test_a_truncated_batch_is_one_typed_dead_letter_with_the_record() -> None:
-    data = as_batch(events(5))[:-7]
-    out = route([raw(data, offset=9)])
+def event_end(evs: list[dict[str, Any]], index: int) -> int:
+    """The offset just after event ``index`` in `as_batch(evs)`."""
+    data = as_batch(evs)
+    end = len(data) - 1  # the array's terminating 0
+    for e in reversed(evs[index + 1 :]):
+        end -= len(encode("CaptureEvent", e, check_domains=False)) - 10
+    return end
+
+
+def test_a_truncated_batch_keeps_its_good_events_and_dead_letters_the_lost_end() -> None:
+    evs = events(5)
+    data = as_batch(evs)[: event_end(evs, 2) + 4]  # cut inside event 3
+    out = route([raw(data, offset=9), raw(as_batch(events(2, first_seq=6)), 10)])
+    assert [e["seq"] for e in out.clean] == [1, 2, 3, 6, 7]
+    assert [(g.batch_id, len(g.events)) for g in out.groups] == [("batch-1", 3), ("batch-1", 2)]
     (dead,) = out.dead
     assert dead.reason == "truncated_batch" and dead.value == data
     headers = dict(dead.headers())
-    assert headers["original_offset"] == b"9" and "event_index" not in headers
+    assert (headers["original_offset"], headers["batch_id"]) == (b"9", b"batch-1")
+    assert (headers["lost_from_index"], headers["lost_count"], headers["lost_seqs"]) == (
+        b"3",
+        b"2",
+        b"4-5",
+    )
+    assert "event_index" not in headers
+    # the dead-letter limit sees the two lost events, after the three kept
+    assert out.outcomes == [False, False, False, True, True, False, False]
+    assert out.events == 7
+
+
+def test_a_batch_cut_in_its_header_is_one_dead_letter_for_the_record() -> None:
+    data = as_batch(events(5))[:30]
+    out = route([raw(data, offset=9)])
+    (dead,) = out.dead
+    assert dead.reason == "truncated_batch" and dead.value == data
+    assert "lost_from_index" not in dict(dead.headers())
     assert out.clean == [] and out.outcomes == [True]
 
 
-def test_a_batch_over_the_size_limit_is_one_typed_dead_letter() -> None:
-    evs = events(2, first_seq=1)
-    evs[1]["payload"] = {
+def test_a_batch_over_the_size_limit_keeps_the_events_that_fit() -> None:
+    evs = events(4, first_seq=1)
+    evs[2]["payload"] = {
         "type": "TerminalCommand",
         "command": "x" * MAX_BATCH_BYTES,
         "exit_code": 0,
@@ -148,9 +175,42 @@ def test_a_batch_over_the_size_limit_is_one_typed_dead_letter() -> None:
     }
     data = as_batch(evs)
     out = route([raw(data), raw(as_batch(events(2, first_seq=5)), 1)])
-    assert [(d.reason, d.value) for d in out.dead] == [("batch_too_large", data)]
-    assert [e["seq"] for e in out.clean] == [5, 6]  # the next record goes on
-    assert out.outcomes == [True, False, False]
+    assert [e["seq"] for e in out.clean] == [1, 2, 5, 6]  # the next record goes on
+    (dead,) = out.dead
+    # a value that could not be a capture.dlq record is not carried; its size is
+    assert (dead.reason, dead.value) == ("batch_too_large", None)
+    headers = dict(dead.headers())
+    assert headers["value_bytes"] == str(len(data)).encode()
+    assert (headers["lost_from_index"], headers["lost_count"], headers["lost_seqs"]) == (
+        b"2",
+        b"2",
+        b"3-4",
+    )
+    assert out.outcomes == [False, False, True, True, False, False]
+
+
+def test_a_batch_over_the_event_limit_keeps_the_first_events() -> None:
+    evs = events(13, first_seq=1)
+    store: dict[str, DeviceSeen] = {}
+    out = route_batch(
+        [raw(as_batch(evs))],
+        now=NOW,
+        consent=lambda s: POLICY,
+        hours=lambda o: None,
+        seen=lambda d: store.setdefault(d, DeviceSeen()),
+        config=RouteConfig(max_batch_events=10),
+    )
+    assert [e["seq"] for e in out.clean] == list(range(1, 11))
+    (dead,) = out.dead
+    assert dead.reason == "batch_too_large"
+    headers = dict(dead.headers())
+    assert (headers["lost_from_index"], headers["lost_count"], headers["lost_seqs"]) == (
+        b"10",
+        b"3",
+        b"11-13",
+    )
+    assert out.outcomes == [False] * 10 + [True] * 3
+    assert store["dev-1"].max_seq == 10  # the lost seqs are not marked seen: a resend lands
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from schemas.codec import encode_event
 from streams.dedup import DeviceSeen
 from streams.router import RawMessage, RouteResult, route_batch
 from tests.unit.privacy.privacy_events import ORG, PAYLOADS, SUBJECT, TUESDAY_10_UTC, make_event
-from tests.unit.streams.test_streams_router_batches import NOW, as_batch
+from tests.unit.streams.batch_records import NOW, as_batch
 
 S = 1_000_000
 

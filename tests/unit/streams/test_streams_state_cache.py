@@ -8,8 +8,8 @@ from typing import Any
 from streams.activity import DeviceActivity, Outputs
 from streams.device_state import decode_state, encode_state
 from streams.state_cache import StateCache
+from tests.unit.streams.device_states import CFG, busy_device
 from tests.unit.streams.streams_events import SECOND, T0, Device, click, key
-from tests.unit.streams.test_streams_device_state import CFG, busy_device
 
 
 def opened(device_id: str) -> DeviceActivity:

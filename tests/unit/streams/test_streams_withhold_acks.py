@@ -1,4 +1,5 @@
-"""A failed batch's offsets never become committable (faust's ack bookkeeping)."""
+"""A batch's offsets become committable only once it is durable, and a failed
+batch's never (faust's ack bookkeeping)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from faust.types.tuples import ConsumerMessage
 
-from streams.app import withhold_acks
+from streams.app import HeldAcks, withhold_acks
 
 
 class RecordingConsumer:
@@ -24,6 +25,10 @@ class RecordingConsumer:
 @dataclass
 class Event:
     message: ConsumerMessage
+    consumer: RecordingConsumer | None = None
+
+    def ack(self) -> bool:  # faust's Event.ack: the message's ack by the app's consumer
+        return self.message.ack(self.consumer)  # type: ignore[arg-type]
 
 
 def _events(offsets: range) -> list[Event]:
@@ -44,3 +49,29 @@ def test_acking_a_withheld_batch_records_nothing() -> None:
     for e in failed:  # what take_events does when the agent leaves the batch
         e.message.ack(consumer)  # type: ignore[arg-type]
     assert consumer.acked == [0, 1, 2]
+
+
+def test_a_held_batch_is_acked_only_when_it_is_durable() -> None:
+    consumer = RecordingConsumer()
+    batch = _events(range(0, 3))
+    for e in batch:
+        e.consumer = consumer
+    held = HeldAcks(batch)
+    for e in batch:  # take_events acks when the agent takes the next batch
+        e.ack()
+    assert consumer.acked == []  # committing in the background: not yet
+    held.ack()  # its outputs acknowledged and its states stored
+    assert consumer.acked == [0, 1, 2]
+
+
+def test_a_held_batch_that_is_lost_is_never_acked() -> None:
+    consumer = RecordingConsumer()
+    batch = _events(range(0, 3))
+    for e in batch:
+        e.consumer = consumer
+    held = HeldAcks(batch)
+    for e in batch:
+        e.ack()
+    held.withhold()  # its commit failed
+    held.ack()
+    assert consumer.acked == []

@@ -19,15 +19,11 @@ from backends.clickhouse.analyst_access import (
     resolve_password,
     users_config_fragment,
 )
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 
 def _settings(home: Path, local: bool) -> Settings:
-    s = Settings()
-    s.home = home
-    s.local_stack = local
-    s.privacy.analyst_password = None
-    return s
+    return replace(Settings(), home=home, local_stack=local, privacy={"analyst_password": None})
 
 
 def test_outside_the_local_stack_a_password_is_generated_and_kept(tmp_path: Path) -> None:
@@ -47,7 +43,7 @@ def test_outside_the_local_stack_a_password_is_generated_and_kept(tmp_path: Path
 def test_sources_in_order(tmp_path: Path) -> None:
     s = _settings(tmp_path, local=True)
     assert resolve_password(s).password == LOCAL_ANALYST_PASSWORD  # local stack only
-    s.privacy.analyst_password = SecretStr("from-settings")
+    s = replace(s, privacy={"analyst_password": SecretStr("from-settings")})
     assert resolve_password(s).password == "from-settings"
     given = tmp_path / "pw"
     given.write_text("from-file\n")
@@ -58,8 +54,7 @@ def test_sources_in_order(tmp_path: Path) -> None:
 
 
 def test_sql_sets_the_password_every_time_salted_with_profile_quota_hosts() -> None:
-    s = Settings()
-    s.privacy.analyst_networks = ["10.0.0.0/8"]
+    s = replace(Settings(), privacy={"analyst_networks": ["10.0.0.0/8"]})
     statements = access_statements(s, "s3cret", salt="abcd")
     text = "\n".join(statements)
     assert "s3cret" not in text

@@ -18,15 +18,16 @@ from candor.portal.local_access import (
     resolve_portal_password,
     write_portal_fragment,
 )
-from candor.settings import Settings
+from candor.settings import Settings, replace
 
 
 def _settings(tmp_path: Path) -> Settings:
-    s = Settings()
-    s.home = tmp_path / "home"
-    s.clickhouse.database = "candor_x"
-    s.portal.clickhouse_password = SecretStr("")
-    return s
+    return replace(
+        Settings(),
+        home=tmp_path / "home",
+        clickhouse={"database": "candor_x"},
+        portal={"clickhouse_password": SecretStr("")},
+    )
 
 
 def test_password_is_generated_once_and_kept_private(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_password_is_generated_once_and_kept_private(tmp_path: Path) -> None:
     assert len(first) >= 24
     assert stat.S_IMODE(password_file(s).stat().st_mode) == 0o600
     assert resolve_portal_password(s) == first  # kept, not regenerated
-    s.portal.clickhouse_password = SecretStr("set-by-operator")
+    s = replace(s, portal={"clickhouse_password": SecretStr("set-by-operator")})
     assert resolve_portal_password(s) == "set-by-operator"
 
 
@@ -66,6 +67,6 @@ def test_the_child_portal_gets_the_password_by_file_not_argv(tmp_path: Path) -> 
     args, env = portal_login(s)
     assert args == ["--clickhouse-password-file", str(password_file(s))]
     assert env == {"CANDOR_PORTAL__CLICKHOUSE_USER": PORTAL_USER}
-    s.portal.clickhouse_password = SecretStr("from-env")
+    s = replace(s, portal={"clickhouse_password": SecretStr("from-env")})
     args, env = portal_login(s)
     assert args == [] and env["CANDOR_PORTAL__CLICKHOUSE_PASSWORD"] == "from-env"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from candor import gateway_cli
-from candor.settings import Settings
+from candor.settings import Settings, replace
 from producers.gateway.openapi import openapi_document
 from producers.gateway.openapi_frames import with_frame_paths
 
@@ -41,8 +41,7 @@ def test_a_gateway_with_frames_needs_the_composed_route(capsys: pytest.CaptureFi
 
     parser = argparse.ArgumentParser()
     handlers = gateway_cli.add_commands(parser.add_subparsers(dest="command"))
-    s = Settings()
-    s.frames.gateway = True
+    s = replace(Settings(), frames={"gateway": True})
     args = parser.parse_args(["gateway", "--token-file", "/nonexistent/tokens.json"])
     assert handlers["gateway"](args, s) == 2
     assert "has no frame route" in capsys.readouterr().err
