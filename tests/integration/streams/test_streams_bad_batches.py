@@ -28,13 +28,7 @@ from candor.settings import Settings
 from schemas import codec
 from schemas.batch import DEVICE_BATCH, MAX_BATCH_BYTES, batch_header
 from tests.harness import CandorProcess, SinkThreads, free_port, wait_until
-from tests.integration.privacy.conftest import (  # noqa: F401  (fixtures)
-    MASTER,
-    Cli,
-    cli,
-    master_file,
-    private_settings,
-)
+from tests.integration.privacy.pipeline import MASTER, Cli
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +40,7 @@ RECORD_LIMIT = 4 * 1024 * 1024
 
 
 @pytest.fixture
-def all_sinks(private_settings: Settings) -> Iterator[KeyView]:  # noqa: F811
+def all_sinks(private_settings: Settings) -> Iterator[KeyView]:
     running = SinkThreads(private_settings, MASTER, "test-sink", dead_letters=True)
     yield running.view
     running.close()
@@ -119,8 +113,8 @@ def dead_letters(s: Settings) -> list[tuple[Any, ...]]:
 
 
 def test_bad_batches_keep_their_good_events_through_a_real_worker(
-    private_settings: Settings,  # noqa: F811
-    cli: Cli,  # noqa: F811
+    private_settings: Settings,
+    cli: Cli,
     all_sinks: KeyView,
     tmp_path: Path,
 ) -> None:

@@ -1,6 +1,7 @@
-"""A private pipeline per test (topic prefix, ClickHouse database, master key),
-sinks run in-process with the privacy decrypt hook, and the privacy CLI called
-through its own argument parser."""
+"""Fixtures of the integration suites: a private pipeline per test (topic
+prefix, ClickHouse database, master key), sinks run in-process with the
+privacy decrypt hook, and the privacy CLI called through its own argument
+parser (the privacy and the worker's bad-batch tests use them)."""
 
 from __future__ import annotations
 
