@@ -83,6 +83,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -459,6 +460,28 @@ def warmup_event(work: Workload, now: int) -> tuple[bytes, bytes]:
     return b"dev-bench-warmup", encode_event(event)
 
 
+def start_worker(
+    settings: Settings, app_id: str, port: int, log: IO[bytes], profile: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A `candor worker` subprocess of `settings` as `app_id` (its consumer group and
+    changelog topics), its metrics on `port`, its output into `log`; under cProfile
+    into `profile` if given. Returns at once."""
+    cli = [
+        "-m",
+        "candor.cli",
+        "worker",
+        "--app-id",
+        app_id,
+        "--metrics-port",
+        str(port),
+        "--loglevel",
+        "warning",
+    ]
+    args = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []), *cli]
+    env = {**child_env(settings, dict(os.environ)), "CANDOR_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def run_worker(
     settings: Settings,
     work: Workload,
@@ -475,23 +498,9 @@ def run_worker(
     reports the sessions."""
     n = len(work.events)
     port = free_port()
-    app_id = f"{settings.kafka.topic_prefix}worker"
-    cli = [
-        "-m",
-        "candor.cli",
-        "worker",
-        "--app-id",
-        app_id,
-        "--metrics-port",
-        str(port),
-        "--loglevel",
-        "warning",
-    ]
-    args = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []), *cli]
     log_path = settings.home / "worker.log"
-    env = {**child_env(settings, dict(os.environ)), "CANDOR_LOG_LEVEL": "WARNING"}
     log = log_path.open("wb")
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_worker(settings, f"{settings.kafka.topic_prefix}worker", port, log, profile)
     reader = _reader(settings, settings.kafka.topic("capture.clean"))
     state = {"n": 0}
 

@@ -88,7 +88,7 @@ class Outputs:
         return sum(1 for record in self.late if record["stage"] == stage)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceActivity:
     seen: DeviceSeen = field(default_factory=DeviceSeen)
     session: session.SessionState | None = None
@@ -154,6 +154,27 @@ class DeviceActivity:
             late_event(e, "minutes", now) for e in late_m
         ]
         return out
+
+    def quiet_at(self, cfg: ActivityConfig) -> int | None:
+        """The earliest wall-clock time (micros) from which `tick` may close
+        something; None when nothing is open or buffered (only a `fold` changes
+        that). Before it, `tick` returns no outputs and leaves the state as it is,
+        so a timer may pass the device over: each reducer's ``on_timer`` does
+        nothing before its key was quiet for its period (session: gap + grace;
+        minutes and actions: their ``quiet_micros``) or with nothing to close."""
+        due: list[int] = []
+        s, m, a = self.session, self.minutes, self.actions
+        if (
+            s is not None
+            and s.clock.last_wall is not None
+            and (s.open is not None or s.clock.pending)
+        ):
+            due.append(s.clock.last_wall + cfg.session.gap_micros + cfg.session.grace_micros)
+        if m is not None and m.clock.last_wall is not None and (m.windows or m.clock.pending):
+            due.append(m.clock.last_wall + cfg.minutes.quiet_micros)
+        if a is not None and a.last_wall is not None and (a.open is not None or a.path is not None):
+            due.append(a.last_wall + cfg.actions.quiet_micros)
+        return min(due, default=None)
 
     def tick(self, now: int, cfg: ActivityConfig) -> Outputs:
         """Wall-clock timer: close what a quiet device leaves open."""

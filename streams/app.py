@@ -204,8 +204,15 @@ def build_app(
     # key_type=bytes is what makes faust use the raw key serializer both when
     # writing the changelog and when recovering from it (a Schema with
     # key_serializer="raw" is honoured on write only).
+    # value_type=bytes: the raw serializer, so the table holds (and its changelog
+    # carries) the compact entries of streams.device_state, not JSON.
     devices = app.Table(
-        "devices", default=None, partitions=partitions, use_partitioner=True, key_type=bytes
+        "devices",
+        default=None,
+        partitions=partitions,
+        use_partitioner=True,
+        key_type=bytes,
+        value_type=bytes,
     )
 
     def _commit_failed(err: BaseException) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 DEDUP_WINDOW = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceSeen:
     """The seqs of one device passed on so far (within the window).
 

@@ -29,7 +29,7 @@ test the way Arroyo tests a processing strategy against a mock next step:
 - ``output``: `Output` (``send`` a record, ``checkpoint`` the records sent so
   far and await their acknowledgement, ``flush`` everything);
 - ``table``: the device table (faust's `Table`, or a dict), device_id bytes
-  -> `DeviceActivity.to_dict()`; the table and its changelog are the source
+  -> `streams.device_state.encode_state` bytes; the table and its changelog are the source
   of truth, the processor keeps live states in a cache it drops on failure
   and on every rebalance (`invalidate`);
 - ``consent``: `ConsentSource` (the registry view);
@@ -66,6 +66,7 @@ from streams.partition_gate import PartitionGate
 from streams.router import RawMessage, RouteConfig, RouteResult, route_batch
 from streams.settings import StreamSettings
 from streams.stall import StallWatch
+from streams.state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
@@ -149,29 +150,6 @@ class ReaderStopped(RuntimeError):
     """A background registry reader died: the worker must stop, not route blind."""
 
 
-class StateCache:
-    """Live DeviceActivity objects of this worker's devices, so that a batch or a
-    timer tick does not rebuild each device's state from the table's JSON.
-
-    The table (and its changelog) stays the source of truth: every change is
-    written there before the batch is acked, and the cache is dropped at every
-    rebalance and again when the table's recovery completes, after which states
-    are read from the recovered table."""
-
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
-        self.live: dict[bytes, DeviceActivity] = {}
-
-    def get(self, key: bytes) -> DeviceActivity:
-        state = self.live.get(key)
-        if state is None:
-            state = self.live[key] = DeviceActivity.from_dict(self.table.get(key))
-        return state
-
-    def clear(self) -> None:
-        self.live.clear()
-
-
 class _DeviceStates:
     """The device states one batch touches."""
 
@@ -219,7 +197,7 @@ class BatchProcessor:
         self.clock = clock
         self.topic = topic
         self.monotonic = monotonic
-        self.cache = StateCache(table)
+        self.cache = StateCache(table, cfg.activity)
         self.hours = {h.org_id: h for h in cfg.capture_hours}
         self.dlq_limit = DlqPolicy(cfg.dlq_limit)  # batches span partitions: one state
         self.watchdog = StallWatch(cfg.stall_s, monotonic())
@@ -306,8 +284,8 @@ class BatchProcessor:
         self, states: Mapping[bytes, Any], delivery: Any, on_durable: Callable[[], None]
     ) -> None:
         await self.output.delivered(delivery)
-        for key, state in states.items():
-            self.table[key] = state
+        for key, entry in states.items():
+            self.cache.commit(key, entry)
         on_durable()
         self.watchdog.progressed(self.monotonic())
 
@@ -388,7 +366,7 @@ class BatchProcessor:
             self._publish(out, device)
             folded.extend(out)
         self._count(folded)
-        snapshot = {device.encode(): state.to_dict() for device, state in states.loaded.items()}
+        snapshot = self.cache.snapshot(states.loaded)
         metrics.BATCH_SIZE.observe(len(result.outcomes))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result, snapshot, output.checkpoint()
@@ -436,14 +414,22 @@ class BatchProcessor:
         closed = Outputs()
         open_sessions = 0
         for device in list(self.table.keys()):
-            state = self.cache.get(device)
-            if closing and self.flow.may_close_in(key_partition.get(device), now):
+            state = None  # decoded only when due (streams.state_cache)
+            if (
+                closing
+                and self.flow.may_close_in(key_partition.get(device), now)
+                and self.cache.may_tick(device, now)
+            ):
+                state = self.cache.get(device)
                 out = state.tick(now, self.cfg.activity)
                 if out.sessions or out.minutes or out.actions:
                     changed[device] = state
                     self._publish(out, device.decode())
                     closed.extend(out)
-            open_sessions += state.has_open_session
+            has_open = (
+                self.cache.has_open_session(device) if state is None else state.has_open_session
+            )
+            open_sessions += has_open
         # Set on every tick: the gauge must not wait for the gate (a gap after start).
         metrics.OPEN_SESSIONS.set(open_sessions)
         self._count(closed)
@@ -455,7 +441,7 @@ class BatchProcessor:
             )
             await self.output.flush()
             for device, state in changed.items():
-                self.table[device] = state.to_dict()  # device: the table's bytes key
+                self.cache.store(device, state)  # device: the table's bytes key
         await asyncio.sleep(0)
 
     # -- outputs -----------------------------------------------------------------

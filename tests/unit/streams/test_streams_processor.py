@@ -19,7 +19,9 @@ from privacy.scope import Scope
 from privacy.wrapping import new_data_key, wrap_data_key
 from schemas.batch import DEVICE_BATCH, batch_header, encode_batch
 from schemas.codec import decode, encode, encode_event
+from streams import metrics
 from streams.activity import ActivityConfig
+from streams.device_state import decode_state
 from streams.output import OutputFailed
 from streams.processor import (
     CAPTURE_CLEAN,
@@ -199,7 +201,7 @@ def test_a_batch_is_published_decryptable_and_stored_after_its_outputs_are_acked
     assert by_id[command["event_id"]]["payload"]["command"] == "ls -la"  # content round trip
     assert by_id[command["event_id"]]["app"]["window_title"] == "consent.py - candor"
     assert result.outcomes == [False] * 9 and not h.output.on(f"t.{CAPTURE_DLQ}")
-    assert h.table[b"dev-1"]["seen"]["max_seq"] == 9
+    assert decode_state(h.table[b"dev-1"]).seen.max_seq == 9
     assert h.output.flushes == 1
     [record] = h.clean_records()  # the batch is one record, its content sealed once
     assert (record["first_seq"], record["last_seq"], record["subject_id"]) == (1, 9, SUBJECT)
@@ -282,7 +284,7 @@ def test_a_restarted_processor_reads_its_states_from_the_table() -> None:
     )
     result = asyncio.run(again.process([batch_record(events(6))]))  # seqs 1-4 seen, 5-6 new
     assert result.drops["duplicate"] == 4
-    assert h.table[b"dev-1"]["seen"]["max_seq"] == 6
+    assert decode_state(h.table[b"dev-1"]).seen.max_seq == 6
 
 
 def test_bad_input_goes_to_the_dead_letter_topic_and_the_limit_stops_the_worker() -> None:
@@ -315,7 +317,8 @@ def test_the_timer_closes_a_quiet_device_once_the_gate_opens() -> None:
     asyncio.run(h.processor.tick(rebalancing=False))
     sessions = [decode(v or b"")[1] for _t, _k, v, _h in h.output.on(f"t.{SESSIONS}")]
     assert [(s["device_id"], s["end_reason"]) for s in sessions] == [("dev-1", "timer")]
-    assert h.table[b"dev-1"]["session"]["open"] is None
+    stored = decode_state(h.table[b"dev-1"]).session
+    assert stored is not None and stored.open is None
 
 
 def test_the_timer_refuses_to_go_on_without_the_consent_registry() -> None:
@@ -337,6 +340,34 @@ def test_timer_outputs_not_acknowledged_are_closed_again_next_tick() -> None:
     h.output.failing = False
     asyncio.run(h.processor.tick(rebalancing=False))
     assert len(h.output.on(f"t.{SESSIONS}")) == 1
+
+
+def test_the_timer_closes_devices_whose_live_states_were_let_go() -> None:
+    # The processor keeps live objects for its most recently used devices only
+    # (streams.state_cache); the others' sessions are counted and closed all the same.
+    session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
+    h = Harness(WorkerConfig(activity=ActivityConfig(session=session)))
+    h.processor.cache.max_live = 1
+    devices = ["dev-1", "dev-2", "dev-3"]
+    spaced = {d: events(3, device=d) for d in devices}
+    for evs in spaced.values():
+        for i, e in enumerate(evs):  # beyond the grace: two fold into a session, one waits
+            e["ts"] = TUESDAY_10_UTC + i * 10 * S
+    h.process(*[batch_record(evs, i) for i, evs in enumerate(spaced.values())])
+    assert len(h.processor.cache.live) == 1
+    assert {decode_state(h.table[d.encode()]).seen.max_seq for d in devices} == {3}
+    h.clock.now = NOW + 30 * S  # not quiet yet: nothing closes, three sessions open
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert h.output.on(f"t.{SESSIONS}") == []
+    assert metrics.OPEN_SESSIONS._value.get() == 3
+    h.clock.now = NOW + 3600 * S
+    asyncio.run(h.processor.tick(rebalancing=False))
+    sessions = [decode(v or b"")[1] for _t, _k, v, _h in h.output.on(f"t.{SESSIONS}")]
+    assert sorted(s["device_id"] for s in sessions) == devices
+    assert all(s["event_ids_count"] == 3 for s in sessions)  # each session: its three events
+    assert metrics.OPEN_SESSIONS._value.get() == 0
+    asyncio.run(h.processor.tick(rebalancing=False))
+    assert len(h.output.on(f"t.{SESSIONS}")) == 3  # closed once
 
 
 class GatedOutput(FakeOutput):
@@ -395,7 +426,7 @@ def test_the_next_batch_is_routed_while_the_previous_one_commits() -> None:
         await routing
         await h.processor.drain()
         assert durable == ["first", "second"]
-        assert h.table[b"dev-1"]["seen"]["max_seq"] == 7
+        assert decode_state(h.table[b"dev-1"]).seen.max_seq == 7
         assert [e["seq"] for e in h.clean()] == list(range(1, 8))
 
     asyncio.run(run())
@@ -449,5 +480,34 @@ def test_the_timer_stores_after_the_batch_in_flight_commits() -> None:
 
     asyncio.run(run())
     # the timer's closed session is what stays stored, not the batch's older snapshot
-    assert h.table[b"dev-1"]["session"]["open"] is None
+    stored = decode_state(h.table[b"dev-1"]).session
+    assert stored is not None and stored.open is None
     assert len(h.output.on(f"t.{SESSIONS}")) == 1
+
+
+def test_a_device_let_go_while_its_batch_commits_is_read_back_from_that_batch() -> None:
+    # Batch 2 is routed while batch 1's outputs are in flight (not in the table
+    # yet); with room for one live state, dev-2 pushes dev-1's out in between.
+    async def run() -> None:
+        h, output = gated()
+        h.processor.cache.max_live = 1
+        await h.processor.submit([batch_record(events(4))])
+        second = asyncio.ensure_future(
+            h.processor.submit(
+                [
+                    batch_record(events(2, device="dev-2"), offset=1),
+                    batch_record(events(3, first_seq=5), offset=2),
+                ]
+            )
+        )
+        await asyncio.sleep(0)
+        assert h.table == {}  # batch 1 not committed
+        output.gate.set()
+        await second
+        again = await h.processor.submit([batch_record(events(4), offset=3)])  # redelivered
+        await h.processor.drain()
+        assert again.drops["duplicate"] == 4
+        assert decode_state(h.table[b"dev-1"]).seen.ranges == [[1, 7]]
+        assert sorted(e["seq"] for e in h.clean() if e["device_id"] == "dev-1") == list(range(1, 8))
+
+    asyncio.run(run())
