@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +82,41 @@ class StateFormatError(ValueError):
     """A table entry in no format this worker reads (a newer worker wrote it?)."""
 
 
-def encode_state(state: DeviceActivity) -> bytes:
+def encode_state(state: DeviceActivity, memo: MarksMemo | None = None) -> bytes:
     """The table entry of `state` (this module's format). Never raises on a state
-    the reducers built."""
-    return _VERSION_BYTE + _dumps(_activity_row(state, _top_of(state))).encode()
+    the reducers built.
+
+    ``memo``, kept per device by the caller across the entries it writes
+    (`streams.state_cache`), lets the session's buffered marks that were written
+    last time be copied as text instead of encoded again; the entry is the same
+    bytes with or without it."""
+    top = _top_of(state)
+    s = state.session
+    if memo is None or s is None or not s.clock.pending:
+        return _VERSION_BYTE + _dumps(_activity_row(state, top)).encode()
+    # The session row written by hand around the buffer's text, in the layout of
+    # `_activity_row` / `_session_row` / `_clock_row` (a unit test holds them equal).
+    c = s.clock
+    head = _dumps(
+        [
+            [top.org, top.subject, top.device, top.base],
+            state.seen.max_seq,
+            state.seen.ranges,
+            [
+                _same(s.org_id, top.org),
+                _same(s.subject_id, top.subject),
+                _same(s.device_id, top.device),
+                [_rel(c.max_ts, top), _rel(c.floor, top), _rel(c.last_wall, top)],
+            ],
+        ]
+    )[:-3]  # "]]]": the clock's, the session's and the entry's lists stay open
+    minutes = None if state.minutes is None else _minutes_row(state.minutes, top, c.pending)
+    actions = None if state.actions is None else _actions_row(state.actions, top)
+    text = (
+        f"{head},{memo.text(c.pending, top)},{_dumps(_ledgers_row(c, top))}],"
+        f"{_dumps(_open_row(s.open, top))}],{_dumps(minutes)},{_dumps(actions)}]"
+    )
+    return _VERSION_BYTE + text.encode()
 
 
 def decode_state(data: bytes | Mapping[str, Any] | None) -> DeviceActivity:
@@ -160,57 +191,136 @@ def _clock_row(clock: EventClock, top: _Top, pending: Any) -> Row:
         _rel(clock.floor, top),
         _rel(clock.last_wall, top),
         pending,
-        [[_same(d, top.device), ledger.ranges] for d, ledger in clock.ledgers.items()],
+        _ledgers_row(clock, top),
     ]
 
 
-def _marks(marks: list[Mark], top: _Top) -> Row:
+def _ledgers_row(clock: EventClock, top: _Top) -> Row:
+    return [[_same(d, top.device), ledger.ranges] for d, ledger in clock.ledgers.items()]
+
+
+def _marks(marks: Sequence[Mark], top: _Top, before: Mark | None = None) -> Row:
     """Buffered marks (in ts order): each ts and seq as the difference to the
     mark before (the first ts to the base), its kind and app as 0 when they are
-    the mark before's."""
+    the mark before's. ``before``: the mark before the first one (when these
+    continue a buffer; `MarksMemo`).
+
+    Written out inline (tuples, no helper calls): a device's buffer holds the
+    last grace period's events (hundreds at 10-25 events/s) and is written
+    after every batch that touches the device, so this loop is the larger part
+    of a snapshot. Tuples encode as the same JSON arrays as lists."""
     rows: Row = []
+    append = rows.append
+    device = top.device
     ts, seq = top.base, 0
-    kind = app = None
-    for m in marks:
-        rows.append(
-            [
-                m.ts - ts,
-                _same(m.device_id, top.device),
-                m.seq - seq,
-                _same(m.kind, kind),
-                _same(m.app, app),
-                m.qty,
-                m.state,
-            ]
+    kind: str | None = None
+    app: str | None = None
+    if before is not None:
+        ts, seq, kind, app = before.ts, before.seq, before.kind, before.app
+    for m_ts, m_device, m_seq, m_kind, m_app, qty, state in marks:
+        append(
+            (
+                m_ts - ts,
+                _SAME if m_device == device and m_device is not None else m_device,
+                m_seq - seq,
+                _SAME if m_kind == kind and m_kind is not None else m_kind,
+                _SAME if m_app == app and m_app is not None else m_app,
+                qty,
+                state,
+            )
         )
-        ts, seq, kind, app = m.ts, m.seq, m.kind, m.app
+        ts, seq, kind, app = m_ts, m_seq, m_kind, m_app
     return rows
 
 
+class MarksMemo:
+    """The text of one device's session buffer as its last entry wrote it, in
+    runs (the marks of one write and their JSON rows), so that the next entry
+    encodes only the marks that are new, not the whole buffer again.
+
+    A buffer changes at its ends between two writes: the watermark releases
+    marks from the front, a batch adds marks at the back. A mark's row depends
+    only on the mark and the one before it (and the device id), so a run whose
+    marks and predecessor are unchanged keeps its text. The first mark's row
+    depends on the entry's base time and is written anew each time. Runs are
+    matched by value (list equality): a buffer changed any other way (a mark
+    inserted in the middle, a state from elsewhere) is encoded from the first
+    mark that differs."""
+
+    __slots__ = ("device", "first", "runs")
+
+    #: Runs kept at most; more are joined into one (a buffer drains in a grace period).
+    MAX_RUNS = 32
+
+    def __init__(self) -> None:
+        self.device: str | None = None
+        self.first: Mark | None = None  # the buffer's first mark, written anew each time
+        self.runs: list[tuple[list[Mark], str]] = []  # the marks after it
+
+    def text(self, pending: list[Mark], top: _Top) -> str:
+        """The JSON text of `_marks(pending, top)`; remembers it for the next call."""
+        if self.device != top.device:
+            self.device, self.first, self.runs = top.device, None, []
+        first = pending[0]
+        parts = [_dumps(_marks(pending[:1], top))[1:-1]]
+        runs: list[tuple[list[Mark], str]] = []
+        at = 1  # the next mark of `pending` to write
+        old = self.runs
+        if first == self.first:  # nothing released since: every run may still follow
+            rest: list[Mark] = []
+            k = -1
+        else:
+            k = 0
+            while k < len(old) and first not in old[k][0]:
+                k += 1  # released by the watermark since
+            rest = old[k][0][old[k][0].index(first) + 1 :] if k < len(old) else []
+        if k < len(old) and pending[at : at + len(rest)] == rest:
+            if rest:  # the run's first rows followed marks released since
+                runs.append((rest, _dumps(_marks(rest, top, first))[1:-1]))
+                at += len(rest)
+            for marks, text in old[k + 1 :]:
+                if pending[at : at + len(marks)] != marks:
+                    break
+                runs.append((marks, text))
+                at += len(marks)
+        if at < len(pending):
+            new = pending[at:]
+            runs.append((new, _dumps(_marks(new, top, pending[at - 1]))[1:-1]))
+        if len(runs) > self.MAX_RUNS:
+            joined: list[Mark] = [m for marks, _ in runs for m in marks]
+            runs = [(joined, ",".join(text for _, text in runs))]
+        self.first, self.runs = first, runs
+        parts += [text for _, text in runs]
+        return "[" + ",".join(parts) + "]"
+
+
 def _session_row(s: SessionState, top: _Top) -> Row:
-    o = s.open
     return [
         _same(s.org_id, top.org),
         _same(s.subject_id, top.subject),
         _same(s.device_id, top.device),
         _clock_row(s.clock, top, _marks(s.clock.pending, top)),
-        None
-        if o is None
-        else [
-            o.start_ts - top.base,
-            o.last_ts - top.base,
-            o.last_app,
-            o.active_micros,
-            o.app_micros,
-            o.event_counts,
-            o.keystrokes,
-            o.clicks,
-            o.scrolls,
-            o.commands_run,
-            o.mouse_distance_px,
-            o.events,
-            o.ending,
-        ],
+        _open_row(s.open, top),
+    ]
+
+
+def _open_row(o: OpenSession | None, top: _Top) -> Row | None:
+    if o is None:
+        return None
+    return [
+        o.start_ts - top.base,
+        o.last_ts - top.base,
+        o.last_app,
+        o.active_micros,
+        o.app_micros,
+        o.event_counts,
+        o.keystrokes,
+        o.clicks,
+        o.scrolls,
+        o.commands_run,
+        o.mouse_distance_px,
+        o.events,
+        o.ending,
     ]
 
 

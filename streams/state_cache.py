@@ -37,11 +37,15 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, NamedTuple
 
 from streams.activity import ActivityConfig, DeviceActivity
-from streams.device_state import decode_state, encode_state
+from streams.device_state import MarksMemo, decode_state, encode_state
 
 #: Live objects kept by default: about 40 MB of them, for several times the
 #: devices a worker's throughput can keep sending at once.
 MAX_LIVE = 10_000
+
+#: Devices whose last written buffer text is kept (`MarksMemo`, about 30 bytes
+#: per buffered event: some 5 KB for a device sending 15 events/s).
+MAX_MEMOS = 2_000
 
 
 class Entry(NamedTuple):
@@ -66,6 +70,8 @@ class StateCache:
         self._pending: dict[bytes, Entry] = {}  # snapshot, not committed yet
         self._due: dict[bytes, int | None] = {}  # DeviceActivity.quiet_at of the entry
         self._open: set[bytes] = set()  # entries with an open session
+        # the devices written last: their buffers' text, so a write encodes only what is new
+        self._memos: OrderedDict[bytes, MarksMemo] = OrderedDict()
 
     def get(self, key: bytes) -> DeviceActivity:
         """The device's live state (decoded from its entry waiting to be committed,
@@ -92,7 +98,9 @@ class StateCache:
         for device, state in states.items():
             key = device.encode()
             entries[key] = self._pending[key] = Entry(
-                encode_state(state), state.quiet_at(self.cfg), state.has_open_session
+                encode_state(state, self._memo(key)),
+                state.quiet_at(self.cfg),
+                state.has_open_session,
             )
         return entries
 
@@ -105,7 +113,9 @@ class StateCache:
 
     def store(self, key: bytes, state: DeviceActivity) -> None:
         """Write `state` to the table as the device's entry at once."""
-        entry = Entry(encode_state(state), state.quiet_at(self.cfg), state.has_open_session)
+        entry = Entry(
+            encode_state(state, self._memo(key)), state.quiet_at(self.cfg), state.has_open_session
+        )
         self._pending.pop(key, None)
         self.commit(key, entry)
 
@@ -141,6 +151,17 @@ class StateCache:
         self._pending.clear()
         self._due.clear()
         self._open.clear()
+        self._memos.clear()
+
+    def _memo(self, key: bytes) -> MarksMemo:
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = MarksMemo()
+            if len(self._memos) > MAX_MEMOS:
+                self._memos.popitem(last=False)
+        else:
+            self._memos.move_to_end(key)
+        return memo
 
     def _note(self, key: bytes, quiet_at: int | None, open_session: bool) -> None:
         self._due[key] = quiet_at
