@@ -52,4 +52,3 @@ def test_an_entry_written_with_the_memo_is_the_entry_written_without(seed: int) 
                 state = decode_state(entry)
             assert decode_state(entry).to_dict() == state.to_dict()
     assert carried > 0  # the memo did copy text it wrote before
-
