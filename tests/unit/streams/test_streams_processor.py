@@ -462,6 +462,25 @@ def test_a_failed_commit_stores_nothing_acks_nothing_and_stops_the_next_batch() 
     asyncio.run(run())
 
 
+def test_a_tick_after_a_failed_commit_skips_and_leaves_the_failure_to_the_agent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def run() -> None:
+        h, output = gated()
+        await h.processor.submit([batch_record(events(4))])
+        output.failing = True
+        output.gate.set()
+        with caplog.at_level("WARNING", logger="streams.processor"):
+            await h.processor.tick(rebalancing=False)
+        assert "the batch in flight was not stored" in caplog.text
+        assert "timer outputs not acknowledged" not in caplog.text
+        with pytest.raises(OutputFailed):  # the agent's next batch still hears of it
+            await h.processor.submit([batch_record(events(3, first_seq=5), offset=1)])
+        assert h.table == {}
+
+    asyncio.run(run())
+
+
 def test_the_timer_stores_after_the_batch_in_flight_commits() -> None:
     session = SessionConfig(gap_micros=60 * S, grace_micros=5 * S)
     h = Harness(WorkerConfig(activity=ActivityConfig(session=session)))
