@@ -272,6 +272,9 @@ def build_app(
         stalled = processor.watchdog.stalled(lags, time.monotonic(), app.rebalancing)
         if stalled:
             log.critical("%s", stalled)
+            describe = getattr(app.consumer, "describe_intake", None)
+            if describe is not None:
+                log.critical("intake when stalled: %s", describe())
             await app.crash(WorkerStalled(stalled))
 
     @app.timer(interval=cfg.timer_interval_s)  # type: ignore[untyped-decorator]

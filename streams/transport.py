@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Coroutine, Generator, Mapping
 from typing import Any, cast
 
@@ -274,6 +275,46 @@ class EagerConsumer(aiokafka_driver.Consumer):
         self.ledger.forget(revoked)
         await super().on_partitions_revoked(revoked)
 
+    def describe_intake(self) -> str:
+        """What the intake of each assigned partition looks like now, for the log
+        of a stalled worker: faust's view (active, paused, buffer-full, the flow),
+        aiokafka's (its position, pause and last fetch, in the consumer thread's
+        subscription state) and the ledger's expected offset. Read without
+        locks, for a human; never raises."""
+        try:
+            assigned = sorted(self.assignment())
+            parts = [
+                f"flow {'active' if self.flow_active else 'suspended'}",
+                f"unacked {len(self._unacked_messages)}",
+            ]
+            state = None
+            try:
+                consumer = self._thread._ensure_consumer()
+                state = consumer._fetcher._subscriptions.subscription.assignment
+            except Exception as err:
+                parts.append(f"aiokafka state unknown ({type(err).__name__})")
+            others: dict[str, int] = {}
+            for tp in assigned:
+                if not self._gap_free(tp.topic):  # changelogs: counted, not described
+                    others[tp.topic] = others.get(tp.topic, 0) + 1
+                    continue
+                faust_view = (
+                    "active" if tp in (self._active_partitions or ()) else "inactive",
+                    "paused" if tp in self._paused_partitions else "",
+                    "buffer-full" if tp in self._buffered_partitions else "",
+                )
+                line = (
+                    f"{tp.topic}[{tp.partition}]: {' '.join(v for v in faust_view if v)}, "
+                    f"expected {self.ledger.expected(tp)}"
+                )
+                if state is not None:
+                    line += ", aiokafka " + _aiokafka_view(state, tp)
+                parts.append(line)
+            parts += [f"{topic}: {n} partitions" for topic, n in sorted(others.items())]
+            return "; ".join(parts)
+        except Exception as err:  # a diagnostic must never stop the stop
+            return f"intake not described ({type(err).__name__}: {err})"
+
     def rewind(self, dropped: Mapping[TP, int]) -> None:
         """Records handed over from `dropped` (partition -> lowest offset) were
         cleared from the agents' queues unprocessed: read them again."""
@@ -297,6 +338,20 @@ class EagerConsumer(aiokafka_driver.Consumer):
         offset, done = committable(self._committed_offset[tp], acked)
         self._acked_index[tp].difference_update(done)
         return offset
+
+
+def _aiokafka_view(assignment: Any, tp: TP) -> str:
+    from aiokafka.structs import TopicPartition
+
+    tps = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+    if tps is None:
+        return "not assigned"
+    position = tps._position  # None while awaiting a reset (a seek to the committed offset)
+    polled = "never" if tps.timestamp is None else f"{time.time() - tps.timestamp / 1000:.0f} s ago"
+    return (
+        f"position {position}, {'paused' if tps.paused else 'fetching'}, "
+        f"highwater {tps.highwater}, last fetch {polled}"
+    )
 
 
 class RewindingFlowControl(FlowControlEvent):
