@@ -261,9 +261,29 @@ class EagerConsumer(aiokafka_driver.Consumer):
             {tp: offset or None for tp, offset in sought.items() if offset is not None}
         )
         for tp, offset in sought.items():
-            # aiokafka seeks only to a committed offset above 0; else the position stays
-            if offset and offset > 0 and self._gap_free(tp.topic):
+            if not self._gap_free(tp.topic):
+                continue
+            if offset and offset > 0:
                 self.ledger.sought(tp, offset, began)
+            else:
+                await self._seek_to_start(tp)
+
+    async def _seek_to_start(self, tp: TP) -> None:
+        """Read a partition that has no committed offset from its first record.
+
+        aiokafka seeks only to a committed offset above 0 and otherwise leaves
+        the position where it is. faust drops the records a fetch brought while
+        the flow was suspended (a rebalance) and counts on this seek to bring
+        them again: without a committed offset nothing did, the position stayed
+        past them and the worker took nothing more from the partition (seen
+        after a worker was killed before its first commit: "stalled" with every
+        record fetched and none processed)."""
+        try:
+            start = (await self.earliest_offsets(tp)).get(tp) or 0
+        except Exception as err:  # from 0: the broker resets to its first record
+            log.warning("%s: first offset not known (%s); reading from 0", tp, err)
+            start = 0
+        await self.seek(tp, start)
 
     async def seek(self, partition: TP, offset: int) -> None:
         began = self.ledger.begin_seek()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from faust.types import TP
 
-from streams.transport import start_eagerly
+from streams.transport import EagerConsumer, start_eagerly
 
 
 async def _put(queue: asyncio.Queue[int], value: int) -> str:
@@ -86,3 +89,52 @@ def test_errors_come_out_where_they_would_have() -> None:
             await task
 
     asyncio.run(main())
+
+
+class _Thread:
+    """The consumer thread's seek, recorded (no broker)."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[Any, int]] = []
+
+    def seek(self, partition: Any, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+
+def _consumer(committed: dict[Any, int | None], first: dict[Any, int]) -> Any:
+    """An `EagerConsumer` without faust's start-up: what `perform_seek` reads."""
+    consumer: Any = EagerConsumer.__new__(EagerConsumer)
+    consumer.app = SimpleNamespace(gap_free_topics=frozenset({"capture.events"}))
+    consumer._thread = _Thread()
+    consumer._read_offset = {}
+    consumer._committed_offset = {}
+    consumer.log = SimpleNamespace(dev=lambda *a, **k: None)
+
+    async def seek_to_committed() -> dict[Any, int | None]:
+        return dict(committed)
+
+    async def earliest_offsets(*tps: Any) -> dict[Any, int]:
+        return {tp: first[tp] for tp in tps}
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer.earliest_offsets = earliest_offsets
+    return consumer
+
+
+def test_a_partition_without_a_committed_offset_is_read_from_its_first_record() -> None:
+    # faust drops what a fetch brought while the flow was suspended and seeks back
+    # to the committed offsets; with none, aiokafka left the position past those
+    # records and the worker took nothing more from the partition.
+    fresh, resumed, changelog = (
+        TP("capture.events", 0),
+        TP("capture.events", 1),
+        TP("devices-changelog", 0),
+    )
+    consumer = _consumer({fresh: None, resumed: 7, changelog: None}, {fresh: 3, changelog: 0})
+
+    asyncio.run(consumer.perform_seek())
+
+    assert consumer._thread.seeks == [(fresh, 3)]  # the resumed one was sought by aiokafka
+    assert consumer.ledger.expected(fresh) == 3
+    assert consumer.ledger.expected(resumed) == 7
+    assert consumer.ledger.expected(changelog) is None  # faust's path, unchanged
