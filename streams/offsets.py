@@ -12,6 +12,13 @@ faust-streaming 0.15.3 loses records of a partition in two ways (read in its
   they are fetched again they are dropped as already read.
 - Its commit check lets one offset slip: committed 100 with 101-110 acked
   commits 111.
+- ``getmany`` drops the records a fetch brought while the flow was suspended
+  (a rebalance) and seeks back to the committed offsets; aiokafka seeks only
+  to a committed offset above 0, so a partition nothing was committed for
+  kept its position past the dropped records and was never read again (a
+  worker killed before its first commit, restarted: "stalled").
+  `streams.transport.EagerConsumer.perform_seek` seeks such a partition to its
+  first record.
 
 For a topic whose producers are idempotent and not transactional (Candor's
 ``capture.events``) every offset holds a record, so a gap is always a

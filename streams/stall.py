@@ -17,8 +17,10 @@ class StallWatch:
     """Notices a worker that stopped taking records it has been assigned.
 
     Seen rarely with faust after a group member was killed: the restarted worker
-    joined, was assigned partitions, and then delivered nothing more. Ending
-    the process (its supervisor starts it again) beats a silent hang. Pure."""
+    joined, was assigned partitions, and then delivered nothing more (one cause
+    found and fixed: see `streams.offsets`; the worker logs its intake when the
+    watch fires, for any other). Ending the process (its supervisor starts it
+    again) beats a silent hang. Pure."""
 
     def __init__(self, limit_s: float, started: float) -> None:
         self.limit_s, self.last_batch = limit_s, started
