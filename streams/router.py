@@ -53,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from operator import itemgetter
 from typing import Any
 
 from privacy.capture_hours import CaptureHours, within_capture_hours
@@ -78,6 +78,8 @@ from streams.keystrokes import withhold_typed
 MICROS = 1_000_000
 SEQ_REGRESSION = "seq_regression"
 """Trail entry of an event that arrived after a higher seq of its device."""
+_TS = itemgetter("ts")
+_SEQ = itemgetter("seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +236,14 @@ def _route_fast(
     (they are the caller's own)."""
     events = decoded.events
     header = decoded.header
-    stamps = [e["ts"] for e in events]
+    # map/itemgetter and sorted(set()) run these per-record checks at C speed (a
+    # generator over pairwise() cost more than all the other checks together)
+    stamps = list(map(_TS, events))
     first_ts, last_ts = min(stamps), max(stamps)
     if first_ts < lo or last_ts > hi:
         return False
-    seqs = [e["seq"] for e in events]
-    if any(b <= a for a, b in pairwise(seqs)):
+    seqs = list(map(_SEQ, events))
+    if seqs != sorted(set(seqs)):  # not strictly increasing
         return False
     device = header.device_id
     state = result.touched.get(device)
@@ -267,8 +271,7 @@ def _route_fast(
     if not all_new:
         result.drops["duplicate"] += n
         return True
-    for seq in seqs:
-        state.seen(seq)
+    state.add_new(seqs)
     if not allowed:
         result.drops["no_consent"] += n
         return True
@@ -278,17 +281,15 @@ def _route_fast(
     clean = result.clean
     fired = result.redactions
     for event in events:
-        payload = event["payload"]
-        if (
-            payload["type"] == "KeyInput"
-            and payload.get("is_secure_field")
-            and (payload.get("key") or payload.get("text"))
-        ):
-            event["payload"] = payload = {**payload, "key": None, "text": None}
-            if SECURE_FIELD_RULE not in event["redactions"]:
-                event["redactions"].append(SECURE_FIELD_RULE)
         event["consent_version"] = version
-        out = _redact_memo(withhold_typed(event), memo)
+        payload = event["payload"]
+        if payload["type"] == "KeyInput":  # `withhold_typed` returns any other event as is
+            if payload.get("is_secure_field") and (payload.get("key") or payload.get("text")):
+                event["payload"] = {**payload, "key": None, "text": None}
+                if SECURE_FIELD_RULE not in event["redactions"]:
+                    event["redactions"].append(SECURE_FIELD_RULE)
+            event = withhold_typed(event)
+        out = _redact_memo(event, memo)
         for rule in out["redactions"]:
             fired[rule] += 1
         clean.append(out)
@@ -313,33 +314,47 @@ def _within_once(window: CaptureHours, first_ts: int, last_ts: int) -> bool:
     return first.date() == last.date() and first.utcoffset() == last.utcoffset()
 
 
+#: `REDACTED_FIELDS` by payload type, in their order: (the event's key holding
+#: the field, the field). A type with no field of its own redacts the app's only.
+_APP_FIELDS = tuple(("app", name) for container, name in REDACTED_FIELDS if container == "app")
+_FIELDS_BY_TYPE = {
+    ptype: tuple(
+        ("app" if container == "app" else "payload", name)
+        for container, name in REDACTED_FIELDS
+        if container in ("app", ptype)
+    )
+    for ptype, _ in REDACTED_FIELDS
+    if ptype != "app"
+}
+
+
 def _redact_memo(event: dict[str, Any], memo: dict[str, Redacted]) -> dict[str, Any]:
     """`privacy.redaction.redact_event`, each distinct text redacted once per batch
-    (window titles and commands repeat from one event to the next)."""
-    payload = event["payload"]
-    app = event["app"]
-    ptype = payload["type"]
-    changes: dict[str, dict[str, str]] = {}
-    fired: list[str] = []
-    for container, name in REDACTED_FIELDS:
-        holder = app if container == "app" else payload if container == ptype else None
-        if holder is None:
-            continue
-        value = holder.get(name)
+    (window titles and commands repeat from one event to the next).
+
+    Shaped for the event in which nothing changes (nearly all): it looks only
+    at the fields its payload type can hold and allocates nothing."""
+    changes: list[tuple[str, str, Redacted]] | None = None
+    for key, name in _FIELDS_BY_TYPE.get(event["payload"]["type"], _APP_FIELDS):
+        value = event[key].get(name)
         if not isinstance(value, str) or not value:
             continue
         done = memo.get(value)
         if done is None:
             done = memo[value] = redact(value)
         if done.text != value:
-            changes.setdefault(container, {})[name] = done.text
-            fired.extend(done.rules)
-    if not changes:
+            if changes is None:
+                changes = []
+            changes.append((key, name, done))
+    if changes is None:
         return event
     out = dict(event)
-    for container, fields in changes.items():
-        key = "app" if container == "app" else "payload"
-        out[key] = {**out[key], **fields}
+    fired: list[str] = []
+    for key, name, done in changes:
+        if out[key] is event[key]:
+            out[key] = dict(event[key])
+        out[key][name] = done.text
+        fired.extend(done.rules)
     trail = list(event.get("redactions") or [])
     trail.extend(rule for rule in dict.fromkeys(fired) if rule not in trail)
     out["redactions"] = trail
