@@ -25,7 +25,9 @@ seqs strictly increase and are all new (above the device's highest) or all
 seen, whose subject is refused or has granted every content scope, and whose
 org's capture hours (if any) hold for its first and last event alike, is
 routed at once: those checks made once, its seqs recorded, each distinct
-window title, command or diff redacted once. The outcome is the per-event
+window title, command or diff redacted once per call of `route_batch` (they
+repeat from one event and one record to the next; the memo of a call lives
+only as long as the call). The outcome is the per-event
 path's, event for event (tests/unit/streams/test_streams_router_fast.py);
 any other record takes the per-event path. `RouteResult.groups` holds the
 clean events by input record, one `CleanBatch` each.
@@ -169,6 +171,7 @@ def route_batch(
     for bad input: that becomes a dead letter.
     """
     result = RouteResult()
+    memo: dict[str, Redacted] = {}  # text -> its redaction, for `_route_fast`
     lo = now - config.max_past_s * MICROS
     hi = now + config.max_future_s * MICROS
     for msg in batch:
@@ -186,7 +189,7 @@ def route_batch(
         if decoded.rejected:
             _route_with_rejects(msg, decoded, result, lo, hi, now, consent, hours, seen)
         elif not decoded.header.single and _route_fast(
-            decoded, result, lo, hi, consent, hours, seen
+            decoded, result, lo, hi, consent, hours, seen, memo
         ):
             result.fast += 1
         else:
@@ -225,6 +228,7 @@ def _route_fast(
     consent: Callable[[str], ConsentPolicy | None],
     hours: Callable[[str], CaptureHours | None],
     seen: Callable[[str], DeviceSeen],
+    memo: dict[str, Redacted],
 ) -> bool:
     """Route a whole DeviceBatch at once, with the per-event path's outcome, when
     it meets the fast path's conditions: every event in time bounds, seqs
@@ -233,7 +237,8 @@ def _route_fast(
     scope, with capture hours (if any) that hold for its first and last event
     alike. Returns False, having changed nothing, when a condition fails: the
     caller then routes the batch event by event. Mutates the decoded events
-    (they are the caller's own)."""
+    (they are the caller's own). ``memo`` holds each text redacted so far in
+    this call of `route_batch`, with its redaction."""
     events = decoded.events
     header = decoded.header
     # map/itemgetter and sorted(set()) run these per-record checks at C speed (a
@@ -277,7 +282,6 @@ def _route_fast(
         return True
     assert policy is not None
     version = policy.version
-    memo: dict[str, Redacted] = {}
     clean = result.clean
     fired = result.redactions
     for event in events:
@@ -329,8 +333,8 @@ _FIELDS_BY_TYPE = {
 
 
 def _redact_memo(event: dict[str, Any], memo: dict[str, Redacted]) -> dict[str, Any]:
-    """`privacy.redaction.redact_event`, each distinct text redacted once per batch
-    (window titles and commands repeat from one event to the next).
+    """`privacy.redaction.redact_event`, each distinct text redacted once per
+    ``memo`` (window titles and commands repeat from one event to the next).
 
     Shaped for the event in which nothing changes (nearly all): it looks only
     at the fields its payload type can hold and allocates nothing."""

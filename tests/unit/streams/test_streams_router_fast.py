@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import uuid
 from datetime import time
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -80,16 +81,22 @@ def both_ways(
     pol: ConsentPolicy | None = None,
     hours: CaptureHours | None = None,
     before: list[int] = (),  # type: ignore[assignment]
+    cuts: list[int] = (),  # type: ignore[assignment]
 ) -> tuple[RouteResult, RouteResult, dict[str, DeviceSeen], dict[str, DeviceSeen]]:
-    """The batch routed as one DeviceBatch and as single records, from the same state."""
+    """The batch routed as DeviceBatch records (one, or one per part between
+    ``cuts``) in one call and as single records, from the same state."""
     pol = policy() if pol is None else pol
     batch_state: dict[str, DeviceSeen] = {"dev-1": DeviceSeen()}
     single_state: dict[str, DeviceSeen] = {"dev-1": DeviceSeen()}
     for seq in before:
         batch_state["dev-1"].seen(seq)
         single_state["dev-1"].seen(seq)
+    bounds = [0, *cuts, len(evs)]
     batched = route(
-        [RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events", 0, 0)],
+        [
+            RawMessage(b"dev-1", as_batch(copy.deepcopy(evs[a:b])), "capture.events", 0, i)
+            for i, (a, b) in enumerate(pairwise(bounds))
+        ],
         batch_state,
         pol,
         hours,
@@ -293,6 +300,8 @@ def test_random_good_batches_take_the_fast_path_with_the_per_event_outcome(
     before = list(range(1, data.draw(st.integers(1, 20))))
     if evs[0]["seq"] <= len(before):
         before = []
-    batched, singles, a, b = both_ways(evs, before=before)
-    assert batched.fast == 1
+    # one record or several in one call: the redaction memo spans the call
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), max_size=3)))) if n > 1 else []
+    batched, singles, a, b = both_ways(evs, before=before, cuts=cuts)
+    assert batched.fast == len(cuts) + 1
     same(batched, singles, a, b)
