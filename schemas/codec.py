@@ -171,7 +171,18 @@ class _Writer:
 
 
 class _Reader:
-    """Decoder of one writer version into the current version of its record."""
+    """Decoder of one writer version into the current version of its record.
+
+    Unions of records: fastavro names the branch it read only when asked to
+    return ``(branch, record)`` tuples (``return_record_name``), which costs
+    about a microsecond per event (it looks the union's branches over again at
+    every read). When the writer is the current version and the schema allows
+    it (`_first_field_plan`), the union is read without tuples and the branch
+    told by the first key of the record read: fastavro fills a record in its
+    writer's field order, and each branch has its own first field. The datum
+    is the same either way (tests/unit/schemas/test_schemas_union_read.py
+    holds fastavro to that).
+    """
 
     def __init__(self, writer: SchemaVersion, current: SchemaVersion) -> None:
         self.name = current.name
@@ -179,26 +190,34 @@ class _Reader:
         # No resolution step when the writer is the current version.
         self._reader_schema = None if writer is current else current.parsed
         self._tagged = _tagged_fields(current)
+        self._by_first = None if writer is not current else _first_field_plan(current)
         self._check: Check | None = CHECKS.get(current.name)
 
     def read(self, data: bytes, offset: int) -> Datum:
         stream = BytesIO(data)
         stream.seek(offset)
+        by_first = self._by_first
         try:
-            datum = schemaless_reader(
-                stream,
-                self._writer_schema,
-                self._reader_schema,
-                return_record_name=True,
-                return_record_name_override=True,
-            )
+            if by_first is not None:
+                datum = schemaless_reader(stream, self._writer_schema, None)
+            else:
+                datum = schemaless_reader(
+                    stream,
+                    self._writer_schema,
+                    self._reader_schema,
+                    return_record_name=True,
+                    return_record_name_override=True,
+                )
         except Exception as err:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise Undecodable(f"{type(err).__name__}: {err!s:.200}") from err
         if stream.tell() != len(data):
             raise Undecodable(f"{len(data) - stream.tell()} trailing bytes after the body")
         if not isinstance(datum, dict):
             raise Undecodable(f"body decoded to {type(datum).__name__}, not a record")
-        _untag(datum, self._tagged)
+        if by_first is not None:
+            _tag_by_first_field(datum, by_first)
+        else:
+            _untag(datum, self._tagged)
         if self._check is not None:
             _run_check(self._check, datum)
         return datum
@@ -271,6 +290,95 @@ def _untag(datum: Datum, plan: tuple[_Tagged, ...]) -> None:
         else:
             for item in datum[field]:
                 _untag(item, inner)
+
+
+def _first_field_plan(version: SchemaVersion) -> tuple[_Tagged, ...] | None:
+    """`_tag_plan` with each union's branches keyed by their first field's name
+    (``{first field: short name}``), for reading ``version`` without fastavro's
+    ``(branch, record)`` tuples; None when that would not give the same datum.
+
+    It gives the same datum when, in each union of records, every branch has
+    at least one field and no two share their first one (so the first key of
+    the record read names its branch), and no other union holds a named type
+    (a record, enum or fixed: ``return_record_name`` makes tuples of some of
+    those, which a plain read would not).
+    """
+    expanded = version.expanded
+    if any(_holds_named_type(u) for u in _unions(expanded) if not _all_records(u)):
+        return None
+    plan = _first_fields(expanded)
+    if plan is None or _count_planned(plan) != _count_record_unions(expanded):
+        return None
+    return plan
+
+
+def _first_fields(record: Mapping[str, Any]) -> tuple[_Tagged, ...] | None:
+    plan: list[_Tagged] = []
+    for fld in record["fields"]:
+        kind = fld["type"]
+        if isinstance(kind, list) and _all_records(kind):
+            firsts: dict[str, str] = {}
+            for branch in kind:
+                fields = branch["fields"]
+                if not fields or fields[0]["name"] in firsts:
+                    return None
+                firsts[fields[0]["name"]] = branch["name"].rpartition(".")[2]
+            plan.append((fld["name"], firsts, ()))
+        elif isinstance(kind, dict) and kind.get("type") == "array":
+            items = kind["items"]
+            if isinstance(items, dict) and items.get("type") == "record":
+                inner = _first_fields(items)
+                if inner is None:
+                    return None
+                if inner:
+                    plan.append((fld["name"], {}, inner))
+    return tuple(plan)
+
+
+def _tag_by_first_field(datum: Datum, plan: tuple[_Tagged, ...]) -> None:
+    """`_untag` for a datum read without tuples, with a `_first_field_plan`."""
+    for field, firsts, inner in plan:
+        if firsts:
+            record = datum[field]
+            record["type"] = firsts[next(iter(record))]
+        elif len(inner) == 1 and inner[0][1]:
+            # one union in each item (DeviceBatch.events[].payload): inlined, it
+            # runs for every event of a batch
+            name, item_firsts, _ = inner[0]
+            for item in datum[field]:
+                record = item[name]
+                record["type"] = item_firsts[next(iter(record))]
+        else:
+            for item in datum[field]:
+                _tag_by_first_field(item, inner)
+
+
+def _unions(node: Any) -> list[list[Any]]:
+    """Every union in the expanded schema ``node``, nested ones included."""
+    if isinstance(node, list):
+        return [node, *(u for branch in node for u in _unions(branch))]
+    if isinstance(node, dict):
+        nested = [f["type"] for f in node.get("fields", ())]
+        nested += [node[k] for k in ("items", "values") if k in node]
+        return [u for n in nested for u in _unions(n)]
+    return []
+
+
+def _all_records(union: list[Any]) -> bool:
+    return all(isinstance(b, dict) and b.get("type") == "record" for b in union)
+
+
+#: Avro's primitive type names: any other name in an expanded schema refers to a
+#: named type defined earlier in it.
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def _holds_named_type(union: list[Any]) -> bool:
+    return any(
+        (isinstance(b, dict) and b.get("type") in ("record", "enum", "fixed"))
+        or (isinstance(b, str) and b not in _PRIMITIVES)
+        for b in union
+    )
 
 
 def _count_record_unions(node: Any) -> int:

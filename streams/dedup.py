@@ -61,6 +61,27 @@ class DeviceSeen:
             ranges.insert(i + 1, [seq, seq])
         return False
 
+    def add_new(self, seqs: list[int]) -> None:
+        """Record ``seqs``, strictly increasing and all above `max_seq`: what `seen`
+        of each in turn would record (each returning False), in one pass.
+
+        A device's in-order batch is such: each seq extends the last range or
+        opens one, and forgetting what fell below the window once, at the
+        end, forgets what forgetting after each seq would have."""
+        ranges = self.ranges
+        if not seqs or seqs[0] <= self.max_seq or (ranges and seqs[0] <= ranges[-1][1]):
+            # not the case this is for: one by one
+            for seq in seqs:
+                self.seen(seq)
+            return
+        for seq in seqs:
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+        self.max_seq = seqs[-1]
+        self._forget_old()
+
     def covers(self, lo: int, hi: int) -> bool:
         """True when every seq of ``lo..hi`` was passed on already (or is too old to
         tell): what `seen` would say of each, without recording anything."""

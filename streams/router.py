@@ -25,7 +25,9 @@ seqs strictly increase and are all new (above the device's highest) or all
 seen, whose subject is refused or has granted every content scope, and whose
 org's capture hours (if any) hold for its first and last event alike, is
 routed at once: those checks made once, its seqs recorded, each distinct
-window title, command or diff redacted once. The outcome is the per-event
+window title, command or diff redacted once per call of `route_batch` (they
+repeat from one event and one record to the next; the memo of a call lives
+only as long as the call). The outcome is the per-event
 path's, event for event (tests/unit/streams/test_streams_router_fast.py);
 any other record takes the per-event path. `RouteResult.groups` holds the
 clean events by input record, one `CleanBatch` each.
@@ -53,7 +55,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from operator import itemgetter
 from typing import Any
 
 from privacy.capture_hours import CaptureHours, within_capture_hours
@@ -78,6 +80,8 @@ from streams.keystrokes import withhold_typed
 MICROS = 1_000_000
 SEQ_REGRESSION = "seq_regression"
 """Trail entry of an event that arrived after a higher seq of its device."""
+_TS = itemgetter("ts")
+_SEQ = itemgetter("seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,7 @@ def route_batch(
     for bad input: that becomes a dead letter.
     """
     result = RouteResult()
+    memo: dict[str, Redacted] = {}  # text -> its redaction, for `_route_fast`
     lo = now - config.max_past_s * MICROS
     hi = now + config.max_future_s * MICROS
     for msg in batch:
@@ -184,7 +189,7 @@ def route_batch(
         if decoded.rejected:
             _route_with_rejects(msg, decoded, result, lo, hi, now, consent, hours, seen)
         elif not decoded.header.single and _route_fast(
-            decoded, result, lo, hi, consent, hours, seen
+            decoded, result, lo, hi, consent, hours, seen, memo
         ):
             result.fast += 1
         else:
@@ -223,6 +228,7 @@ def _route_fast(
     consent: Callable[[str], ConsentPolicy | None],
     hours: Callable[[str], CaptureHours | None],
     seen: Callable[[str], DeviceSeen],
+    memo: dict[str, Redacted],
 ) -> bool:
     """Route a whole DeviceBatch at once, with the per-event path's outcome, when
     it meets the fast path's conditions: every event in time bounds, seqs
@@ -231,15 +237,18 @@ def _route_fast(
     scope, with capture hours (if any) that hold for its first and last event
     alike. Returns False, having changed nothing, when a condition fails: the
     caller then routes the batch event by event. Mutates the decoded events
-    (they are the caller's own)."""
+    (they are the caller's own). ``memo`` holds each text redacted so far in
+    this call of `route_batch`, with its redaction."""
     events = decoded.events
     header = decoded.header
-    stamps = [e["ts"] for e in events]
+    # map/itemgetter and sorted(set()) run these per-record checks at C speed (a
+    # generator over pairwise() cost more than all the other checks together)
+    stamps = list(map(_TS, events))
     first_ts, last_ts = min(stamps), max(stamps)
     if first_ts < lo or last_ts > hi:
         return False
-    seqs = [e["seq"] for e in events]
-    if any(b <= a for a, b in pairwise(seqs)):
+    seqs = list(map(_SEQ, events))
+    if seqs != sorted(set(seqs)):  # not strictly increasing
         return False
     device = header.device_id
     state = result.touched.get(device)
@@ -267,28 +276,24 @@ def _route_fast(
     if not all_new:
         result.drops["duplicate"] += n
         return True
-    for seq in seqs:
-        state.seen(seq)
+    state.add_new(seqs)
     if not allowed:
         result.drops["no_consent"] += n
         return True
     assert policy is not None
     version = policy.version
-    memo: dict[str, Redacted] = {}
     clean = result.clean
     fired = result.redactions
     for event in events:
-        payload = event["payload"]
-        if (
-            payload["type"] == "KeyInput"
-            and payload.get("is_secure_field")
-            and (payload.get("key") or payload.get("text"))
-        ):
-            event["payload"] = payload = {**payload, "key": None, "text": None}
-            if SECURE_FIELD_RULE not in event["redactions"]:
-                event["redactions"].append(SECURE_FIELD_RULE)
         event["consent_version"] = version
-        out = _redact_memo(withhold_typed(event), memo)
+        payload = event["payload"]
+        if payload["type"] == "KeyInput":  # `withhold_typed` returns any other event as is
+            if payload.get("is_secure_field") and (payload.get("key") or payload.get("text")):
+                event["payload"] = {**payload, "key": None, "text": None}
+                if SECURE_FIELD_RULE not in event["redactions"]:
+                    event["redactions"].append(SECURE_FIELD_RULE)
+            event = withhold_typed(event)
+        out = _redact_memo(event, memo)
         for rule in out["redactions"]:
             fired[rule] += 1
         clean.append(out)
@@ -313,33 +318,47 @@ def _within_once(window: CaptureHours, first_ts: int, last_ts: int) -> bool:
     return first.date() == last.date() and first.utcoffset() == last.utcoffset()
 
 
+#: `REDACTED_FIELDS` by payload type, in their order: (the event's key holding
+#: the field, the field). A type with no field of its own redacts the app's only.
+_APP_FIELDS = tuple(("app", name) for container, name in REDACTED_FIELDS if container == "app")
+_FIELDS_BY_TYPE = {
+    ptype: tuple(
+        ("app" if container == "app" else "payload", name)
+        for container, name in REDACTED_FIELDS
+        if container in ("app", ptype)
+    )
+    for ptype, _ in REDACTED_FIELDS
+    if ptype != "app"
+}
+
+
 def _redact_memo(event: dict[str, Any], memo: dict[str, Redacted]) -> dict[str, Any]:
-    """`privacy.redaction.redact_event`, each distinct text redacted once per batch
-    (window titles and commands repeat from one event to the next)."""
-    payload = event["payload"]
-    app = event["app"]
-    ptype = payload["type"]
-    changes: dict[str, dict[str, str]] = {}
-    fired: list[str] = []
-    for container, name in REDACTED_FIELDS:
-        holder = app if container == "app" else payload if container == ptype else None
-        if holder is None:
-            continue
-        value = holder.get(name)
+    """`privacy.redaction.redact_event`, each distinct text redacted once per
+    ``memo`` (window titles and commands repeat from one event to the next).
+
+    Shaped for the event in which nothing changes (nearly all): it looks only
+    at the fields its payload type can hold and allocates nothing."""
+    changes: list[tuple[str, str, Redacted]] | None = None
+    for key, name in _FIELDS_BY_TYPE.get(event["payload"]["type"], _APP_FIELDS):
+        value = event[key].get(name)
         if not isinstance(value, str) or not value:
             continue
         done = memo.get(value)
         if done is None:
             done = memo[value] = redact(value)
         if done.text != value:
-            changes.setdefault(container, {})[name] = done.text
-            fired.extend(done.rules)
-    if not changes:
+            if changes is None:
+                changes = []
+            changes.append((key, name, done))
+    if changes is None:
         return event
     out = dict(event)
-    for container, fields in changes.items():
-        key = "app" if container == "app" else "payload"
-        out[key] = {**out[key], **fields}
+    fired: list[str] = []
+    for key, name, done in changes:
+        if out[key] is event[key]:
+            out[key] = dict(event[key])
+        out[key][name] = done.text
+        fired.extend(done.rules)
     trail = list(event.get("redactions") or [])
     trail.extend(rule for rule in dict.fromkeys(fired) if rule not in trail)
     out["redactions"] = trail

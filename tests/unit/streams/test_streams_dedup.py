@@ -88,3 +88,29 @@ def test_reads_the_earlier_listed_form(recent: set[int]) -> None:
     ledger = DeviceSeen.from_dict({"max_seq": max_seq, "recent": sorted(recent)})
     for seq in range(0, 502):
         assert ledger.seen(seq) == (seq in recent)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=3 * DEDUP_WINDOW), max_size=60),
+    st.integers(min_value=-3, max_value=2 * DEDUP_WINDOW),
+    st.lists(st.integers(min_value=1, max_value=2 * DEDUP_WINDOW), max_size=12),
+)
+def test_adding_a_run_of_new_seqs_records_what_seeing_each_would(
+    before: list[int], first: int, steps: list[int]
+) -> None:
+    # a strictly increasing run (what `add_new` takes), usually above the highest
+    # seq so far; when it is not, `add_new` must still record what `seen` would
+    one_by_one = DeviceSeen()
+    for seq in before:
+        one_by_one.seen(seq)
+    at_once = DeviceSeen.from_dict(one_by_one.to_dict())
+    seqs = [one_by_one.max_seq + first]
+    for step in steps:
+        seqs.append(seqs[-1] + step)
+    answers = [one_by_one.seen(s) for s in seqs]
+    if first > 0:
+        assert not any(answers)
+    at_once.add_new(seqs)
+    assert at_once == one_by_one
+    _check_shape(at_once)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import copy
 import uuid
 from datetime import time
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from privacy.capture_hours import CaptureHours
 from privacy.consent import ConsentPolicy
@@ -78,16 +81,22 @@ def both_ways(
     pol: ConsentPolicy | None = None,
     hours: CaptureHours | None = None,
     before: list[int] = (),  # type: ignore[assignment]
+    cuts: list[int] = (),  # type: ignore[assignment]
 ) -> tuple[RouteResult, RouteResult, dict[str, DeviceSeen], dict[str, DeviceSeen]]:
-    """The batch routed as one DeviceBatch and as single records, from the same state."""
+    """The batch routed as DeviceBatch records (one, or one per part between
+    ``cuts``) in one call and as single records, from the same state."""
     pol = policy() if pol is None else pol
     batch_state: dict[str, DeviceSeen] = {"dev-1": DeviceSeen()}
     single_state: dict[str, DeviceSeen] = {"dev-1": DeviceSeen()}
     for seq in before:
         batch_state["dev-1"].seen(seq)
         single_state["dev-1"].seen(seq)
+    bounds = [0, *cuts, len(evs)]
     batched = route(
-        [RawMessage(b"dev-1", as_batch(copy.deepcopy(evs)), "capture.events", 0, 0)],
+        [
+            RawMessage(b"dev-1", as_batch(copy.deepcopy(evs[a:b])), "capture.events", 0, i)
+            for i, (a, b) in enumerate(pairwise(bounds))
+        ],
         batch_state,
         pol,
         hours,
@@ -241,3 +250,58 @@ def test_a_clock_change_inside_the_batch_sends_it_the_per_event_way() -> None:
     assert batched.fast == 0
     same(batched, singles, batch_state, single_state)
     assert batched.drops["outside_capture_hours"] == 1
+
+
+_TEXTS = [
+    "",
+    "Inbox",
+    "mail to jane.doe@example.com - Inbox",
+    "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+    "password=hunter2 and ghp_" + "a" * 36,
+    "\uff46\uff55\uff4c\uff4c\u200bwidth AKIA\u200bIOSFODNN7EXAMPLE",
+    "<SECRET:password> already",
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_good_batches_take_the_fast_path_with_the_per_event_outcome(
+    data: st.DataObject,
+) -> None:
+    # the per-event work of the fast path (secure fields, typed text, redaction
+    # with its memo, trails, seqs) against the per-event path, on varied content
+    n = data.draw(st.integers(1, 12))
+    kinds = st.sampled_from(sorted(PAYLOADS))
+    text = st.sampled_from(_TEXTS)
+    evs = []
+    seq = data.draw(st.integers(1, 50))
+    for i in range(n):
+        kind = data.draw(kinds)
+        event = make_event(
+            kind,
+            seq=seq,
+            event_id=str(uuid.UUID(int=seq)),
+            ts=TUESDAY_10_UTC + i * 1000,
+            redactions=data.draw(st.sampled_from([[], ["email"], ["secure_field"]])),
+        )
+        seq += data.draw(st.integers(1, 3))
+        event["app"]["window_title"] = data.draw(st.none() | text)
+        payload = event["payload"]
+        if kind == "KeyInput":
+            payload["is_secure_field"] = data.draw(st.booleans())
+            payload["key"] = data.draw(st.sampled_from([None, "a", "Enter", "c"]))
+            payload["text"] = data.draw(st.none() | text)
+            payload["modifiers"] = data.draw(st.sampled_from([[], ["ctrl"], ["shift"]]))
+        elif kind == "TerminalCommand":
+            payload["command"] = data.draw(text)
+        elif kind == "IdeEdit":
+            payload["diff"] = data.draw(st.none() | text)
+        evs.append(event)
+    before = list(range(1, data.draw(st.integers(1, 20))))
+    if evs[0]["seq"] <= len(before):
+        before = []
+    # one record or several in one call: the redaction memo spans the call
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, n - 1), max_size=3)))) if n > 1 else []
+    batched, singles, a, b = both_ways(evs, before=before, cuts=cuts)
+    assert batched.fast == len(cuts) + 1
+    same(batched, singles, a, b)
