@@ -33,14 +33,14 @@ When a window is emitted (exactly once)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _SECOND = 1_000_000
+_PENDING, _LATE = Admission.PENDING, Admission.LATE  # read once, not per event
 MinuteAggregate = dict[str, Any]
 
 
@@ -179,18 +179,10 @@ def apply(
     ``state`` is the argument mutated in place, or a new one when it was None.
     A duplicate returns no output and leaves the state unchanged.
     """
-    if state is None:
-        state = MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
-    admission = state.clock.admit(
-        mark_of(event), wall_clock(event, now_micros), cfg.grace_micros, cfg.max_seq_ranges
-    )
-    if admission is Admission.DUPLICATE:
-        return state, [], []
-    if admission is Admission.LATE:
-        return state, [], [event]
-    for mark in state.clock.drain():
-        _fold(state, mark, cfg)
-    return state, _emit_closed(state, cfg), []
+    emitted: list[MinuteAggregate] = []
+    late: list[Mapping[str, Any]] = []
+    state = _apply(state, event, mark_of(event), cfg, wall_clock(event, now_micros), emitted, late)
+    return state, emitted, late
 
 
 def apply_many(
@@ -198,9 +190,44 @@ def apply_many(
     events: Iterable[Mapping[str, Any]],
     cfg: MinuteConfig,
     now_micros: int | None = None,
+    marks: Sequence[Mark] | None = None,
 ) -> tuple[MinuteState | None, list[MinuteAggregate], list[Mapping[str, Any]]]:
-    """``apply`` each event in turn; return the final state and all outputs in order."""
-    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
+    """``apply`` each event in turn; return the final state and all outputs in order.
+
+    ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
+    feeding the same events to several reducers computes them once).
+    """
+    emitted: list[MinuteAggregate] = []
+    late: list[Mapping[str, Any]] = []
+    evs = events if isinstance(events, Sequence) else list(events)
+    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        state = _apply(state, event, mark, cfg, wall, emitted, late)
+    return state, emitted, late
+
+
+def _apply(
+    state: MinuteState | None,
+    event: Mapping[str, Any],
+    mark: Mark,
+    cfg: MinuteConfig,
+    wall: int,
+    emitted: list[MinuteAggregate],
+    late: list[Mapping[str, Any]],
+) -> MinuteState:
+    """``apply`` with the event's mark and wall-clock time given; outputs are appended."""
+    if state is None:
+        state = MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
+    clock = state.clock
+    admission = clock.admit(mark, wall, cfg.grace_micros, cfg.max_seq_ranges)
+    if admission is not _PENDING:
+        if admission is _LATE:
+            late.append(event)
+        return state  # a duplicate: no output, state unchanged
+    for released in clock.drain():
+        _fold(state, released, cfg)
+    _emit_closed(state, cfg, emitted)
+    return state
 
 
 def on_timer(
@@ -228,17 +255,18 @@ def on_timer(
 
 def _fold(state: MinuteState, mark: Mark, cfg: MinuteConfig) -> None:
     """Fold one mark, released in event-time order: its counts, then the interval before it."""
+    ts = mark[0]
     size = cfg.window_micros
-    start = mark.ts - mark.ts % size
+    start = ts - ts % size
     window = state.windows.get(start)
     if window is None:
         window = state.windows[start] = initialize()
     agg(window, mark)
     anchor, app = state.anchor_ts, state.anchor_app
-    if anchor is not None and app is not None and mark.ts - anchor <= cfg.activity_threshold_micros:
-        _spread(state, anchor, mark.ts, app, size)
-    state.anchor_ts = mark.ts
-    state.anchor_app = mark.app
+    if anchor is not None and app is not None and ts - anchor <= cfg.activity_threshold_micros:
+        _spread(state, anchor, ts, app, size)
+    state.anchor_ts = ts
+    state.anchor_app = mark[4]
 
 
 def _spread(state: MinuteState, begin: int, end: int, app: str, size: int) -> None:
@@ -255,22 +283,23 @@ def _spread(state: MinuteState, begin: int, end: int, app: str, size: int) -> No
         t = stop
 
 
-def _emit_closed(state: MinuteState, cfg: MinuteConfig) -> list[MinuteAggregate]:
-    """Remove and return, oldest first, the windows no later event can change."""
-    floor = state.clock.floor
-    if floor is None or not state.windows:
-        return []
-    emitted: list[MinuteAggregate] = []
+def _emit_closed(state: MinuteState, cfg: MinuteConfig, emitted: list[MinuteAggregate]) -> None:
+    """Remove and append to ``emitted``, oldest first, the windows no later event can change."""
+    floor, windows = state.clock.floor, state.windows
+    if floor is None or not windows:
+        return
+    size = cfg.window_micros
+    if min(windows) + size > floor:
+        return  # the oldest window is still open: the usual case, no sort needed
     anchor = state.anchor_ts
-    for start in sorted(state.windows):
-        end = start + cfg.window_micros
+    for start in sorted(windows):
+        end = start + size
         if end > floor:
             break
         if anchor is not None and anchor < end and floor - anchor <= cfg.activity_threshold_micros:
             break
         emitted.append(_aggregate(state, start))
-        del state.windows[start]
-    return emitted
+        del windows[start]
 
 
 def _aggregate(state: MinuteState, start: int) -> MinuteAggregate:

@@ -43,14 +43,14 @@ Restart safety
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _MINUTE = 60 * 1_000_000
+_PENDING, _LATE = Admission.PENDING, Admission.LATE  # read once, not per event
 Session = dict[str, Any]
 
 
@@ -167,29 +167,10 @@ def apply(
     duplicate returns no output and leaves the state unchanged. Never blocks,
     never raises on contract-form events.
     """
-    if state is None:
-        state = SessionState(
-            org_id=str(event["org_id"]),
-            subject_id=str(event["subject_id"]),
-            device_id=str(event["device_id"]),
-        )
-    admission = state.clock.admit(
-        mark_of(event), wall_clock(event, now_micros), cfg.grace_micros, cfg.max_seq_ranges
-    )
-    if admission is Admission.DUPLICATE:
-        return state, [], []
-    if admission is Admission.LATE:
-        return state, [], [event]
     closed: list[Session] = []
-    for mark in state.clock.drain():
-        _fold(state, mark, cfg, closed)
-    open_session, floor = state.open, state.clock.floor
-    if open_session is not None and floor is not None:
-        if open_session.ending is not None and floor > open_session.last_ts:
-            closed.append(_close(state, open_session, open_session.ending))
-        elif floor > open_session.last_ts + cfg.gap_micros:
-            closed.append(_close(state, open_session, "gap"))
-    return state, closed, []
+    late: list[Mapping[str, Any]] = []
+    state = _apply(state, event, mark_of(event), cfg, wall_clock(event, now_micros), closed, late)
+    return state, closed, late
 
 
 def apply_many(
@@ -197,9 +178,53 @@ def apply_many(
     events: Iterable[Mapping[str, Any]],
     cfg: SessionConfig,
     now_micros: int | None = None,
+    marks: Sequence[Mark] | None = None,
 ) -> tuple[SessionState | None, list[Session], list[Mapping[str, Any]]]:
-    """``apply`` each event in turn; return the final state and all outputs in order."""
-    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
+    """``apply`` each event in turn; return the final state and all outputs in order.
+
+    ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
+    feeding the same events to several reducers computes them once).
+    """
+    closed: list[Session] = []
+    late: list[Mapping[str, Any]] = []
+    evs = events if isinstance(events, Sequence) else list(events)
+    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        state = _apply(state, event, mark, cfg, wall, closed, late)
+    return state, closed, late
+
+
+def _apply(
+    state: SessionState | None,
+    event: Mapping[str, Any],
+    mark: Mark,
+    cfg: SessionConfig,
+    wall: int,
+    closed: list[Session],
+    late: list[Mapping[str, Any]],
+) -> SessionState:
+    """``apply`` with the event's mark and wall-clock time given; outputs are appended."""
+    if state is None:
+        state = SessionState(
+            org_id=str(event["org_id"]),
+            subject_id=str(event["subject_id"]),
+            device_id=str(event["device_id"]),
+        )
+    clock = state.clock
+    admission = clock.admit(mark, wall, cfg.grace_micros, cfg.max_seq_ranges)
+    if admission is not _PENDING:
+        if admission is _LATE:
+            late.append(event)
+        return state  # a duplicate: no output, state unchanged
+    for released in clock.drain():
+        _fold(state, released, cfg, closed)
+    open_session, floor = state.open, clock.floor
+    if open_session is not None and floor is not None:
+        if open_session.ending is not None and floor > open_session.last_ts:
+            closed.append(_close(state, open_session, open_session.ending))
+        elif floor > open_session.last_ts + cfg.gap_micros:
+            closed.append(_close(state, open_session, "gap"))
+    return state
 
 
 def on_timer(
@@ -227,45 +252,44 @@ def on_timer(
 
 def _fold(state: SessionState, mark: Mark, cfg: SessionConfig, closed: list[Session]) -> None:
     """Fold one mark, released in event-time order, into the open session."""
+    ts, _, _, kind, app, qty, activity = mark
     session = state.open
     if session is not None:
-        if session.ending is not None and mark.ts > session.last_ts:
+        if session.ending is not None and ts > session.last_ts:
             closed.append(_close(state, session, session.ending))
             session = None
-        elif mark.ts - session.last_ts > cfg.gap_micros:
+        elif ts - session.last_ts > cfg.gap_micros:
             closed.append(_close(state, session, "gap"))
             session = None
-        elif mark.ts - session.start_ts > cfg.max_length_micros:
+        elif ts - session.start_ts > cfg.max_length_micros:
             closed.append(_close(state, session, "max_length"))
             session = None
     if session is None:
-        session = state.open = OpenSession(start_ts=mark.ts, last_ts=mark.ts, last_app=mark.app)
+        session = state.open = OpenSession(start_ts=ts, last_ts=ts, last_app=app)
     else:
-        interval = mark.ts - session.last_ts
+        interval = ts - session.last_ts
         if interval <= cfg.activity_threshold_micros:
             session.active_micros += interval
         app_micros = session.app_micros
-        app_micros[session.last_app] = app_micros.get(session.last_app, 0) + min(
-            interval, cfg.gap_micros
-        )
-        session.last_ts = mark.ts
-        session.last_app = mark.app
+        last_app = session.last_app
+        app_micros[last_app] = app_micros.get(last_app, 0) + min(interval, cfg.gap_micros)
+        session.last_ts = ts
+        session.last_app = app
     counts = session.event_counts
-    counts[mark.kind] = counts.get(mark.kind, 0) + 1
+    counts[kind] = counts.get(kind, 0) + 1
     session.events += 1
-    kind = mark.kind
     if kind == "KeyInput":
-        session.keystrokes += int(mark.qty)
+        session.keystrokes += int(qty)
     elif kind == "MouseMove":
-        session.mouse_distance_px += mark.qty
+        session.mouse_distance_px += qty
     elif kind == "MouseClick":
         session.clicks += 1
     elif kind == "Scroll":
         session.scrolls += 1
     elif kind == "TerminalCommand":
         session.commands_run += 1
-    elif kind == "ActivityState" and mark.state in ("idle", "locked"):
-        session.ending = mark.state  # closes once no event can share its ts any more
+    elif kind == "ActivityState" and activity in ("idle", "locked"):
+        session.ending = activity  # closes once no event can share its ts any more
 
 
 def _close(state: SessionState, session: OpenSession, reason: str) -> Session:
