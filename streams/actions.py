@@ -108,11 +108,14 @@ class Draft:
 
     def absorb(self, event: Mapping[str, Any], ts: int) -> None:
         """Count ``event`` into the draft: end time, event count, redaction trail."""
-        self.end_ts = max(self.end_ts, ts)
+        if ts > self.end_ts:
+            self.end_ts = ts
         self.event_count += 1
-        for rule in event.get("redactions") or ():
-            if rule not in self.redactions:
-                self.redactions.append(rule)
+        rules = event.get("redactions")
+        if rules:  # most events carry none
+            for rule in rules:
+                if rule not in self.redactions:
+                    self.redactions.append(rule)
 
 
 @dataclass(slots=True)
