@@ -179,9 +179,9 @@ def apply(
     ``state`` is the argument mutated in place, or a new one when it was None.
     A duplicate returns no output and leaves the state unchanged.
     """
-    emitted: list[MinuteAggregate] = []
-    late: list[Mapping[str, Any]] = []
-    state = _apply(state, event, mark_of(event), cfg, wall_clock(event, now_micros), emitted, late)
+    if state is None:
+        state = _new_state(event)
+    _, emitted, late = apply_many(state, (event,), cfg, now_micros)
     return state, emitted, late
 
 
@@ -196,38 +196,39 @@ def apply_many(
 
     ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
     feeding the same events to several reducers computes them once).
+
+    The clock is drained once, after the last event, rather than after each:
+    the result is the same. A mark taken in after a drain is at or above that
+    drain's floor (else it is late), so one drain at the end releases the same
+    marks in the same order; a window emitted on the way gets nothing from the
+    marks released after it (they are past its end, and so far past the last
+    anchor before it that no active interval reaches back into it), so it is
+    emitted with the same totals, in the same order, by the final floor.
     """
     emitted: list[MinuteAggregate] = []
     late: list[Mapping[str, Any]] = []
+    taken = False  # whether any event went into the buffer (else nothing to drain)
     evs = events if isinstance(events, Sequence) else list(events)
+    grace, max_ranges = cfg.grace_micros, cfg.max_seq_ranges
     for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        if state is None:
+            state = _new_state(event)
         wall = now_micros if now_micros is not None else wall_clock(event, None)
-        state = _apply(state, event, mark, cfg, wall, emitted, late)
+        admission = state.clock.admit(mark, wall, grace, max_ranges)
+        if admission is _PENDING:
+            taken = True
+        elif admission is _LATE:
+            late.append(event)
+        # a duplicate: no output, state unchanged
+    if taken and state is not None:
+        for mark in state.clock.drain():
+            _fold(state, mark, cfg)
+        _emit_closed(state, cfg, emitted)
     return state, emitted, late
 
 
-def _apply(
-    state: MinuteState | None,
-    event: Mapping[str, Any],
-    mark: Mark,
-    cfg: MinuteConfig,
-    wall: int,
-    emitted: list[MinuteAggregate],
-    late: list[Mapping[str, Any]],
-) -> MinuteState:
-    """``apply`` with the event's mark and wall-clock time given; outputs are appended."""
-    if state is None:
-        state = MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
-    clock = state.clock
-    admission = clock.admit(mark, wall, cfg.grace_micros, cfg.max_seq_ranges)
-    if admission is not _PENDING:
-        if admission is _LATE:
-            late.append(event)
-        return state  # a duplicate: no output, state unchanged
-    for released in clock.drain():
-        _fold(state, released, cfg)
-    _emit_closed(state, cfg, emitted)
-    return state
+def _new_state(event: Mapping[str, Any]) -> MinuteState:
+    return MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
 
 
 def on_timer(

@@ -167,9 +167,9 @@ def apply(
     duplicate returns no output and leaves the state unchanged. Never blocks,
     never raises on contract-form events.
     """
-    closed: list[Session] = []
-    late: list[Mapping[str, Any]] = []
-    state = _apply(state, event, mark_of(event), cfg, wall_clock(event, now_micros), closed, late)
+    if state is None:
+        state = _new_state(event)
+    _, closed, late = apply_many(state, (event,), cfg, now_micros)
     return state, closed, late
 
 
@@ -184,47 +184,52 @@ def apply_many(
 
     ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
     feeding the same events to several reducers computes them once).
+
+    The clock is drained once, after the last event, rather than after each:
+    the result is the same. A mark taken in after a drain is at or above that
+    drain's floor (else it is late), so one drain at the end releases the same
+    marks in the same order; and an open session the floor would have closed
+    on the way (its ``ending`` passed, or ``gap`` behind the floor) is closed,
+    for the same reason, by the next released mark or by the final floor.
     """
     closed: list[Session] = []
     late: list[Mapping[str, Any]] = []
+    taken = False  # whether any event went into the buffer (else nothing to drain)
     evs = events if isinstance(events, Sequence) else list(events)
+    grace, max_ranges = cfg.grace_micros, cfg.max_seq_ranges
     for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        if state is None:
+            state = _new_state(event)
         wall = now_micros if now_micros is not None else wall_clock(event, None)
-        state = _apply(state, event, mark, cfg, wall, closed, late)
+        admission = state.clock.admit(mark, wall, grace, max_ranges)
+        if admission is _PENDING:
+            taken = True
+        elif admission is _LATE:
+            late.append(event)
+        # a duplicate: no output, state unchanged
+    if taken and state is not None:
+        _release(state, cfg, closed)
     return state, closed, late
 
 
-def _apply(
-    state: SessionState | None,
-    event: Mapping[str, Any],
-    mark: Mark,
-    cfg: SessionConfig,
-    wall: int,
-    closed: list[Session],
-    late: list[Mapping[str, Any]],
-) -> SessionState:
-    """``apply`` with the event's mark and wall-clock time given; outputs are appended."""
-    if state is None:
-        state = SessionState(
-            org_id=str(event["org_id"]),
-            subject_id=str(event["subject_id"]),
-            device_id=str(event["device_id"]),
-        )
-    clock = state.clock
-    admission = clock.admit(mark, wall, cfg.grace_micros, cfg.max_seq_ranges)
-    if admission is not _PENDING:
-        if admission is _LATE:
-            late.append(event)
-        return state  # a duplicate: no output, state unchanged
-    for released in clock.drain():
-        _fold(state, released, cfg, closed)
-    open_session, floor = state.open, clock.floor
+def _new_state(event: Mapping[str, Any]) -> SessionState:
+    return SessionState(
+        org_id=str(event["org_id"]),
+        subject_id=str(event["subject_id"]),
+        device_id=str(event["device_id"]),
+    )
+
+
+def _release(state: SessionState, cfg: SessionConfig, closed: list[Session]) -> None:
+    """Fold the marks the watermark passed; close the open session if the floor ends it."""
+    for mark in state.clock.drain():
+        _fold(state, mark, cfg, closed)
+    open_session, floor = state.open, state.clock.floor
     if open_session is not None and floor is not None:
         if open_session.ending is not None and floor > open_session.last_ts:
             closed.append(_close(state, open_session, open_session.ending))
         elif floor > open_session.last_ts + cfg.gap_micros:
             closed.append(_close(state, open_session, "gap"))
-    return state
 
 
 def on_timer(

@@ -27,6 +27,9 @@ from streams.device_state import encode_state
 from streams.geometry import append_path, path_length
 from streams.keystrokes import withhold_typed
 from streams.watermark import Admission, EventClock, Mark, SeqLedger, mark_of
+from tests.unit.streams.streams_events import MINUTE, T0
+from tests.unit.streams.test_streams_properties import MINUTE_CFG, SESSION_CFG
+from tests.unit.streams.test_streams_properties import streams as property_streams
 
 START = 1_760_000_000_000_000
 SECOND = 1_000_000
@@ -120,6 +123,54 @@ def test_apply_many_given_marks_equals_apply_many_making_them() -> None:
     assert given_m[1:] == made_m[1:]
     assert given_m[0] is not None and made_m[0] is not None
     assert given_m[0].to_dict() == made_m[0].to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(property_streams(), st.lists(st.integers(1, 12), min_size=1), st.booleans())
+def test_batched_reducers_equal_event_by_event_apply(
+    data: tuple[list[Any], list[Any]], sizes: list[int], timers: bool
+) -> None:
+    """Out of order, late, duplicate, idle/locked and gap-sized input (the property
+    tests' streams), cut into batches, with timer closes between some of them."""
+    _, arrival = data
+    s_batched = s_single = m_batched = m_single = None
+    i, now = 0, T0
+    for n in itertools.cycle(sizes):
+        if i >= len(arrival):
+            break
+        chunk = arrival[i : i + n]
+        i += n
+        now = max(now, max(e["ts"] for e in chunk))
+        s_batched, closed, late = session.apply_many(s_batched, chunk, SESSION_CFG, now)
+        m_batched, emitted, m_late = minutes.apply_many(m_batched, chunk, MINUTE_CFG, now)
+        want_closed, want_late, want_emitted, want_m_late = [], [], [], []
+        for event in chunk:
+            s_single, c, lt = session.apply(s_single, event, SESSION_CFG, now)
+            m_single, e, ml = minutes.apply(m_single, event, MINUTE_CFG, now)
+            want_closed += c
+            want_late += lt
+            want_emitted += e
+            want_m_late += ml
+        assert (closed, late, emitted, m_late) == (
+            want_closed,
+            want_late,
+            want_emitted,
+            want_m_late,
+        )
+        assert s_batched is not None and s_single is not None
+        assert m_batched is not None and m_single is not None
+        if timers and i % 3 == 0:
+            now += 20 * MINUTE
+            assert (
+                session.on_timer(s_batched, now, SESSION_CFG)[1]
+                == (session.on_timer(s_single, now, SESSION_CFG)[1])
+            )
+            assert (
+                minutes.on_timer(m_batched, now, MINUTE_CFG)[1]
+                == (minutes.on_timer(m_single, now, MINUTE_CFG)[1])
+            )
+        assert s_batched.to_dict() == s_single.to_dict()
+        assert m_batched.to_dict() == m_single.to_dict()
 
 
 # -- the in-order shortcut of the seq ledgers ----------------------------------------------
