@@ -486,7 +486,8 @@ def _close_open(state: ActionState, out: list[Action], redact: Redactor | None) 
     text: str | None = None if draft.withheld else draft.text
     if text and redact is not None:
         text, rules = redact(text)
-        draft.redactions.extend(r for r in rules if r not in draft.redactions)
+        if rules:  # most merged text has nothing to redact
+            draft.redactions.extend(r for r in rules if r not in draft.redactions)
     out.append(_emit(state, draft, text=text))
 
 
