@@ -27,9 +27,18 @@ from streams.device_state import encode_state
 from streams.geometry import append_path, path_length
 from streams.keystrokes import withhold_typed
 from streams.watermark import Admission, EventClock, Mark, SeqLedger, mark_of
-from tests.unit.streams.streams_events import MINUTE, T0
-from tests.unit.streams.test_streams_properties import MINUTE_CFG, SESSION_CFG
-from tests.unit.streams.test_streams_properties import streams as property_streams
+from tests.unit.streams.streams_events import (
+    HOUR,
+    MINUTE,
+    T0,
+    Device,
+    activity,
+    click,
+    command,
+    key,
+    move,
+    scroll,
+)
 
 START = 1_760_000_000_000_000
 SECOND = 1_000_000
@@ -125,14 +134,52 @@ def test_apply_many_given_marks_equals_apply_many_making_them() -> None:
     assert given_m[0].to_dict() == made_m[0].to_dict()
 
 
+SESSION_CFG = session.SessionConfig(gap_micros=5 * MINUTE, max_length_micros=HOUR)
+MINUTE_CFG = minutes.MinuteConfig()
+PAYLOADS = [
+    key("a"),
+    key(text="hello", count=5),
+    key("s", mods=("ctrl",)),
+    key("Backspace"),
+    move((0, 0, 0), (16, 3, 4)),
+    click(1, 2),
+    scroll(0, 3),
+    command("ls"),
+    activity("idle"),
+    activity("locked"),
+    activity("active"),
+]
+gaps = st.one_of(
+    st.integers(0, 5 * SECOND),
+    st.integers(0, 3 * MINUTE),
+    st.integers(4 * MINUTE, 6 * MINUTE),
+    st.sampled_from([5 * MINUTE, 5 * MINUTE + 1, 2 * HOUR]),
+)
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """One device's events as they arrive: up to 2 minutes of jitter (so out of
+    order, and late past the 30 s grace) and some redeliveries."""
+    device, ts, ordered = Device(), T0, []
+    for i in draw(st.lists(st.integers(0, len(PAYLOADS) - 1), max_size=80)):
+        ts += draw(gaps)
+        ordered.append(device.event(ts, PAYLOADS[i], app=draw(st.sampled_from("ab"))))
+    jitter = draw(st.lists(st.integers(0, 2 * MINUTE), min_size=len(ordered)))
+    arrival = sorted(ordered, key=lambda e: e["ts"] + jitter[int(e["seq"]) - 1])
+    for position in draw(st.lists(st.integers(0, max(0, len(arrival) - 1)), max_size=10)):
+        if arrival:
+            arrival.insert(min(len(arrival), position + 3), arrival[position])
+    return arrival
+
+
 @settings(max_examples=300, deadline=None)
-@given(property_streams(), st.lists(st.integers(1, 12), min_size=1), st.booleans())
+@given(arrivals(), st.lists(st.integers(1, 12), min_size=1), st.booleans())
 def test_batched_reducers_equal_event_by_event_apply(
-    data: tuple[list[Any], list[Any]], sizes: list[int], timers: bool
+    arrival: list[dict[str, Any]], sizes: list[int], timers: bool
 ) -> None:
-    """Out of order, late, duplicate, idle/locked and gap-sized input (the property
-    tests' streams), cut into batches, with timer closes between some of them."""
-    _, arrival = data
+    """Out of order, late, duplicate, idle/locked and gap-sized input, cut into
+    batches, with timer closes between some of them."""
     s_batched = s_single = m_batched = m_single = None
     i, now = 0, T0
     for n in itertools.cycle(sizes):
