@@ -49,9 +49,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from hashlib import sha1
 from typing import Any
 
-from streams.folding import fold_events
 from streams.geometry import append_path, distance
 from streams.keystrokes import classify_key, typed_payload
 from streams.observations import frame_before, remember_frame
@@ -59,6 +59,7 @@ from streams.watermark import SeqLedger, wall_clock
 
 _SECOND = 1_000_000
 _ACTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "candor:training.actions")
+_NAMESPACE_BYTES = _ACTION_NAMESPACE.bytes
 _ENDS_SESSION = ("idle", "locked")
 
 Action = dict[str, Any]
@@ -107,11 +108,14 @@ class Draft:
 
     def absorb(self, event: Mapping[str, Any], ts: int) -> None:
         """Count ``event`` into the draft: end time, event count, redaction trail."""
-        self.end_ts = max(self.end_ts, ts)
+        if ts > self.end_ts:
+            self.end_ts = ts
         self.event_count += 1
-        for rule in event.get("redactions") or ():
-            if rule not in self.redactions:
-                self.redactions.append(rule)
+        rules = event.get("redactions")
+        if rules:  # most events carry none
+            for rule in rules:
+                if rule not in self.redactions:
+                    self.redactions.append(rule)
 
 
 @dataclass(slots=True)
@@ -186,73 +190,10 @@ def apply(
     returns no output and leaves the state unchanged. ``redact`` runs over
     merged typing text when a typing action closes.
     """
-    if state is None:
-        state = ActionState(
-            org_id=str(event["org_id"]),
-            subject_id=str(event["subject_id"]),
-            device_id=str(event["device_id"]),
-        )
-    seq, ts = int(event["seq"]), int(event["ts"])
-    if seq in state.ledger:
-        if state.max_ts is None or ts <= state.max_ts:
-            return state, [], []
-        state.ledger.clear()  # a seq reused with a newer ts: the device renumbered
-        state.max_seq = None
-    state.ledger.add(seq, cfg.max_seq_ranges)
-    now = wall_clock(event, now_micros)
-    if state.last_wall is None or now > state.last_wall:
-        state.last_wall = now
-    if state.max_ts is None or ts > state.max_ts:
-        state.max_ts = ts
-    payload = event["payload"]
-    kind: str = payload["type"]
-    if kind == "ScreenFrame":
-        remember_frame(state.frames, ts, payload.get("ref"), cfg.frames_kept)
-        _track_session(state, ts, kind, payload, cfg)
-        return state, [], []
-    if state.max_seq is not None and seq < state.max_seq:
-        return state, [], [event]
-    state.max_seq = seq
-    hint = _track_session(state, ts, kind, payload, cfg)
-    return state, _reduce(state, event, ts, kind, hint, cfg, redact), []
-
-
-def _reduce(
-    state: ActionState,
-    event: Mapping[str, Any],
-    ts: int,
-    kind: str,
-    hint: str,
-    cfg: ActionConfig,
-    redact: Redactor | None,
-) -> list[Action]:
-    """Fold one in-order, non-frame event; return the actions it completed."""
-    payload = event["payload"]
     out: list[Action] = []
-    app_name: str = event["app"]["app_name"]
-    current = state.open
-    if current is not None and (kind not in ("KeyInput", "Scroll") or current.app_name != app_name):
-        _close_open(state, out, redact)
-    if kind == "KeyInput":
-        _reduce_key(state, event, ts, typed_payload(event), hint, cfg, out, redact)
-    elif kind == "Scroll":
-        draft = _continue(state, "Scroll", ts, cfg.scroll_pause_micros, out, redact)
-        if draft is None:
-            draft = state.open = _draft(state, "scroll", event, ts, hint)
-        draft.dx += int(payload.get("dx", 0))
-        draft.dy += int(payload.get("dy", 0))
-        draft.absorb(event, ts)
-    elif kind == "MouseMove":
-        _extend_path(state, event, ts, payload.get("path") or [], hint, cfg)
-    elif kind == "MouseClick":
-        out.append(_click(state, event, ts, payload, hint, cfg))
-    elif kind == "TerminalCommand":
-        out.append(_single(state, "command", event, ts, hint, command=payload.get("command")))
-    elif kind == "IdeEdit":
-        out.append(_single(state, "edit", event, ts, hint, text=payload.get("diff")))
-    elif kind == "ActivityState" and payload.get("state") in _ENDS_SESSION:
-        state.path = None
-    return out
+    late: list[Mapping[str, Any]] = []
+    state = _apply(state, event, cfg, wall_clock(event, now_micros), redact, out, late)
+    return state, out, late
 
 
 def apply_many(
@@ -263,7 +204,100 @@ def apply_many(
     redact: Redactor | None = None,
 ) -> tuple[ActionState | None, list[Action], list[Mapping[str, Any]]]:
     """``apply`` each event in turn; return the final state and all outputs in order."""
-    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros, redact), state, events)
+    out: list[Action] = []
+    late: list[Mapping[str, Any]] = []
+    for event in events:
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        state = _apply(state, event, cfg, wall, redact, out, late)
+    return state, out, late
+
+
+def _apply(
+    state: ActionState | None,
+    event: Mapping[str, Any],
+    cfg: ActionConfig,
+    now: int,
+    redact: Redactor | None,
+    out: list[Action],
+    late: list[Mapping[str, Any]],
+) -> ActionState:
+    """``apply`` with the event's wall-clock time given; outputs are appended."""
+    if state is None:
+        state = ActionState(
+            org_id=str(event["org_id"]),
+            subject_id=str(event["subject_id"]),
+            device_id=str(event["device_id"]),
+        )
+    seq, ts = int(event["seq"]), int(event["ts"])
+    ledger = state.ledger
+    ranges = ledger.ranges
+    if ranges and seq == ranges[-1][1] + 1:
+        # the device's next seq, the usual case: above every range (so not a
+        # duplicate) and extending the last one, as SeqLedger.add would
+        ranges[-1][1] = seq
+    else:
+        if seq in ledger:
+            if state.max_ts is None or ts <= state.max_ts:
+                return state
+            ledger.clear()  # a seq reused with a newer ts: the device renumbered
+            state.max_seq = None
+        ledger.add(seq, cfg.max_seq_ranges)
+    if state.last_wall is None or now > state.last_wall:
+        state.last_wall = now
+    if state.max_ts is None or ts > state.max_ts:
+        state.max_ts = ts
+    payload = event["payload"]
+    kind: str = payload["type"]
+    if kind == "ScreenFrame":
+        remember_frame(state.frames, ts, payload.get("ref"), cfg.frames_kept)
+        _track_session(state, ts, kind, payload, cfg)
+        return state
+    if state.max_seq is not None and seq < state.max_seq:
+        late.append(event)
+        return state
+    state.max_seq = seq
+    session_start = _track_session(state, ts, kind, payload, cfg)
+    _reduce(state, event, ts, kind, session_start, cfg, redact, out)
+    return state
+
+
+def _reduce(
+    state: ActionState,
+    event: Mapping[str, Any],
+    ts: int,
+    kind: str,
+    session_start: int,
+    cfg: ActionConfig,
+    redact: Redactor | None,
+    out: list[Action],
+) -> None:
+    """Fold one in-order, non-frame event; append the actions it completed to ``out``."""
+    payload = event["payload"]
+    app_name: str = event["app"]["app_name"]
+    current = state.open
+    if current is not None and (kind not in ("KeyInput", "Scroll") or current.app_name != app_name):
+        _close_open(state, out, redact)
+    if kind == "KeyInput":
+        _reduce_key(state, event, ts, typed_payload(event), session_start, cfg, out, redact)
+    elif kind == "Scroll":
+        draft = _continue(state, "Scroll", ts, cfg.scroll_pause_micros, out, redact)
+        if draft is None:
+            draft = state.open = _draft(state, "scroll", event, ts, session_start)
+        draft.dx += int(payload.get("dx", 0))
+        draft.dy += int(payload.get("dy", 0))
+        draft.absorb(event, ts)
+    elif kind == "MouseMove":
+        _extend_path(state, event, ts, payload.get("path") or [], session_start, cfg)
+    elif kind == "MouseClick":
+        out.append(_click(state, event, ts, payload, session_start, cfg))
+    elif kind == "TerminalCommand":
+        out.append(
+            _single(state, "command", event, ts, session_start, command=payload.get("command"))
+        )
+    elif kind == "IdeEdit":
+        out.append(_single(state, "edit", event, ts, session_start, text=payload.get("diff")))
+    elif kind == "ActivityState" and payload.get("state") in _ENDS_SESSION:
+        state.path = None
 
 
 def on_timer(
@@ -287,8 +321,9 @@ def on_timer(
 
 def _track_session(
     state: ActionState, ts: int, kind: str, payload: Mapping[str, Any], cfg: ActionConfig
-) -> str:
-    """Advance the arrival-order session estimate; return the hint for this event."""
+) -> int:
+    """Advance the arrival-order session estimate; return the start ts of this
+    event's session (the hint is formatted only when an action starts, `_draft`)."""
     start, last = state.session_start, state.session_last
     if (
         start is None
@@ -303,7 +338,7 @@ def _track_session(
         state.session_last = ts
     if kind == "ActivityState" and payload.get("state") in _ENDS_SESSION:
         state.session_ended = True
-    return f"{state.subject_id}:{state.device_id}:{start}"
+    return start
 
 
 def _reduce_key(
@@ -311,7 +346,7 @@ def _reduce_key(
     event: Mapping[str, Any],
     ts: int,
     payload: Mapping[str, Any],
-    hint: str,
+    session_start: int,
     cfg: ActionConfig,
     out: list[Action],
     redact: Redactor | None,
@@ -320,14 +355,14 @@ def _reduce_key(
     chars, backspaces, chord = classify_key(payload)
     if chars is None and backspaces == 0:
         _close_open(state, out, redact)
-        out.append(_single(state, "shortcut", event, ts, hint, chord=chord))
+        out.append(_single(state, "shortcut", event, ts, session_start, chord=chord))
         return
     draft = _continue(state, "KeyInput", ts, cfg.typing_pause_micros, out, redact)
     if draft is not None and len(draft.text) >= cfg.max_text_chars:
         _close_open(state, out, redact)
         draft = None
     if draft is None:
-        draft = state.open = _draft(state, "typing", event, ts, hint)
+        draft = state.open = _draft(state, "typing", event, ts, session_start)
     content_missing = payload.get("key") is None and payload.get("text") is None
     if content_missing or payload.get("is_secure_field"):
         draft.withheld = True
@@ -365,7 +400,7 @@ def _extend_path(
     event: Mapping[str, Any],
     ts: int,
     points: list[dict[str, int]],
-    hint: str,
+    session_start: int,
     cfg: ActionConfig,
 ) -> None:
     """Append a MouseMove path to the pending pointer path, or start a new one."""
@@ -375,7 +410,7 @@ def _extend_path(
         or ts - draft.end_ts > cfg.click_path_window_micros
         or len(draft.path) + len(points) > cfg.max_path_points
     ):
-        draft = state.path = _draft(state, "path", event, ts, hint)
+        draft = state.path = _draft(state, "path", event, ts, session_start)
     draft.end_ts = append_path(draft.path, draft.end_ts, points, ts)
     draft.absorb(event, ts)
 
@@ -385,14 +420,16 @@ def _click(
     event: Mapping[str, Any],
     ts: int,
     payload: Mapping[str, Any],
-    hint: str,
+    session_start: int,
     cfg: ActionConfig,
 ) -> Action:
     """Emit a MouseClick as a click or drag, carrying the pointer path that led to it."""
     x, y = int(payload["x"]), int(payload["y"])
     path, state.path = state.path, None
     if path is None or not path.path or ts - path.end_ts > cfg.click_path_window_micros:
-        return _single(state, "click", event, ts, hint, button=payload.get("button"), x=x, y=y)
+        return _single(
+            state, "click", event, ts, session_start, button=payload.get("button"), x=x, y=y
+        )
     first = path.path[0]
     dragged = (
         ts - path.end_ts <= cfg.drag_max_pause_micros
@@ -406,15 +443,22 @@ def _click(
 
 
 def _single(
-    state: ActionState, kind: str, event: Mapping[str, Any], ts: int, hint: str, **fields: Any
+    state: ActionState,
+    kind: str,
+    event: Mapping[str, Any],
+    ts: int,
+    session_start: int,
+    **fields: Any,
 ) -> Action:
     """Emit a one-event action."""
-    draft = _draft(state, kind, event, ts, hint)
+    draft = _draft(state, kind, event, ts, session_start)
     draft.absorb(event, ts)
     return _emit(state, draft, **fields)
 
 
-def _draft(state: ActionState, kind: str, event: Mapping[str, Any], ts: int, hint: str) -> Draft:
+def _draft(
+    state: ActionState, kind: str, event: Mapping[str, Any], ts: int, session_start: int
+) -> Draft:
     """Start a draft at ``event``; snapshot the observation before it."""
     obs_ts, obs_ref = frame_before(state.frames, ts)
     app = event["app"]
@@ -425,7 +469,7 @@ def _draft(state: ActionState, kind: str, event: Mapping[str, Any], ts: int, hin
         end_ts=ts,
         app_name=app["app_name"],
         window_title=app.get("window_title"),
-        session_hint=hint,
+        session_hint=f"{state.subject_id}:{state.device_id}:{session_start}",
         obs_ts=obs_ts,
         obs_ref=obs_ref,
     )
@@ -442,8 +486,23 @@ def _close_open(state: ActionState, out: list[Action], redact: Redactor | None) 
     text: str | None = None if draft.withheld else draft.text
     if text and redact is not None:
         text, rules = redact(text)
-        draft.redactions.extend(r for r in rules if r not in draft.redactions)
+        if rules:  # most merged text has nothing to redact
+            draft.redactions.extend(r for r in rules if r not in draft.redactions)
     out.append(_emit(state, draft, text=text))
+
+
+def action_id(first_event_id: str) -> str:
+    """Return ``str(uuid.uuid5(namespace, first_event_id))`` for the actions' namespace.
+
+    The same digest and bit layout as `uuid.uuid5` (RFC 4122 version 5), built
+    from the SHA-1 digest directly: `uuid.UUID`'s pure-Python constructor and
+    ``__str__`` cost more than the hash, once per action.
+    """
+    digest = bytearray(sha1(_NAMESPACE_BYTES + first_event_id.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _emit(state: ActionState, draft: Draft, **fields: Any) -> Action:
@@ -452,7 +511,7 @@ def _emit(state: ActionState, draft: Draft, **fields: Any) -> Action:
     if obs_ts is None or (draft.obs_ts is not None and draft.obs_ts > obs_ts):
         obs_ref = draft.obs_ref
     action: Action = {
-        "action_id": str(uuid.uuid5(_ACTION_NAMESPACE, draft.first_event_id)),
+        "action_id": action_id(draft.first_event_id),
         "org_id": state.org_id,
         "subject_id": state.subject_id,
         "device_id": state.device_id,

@@ -21,6 +21,7 @@ from typing import Any
 from privacy.redaction import redact
 from streams import actions, minutes, session
 from streams.dedup import DeviceSeen
+from streams.watermark import mark_of
 
 #: What a stored minutes buffer holds when it equals the session's (stored once).
 SAME_AS_SESSION = "same_as_session"
@@ -145,8 +146,15 @@ class DeviceActivity:
         evs = list(events)
         if not evs:
             return out
-        self.session, out.sessions, late_s = session.apply_many(self.session, evs, cfg.session, now)
-        self.minutes, out.minutes, late_m = minutes.apply_many(self.minutes, evs, cfg.minutes, now)
+        # both clocks buffer the same marks: make each event's mark (a mouse path's
+        # length included) once, and share the immutable tuples between them
+        marks = [mark_of(e) for e in evs]
+        self.session, out.sessions, late_s = session.apply_many(
+            self.session, evs, cfg.session, now, marks
+        )
+        self.minutes, out.minutes, late_m = minutes.apply_many(
+            self.minutes, evs, cfg.minutes, now, marks
+        )
         self.actions, out.actions, _ = actions.apply_many(
             self.actions, evs, cfg.actions, now, out.counting(redact_merged)
         )

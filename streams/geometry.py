@@ -55,5 +55,11 @@ def append_path(
     first_dt_ms = (first_ts - merged_end_ts) // 1000 if continuing else 0
     first = path[0]
     merged.append({"dt_ms": first_dt_ms, "x": int(first["x"]), "y": int(first["y"])})
-    merged.extend({"dt_ms": int(p["dt_ms"]), "x": int(p["x"]), "y": int(p["y"])} for p in path[1:])
-    return first_ts + path_duration_micros(path)
+    # one pass over the points for the copies, their delays summed from the copies
+    # (path_duration_micros, without reading and converting each point again)
+    rest = [{"dt_ms": int(p["dt_ms"]), "x": int(p["x"]), "y": int(p["y"])} for p in path[1:]]
+    merged += rest
+    duration_ms = 0
+    for point in rest:
+        duration_ms += point["dt_ms"]
+    return first_ts + duration_ms * 1000

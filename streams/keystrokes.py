@@ -21,13 +21,15 @@ def classify_key(payload: Mapping[str, Any]) -> tuple[str | None, int, str | Non
     key was withheld); "" for a keystroke that types nothing (withheld
     content, a lone modifier key press).
     """
-    modifiers = sorted(set(payload.get("modifiers") or ()))
+    held = payload.get("modifiers")
+    # most keystrokes hold no modifier: skip the set, the sort and the intersection
+    modifiers = sorted(set(held)) if held else []
     key: str | None = payload.get("key")
     text: str | None = payload.get("text")
     count = max(1, int(payload.get("count", 1)))
     if key is not None and key.lower() in MODIFIER_KEYS:
         return "", 0, None
-    if not CHORD_MODIFIERS.intersection(modifiers):
+    if not modifiers or not CHORD_MODIFIERS.intersection(modifiers):
         if text is not None:
             return text, 0, None
         if key is None:
@@ -97,4 +99,8 @@ def typed_payload(event: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return the KeyInput payload with its typed content: the one kept by
     :func:`withhold_typed` when there is one, else the event's payload."""
     kept = event.get(TYPED)
-    return kept if isinstance(kept, Mapping) else event["payload"]
+    # dict first: the kept payload is one, and a check against the Mapping ABC is slow
+    if isinstance(kept, (dict, Mapping)):
+        return kept
+    payload: Mapping[str, Any] = event["payload"]
+    return payload

@@ -33,14 +33,14 @@ When a window is emitted (exactly once)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _SECOND = 1_000_000
+_PENDING, _LATE = Admission.PENDING, Admission.LATE  # read once, not per event
 MinuteAggregate = dict[str, Any]
 
 
@@ -180,17 +180,9 @@ def apply(
     A duplicate returns no output and leaves the state unchanged.
     """
     if state is None:
-        state = MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
-    admission = state.clock.admit(
-        mark_of(event), wall_clock(event, now_micros), cfg.grace_micros, cfg.max_seq_ranges
-    )
-    if admission is Admission.DUPLICATE:
-        return state, [], []
-    if admission is Admission.LATE:
-        return state, [], [event]
-    for mark in state.clock.drain():
-        _fold(state, mark, cfg)
-    return state, _emit_closed(state, cfg), []
+        state = _new_state(event)
+    _, emitted, late = apply_many(state, (event,), cfg, now_micros)
+    return state, emitted, late
 
 
 def apply_many(
@@ -198,9 +190,45 @@ def apply_many(
     events: Iterable[Mapping[str, Any]],
     cfg: MinuteConfig,
     now_micros: int | None = None,
+    marks: Sequence[Mark] | None = None,
 ) -> tuple[MinuteState | None, list[MinuteAggregate], list[Mapping[str, Any]]]:
-    """``apply`` each event in turn; return the final state and all outputs in order."""
-    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
+    """``apply`` each event in turn; return the final state and all outputs in order.
+
+    ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
+    feeding the same events to several reducers computes them once).
+
+    The clock is drained once, after the last event, rather than after each:
+    the result is the same. A mark taken in after a drain is at or above that
+    drain's floor (else it is late), so one drain at the end releases the same
+    marks in the same order; a window emitted on the way gets nothing from the
+    marks released after it (they are past its end, and so far past the last
+    anchor before it that no active interval reaches back into it), so it is
+    emitted with the same totals, in the same order, by the final floor.
+    """
+    emitted: list[MinuteAggregate] = []
+    late: list[Mapping[str, Any]] = []
+    taken = False  # whether any event went into the buffer (else nothing to drain)
+    evs = events if isinstance(events, Sequence) else list(events)
+    grace, max_ranges = cfg.grace_micros, cfg.max_seq_ranges
+    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        if state is None:
+            state = _new_state(event)
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        admission = state.clock.admit(mark, wall, grace, max_ranges)
+        if admission is _PENDING:
+            taken = True
+        elif admission is _LATE:
+            late.append(event)
+        # a duplicate: no output, state unchanged
+    if taken and state is not None:
+        for mark in state.clock.drain():
+            _fold(state, mark, cfg)
+        _emit_closed(state, cfg, emitted)
+    return state, emitted, late
+
+
+def _new_state(event: Mapping[str, Any]) -> MinuteState:
+    return MinuteState(org_id=str(event["org_id"]), subject_id=str(event["subject_id"]))
 
 
 def on_timer(
@@ -228,17 +256,18 @@ def on_timer(
 
 def _fold(state: MinuteState, mark: Mark, cfg: MinuteConfig) -> None:
     """Fold one mark, released in event-time order: its counts, then the interval before it."""
+    ts = mark[0]
     size = cfg.window_micros
-    start = mark.ts - mark.ts % size
+    start = ts - ts % size
     window = state.windows.get(start)
     if window is None:
         window = state.windows[start] = initialize()
     agg(window, mark)
     anchor, app = state.anchor_ts, state.anchor_app
-    if anchor is not None and app is not None and mark.ts - anchor <= cfg.activity_threshold_micros:
-        _spread(state, anchor, mark.ts, app, size)
-    state.anchor_ts = mark.ts
-    state.anchor_app = mark.app
+    if anchor is not None and app is not None and ts - anchor <= cfg.activity_threshold_micros:
+        _spread(state, anchor, ts, app, size)
+    state.anchor_ts = ts
+    state.anchor_app = mark[4]
 
 
 def _spread(state: MinuteState, begin: int, end: int, app: str, size: int) -> None:
@@ -255,22 +284,23 @@ def _spread(state: MinuteState, begin: int, end: int, app: str, size: int) -> No
         t = stop
 
 
-def _emit_closed(state: MinuteState, cfg: MinuteConfig) -> list[MinuteAggregate]:
-    """Remove and return, oldest first, the windows no later event can change."""
-    floor = state.clock.floor
-    if floor is None or not state.windows:
-        return []
-    emitted: list[MinuteAggregate] = []
+def _emit_closed(state: MinuteState, cfg: MinuteConfig, emitted: list[MinuteAggregate]) -> None:
+    """Remove and append to ``emitted``, oldest first, the windows no later event can change."""
+    floor, windows = state.clock.floor, state.windows
+    if floor is None or not windows:
+        return
+    size = cfg.window_micros
+    if min(windows) + size > floor:
+        return  # the oldest window is still open: the usual case, no sort needed
     anchor = state.anchor_ts
-    for start in sorted(state.windows):
-        end = start + cfg.window_micros
+    for start in sorted(windows):
+        end = start + size
         if end > floor:
             break
         if anchor is not None and anchor < end and floor - anchor <= cfg.activity_threshold_micros:
             break
         emitted.append(_aggregate(state, start))
-        del state.windows[start]
-    return emitted
+        del windows[start]
 
 
 def _aggregate(state: MinuteState, start: int) -> MinuteAggregate:

@@ -43,14 +43,14 @@ Restart safety
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.folding import fold_events
 from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
 
 _MINUTE = 60 * 1_000_000
+_PENDING, _LATE = Admission.PENDING, Admission.LATE  # read once, not per event
 Session = dict[str, Any]
 
 
@@ -168,19 +168,60 @@ def apply(
     never raises on contract-form events.
     """
     if state is None:
-        state = SessionState(
-            org_id=str(event["org_id"]),
-            subject_id=str(event["subject_id"]),
-            device_id=str(event["device_id"]),
-        )
-    admission = state.clock.admit(
-        mark_of(event), wall_clock(event, now_micros), cfg.grace_micros, cfg.max_seq_ranges
-    )
-    if admission is Admission.DUPLICATE:
-        return state, [], []
-    if admission is Admission.LATE:
-        return state, [], [event]
+        state = _new_state(event)
+    _, closed, late = apply_many(state, (event,), cfg, now_micros)
+    return state, closed, late
+
+
+def apply_many(
+    state: SessionState | None,
+    events: Iterable[Mapping[str, Any]],
+    cfg: SessionConfig,
+    now_micros: int | None = None,
+    marks: Sequence[Mark] | None = None,
+) -> tuple[SessionState | None, list[Session], list[Mapping[str, Any]]]:
+    """``apply`` each event in turn; return the final state and all outputs in order.
+
+    ``marks``, when given, are the events' ``mark_of`` in the same order (a caller
+    feeding the same events to several reducers computes them once).
+
+    The clock is drained once, after the last event, rather than after each:
+    the result is the same. A mark taken in after a drain is at or above that
+    drain's floor (else it is late), so one drain at the end releases the same
+    marks in the same order; and an open session the floor would have closed
+    on the way (its ``ending`` passed, or ``gap`` behind the floor) is closed,
+    for the same reason, by the next released mark or by the final floor.
+    """
     closed: list[Session] = []
+    late: list[Mapping[str, Any]] = []
+    taken = False  # whether any event went into the buffer (else nothing to drain)
+    evs = events if isinstance(events, Sequence) else list(events)
+    grace, max_ranges = cfg.grace_micros, cfg.max_seq_ranges
+    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        if state is None:
+            state = _new_state(event)
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        admission = state.clock.admit(mark, wall, grace, max_ranges)
+        if admission is _PENDING:
+            taken = True
+        elif admission is _LATE:
+            late.append(event)
+        # a duplicate: no output, state unchanged
+    if taken and state is not None:
+        _release(state, cfg, closed)
+    return state, closed, late
+
+
+def _new_state(event: Mapping[str, Any]) -> SessionState:
+    return SessionState(
+        org_id=str(event["org_id"]),
+        subject_id=str(event["subject_id"]),
+        device_id=str(event["device_id"]),
+    )
+
+
+def _release(state: SessionState, cfg: SessionConfig, closed: list[Session]) -> None:
+    """Fold the marks the watermark passed; close the open session if the floor ends it."""
     for mark in state.clock.drain():
         _fold(state, mark, cfg, closed)
     open_session, floor = state.open, state.clock.floor
@@ -189,17 +230,6 @@ def apply(
             closed.append(_close(state, open_session, open_session.ending))
         elif floor > open_session.last_ts + cfg.gap_micros:
             closed.append(_close(state, open_session, "gap"))
-    return state, closed, []
-
-
-def apply_many(
-    state: SessionState | None,
-    events: Iterable[Mapping[str, Any]],
-    cfg: SessionConfig,
-    now_micros: int | None = None,
-) -> tuple[SessionState | None, list[Session], list[Mapping[str, Any]]]:
-    """``apply`` each event in turn; return the final state and all outputs in order."""
-    return fold_events(lambda st, ev: apply(st, ev, cfg, now_micros), state, events)
 
 
 def on_timer(
@@ -227,45 +257,44 @@ def on_timer(
 
 def _fold(state: SessionState, mark: Mark, cfg: SessionConfig, closed: list[Session]) -> None:
     """Fold one mark, released in event-time order, into the open session."""
+    ts, _, _, kind, app, qty, activity = mark
     session = state.open
     if session is not None:
-        if session.ending is not None and mark.ts > session.last_ts:
+        if session.ending is not None and ts > session.last_ts:
             closed.append(_close(state, session, session.ending))
             session = None
-        elif mark.ts - session.last_ts > cfg.gap_micros:
+        elif ts - session.last_ts > cfg.gap_micros:
             closed.append(_close(state, session, "gap"))
             session = None
-        elif mark.ts - session.start_ts > cfg.max_length_micros:
+        elif ts - session.start_ts > cfg.max_length_micros:
             closed.append(_close(state, session, "max_length"))
             session = None
     if session is None:
-        session = state.open = OpenSession(start_ts=mark.ts, last_ts=mark.ts, last_app=mark.app)
+        session = state.open = OpenSession(start_ts=ts, last_ts=ts, last_app=app)
     else:
-        interval = mark.ts - session.last_ts
+        interval = ts - session.last_ts
         if interval <= cfg.activity_threshold_micros:
             session.active_micros += interval
         app_micros = session.app_micros
-        app_micros[session.last_app] = app_micros.get(session.last_app, 0) + min(
-            interval, cfg.gap_micros
-        )
-        session.last_ts = mark.ts
-        session.last_app = mark.app
+        last_app = session.last_app
+        app_micros[last_app] = app_micros.get(last_app, 0) + min(interval, cfg.gap_micros)
+        session.last_ts = ts
+        session.last_app = app
     counts = session.event_counts
-    counts[mark.kind] = counts.get(mark.kind, 0) + 1
+    counts[kind] = counts.get(kind, 0) + 1
     session.events += 1
-    kind = mark.kind
     if kind == "KeyInput":
-        session.keystrokes += int(mark.qty)
+        session.keystrokes += int(qty)
     elif kind == "MouseMove":
-        session.mouse_distance_px += mark.qty
+        session.mouse_distance_px += qty
     elif kind == "MouseClick":
         session.clicks += 1
     elif kind == "Scroll":
         session.scrolls += 1
     elif kind == "TerminalCommand":
         session.commands_run += 1
-    elif kind == "ActivityState" and mark.state in ("idle", "locked"):
-        session.ending = mark.state  # closes once no event can share its ts any more
+    elif kind == "ActivityState" and activity in ("idle", "locked"):
+        session.ending = activity  # closes once no event can share its ts any more
 
 
 def _close(state: SessionState, session: OpenSession, reason: str) -> Session:

@@ -71,15 +71,23 @@ def mark_of(event: Mapping[str, Any]) -> Mark:
         qty = path_length(payload.get("path") or ())
     elif kind == "ActivityState":
         state = payload["state"]
-    return Mark(
-        int(event["ts"]),
-        str(event["device_id"]),
-        int(event["seq"]),
-        kind,
-        str(event["app"]["app_name"]),
-        qty,
-        state,
+    # tuple.__new__ rather than Mark(...): the named tuple's generated __new__ is a
+    # Python-level call, and every clean event of a batch makes one mark
+    return _new_tuple(
+        Mark,
+        (
+            int(event["ts"]),
+            str(event["device_id"]),
+            int(event["seq"]),
+            kind,
+            str(event["app"]["app_name"]),
+            qty,
+            state,
+        ),
     )
+
+
+_new_tuple = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -141,6 +149,10 @@ class Admission(enum.Enum):
     PENDING = "pending"
 
 
+# module constants: an Enum member read through its class costs a metaclass lookup
+_DUPLICATE, _LATE, _PENDING = Admission.DUPLICATE, Admission.LATE, Admission.PENDING
+
+
 @dataclass(slots=True)
 class EventClock:
     """Watermark, reorder buffer and dedupe ledger of one key (see module docstring).
@@ -163,27 +175,43 @@ class EventClock:
         ledger (so its redelivery is a duplicate, not a second late output) but
         not buffered. A pending mark raises the watermark.
         """
-        ledger = self.ledgers.get(mark.device_id)
+        # Runs twice per clean event (sessions and minutes), so the common case --
+        # the device's next seq, at or after every buffered mark -- is inlined:
+        # a seq one past the ledger's last range is above every range (not a
+        # duplicate) and extends that range, as SeqLedger.add would.
+        ts, device_id, seq = mark[0], mark[1], mark[2]
+        ledger = self.ledgers.get(device_id)
         if ledger is None:
-            ledger = self.ledgers[mark.device_id] = SeqLedger()
-        elif mark.seq in ledger:
-            if self.max_ts is None or mark.ts <= self.max_ts:
-                return Admission.DUPLICATE
-            ledger.clear()
-        ledger.add(mark.seq, max_ranges)
-        if self.last_wall is None or now_micros > self.last_wall:
+            ledger = self.ledgers[device_id] = SeqLedger()
+            ledger.add(seq, max_ranges)
+        else:
+            ranges = ledger.ranges
+            if ranges and seq == ranges[-1][1] + 1:
+                ranges[-1][1] = seq
+            else:
+                if seq in ledger:
+                    if self.max_ts is None or ts <= self.max_ts:
+                        return _DUPLICATE
+                    ledger.clear()
+                ledger.add(seq, max_ranges)
+        last_wall = self.last_wall
+        if last_wall is None or now_micros > last_wall:
             self.last_wall = now_micros
-        if self.floor is not None and mark.ts < self.floor:
-            return Admission.LATE
+        floor = self.floor
+        if floor is not None and ts < floor:
+            return _LATE
         pending = self.pending
         if not pending or mark > pending[-1]:
             pending.append(mark)
         else:
             bisect.insort(pending, mark)
-        if self.max_ts is None or mark.ts > self.max_ts:
-            self.max_ts = mark.ts
-            self.raise_floor(mark.ts - grace_micros)
-        return Admission.PENDING
+        max_ts = self.max_ts
+        if max_ts is None or ts > max_ts:
+            self.max_ts = ts
+            ts -= grace_micros
+            if floor is None or ts > floor:  # raise_floor, inlined
+                self.floor = ts
+        return _PENDING
 
     def raise_floor(self, ts: int) -> None:
         """Declare every event time below ``ts`` decided; later events there are late."""
