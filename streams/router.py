@@ -18,7 +18,8 @@ on. A batch cut off, or over the size limits, keeps the events read before
 the cut or the limit (routed as above); its lost end is one dead letter
 (``truncated_batch`` / ``batch_too_large``) with the record's bytes and the
 lost indexes and seqs in its headers, counted by the dead-letter limit as
-the events it lost.
+the events it lost, at most `RouteConfig.max_lost_weight` (one record alone
+never stops the worker).
 
 The per-batch path: a DeviceBatch whose events are all in time bounds, whose
 seqs strictly increase and are all new (above the device's highest) or all
@@ -106,6 +107,12 @@ class RouteConfig:
     max_future_s: int = 300
     max_batch_events: int = MAX_BATCH_EVENTS
     max_batch_bytes: int = MAX_BATCH_BYTES
+    #: What one record's lost end weighs in the dead-letter limit at most, in
+    #: events: its count may be read from damaged bytes, and a single record (a
+    #: client's batch of 11,000 events, a forged count) must not stop the worker,
+    #: which would read it again after its restart and stop again. A run of
+    #: such records still does (the limit stops at 1,000 rejected in a row).
+    max_lost_weight: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +216,10 @@ def route_batch(
                 )
         if decoded.lost is not None:
             lost = decoded.lost
-            # a count read from damaged bytes can be anything: one record weighs
-            # at most what a full batch would
-            weight = min(max(lost.count or 1, 1), config.max_batch_events)
-            result.events += weight
+            lost_events = min(max(lost.count or 1, 1), config.max_batch_events)
+            result.events += lost_events
             result.dead.append(_dead_lost(msg, decoded, lost))
-            result.outcomes.extend([True] * weight)
+            result.outcomes.extend([True] * min(lost_events, config.max_lost_weight))
         if len(result.clean) > start:
             result.groups.append(CleanGroup(decoded.header.batch_id, result.clean[start:]))
     return result

@@ -209,7 +209,7 @@ def test_a_batch_over_the_event_limit_keeps_the_first_events() -> None:
         b"3",
         b"11-13",
     )
-    assert out.outcomes == [False] * 10 + [True] * 3
+    assert out.outcomes == [False] * 10 + [True] * 3  # under max_lost_weight: each counts
     assert store["dev-1"].max_seq == 10  # the lost seqs are not marked seen: a resend lands
 
 
@@ -269,6 +269,34 @@ def test_the_dead_letter_limit_counts_events_not_records() -> None:
     with pytest.raises(DlqLimitExceeded):
         for rejected in out.outcomes:
             limit.observe(rejected)
+
+
+def test_one_record_losing_many_events_does_not_stop_the_worker_a_run_of_them_does() -> None:
+    # A client's batch of 20 events where the worker takes 5: 15 lost, weighing
+    # at most max_lost_weight (3 here) against a limit of 10 rejected in a row.
+    # The worker would read the record again after a stop and stop again, for good.
+    config = RouteConfig(max_batch_events=5, max_lost_weight=3)
+
+    def one(first_seq: int) -> RouteResult:
+        return route_batch(
+            [raw(as_batch(events(20, first_seq=first_seq)), offset=first_seq)],
+            now=NOW,
+            consent=lambda s: POLICY,
+            hours=lambda o: None,
+            seen=lambda d: DeviceSeen(),
+            config=config,
+        )
+
+    out = one(1)
+    assert out.outcomes == [False] * 5 + [True] * 3
+    assert dict(out.dead[0].headers())["lost_count"] == b"15"  # the count, not the weight
+    limit = DlqPolicy(DlqLimit(max_consecutive=10, min_observed=10_000))
+    for rejected in out.outcomes:
+        limit.observe(rejected)  # one record: no stop
+    with pytest.raises(DlqLimitExceeded):
+        for first_seq in (21, 41, 61):  # every record losing its end: a bad client or deploy
+            for rejected in one(first_seq).outcomes[5:]:
+                limit.observe(rejected)
 
 
 def test_without_consent_a_batch_is_dropped_event_by_event() -> None:
