@@ -336,17 +336,37 @@ class _Generator:
             prefix = bytearray()
             encode_long(prefix, index)
             dispatch[short] = (bytes(prefix), self.record(branch, namespace))
+        known = sorted(dispatch)
+        expected = f"expected one of {known}"
+        head = [
+            *_mapping_check(var, path, "expected a mapping with a type key", ind),
+            f"{ind}_tag = {var}.get({TAG!r})",
+        ]
+        if depth <= _INLINE_DEPTH:
+            # The branches written inline, chosen by comparing the tag (cheaper
+            # than a table lookup and a call per datum).
+            lines = [
+                *head,
+                f"{ind}if type(_tag) is not str:",
+                f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)",
+            ]
+            for index, (short, (prefix, _)) in enumerate(dispatch.items()):
+                lines.append(f"{ind}{'if' if index == 0 else 'elif'} _tag == {short!r}:")
+                lines.append(f"{ind}    out += {prefix!r}")
+                branch = branches[index]
+                lines.extend(self._fields(branch, namespace, var, path, depth + 1))
+            lines.append(f"{ind}else:")
+            lines.append(f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)")
+            return lines
         # The table refers to functions, so it is emitted after all of them.
         table = self._fresh("_dispatch")
         entries = ", ".join(f"{s!r}: ({p!r}, {fn})" for s, (p, fn) in dispatch.items())
         self.trailer.append(f"{table} = {{{entries}}}")
-        known = sorted(dispatch)
         return [
-            *_mapping_check(var, path, "expected a mapping with a type key", ind),
-            f"{ind}_tag = {var}.get({TAG!r})",
+            *head,
             f"{ind}_t = {table}.get(_tag) if type(_tag) is str else None",
             f"{ind}if _t is None:",
-            f"{ind}    _fail({path + '.' + TAG!r}, {f'expected one of {known}'!r}, _tag)",
+            f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)",
             f"{ind}out += _t[0]",
             f"{ind}try:",
             f"{ind}    _t[1](out, {var})",

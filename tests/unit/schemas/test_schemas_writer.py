@@ -255,3 +255,21 @@ def test_deeply_nested_records_compile_and_write_fastavros_bytes() -> None:
     reference = io.BytesIO()
     fastavro.schemaless_writer(reference, fastavro.parse_schema(schema), datum)
     assert bytes(ours) == reference.getvalue()
+
+
+def test_a_wrong_value_in_a_union_branch_names_its_field() -> None:
+    sv = default_registry().latest("CleanBatch")
+    write = compile_writer(sv.expanded)
+    event = _Sampler(random.Random(3)).datum(default_registry().latest("CaptureEvent").expanded)
+    event["payload"] = {"type": "KeyInput", "is_secure_field": False, "count": "3"}
+    datum = _Sampler(random.Random(4)).datum(sv.expanded)
+    datum["events"] = [event]
+    with pytest.raises(InvalidField) as refused:
+        write(bytearray(), datum)
+    assert refused.value.field == "events[].payload.count"
+    assert refused.value.problem == "expected an int in int range, got str '3'"
+    event["payload"] = {"type": 7}
+    with pytest.raises(InvalidField) as tag:
+        write(bytearray(), datum)
+    assert tag.value.field == "events[].payload.type"
+    assert tag.value.problem.endswith("got int 7")
