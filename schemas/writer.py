@@ -350,11 +350,10 @@ class _Generator:
                 f"{ind}if type(_tag) is not str:",
                 f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)",
             ]
-            for index, (short, (prefix, _)) in enumerate(dispatch.items()):
+            for index, (short, (branch_index, _)) in enumerate(dispatch.items()):
                 lines.append(f"{ind}{'if' if index == 0 else 'elif'} _tag == {short!r}:")
-                lines.append(f"{ind}    out += {prefix!r}")
-                branch = branches[index]
-                lines.extend(self._fields(branch, namespace, var, path, depth + 1))
+                lines.append(f"{ind}    out += {branch_index!r}")
+                lines.extend(self._fields(branches[index], namespace, var, path, depth + 1))
             lines.append(f"{ind}else:")
             lines.append(f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)")
             return lines
