@@ -342,8 +342,9 @@ _PAYLOAD_SEALED: dict[str, tuple[tuple[str, str, str | None], ...]] = {
 }
 _CIPHER_CACHE_SIZE = 4096
 _ciphers: dict[bytes, AESGCM] = {}
-# Sealed entries hold only ints and strings: no cycle to look for.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# What that encoder writes for a str (json's own function for ensure_ascii=False).
+_JSON_STR = json.encoder.encode_basestring
 
 
 def cipher_for(key: bytes) -> AESGCM:
@@ -377,12 +378,15 @@ def seal_batch(
     every other string is sealed (see :func:`encrypt_event_content`). The
     inputs are not mutated."""
     # The stream worker runs this for every event it publishes: the paths and
-    # cleared values come from tables, and dicts skip the Mapping ABC check.
-    entries: list[list[Any]] = []
+    # cleared values come from tables, dicts skip the Mapping ABC check, and the
+    # entries are written as JSON text at once (what `_JSON` would write for the
+    # list of them: an int, then strings; a path needs no escaping).
+    entries: list[str] = []
     out: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         copy = dict(event)
         out.append(copy)
+        head = None  # '[index,"event_id",' once the event has content
         app = event.get("app")
         if type(app) is dict or isinstance(app, Mapping):
             app_copy = None
@@ -391,7 +395,8 @@ def seal_batch(
                 if isinstance(value, str) and value:
                     if app_copy is None:
                         app_copy = copy["app"] = dict(app)
-                    entries.append([index, event["event_id"], path, value])
+                        head = _entry_head(index, event["event_id"])
+                    entries.append(f'{head}"{path}",{_JSON_STR(value)}]')
                     app_copy[field] = None
         payload = event.get("payload")
         if type(payload) is dict or isinstance(payload, Mapping):
@@ -401,12 +406,22 @@ def seal_batch(
                 if isinstance(value, str) and value:
                     if payload_copy is None:
                         payload_copy = copy["payload"] = dict(payload)
-                    entries.append([index, event["event_id"], path, value])
+                        if head is None:
+                            head = _entry_head(index, event["event_id"])
+                    entries.append(f'{head}"{path}",{_JSON_STR(value)}]')
                     payload_copy[field] = cleared
     if not entries:
         return out, None
+    plaintext = f"[{','.join(entries)}]".encode()
     nonce = os.urandom(_NONCE_BYTES)
-    return out, nonce + cipher_for(key.key).encrypt(nonce, _JSON(entries).encode("utf-8"), aad)
+    return out, nonce + cipher_for(key.key).encrypt(nonce, plaintext, aad)
+
+
+def _entry_head(index: int, event_id: Any) -> str:
+    """The JSON text of a sealed entry up to its path: ``[index,"event_id",``."""
+    if isinstance(event_id, str):
+        return f"[{index},{_JSON_STR(event_id)},"
+    return f"[{index},{_JSON(event_id)},"
 
 
 def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: bytes) -> None:

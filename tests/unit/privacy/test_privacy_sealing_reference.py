@@ -75,6 +75,8 @@ def _random_events(rng: random.Random) -> list[dict[str, Any]]:
                 holder[field] = rng.choice(VALUES)
         if rng.random() < 0.1:
             event["app"] = None
+        if rng.random() < 0.05:
+            event["event_id"] = rng.choice([17, None, 'quote " and ✓'])
         events.append(event)
     return events
 
