@@ -109,15 +109,21 @@ def test_action_tokens_match_the_reference(seed: int, monkeypatch: pytest.Monkey
     action: dict[str, Any] = {"action_id": f"a-{seed}", "subject_id": "s", "kind": "typing"}
     for field in ACTION_ENCRYPTED_FIELDS:
         action[field] = rng.choice([*VALUES[:5], "x" * rng.randrange(1, 300)])
-    nonces = [rng.randbytes(12) for _ in ACTION_ENCRYPTED_FIELDS]
-    drawn = iter(nonces)
-    monkeypatch.setattr(os, "urandom", lambda n: next(drawn))
+    drawn: list[bytes] = []
+
+    def urandom(n: int) -> bytes:
+        drawn.append(rng.randbytes(n))
+        return drawn[-1]
+
+    monkeypatch.setattr(os, "urandom", urandom)
     encrypted = encrypt_action_content(action, KEY)
-    used = iter(nonces)
+    nonces = b"".join(drawn)
+    nonce_of = {f: nonces[12 * i : 12 * i + 12] for i, f in enumerate(ACTION_ENCRYPTED_FIELDS)}
+    assert len(drawn) <= 1
     for field in ACTION_ENCRYPTED_FIELDS:
         value = action[field]
         if isinstance(value, str) and value:
-            token = _reference_token(value, next(used), action_aad(action, field))
+            token = _reference_token(value, nonce_of[field], action_aad(action, field))
             assert encrypted[field] == token
         else:
             assert encrypted[field] == value
