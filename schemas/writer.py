@@ -33,7 +33,6 @@ from schemas.errors import InvalidField, SchemaDefinitionError
 WriteFn = Callable[[bytearray, Any], None]
 
 TAG = "type"
-_INLINE_DEPTH = 8  # Python refuses more than 20 nested blocks in one function
 _RANGES = {"int": (-(1 << 31), (1 << 31) - 1), "long": (-(1 << 63), (1 << 63) - 1)}
 
 
@@ -137,47 +136,31 @@ class _Generator:
         return name
 
     def record(self, schema: Mapping[str, Any], namespace: str) -> str:
-        """Emit the function for record ``schema`` (once); return its name.
-
-        Generating a record inline visits its nested definitions again: the same
-        definition (the same schema object) returns the function already made.
-        """
+        """Emit the function for record ``schema``; return its name."""
         full = _named_fullname(schema, namespace)
-        known = self._records.get(full)
-        if known is not None:
-            if known is schema:
-                return self._functions[full]
+        if full in self._functions:
             raise SchemaDefinitionError(full, "defined twice")
         name = self._fresh("_record")
         self._functions[full] = name
         self._records[full] = schema
+        inner = full.rpartition(".")[0]
         # Nested records emit their own functions first, so build the body aside.
-        body = self._fields(schema, namespace, "v", "", 1)
+        body = _mapping_check("v", "", "expected a mapping", "    ")
+        for fld in schema["fields"]:
+            fname: str = fld["name"]
+            var = self._fresh("f")
+            if "default" in fld:
+                body.append(f"    {var} = v.get({fname!r}, {self._const(fld['default'])})")
+            else:
+                body.append("    try:")
+                body.append(f"        {var} = v[{fname!r}]")
+                body.append("    except KeyError:")
+                body.append(f"        _fail({fname!r}, 'missing required field')")
+            body.extend(self.value(fld["type"], inner, var, fname, 1))
         self.lines.append(f"def {name}(out, v):")
         self.lines.extend(body)
         self.lines.append("")
         return name
-
-    def _fields(
-        self, schema: Mapping[str, Any], namespace: str, var: str, path: str, depth: int
-    ) -> list[str]:
-        """Return the lines appending record ``var``'s fields; failures name ``path.field``."""
-        ind = "    " * depth
-        inner = _named_fullname(schema, namespace).rpartition(".")[0]
-        body = _mapping_check(var, path, "expected a mapping", ind)
-        for fld in schema["fields"]:
-            fname: str = fld["name"]
-            fpath = f"{path}.{fname}" if path else fname
-            fvar = self._fresh("f")
-            if "default" in fld:
-                body.append(f"{ind}{fvar} = {var}.get({fname!r}, {self._const(fld['default'])})")
-            else:
-                body.append(f"{ind}try:")
-                body.append(f"{ind}    {fvar} = {var}[{fname!r}]")
-                body.append(f"{ind}except KeyError:")
-                body.append(f"{ind}    _fail({fpath!r}, 'missing required field')")
-            body.extend(self.value(fld["type"], inner, fvar, fpath, depth))
-        return body
 
     def value(self, schema: Any, namespace: str, var: str, path: str, depth: int) -> list[str]:
         """Return the lines appending ``var`` (of type ``schema``) to ``out``."""
@@ -186,14 +169,7 @@ class _Generator:
         if isinstance(schema, Mapping):
             kind = schema.get("type")
             if kind in ("record", "error"):
-                # A record defined here is written inline (a call per nested record
-                # is a tenth of the writer's time); its function serves references
-                # by name and unions, and records nested deeper than Python's
-                # limit of nested blocks allows.
-                function = self.record(schema, namespace)
-                if depth > _INLINE_DEPTH:
-                    return _call(function, var, path, depth)
-                return self._fields(schema, namespace, var, path, depth)
+                return _call(self.record(schema, namespace), var, path, depth)
             if kind == "enum":
                 self._enums[_named_fullname(schema, namespace)] = list(schema["symbols"])
                 return self._enum(list(schema["symbols"]), var, path, depth)
@@ -336,36 +312,17 @@ class _Generator:
             prefix = bytearray()
             encode_long(prefix, index)
             dispatch[short] = (bytes(prefix), self.record(branch, namespace))
-        known = sorted(dispatch)
-        expected = f"expected one of {known}"
-        head = [
-            *_mapping_check(var, path, "expected a mapping with a type key", ind),
-            f"{ind}_tag = {var}.get({TAG!r})",
-        ]
-        if depth <= _INLINE_DEPTH:
-            # The branches written inline, chosen by comparing the tag (cheaper
-            # than a table lookup and a call per datum).
-            lines = [
-                *head,
-                f"{ind}if type(_tag) is not str:",
-                f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)",
-            ]
-            for index, (short, (branch_index, _)) in enumerate(dispatch.items()):
-                lines.append(f"{ind}{'if' if index == 0 else 'elif'} _tag == {short!r}:")
-                lines.append(f"{ind}    out += {branch_index!r}")
-                lines.extend(self._fields(branches[index], namespace, var, path, depth + 1))
-            lines.append(f"{ind}else:")
-            lines.append(f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)")
-            return lines
         # The table refers to functions, so it is emitted after all of them.
         table = self._fresh("_dispatch")
         entries = ", ".join(f"{s!r}: ({p!r}, {fn})" for s, (p, fn) in dispatch.items())
         self.trailer.append(f"{table} = {{{entries}}}")
+        known = sorted(dispatch)
         return [
-            *head,
+            *_mapping_check(var, path, "expected a mapping with a type key", ind),
+            f"{ind}_tag = {var}.get({TAG!r})",
             f"{ind}_t = {table}.get(_tag) if type(_tag) is str else None",
             f"{ind}if _t is None:",
-            f"{ind}    _fail({path + '.' + TAG!r}, {expected!r}, _tag)",
+            f"{ind}    _fail({path + '.' + TAG!r}, {f'expected one of {known}'!r}, _tag)",
             f"{ind}out += _t[0]",
             f"{ind}try:",
             f"{ind}    _t[1](out, {var})",
