@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from privacy.content_keys import open_clean_batch, seal_clean_batch
 from privacy.keystore import DataKey
 from privacy.shredding import (
     ACTION_ENCRYPTED_FIELDS,
@@ -127,3 +128,29 @@ def test_action_tokens_match_the_reference(seed: int, monkeypatch: pytest.Monkey
             assert encrypted[field] == token
         else:
             assert encrypted[field] == value
+
+
+class _OneKey:
+    """Keys with one live key (``KEY``) for every subject."""
+
+    def live(self, subject: str) -> DataKey | None:
+        return KEY
+
+    def key_for_id(self, key_id: str) -> bytes:
+        return KEY.key
+
+    def is_erased(self, subject: str) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_a_clean_batch_spans_the_lowest_to_the_highest_seq(seed: int) -> None:
+    rng = random.Random(seed)
+    events = _random_events(rng)
+    for event in events:  # seqs out of order, repeats allowed
+        event["seq"] = rng.randrange(0, 6)
+    batch = seal_clean_batch("b-1", events, _OneKey())
+    seqs = [e["seq"] for e in events]
+    assert (batch["first_seq"], batch["last_seq"]) == (min(seqs), max(seqs))
+    if batch["content"] is not None:
+        open_clean_batch(batch, _OneKey())  # the associated data names that range
