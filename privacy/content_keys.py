@@ -114,8 +114,13 @@ def seal_clean_batch(batch_id: str, events: list[dict[str, Any]], keys: Keys) ->
     each event that had content. Not mutating; pure given ``keys``."""
     first = events[0]
     subject, device = str(first["subject_id"]), str(first["device_id"])
-    seqs = [e["seq"] for e in events]
-    lo, hi = min(seqs), max(seqs)
+    lo = hi = first["seq"]
+    for event in events:  # min and max in one pass (the worker runs this per input record)
+        seq = event["seq"]
+        if seq < lo:
+            lo = seq
+        elif seq > hi:
+            hi = seq
     key = keys.live(subject)
     content: bytes | None = None
     if key is None:

@@ -125,10 +125,18 @@ def encrypt_field(plaintext: str, key: DataKey, aad: bytes) -> str:
     A fresh random 96-bit nonce is drawn per call, so two encryptions of the same
     text differ.
     """
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = cipher_for(key.key).encrypt(nonce, plaintext.encode("utf-8"), aad)
-    body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
-    return f"{TOKEN_PREFIX}{key.key_id}:{body}"
+    return _token(cipher_for(key.key), key.key_id, os.urandom(_NONCE_BYTES), plaintext, aad)
+
+
+# binascii and a translation table: what base64.urlsafe_b64encode does, minus two calls.
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _token(cipher: AESGCM, key_id: str, nonce: bytes, plaintext: str, aad: bytes) -> str:
+    """The token of ``plaintext`` sealed by ``cipher`` with ``nonce`` (see `encrypt_field`)."""
+    sealed = nonce + cipher.encrypt(nonce, plaintext.encode("utf-8"), aad)
+    body = binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE)
+    return f"{TOKEN_PREFIX}{key_id}:{body.decode('ascii').rstrip('=')}"
 
 
 def decrypt_field(token: str, keystore: KeyLookup, aad: bytes) -> str:
@@ -258,10 +266,18 @@ def encrypt_action_content(action: Mapping[str, Any], key: DataKey) -> dict[str,
     (one that looks like a token too: see :func:`encrypt_event_content`). Not
     mutating."""
     out = dict(action)
-    for field in ACTION_ENCRYPTED_FIELDS:
+    cipher = cipher_for(key.key)
+    nonces = b""
+    for i, field in enumerate(ACTION_ENCRYPTED_FIELDS):
         value = out.get(field)
         if isinstance(value, str) and value:
-            out[field] = encrypt_field(value, key, action_aad(action, field))
+            if not nonces:
+                # One draw of randomness for the nonces of all the fields (a
+                # getrandom call costs most of what sealing a field does); each
+                # field takes its own 12 bytes of it.
+                nonces = os.urandom(_NONCE_BYTES * len(ACTION_ENCRYPTED_FIELDS))
+            nonce = nonces[i * _NONCE_BYTES : (i + 1) * _NONCE_BYTES]
+            out[field] = _token(cipher, key.key_id, nonce, value, action_aad(action, field))
     return out
 
 
@@ -321,9 +337,18 @@ for _container, _field in ENCRYPTED_FIELDS:
     _BATCH_FIELDS.setdefault(_container, ())
     _BATCH_FIELDS[_container] += (_field,)
 _APP_FIELDS = _BATCH_FIELDS.pop("app")
+#: What `seal_batch` does per field: (field, entry path) of the app; per payload
+#: type, (field, entry path, cleared value).
+_APP_SEALED: tuple[tuple[str, str], ...] = tuple((f, "app." + f) for f in _APP_FIELDS)
+_PAYLOAD_SEALED: dict[str, tuple[tuple[str, str, str | None], ...]] = {
+    kind: tuple((f, "payload." + f, _CLEARED.get((kind, f))) for f in fields)
+    for kind, fields in _BATCH_FIELDS.items()
+}
 _CIPHER_CACHE_SIZE = 4096
 _ciphers: dict[bytes, AESGCM] = {}
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# What that encoder writes for a str (json's own function for ensure_ascii=False).
+_JSON_STR = json.encoder.encode_basestring
 
 
 def cipher_for(key: bytes) -> AESGCM:
@@ -356,36 +381,51 @@ def seal_batch(
     when no event has content. Empty and ``None`` fields stay as they are;
     every other string is sealed (see :func:`encrypt_event_content`). The
     inputs are not mutated."""
-    entries: list[list[Any]] = []
+    # The stream worker runs this for every event it publishes: the paths and
+    # cleared values come from tables, dicts skip the Mapping ABC check, and the
+    # entries are written as JSON text at once (what `_JSON` would write for the
+    # list of them: an int, then strings; a path needs no escaping).
+    entries: list[str] = []
     out: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         copy = dict(event)
+        out.append(copy)
+        head = None  # '[index,"event_id",' once the event has content
         app = event.get("app")
-        if isinstance(app, Mapping):
+        if type(app) is dict or isinstance(app, Mapping):
             app_copy = None
-            for field in _APP_FIELDS:
+            for field, path in _APP_SEALED:
                 value = app.get(field)
                 if isinstance(value, str) and value:
                     if app_copy is None:
                         app_copy = copy["app"] = dict(app)
-                    entries.append([index, event["event_id"], "app." + field, value])
+                        head = _entry_head(index, event["event_id"])
+                    entries.append(f'{head}"{path}",{_JSON_STR(value)}]')
                     app_copy[field] = None
         payload = event.get("payload")
-        if isinstance(payload, Mapping):
-            fields = _BATCH_FIELDS.get(str(payload.get("type")), ())
+        if type(payload) is dict or isinstance(payload, Mapping):
             payload_copy = None
-            for field in fields:
+            for field, path, cleared in _PAYLOAD_SEALED.get(str(payload.get("type")), ()):
                 value = payload.get(field)
                 if isinstance(value, str) and value:
                     if payload_copy is None:
                         payload_copy = copy["payload"] = dict(payload)
-                    entries.append([index, event["event_id"], "payload." + field, value])
-                    payload_copy[field] = _CLEARED.get((str(payload.get("type")), field))
-        out.append(copy)
+                        if head is None:
+                            head = _entry_head(index, event["event_id"])
+                    entries.append(f'{head}"{path}",{_JSON_STR(value)}]')
+                    payload_copy[field] = cleared
     if not entries:
         return out, None
+    plaintext = f"[{','.join(entries)}]".encode()
     nonce = os.urandom(_NONCE_BYTES)
-    return out, nonce + cipher_for(key.key).encrypt(nonce, _JSON(entries).encode("utf-8"), aad)
+    return out, nonce + cipher_for(key.key).encrypt(nonce, plaintext, aad)
+
+
+def _entry_head(index: int, event_id: Any) -> str:
+    """The JSON text of a sealed entry up to its path: ``[index,"event_id",``."""
+    if isinstance(event_id, str):
+        return f"[{index},{_JSON_STR(event_id)},"
+    return f"[{index},{_JSON(event_id)},"
 
 
 def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: bytes) -> None:
