@@ -148,7 +148,8 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
     - ``payload_json`` of a payload whose other fields are all booleans or
       None (a KeyInput's ``is_secure_field``, a click's ``double``: most
       events) is looked up, not encoded again (`_small_json`);
-    - the fields every event has are read by one ``itemgetter`` call.
+    - the fields every event has are read by one ``itemgetter`` call;
+    - an empty ``modifiers`` or ``redactions`` is one shared list (`_EMPTY`).
     """
     out: list[Row] = []
     append = out.append
@@ -162,10 +163,12 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
         ):
             cols[position] = value
         if kind == "KeyInput":
-            cols[_MODIFIERS] = list(payload.get("modifiers") or [])
+            modifiers = payload.get("modifiers")
+            cols[_MODIFIERS] = list(modifiers) if modifiers else _EMPTY
         elif kind == "MouseMove":
             cols[_MOUSE[0]] = len(payload["path"])
             cols[_MOUSE[1]] = path_length(payload["path"])
+        redactions = event.get("redactions")
         if plan.rest:
             rest = _small_json(plan.rest, tuple(map(payload.__getitem__, plan.rest)))
         else:
@@ -181,12 +184,19 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
                 app.get("url_host"),
                 *cols,
                 rest,
-                list(event.get("redactions") or []),
+                list(redactions) if redactions else _EMPTY,
                 event.get("consent_version"),
                 event.get("client_version"),
             )
         )
     return out
+
+
+# The empty list of the rows without modifiers or redactions, one for all of
+# them as the payload columns' default [] already is (rows are only read): a
+# list per row would be one more object per event for the garbage collector
+# to walk while the batch waits for its insert.
+_EMPTY: list[Any] = _PAYLOAD_DEFAULTS["modifiers"]
 
 
 _REQUIRED = operator.itemgetter("event_id", "org_id", "subject_id", "device_id", "seq", "ts")
