@@ -31,8 +31,10 @@ class Columns(Sequence[Row]):
 
     # Why a bound: tuples waiting for a whole Kafka batch (tens of thousands)
     # outlive several runs of the garbage collector, which walks them each time
-    # (measured: it cost more than building them); a few hundred die young.
-    WAITING_ROWS = 512
+    # and, once they reach the oldest generation, everything else too (measured:
+    # more than building them cost). A few dozen die young; 512 still cost
+    # ~0.6 us per event more than 64 (`bench/sink.py --cpu`).
+    WAITING_ROWS = 64
 
     __slots__ = ("_lists", "_rows")
 

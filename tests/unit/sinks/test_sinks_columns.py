@@ -125,3 +125,19 @@ def test_a_refused_or_skipped_record_adds_no_row() -> None:
     erased = map_into(route, cols, [], clean_batch([event("Scroll", seq=2)]), None, *args,
                       lambda record, datum: None)  # fmt: skip
     assert erased == 0 and len(cols) == 1
+
+
+def test_many_rows_keep_their_order_across_the_moves_into_the_lists() -> None:
+    cols = Columns(2)
+    expected: list[tuple[int, str]] = []
+    for i in range(3 * Columns.WAITING_ROWS + 5):
+        if i % 7 == 0:
+            cols.extend([[i], [str(i)]])
+        elif i % 3 == 0:
+            cols.add_rows([(i, str(i))])
+        else:
+            cols.add_row((i, str(i)))
+        expected.append((i, str(i)))
+        assert len(cols) == i + 1
+    assert list(cols) == expected
+    assert cols.lists == [[i for i, _ in expected], [s for _, s in expected]]
