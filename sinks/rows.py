@@ -243,8 +243,9 @@ def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
 
 # ``payload_json`` by (field names, values) for values that are all booleans or
 # None: at most 3**n texts per layout. (Only these: 1 == True == 1.0 as keys,
-# and other values are too many to keep.)
+# and other values are too many to keep.) Bounded like `_PLANS`.
 _SMALL_JSON: dict[tuple[tuple[str, ...], tuple[Any, ...]], str] = {}
+_MAX_SMALL_JSON = 1024
 _BOOL_OR_NONE = frozenset((bool, type(None)))
 
 
@@ -254,7 +255,9 @@ def _small_json(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
         return _JSON(dict(zip(names, values, strict=True)))
     text = _SMALL_JSON.get((names, values))
     if text is None:
-        text = _SMALL_JSON[(names, values)] = _JSON(dict(zip(names, values, strict=True)))
+        text = _JSON(dict(zip(names, values, strict=True)))
+        if len(_SMALL_JSON) < _MAX_SMALL_JSON:
+            _SMALL_JSON[(names, values)] = text
     return text
 
 
