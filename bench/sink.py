@@ -20,6 +20,19 @@ Each figure is the median over ``--runs`` runs. Uses its own database and
 topics (removed at the end) on the servers of the settings / environment.
 
     python bench/sink.py --runs 3 --rows 100000 --rate 5000 --seconds 30 --batch 20
+
+3. ``--cpu`` (no servers): the sink's own CPU per event on capture.clean, the
+   part that competes with the stream worker for the machine's cores. The
+   simulator's first ``--rows`` events (400 people, 15 events/s per active
+   device) cut into the capture SDK's device batches, each sealed under its
+   subject's key and encoded as the `CleanBatch` the worker writes; then, per
+   Kafka batch of ``--messages`` records, what `sinks.consumer` does before
+   the insert: decode, open the sealed content once per record and build the
+   columns (`sinks.routes.map_into`), timed with ``time.process_time``.
+   Figures: microseconds of CPU per event, median over ``--runs``, beside
+   decode alone and decode + open on the same records.
+
+    python bench/sink.py --cpu --runs 5 --rows 100000
 """
 
 from __future__ import annotations
@@ -33,14 +46,22 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from device_batches import at_device_rate, describe_sizes, sdk_batches
+from environment import REPO  # noqa: F401  (sets the path for the packages below)
 
 from backends.clickhouse.connection import connect
 from backends.kafka.topics import TopicSpec, create_topics
 from candor.settings import Settings, load_settings, replace
-from privacy.content_keys import keep_content
+from privacy.content_keys import keep_content, seal_clean_batch, sink_decrypt
+from privacy.keyset import KeyRecord, KeySet
+from privacy.wrapping import new_data_key, wrap_data_key
+from producers.simulator.simulator import Simulator, backdated_start
 from schemas import codec
+from schemas.batch import decode_capture
+from sinks.columns import Columns
 from sinks.consumer import SinkOptions, run_sink
 from sinks.migrate import migrate
+from sinks.routes import map_into, route_for
 from sinks.rows import EVENT_COLUMNS, event_row
 
 #: The SDK's default linger: a device's events wait at most this long for a batch.
@@ -240,6 +261,89 @@ def latency(
     return p50 / 1e6, p99 / 1e6, sent
 
 
+MASTER = bytes(range(32))
+
+
+def clean_records(rows: int, seed: int = 7) -> tuple[list[bytes], KeySet]:
+    """The `CleanBatch` records of the simulator's first ``rows`` events, one per
+    device batch the capture SDK sends (at 15 events/s per active device), and
+    the keys that open them."""
+    now = time.time_ns() // 1000
+    sim = Simulator(400, seed, backdated_start(400, seed, rows, now))
+    events: list[dict[str, Any]] = []
+    for event in sim.events(365 * 86_400.0):
+        events.append(dict(event))
+        if len(events) >= rows:
+            break
+    events = [dict(e) for e in at_device_rate(events, 15.0)[0]]
+    batches = [decode_capture(b.value).events for b in sdk_batches(events)]
+    print("batch sizes: " + describe_sizes([len(b) for b in batches]), flush=True)
+    records = []
+    for subject in sorted({str(e["subject_id"]) for e in events}):
+        key = new_data_key()
+        records.append(
+            KeyRecord(subject, key.key_id, wrap_data_key(MASTER, subject, key), 1, False)
+        )
+    keys = KeySet(records, MASTER)
+    values = [
+        codec.encode("CleanBatch", seal_clean_batch(str(evs[0]["event_id"]), evs, keys))
+        for evs in batches
+    ]
+    return values, keys
+
+
+def sink_cpu(values: list[bytes], keys: KeySet, messages: int) -> dict[str, float]:
+    """Microseconds of CPU per event: decode alone, decode + open, and the sink's
+    whole mapping (decode, open, columns) in Kafka batches of ``messages`` records."""
+    route = route_for("events")
+    decrypt = sink_decrypt(keys)
+
+    def decode() -> int:
+        return sum(len(codec.decode(v)[1]["events"]) for v in values)
+
+    def decode_open() -> int:
+        events = 0
+        for value in values:
+            name, datum = codec.decode(value)
+            events += len((decrypt(name, datum) or {"events": ()})["events"])
+        return events
+
+    def columns() -> int:
+        events = 0
+        for first in range(0, len(values), messages):
+            built = Columns(len(route.columns))
+            stamps: list[int] = []
+            for offset, value in enumerate(values[first : first + messages], first):
+                events += map_into(
+                    route, built, stamps, value, None, "capture.clean", 0, offset, decrypt
+                )
+            built.lists  # noqa: B018  (rows waiting as tuples move into the lists here)
+        return events
+
+    out = {}
+    for name, step in (("decode", decode), ("decode+open", decode_open), ("sink", columns)):
+        cpu = time.process_time()
+        events = step()
+        out[name] = (time.process_time() - cpu) / events * 1e6
+    return out
+
+
+def cpu_main(args: argparse.Namespace) -> int:
+    values, keys = clean_records(args.rows)
+    runs = []
+    for run in range(args.runs):
+        runs.append(sink_cpu(values, keys, args.messages))
+        print(f"run {run + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in runs[-1].items()))
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(
+        f"median of {args.runs}, {len(values):,} CleanBatch records, "
+        f"{args.messages:,} per Kafka batch: us of CPU per event: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in med.items())
+        + f"; the sink's own part (columns) {med['sink'] - med['decode+open']:.2f}"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -248,7 +352,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of the latency run")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--batch", type=int, default=20, help="events per CleanBatch record")
+    parser.add_argument("--cpu", action="store_true", help="CPU per event, no servers")
+    parser.add_argument("--messages", type=int, default=5_000, help="records per Kafka batch")
     args = parser.parse_args()
+    if args.cpu:
+        return cpu_main(args)
 
     tag = uuid.uuid4().hex[:8]
     settings = replace(

@@ -3,8 +3,8 @@
 clickhouse-connect inserts in ClickHouse's Native format, which is columnar:
 given rows, it turns them into one list per column (``column_oriented=True``
 skips that). `Columns` is that shape, built per batch: `add_row` for records
-that are one row, `extend` for a batch built column by column
-(`sinks.rows.event_columns` for a `CleanBatch`'s events). It slices like a
+that are one row, `add_rows` for a record of many (`sinks.rows.event_rows`
+for a `CleanBatch`'s events), `extend` for rows given as columns. It slices like a
 sequence of rows (``columns[lo:hi]``, `len`), so `sinks.bisection` splits it
 to find the rows ClickHouse refuses, and `row(i)` returns one row for a
 message or a log.
@@ -24,10 +24,17 @@ class Columns(Sequence[Row]):
     A `Sequence` of rows (indexing returns a row tuple, slicing a `Columns`),
     whose ``lists`` go to ``client.insert(..., column_oriented=True)`` as they
     are. Rows added one by one wait as tuples and are turned into columns at
-    once (in C, by `zip`) when the lists are next read or extended: a record
-    that is one row costs a tuple, not ``width`` appends. Not thread-safe; the
-    lists are the instance's own.
+    once (in C, by `zip`) when the lists are next read or extended, or when
+    `WAITING_ROWS` of them wait: a record that is one row costs a tuple, not
+    ``width`` appends. Not thread-safe; the lists are the instance's own.
     """
+
+    # Why a bound: tuples waiting for a whole Kafka batch (tens of thousands)
+    # outlive several runs of the garbage collector, which walks them each time
+    # and, once they reach the oldest generation, everything else too (measured:
+    # more than building them cost). A few dozen die young; 512 still cost
+    # ~0.6 us per event more than 64 (`bench/sink.py --cpu`).
+    WAITING_ROWS = 64
 
     __slots__ = ("_lists", "_rows")
 
@@ -43,12 +50,15 @@ class Columns(Sequence[Row]):
 
     @property
     def lists(self) -> list[list[Any]]:
-        """One list per column (the rows added one by one moved into them first)."""
+        """One list per column (the rows waiting as tuples moved into them first)."""
         if self._rows:
-            rows, self._rows = self._rows, []
-            for column, values in zip(self._lists, zip(*rows, strict=True), strict=True):
-                column.extend(values)
+            self._move_rows()
         return self._lists
+
+    def _move_rows(self) -> None:
+        rows, self._rows = self._rows, []
+        for column, values in zip(self._lists, zip(*rows, strict=True), strict=True):
+            column.extend(values)
 
     @classmethod
     def from_rows(cls, rows: Iterable[Row], width: int) -> Columns:
@@ -68,6 +78,19 @@ class Columns(Sequence[Row]):
         if len(row) != len(self._lists):
             raise ValueError(f"a row of {len(row)} values for {len(self._lists)} columns")
         self._rows.append(row)
+        if len(self._rows) >= self.WAITING_ROWS:
+            self._move_rows()
+
+    def add_rows(self, rows: Sequence[Row]) -> None:
+        """Append ``rows`` (each of ``width`` values; raises `ValueError`, adding
+        none, otherwise). Like `add_row`, they wait as tuples: the rows of a whole
+        Kafka batch are turned into columns by one `zip`, not record by record."""
+        width = len(self._lists)
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"a row not of {width} values")
+        self._rows.extend(rows)
+        if len(self._rows) >= self.WAITING_ROWS:
+            self._move_rows()
 
     def extend(self, columns: Sequence[Sequence[Any]]) -> None:
         """Append rows given as columns (``width`` sequences of one length)."""

@@ -1,9 +1,9 @@
 """The exactly-once sink: one Kafka topic -> one ClickHouse table.
 
-Per message: decode and map to rows, built as columns (`sinks.routes.map_into`:
-a CleanBatch's events column by column); undecodable input becomes a dead
-letter. Per batch (one partition's consecutive offsets, `sinks.batching`),
-inserted as columns (`sinks.writer`):
+Per message: decode and map to rows, gathered as columns (`sinks.routes.map_into`:
+a CleanBatch's events at once); undecodable input becomes a dead letter. Per
+batch (one partition's consecutive offsets, `sinks.batching`), inserted as
+columns (`sinks.writer`):
 
 1. commit the batch's first offset with the intent ``first-last`` as metadata
    (synchronous), so a replay forms the same batch;
@@ -244,7 +244,7 @@ class _Sink:
         self, batch: Batch[Message]
     ) -> tuple[Columns, list[Message], list[int], list[DeadLetter]]:
         """Map a batch's messages to columns (`sinks.routes.map_into`: a CleanBatch's
-        events column by column); refuse it when too much of it is invalid.
+        events at once); refuse it when too much of it is invalid.
         ``kept[i]`` is the message row ``i`` came from."""
         columns = Columns(len(self.route.columns))
         kept: list[Message] = []

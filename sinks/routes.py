@@ -33,8 +33,8 @@ class Route:
     into: str | None = None  # the table rows are inserted into, when not `table`
     # (`table` stays the route's name: consumer group, metrics)
     batch_record: str | None = None  # a record holding many `record`s under "events"
-    # the columns of a batch record's events at once (`sinks.rows.event_columns`)
-    to_columns: Callable[[Sequence[Mapping[str, Any]]], list[list[Any]]] | None = None
+    # the rows of a batch record's events at once (`sinks.rows.event_rows`)
+    to_rows: Callable[[Sequence[Mapping[str, Any]]], list[Row]] | None = None
 
     @property
     def target(self) -> str:
@@ -54,7 +54,7 @@ ROUTES: dict[str, Route] = {
             rows.event_row,
             measures_lag=True,
             batch_record="CleanBatch",
-            to_columns=rows.event_columns,
+            to_rows=rows.event_rows,
         ),
         Route(
             "sessions", Topic.ACTIVITY_SESSIONS, "Session", rows.SESSION_COLUMNS, rows.session_row
@@ -150,8 +150,8 @@ def map_into(
     decrypt: Decrypt,
 ) -> int:
     """`map_message`, appending to ``columns`` (the route's) instead of returning
-    rows: a batch record's events are built column by column, at once
-    (``route.to_columns``), any other record as its one row. Appends each
+    rows: a batch record's events are built at once (``route.to_rows``), any
+    other record as its one row. Appends each
     row's event ts to ``stamps`` when the route measures lag. Returns how many
     rows were added (0 for a skipped record). Raises `Unmappable` exactly as
     `map_message` does, having added nothing.
@@ -173,8 +173,8 @@ def map_into(
         items = plain["events"] if batch else [plain]
         if not items:
             return 0
-        if batch and route.to_columns is not None:
-            columns.extend(route.to_columns(items))
+        if batch and route.to_rows is not None:
+            columns.add_rows(route.to_rows(items))
         else:
             built = [route.to_row(item) for item in items]  # all built before any is added
             for row in built:

@@ -1,5 +1,5 @@
 """Columns: a batch built one list per column, sliced for bisection, and the
-`events` columns of a CleanBatch built at once equal to its rows one by one."""
+`events` rows of a CleanBatch built at once equal to its rows one by one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sinks.bisection import insert_bisecting
 from sinks.columns import Columns
 from sinks.errors import RowsRejected
 from sinks.routes import Unmappable, map_into, route_for
-from sinks.rows import EVENT_COLUMNS, event_columns, event_row
+from sinks.rows import event_row, event_rows
 from tests.unit.sinks.sinks_samples import PAYLOADS, event
 
 
@@ -58,23 +58,30 @@ def test_bisection_over_columns_finds_the_refused_row_and_writes_the_rest() -> N
     assert sorted(written) == [(1,), (2,), (4,), (5,)]
 
 
-def test_event_columns_of_a_batch_are_its_event_rows_transposed() -> None:
+def test_event_rows_of_a_batch_are_its_event_rows() -> None:
     evs = [event(kind, seq=i) for i, kind in enumerate(sorted(PAYLOADS))]
     evs[2]["redactions"] = []
     evs[3].pop("received_ts", None)
-    cols = event_columns(evs)
-    assert len(cols) == len(EVENT_COLUMNS)
-    assert Columns(len(EVENT_COLUMNS), cols) == Columns.from_rows(
-        [event_row(e) for e in evs], len(EVENT_COLUMNS)
-    )
-    assert event_columns([]) == [[] for _ in EVENT_COLUMNS]
+    assert event_rows(evs) == [event_row(e) for e in evs]
+    assert event_rows([]) == []
 
 
-def test_event_columns_refuse_an_unknown_payload_type() -> None:
+def test_event_rows_refuse_an_unknown_payload_type() -> None:
     evs = [event("Scroll"), event("KeyInput")]
     evs[1]["payload"] = {"type": "Telepathy"}
     with pytest.raises(UnknownPayloadType):
-        event_columns(evs)
+        event_rows(evs)
+
+
+def test_rows_added_at_once_wait_as_tuples_and_refuse_a_wrong_width() -> None:
+    cols = Columns(2)
+    cols.add_rows([(1, "a"), (2, "b")])
+    cols.extend([[3], ["c"]])
+    cols.add_rows([(4, "d")])
+    assert cols.lists == [[1, 2, 3, 4], ["a", "b", "c", "d"]]
+    with pytest.raises(ValueError):
+        cols.add_rows([(5, "e"), (6,)])
+    assert len(cols) == 4
 
 
 def clean_batch(evs: list[dict[str, Any]]) -> bytes:
@@ -118,3 +125,19 @@ def test_a_refused_or_skipped_record_adds_no_row() -> None:
     erased = map_into(route, cols, [], clean_batch([event("Scroll", seq=2)]), None, *args,
                       lambda record, datum: None)  # fmt: skip
     assert erased == 0 and len(cols) == 1
+
+
+def test_many_rows_keep_their_order_across_the_moves_into_the_lists() -> None:
+    cols = Columns(2)
+    expected: list[tuple[int, str]] = []
+    for i in range(3 * Columns.WAITING_ROWS + 5):
+        if i % 7 == 0:
+            cols.extend([[i], [str(i)]])
+        elif i % 3 == 0:
+            cols.add_rows([(i, str(i))])
+        else:
+            cols.add_row((i, str(i)))
+        expected.append((i, str(i)))
+        assert len(cols) == i + 1
+    assert list(cols) == expected
+    assert cols.lists == [[i for i, _ in expected], [s for _, s in expected]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,17 +20,27 @@ class FakeClient:
         self.error = error
         self.failures = failures
         self.inserts: list[tuple[list[Any], str]] = []
+        self.described = 0  # how many times the column types were asked
+
+    def create_insert_context(
+        self, table: str, column_names: list[str], settings: dict[str, Any] | None = None
+    ) -> SimpleNamespace:
+        self.described += 1
+        return SimpleNamespace(column_types=[f"type of {c}" for c in column_names])
 
     def insert(
         self,
         table: str,
         data: Sequence[Sequence[Any]],
         column_names: list[str],
+        column_types: list[str],
         settings: dict[str, Any],
         column_oriented: bool = False,
     ) -> None:
-        # the writer inserts columns: one list per column, as clickhouse-connect takes them
+        # the writer inserts columns: one list per column, as clickhouse-connect takes them,
+        # with the column types it asked once (no DESCRIBE TABLE per insert)
         assert column_oriented and len(data) == len(column_names)
+        assert column_types == [f"type of {c}" for c in column_names]
         rows = list(zip(*data, strict=True))
         if self.failures:
             self.failures -= 1
@@ -63,6 +74,17 @@ def test_transient_failures_are_retried_with_the_same_token_and_backoff(error: E
     result = _writer(client, sleeps).write([(1,), (2,)], "t:0:5-6")
     assert client.inserts == [([(1,), (2,)], "t:0:5-6")]
     assert sleeps == [0.1, 0.2, 0.3] and result.retries == 3 and result.written == 2
+
+
+def test_column_types_are_asked_once_and_again_after_a_failed_insert() -> None:
+    client, sleeps = FakeClient(OperationalError("connection reset"), failures=1), list[float]()
+    writer = _writer(client, sleeps)
+    writer.write([(1,)], "t:0:0-0")  # asked, failed, asked again, inserted
+    assert client.described == 2
+    writer.write([(2,)], "t:0:1-1")
+    writer.write([(3,), (4,)], "t:0:2-3")
+    assert client.described == 2
+    assert [token for _, token in client.inserts] == ["t:0:0-0", "t:0:1-1", "t:0:2-3"]
 
 
 def test_retries_end_with_a_typed_error() -> None:
