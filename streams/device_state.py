@@ -249,7 +249,10 @@ class MarksMemo:
 
     __slots__ = ("device", "first", "runs")
 
-    #: Runs kept at most; more are joined into one (a buffer drains in a grace period).
+    #: Marks per run at most: a run the watermark released part of is written
+    #: again from its first mark still buffered, so a run stays small.
+    RUN_MARKS = 32
+    #: Runs beyond which adjacent small ones are joined (up to `RUN_MARKS` marks).
     MAX_RUNS = 32
 
     def __init__(self) -> None:
@@ -276,7 +279,7 @@ class MarksMemo:
             rest = old[k][0][old[k][0].index(first) + 1 :] if k < len(old) else []
         if k < len(old) and pending[at : at + len(rest)] == rest:
             if rest:  # the run's first rows followed marks released since
-                runs.append((rest, _dumps(_marks(rest, top, first))[1:-1]))
+                runs += _runs(rest, top, first)
                 at += len(rest)
             for marks, text in old[k + 1 :]:
                 if pending[at : at + len(marks)] != marks:
@@ -284,14 +287,34 @@ class MarksMemo:
                 runs.append((marks, text))
                 at += len(marks)
         if at < len(pending):
-            new = pending[at:]
-            runs.append((new, _dumps(_marks(new, top, pending[at - 1]))[1:-1]))
+            runs += _runs(pending[at:], top, pending[at - 1])
         if len(runs) > self.MAX_RUNS:
-            joined: list[Mark] = [m for marks, _ in runs for m in marks]
-            runs = [(joined, ",".join(text for _, text in runs))]
+            runs = _joined(runs)
         self.first, self.runs = first, runs
         parts += [text for _, text in runs]
         return "[" + ",".join(parts) + "]"
+
+
+def _runs(marks: list[Mark], top: _Top, before: Mark) -> list[tuple[list[Mark], str]]:
+    """`MarksMemo` runs of ``marks`` (following ``before``), `MarksMemo.RUN_MARKS` at most each."""
+    size = MarksMemo.RUN_MARKS
+    runs = []
+    for i in range(0, len(marks), size):
+        chunk = marks[i : i + size]
+        runs.append((chunk, _dumps(_marks(chunk, top, before if i == 0 else marks[i - 1]))[1:-1]))
+    return runs
+
+
+def _joined(runs: list[tuple[list[Mark], str]]) -> list[tuple[list[Mark], str]]:
+    """Adjacent runs joined while they stay within `MarksMemo.RUN_MARKS` marks."""
+    out: list[tuple[list[Mark], str]] = []
+    for marks, text in runs:
+        if out and len(out[-1][0]) + len(marks) <= MarksMemo.RUN_MARKS:
+            last_marks, last_text = out[-1]
+            out[-1] = (last_marks + marks, f"{last_text},{text}")
+        else:
+            out.append((marks, text))
+    return out
 
 
 def _session_row(s: SessionState, top: _Top) -> Row:
