@@ -39,9 +39,11 @@ from typing import Any, NamedTuple
 from streams.activity import ActivityConfig, DeviceActivity
 from streams.device_state import MarksMemo, decode_state, encode_state
 
-#: Live objects kept by default: about 40 MB of them, for several times the
-#: devices a worker's throughput can keep sending at once.
-MAX_LIVE = 10_000
+#: Live objects kept by default: about 20 MB of them, for more than twice the
+#: devices a worker's throughput can keep sending at once (20,000 events/s at
+#: 10-25 events/s per device is under 2,000 devices). 10,000 held about 20 MB
+#: more at 100,000 open sessions (docs/worker-state.md).
+MAX_LIVE = 5_000
 
 #: Devices whose last written buffer text is kept (`MarksMemo`, about 30 bytes
 #: per buffered event: some 5 KB for a device sending 15 events/s).
