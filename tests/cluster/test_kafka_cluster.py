@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
@@ -26,12 +27,7 @@ def test_topics_are_replicated_on_three_brokers_with_min_isr_two(
     admin = AdminClient(s.kafka.client_config())
     names = [spec.name for spec in topic_specs(s)]
 
-    def known() -> bool:  # a new topic's metadata reaches every broker within moments
-        topics = admin.list_topics(timeout=10).topics
-        return all(n in topics and len(topics[n].partitions) == 12 for n in names)
-
-    wait_until(known, 30, "the new topics in every broker's metadata")
-    md = admin.list_topics(timeout=10)
+    md = _metadata_with(admin, names)
     assert len(md.brokers) == NODES
     for name in names:
         parts = md.topics[name].partitions
@@ -51,15 +47,28 @@ def test_topics_create_takes_replication_and_min_insync_from_settings(
     spec = next(t for t in topic_specs(s) if t.name == s.kafka.topic("capture.events"))
     assert create_topics(s, [spec]) == {spec.name: "created"}
     admin = AdminClient(s.kafka.client_config())
-    wait_until(
-        lambda: spec.name in admin.list_topics(timeout=10).topics,
-        30,
-        "the new topic in the metadata",
-    )
-    parts = admin.list_topics(timeout=10).topics[spec.name].partitions
+    parts = _metadata_with(admin, [spec.name]).topics[spec.name].partitions
     assert len(parts) == 12 and all(len(p.replicas) == 2 for p in parts.values())
     assert _topic_config(admin, spec.name)["min.insync.replicas"] == "1"
     assert create_topics(s, [spec]) == {spec.name: "exists"}
+
+
+def _metadata_with(admin: AdminClient, names: list[str]) -> Any:
+    """One metadata answer that holds every topic of ``names`` with its 12
+    partitions. A new topic's metadata reaches the three brokers within
+    moments, and each call may be answered by another broker: the answer that
+    passed the check is the one read (a second call could miss the topic)."""
+    answer: list[Any] = []
+
+    def known() -> bool:
+        md = admin.list_topics(timeout=10)
+        if all(n in md.topics and len(md.topics[n].partitions) == 12 for n in names):
+            answer.append(md)
+            return True
+        return False
+
+    wait_until(known, 30, "the new topics in the brokers' metadata")
+    return answer[-1]
 
 
 def _topic_config(admin: AdminClient, name: str) -> dict[str, str]:
