@@ -37,10 +37,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.watermark import Admission, EventClock, Mark, mark_of, wall_clock
+from streams.watermark import EventClock, Mark, admit_events
 
 _SECOND = 1_000_000
-_PENDING, _LATE = Admission.PENDING, Admission.LATE  # read once, not per event
 MinuteAggregate = dict[str, Any]
 
 
@@ -206,20 +205,9 @@ def apply_many(
     emitted with the same totals, in the same order, by the final floor.
     """
     emitted: list[MinuteAggregate] = []
-    late: list[Mapping[str, Any]] = []
-    taken = False  # whether any event went into the buffer (else nothing to drain)
-    evs = events if isinstance(events, Sequence) else list(events)
-    grace, max_ranges = cfg.grace_micros, cfg.max_seq_ranges
-    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
-        if state is None:
-            state = _new_state(event)
-        wall = now_micros if now_micros is not None else wall_clock(event, None)
-        admission = state.clock.admit(mark, wall, grace, max_ranges)
-        if admission is _PENDING:
-            taken = True
-        elif admission is _LATE:
-            late.append(event)
-        # a duplicate: no output, state unchanged
+    state, late, taken = admit_events(
+        state, events, marks, _new_state, now_micros, cfg.grace_micros, cfg.max_seq_ranges
+    )
     if taken and state is not None:
         for mark in state.clock.drain():
             _fold(state, mark, cfg)

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import bisect
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from streams.geometry import path_length
 
@@ -280,3 +280,39 @@ def wall_clock(event: Mapping[str, Any], now_micros: int | None) -> int:
         return now_micros
     received = event.get("received_ts")
     return int(received) if received is not None else int(event["ts"])
+
+
+class _Clocked(Protocol):
+    clock: EventClock
+
+
+C = TypeVar("C", bound=_Clocked)
+
+
+def admit_events(
+    state: C | None,
+    events: Iterable[Mapping[str, Any]],
+    marks: Sequence[Mark] | None,
+    new_state: Callable[[Mapping[str, Any]], C],
+    now_micros: int | None,
+    grace_micros: int,
+    max_ranges: int,
+) -> tuple[C | None, list[Mapping[str, Any]], bool]:
+    """Admit each event's mark (``marks``, else ``mark_of`` each) into the clock of
+    a reducer's state, made by ``new_state`` from the first event when None; the
+    reducers' shared intake. Returns the state, the late events in order, and
+    whether any mark went into the buffer (else there is nothing to drain)."""
+    late: list[Mapping[str, Any]] = []
+    taken = False
+    evs = events if isinstance(events, Sequence) else list(events)
+    for event, mark in zip(evs, map(mark_of, evs) if marks is None else marks, strict=True):
+        if state is None:
+            state = new_state(event)
+        wall = now_micros if now_micros is not None else wall_clock(event, None)
+        admission = state.clock.admit(mark, wall, grace_micros, max_ranges)
+        if admission is _PENDING:
+            taken = True
+        elif admission is _LATE:
+            late.append(event)
+        # a duplicate: no output, state unchanged
+    return state, late, taken
