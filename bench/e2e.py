@@ -28,7 +28,9 @@ its end (logs stay in bench/out/e2e-logs/<id>/). Per run:
    whose last row lands more than max(10 s, half the phase) after its last
    capture is SATURATED; higher rates are then skipped (unless --all-rates);
 3. max: ``--max-events`` events (devices as for the highest rate) published
-   as fast as the producer goes, each record stamped as sent at that moment;
+   as fast as the producer goes, stamped on the load's own timeline from the
+   start (each device's events in capture order, published ahead of it: no
+   latency figures for this phase);
    end-to-end events/s = events landed / (last row's landed_at - first
    publish) (all of them unless the wait timed out, which is reported);
 4. bare path, today's per-event records: worker and sink stopped, the max
@@ -68,7 +70,7 @@ from typing import Any
 from device_batches import describe_sizes
 from e2e_load import Load, Publisher, make_load, say, stage_latency, wire_events
 from e2e_report import plot, summarize, table, top_costs, write_json
-from e2e_stack import Pipeline, Sampler, bare_path, cpu_s
+from e2e_stack import Pipeline, Sampler, bare_path, cpu_s, sink_inserts
 from environment import REPO
 
 from backends.clickhouse.connection import connect
@@ -108,6 +110,7 @@ class Run:
         name = load.name
         self.sampler.phase()
         cpu0 = {c.name: cpu_s(c.pid) for c in self.pipeline.children}
+        inserts0, insert_s0 = sink_inserts(self.pipeline.sink_metrics)
         spy = self._spy(profile) if profile is not None else None
         pub = self.publisher.publish_batches(load, paced=rate is not None)
         say(f"  {name}: published; waiting until queryable")
@@ -124,6 +127,8 @@ class Run:
                 say(f"  {name}: {landed:,} of {pub.sent:,} events queryable")
         usage = self.sampler.end()
         used = {c.name: cpu_s(c.pid) - cpu0[c.name] for c in self.pipeline.children}
+        inserts1, insert_s1 = sink_inserts(self.pipeline.sink_metrics)
+        inserts, insert_s = inserts1 - inserts0, insert_s1 - insert_s0
         (q50, q99), last_landed, rows = self.ch.query(
             "SELECT quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, landed_at)), "
             f"toUnixTimestamp64Micro(max(landed_at)), count() FROM events WHERE {WINDOW}",
@@ -135,9 +140,19 @@ class Run:
         landed_rate = landed / max(1e-6, (last_landed - pub.started) / 1e6)
         drain_s = (last_landed - pub.last_ts) / 1e6
         s = self.pipeline.settings
-        w50, w99, _ = stage_latency(
-            s.kafka.bootstrap, s.kafka.topic("capture.clean"), pub.first_ts, pub.last_ts
-        )
+        nan = float("nan")
+        w50 = w99 = sent50 = sent99 = nan
+        if rate is None:  # published ahead of its capture times: no latency
+            q50 = q99 = nan
+        else:
+            w50, w99, _ = stage_latency(
+                s.kafka.bootstrap, s.kafka.topic("capture.clean"), pub.first_ts, pub.last_ts
+            )
+            # the SDK's linger (and the producer): ts -> its record's CreateTime in capture.events
+            sent50, sent99, _ = stage_latency(
+                s.kafka.bootstrap, s.kafka.topic("capture.events"), pub.first_ts, pub.last_ts
+            )
+        phase_s = max(1e-6, (last_landed - pub.started) / 1e6)
         sizes = load.sizes()
         result = {
             "name": name,
@@ -156,6 +171,13 @@ class Run:
             "p99_s": q99 / 1e6,
             "worker_p50_s": w50,
             "worker_p99_s": w99,
+            "sent_p50_s": sent50,
+            "sent_p99_s": sent99,
+            # the sink's inserts into `events` while the phase ran: how many per
+            # second and the share of its wall time they took
+            "inserts_per_s": inserts / phase_s,
+            "insert_ms": 1000 * insert_s / inserts if inserts else float("nan"),
+            "insert_share": insert_s / phase_s,
             "landed_rate": landed_rate,
             "drain_s": drain_s,
             "saturated": rate is not None and drain_s > max(10.0, 0.5 * pub.seconds),
@@ -174,9 +196,13 @@ class Run:
         say(
             f"  {name}: sent {pub.sent:,} in {pub.records:,} records "
             f"({result['events_per_record']:.1f} events each) at {pub.rate:,.0f}/s, "
-            f"landed {landed:,} ({drain_s:.1f} s after the last capture){extra}; "
-            f"p50 {result['p50_s']:.2f} s, p99 {result['p99_s']:.2f} s (to capture.clean "
-            f"{w50:.2f} / {w99:.2f} s); RSS MB "
+            f"landed {landed:,}"
+            + (f" ({drain_s:.1f} s after the last capture)" if rate is not None else "")
+            + f"{extra}; "
+            f"p50 {result['p50_s']:.2f} s, p99 {result['p99_s']:.2f} s (to capture.events "
+            f"{sent50:.2f} / {sent99:.2f} s, to capture.clean {w50:.2f} / {w99:.2f} s); "
+            f"sink: {result['inserts_per_s']:.1f} inserts/s into events, "
+            f"{result['insert_ms']:.1f} ms each, {result['insert_share']:.0%} of its time; RSS MB "
             + ", ".join(f"{k} {v:.0f}" for k, v in usage.rss_max_mb.items())
             + "; cores "
             + ", ".join(f"{k} {v:.2f}" for k, v in usage.cpu_cores.items())

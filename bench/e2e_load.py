@@ -325,22 +325,27 @@ class Publisher:
         every time in it stamped from the start, so an event's ts is its
         capture time on the wall clock and waited out its batch's linger
         before it left. Flat out (not paced): as fast as librdkafka takes
-        them, each stamped as sent now (its events captured up to a linger
-        earlier). Then flush; raises SystemExit when records stay
-        unacknowledged. Progress on stderr every 10 s."""
+        them, stamped the same way, so each device's events keep the order
+        and spacing it captured them in, though they are published ahead of
+        that timeline (within the worker's 300 s bound on future times; the
+        phase's latency figures mean nothing). Stamping each record as sent
+        at its own moment instead would shift a device's later records to
+        before its earlier ones, a disorder no device produces, which the
+        reducers and the state writes would pay for; and stamping into the
+        past would mix the phase's time window with the phase before it.
+        Then flush; raises SystemExit when records stay unacknowledged.
+        Progress on stderr every 10 s."""
         produce, poll = self.producer.produce, self.producer.poll
         topic, batches = self.topic, load.batches
         lead = 0.02 if paced else 0.0  # the first record's time to come
         start = time.monotonic() + lead
         start_wall = time.time_ns() // 1000 + int(lead * S)
+        base = start_wall
         first_ts, last_ts, events, shown = 2**62, 0, 0, start
         for i, batch in enumerate(batches):
             if paced:
-                base = start_wall
                 while (wait := start + batch.sent_at / S - time.monotonic()) > 0:
                     poll(min(wait, 0.05))
-            else:
-                base = time.time_ns() // 1000 - batch.sent_at
             value = batch.stamped(base)
             while True:
                 try:
@@ -372,10 +377,10 @@ def stage_latency(
 ) -> tuple[float, float, int]:
     """Capture-to-`topic` latency of one phase: (p50 s, p99 s, records sampled).
 
-    Reads `topic` (capture.clean) from the first record the broker holds at or
+    Reads `topic` (capture.events or capture.clean) from the first record the broker holds at or
     after `first_ts`, up to the end as of now; for every `sample`-th event (a
     CleanBatch holds several) whose `ts` is in [first_ts, last_ts] the delay
-    is its record's CreateTime (set by the worker's producer, ms) minus `ts`."""
+    is its record's CreateTime (set by its producer, ms) minus `ts`."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -407,7 +412,8 @@ def stage_latency(
                 if offset is not None and offset + 1 >= ends[part]:
                     todo.discard(part)
                 name, datum = decode(value)
-                for event in datum["events"] if name == "CleanBatch" else [datum]:
+                batched = name in ("CleanBatch", "DeviceBatch")
+                for event in datum["events"] if batched else [datum]:
                     seen += 1
                     if seen % sample:
                         continue

@@ -35,6 +35,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p99_s": _med([i["p99_s"] for i in items]),
             "worker_p50_s": _med([i["worker_p50_s"] for i in items]),
             "worker_p99_s": _med([i["worker_p99_s"] for i in items]),
+            "sent_p50_s": _med([i.get("sent_p50_s", float("nan")) for i in items]),
+            "sent_p99_s": _med([i.get("sent_p99_s", float("nan")) for i in items]),
+            "inserts_per_s": _med([i.get("inserts_per_s", float("nan")) for i in items]),
+            "insert_ms": _med([i.get("insert_ms", float("nan")) for i in items]),
             "landed_all": all(i["landed"] >= i["sent"] for i in items),
             "saturated": sum(1 for i in items if i["saturated"]),
             "runs": len(items),
@@ -69,7 +73,8 @@ def table(summary: dict[str, Any], runs: int) -> str:
     lines = [
         f"medians of {runs} run(s)",
         f"{'phase':<10} {'target/s':>9} {'sent/s':>9} {'e2e ev/s':>9} {'ev/rec':>6} "
-        f"{'p50 s':>7} {'p99 s':>7} {'wkr p50':>7} {'wkr p99':>7} {'worker MB':>10} "
+        f"{'p50 s':>7} {'p99 s':>7} {'sdk p50':>7} {'sdk p99':>7} {'wkr p50':>7} "
+        f"{'wkr p99':>7} {'ins/s':>6} {'ins ms':>6} {'worker MB':>10} "
         f"{'sink MB':>8} {'bench MB':>9} {'worker cpu':>10} {'sink cpu':>9}",
     ]
     for name, ph in summary["phases"].items():
@@ -79,7 +84,9 @@ def table(summary: dict[str, Any], runs: int) -> str:
         lines.append(
             f"{name:<10} {target:>9} {ph['publish_rate']:>9,.0f} {e2e:>9} "
             f"{ph['events_per_record']:>6.1f} {ph['p50_s']:>7.2f} "
-            f"{ph['p99_s']:>7.2f} {ph['worker_p50_s']:>7.2f} {ph['worker_p99_s']:>7.2f} "
+            f"{ph['p99_s']:>7.2f} {ph['sent_p50_s']:>7.2f} {ph['sent_p99_s']:>7.2f} "
+            f"{ph['worker_p50_s']:>7.2f} {ph['worker_p99_s']:>7.2f} "
+            f"{ph['inserts_per_s']:>6.1f} {ph['insert_ms']:>6.1f} "
             f"{rss.get('worker', 0):>10.0f} {rss.get('sink', 0):>8.0f} "
             f"{rss.get('bench', 0):>9.0f} {cpu.get('worker', 0):>10.2f} "
             f"{cpu.get('sink', 0):>9.2f}"
@@ -89,8 +96,9 @@ def table(summary: dict[str, Any], runs: int) -> str:
     e2e, bare, ratio = summary["e2e_rate"], summary["bare_rate"], summary["ratio"]
     lines.append(
         "p50/p99: capture (ts) -> queryable in ClickHouse, the SDK's linger included; "
-        "wkr: ts -> in capture.clean (worker done); ev/rec: events per DeviceBatch "
-        "record; MB: peak RSS; cpu: cores used during the phase"
+        "sdk: ts -> in capture.events (linger); wkr: ts -> in capture.clean (worker done); "
+        "ins/s, ins ms: the sink's inserts into events and their mean wall time; "
+        "ev/rec: events per DeviceBatch record; MB: peak RSS; cpu: cores used during the phase"
     )
     lines.append("batch sizes (events per record) of each phase's load:")
     for name, ph in summary["phases"].items():

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,7 @@ class Pipeline:
         """Start worker and sink; a sampler of their (and this process's) RSS and CPU."""
         env = child_env(self.settings)
         prefix = self.settings.kafka.topic_prefix
+        self.sink_metrics = free_port()  # `sink_inserts` reads it
         self.children = [
             Child(
                 "worker",
@@ -216,7 +218,7 @@ class Pipeline:
             ),
             Child(
                 "sink",
-                ["sink", "--all", "--max-age", "0.5", "--metrics-port", str(free_port())],
+                ["sink", "--all", "--max-age", "0.5", "--metrics-port", str(self.sink_metrics)],
                 env,
                 self.logdir,
             ),
@@ -332,3 +334,20 @@ def bare_path(
     if seen < total or landed < total:
         raise SystemExit(f"bench: bare path read {seen}, landed {landed} of {total}")
     return BareResult(total, seconds, cpu)
+
+
+def sink_inserts(port: int, table: str = "events") -> tuple[float, float]:
+    """(inserts, seconds spent inserting) into `table` so far, from the sink's
+    /metrics on 127.0.0.1:`port` (candor_sink_insert_seconds); (nan, nan) when
+    it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return float("nan"), float("nan")
+    found = {}
+    for line in text.splitlines():
+        for what in ("count", "sum"):
+            if line.startswith(f'candor_sink_insert_seconds_{what}{{table="{table}"}}'):
+                found[what] = float(line.rsplit(" ", 1)[1])
+    return found.get("count", float("nan")), found.get("sum", float("nan"))

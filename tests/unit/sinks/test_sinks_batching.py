@@ -34,6 +34,21 @@ def test_age_cuts_a_partial_batch(now: float, due: list[tuple[int, int, int]]) -
     assert [(x.partition, x.first, x.last) for x in b.due(now)] == due
 
 
+def test_an_age_cut_takes_every_unpinned_partition_along_so_they_share_a_round() -> None:
+    b: Batcher[str] = Batcher("t", max_rows=100, max_age=1.0)
+    _feed(b, 0, range(0, 3), now=0.0)
+    _feed(b, 1, range(10, 12), now=0.6)
+    b.pin(2, 25)
+    _feed(b, 2, range(20, 23), now=0.0)  # pinned: its replay waits for offset 25
+    assert b.due(0.9) == []  # none is old enough yet
+    cut = b.due(1.0)
+    assert [(x.partition, x.first, x.last, x.reason) for x in cut] == [
+        (0, 0, 2, "age"),
+        (1, 10, 11, "age"),
+    ]
+    assert b.buffered() == 3 and b.due(5.0) == []  # the pinned batch stays
+
+
 def test_a_replay_pinned_by_the_intent_forms_the_same_batch_as_before_the_crash() -> None:
     before: Batcher[str] = Batcher("t", max_rows=100, max_age=1.0)
     _feed(before, 2, range(10, 15), now=0.0)
