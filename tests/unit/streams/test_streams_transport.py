@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from types import SimpleNamespace
 from typing import Any
 
+import aiokafka
+import faust
 import pytest
 from faust.types import TP
 
-from streams.transport import EagerConsumer, start_eagerly
+from streams.transport import (
+    FETCH_MAX_WAIT_MS,
+    EagerConsumer,
+    IntakeThread,
+    limit_fetch_wait,
+    start_eagerly,
+)
 
 
 async def _put(queue: asyncio.Queue[int], value: int) -> str:
@@ -138,3 +147,33 @@ def test_a_partition_without_a_committed_offset_is_read_from_its_first_record() 
     assert consumer.ledger.expected(fresh) == 3
     assert consumer.ledger.expected(resumed) == 7
     assert consumer.ledger.expected(changelog) is None  # faust's path, unchanged
+
+
+def test_the_worker_consumer_asks_the_broker_to_hold_a_fetch_briefly() -> None:
+    # faust fixes aiokafka's fetch_max_wait_ms at 1,500 ms: the intake stalled
+    # for a second at a time under load (streams.transport.limit_fetch_wait)
+    async def build() -> Any:
+        return aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+
+    consumer = asyncio.run(build())
+    assert consumer._fetch_max_wait_ms == 500  # aiokafka's own default
+    limit_fetch_wait(consumer, FETCH_MAX_WAIT_MS)
+    assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+    # ... and aiokafka hands that attribute to its fetcher when it starts
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
+        aiokafka.AIOKafkaConsumer.start
+    )
+    with pytest.raises(RuntimeError, match="no _fetch_max_wait_ms"):
+        limit_fetch_wait(SimpleNamespace(), 100)
+
+
+def test_the_worker_consumer_runs_on_the_intake_thread() -> None:
+    async def build() -> Any:
+        consumer: Any = EagerConsumer.__new__(EagerConsumer)
+        consumer.loop = asyncio.get_running_loop()
+        consumer.beacon = None
+        consumer.app = faust.App("intake-test", broker="kafka://127.0.0.1:1")
+        consumer.transport = SimpleNamespace(app=consumer.app)
+        return consumer._new_consumer_thread()
+
+    assert isinstance(asyncio.run(build()), IntakeThread)
