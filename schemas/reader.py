@@ -56,10 +56,12 @@ def _long(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _count(data: bytes, pos: int) -> tuple[int, int]:
-    """A length or block count (`_long`): non-negative, else `Unsure`."""
+    """A length or block count (`_long`): non-negative and at most the bytes of
+    ``data``, else `Unsure` (a damaged count of items that take no byte, nulls
+    say, would keep a loop going for ever: fastavro decides what it is)."""
     n, pos = _long(data, pos)
-    if n < 0:
-        raise Unsure("a negative length or block count")
+    if n < 0 or n > len(data):
+        raise Unsure("a negative length or block count, or one past the data")
     return n, pos
 
 

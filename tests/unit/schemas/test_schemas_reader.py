@@ -221,3 +221,17 @@ def test_trailing_bytes_are_left_to_fastavro() -> None:
     with pytest.raises(Unsure):
         _reader_of("CaptureEvent")(data, codec.HEADER_SIZE)
     _same(data)
+
+
+def test_a_count_past_the_data_is_left_to_fastavro() -> None:
+    # items of no bytes (nulls): a damaged count would keep the loop going for ever
+    reader = compile_reader(
+        {
+            "type": "record",
+            "name": "t.R",
+            "fields": [{"name": "a", "type": {"type": "array", "items": "null"}}],
+        }
+    )
+    assert reader(_varint(3) + _varint(0), 0) == {"a": [None, None, None]}
+    with pytest.raises(Unsure):
+        reader(_varint(2**40) + _varint(0), 0)
