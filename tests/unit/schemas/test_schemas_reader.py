@@ -235,3 +235,36 @@ def test_a_count_past_the_data_is_left_to_fastavro() -> None:
     assert reader(_varint(3) + _varint(0), 0) == {"a": [None, None, None]}
     with pytest.raises(Unsure):
         reader(_varint(2**40) + _varint(0), 0)
+
+
+def test_long_arrays_read_as_with_fastavro() -> None:
+    # more than 63 items: a block count of two varint bytes
+    path = [{"dt_ms": i, "x": -i, "y": i * 1000} for i in range(150)]
+    events = [
+        event("MouseMove", seq=i, payload={"type": "MouseMove", "path": path}) for i in range(70)
+    ]
+    header = {
+        "batch_id": "b",
+        "org_id": "org-1",
+        "subject_id": "subj-123",
+        "device_id": "dev-9",
+        "client_version": None,
+        "sent_ts": 1,
+        "first_seq": 0,
+        "last_seq": 69,
+    }
+    data = codec.encode("DeviceBatch", {**header, "events": events})
+    assert COMPILED.decode(data)[1]["events"][69]["payload"]["path"] == path
+    _same(data)
+
+
+def test_a_boolean_byte_other_than_one_reads_true_as_with_fastavro() -> None:
+    sample = event("MouseClick", redactions=[], consent_version=None, client_version=None)
+    data = bytearray(codec.encode_event(sample))
+    # MouseClick ends with its boolean "double" (True here), before redactions'
+    # empty array (0), consent_version and client_version (null: 0 each)
+    assert data[-4:] == b"\x01\x00\x00\x00"
+    for byte in (2, 0x80, 0xFF):
+        data[-4] = byte
+        assert COMPILED.decode(bytes(data))[1]["payload"]["double"] is True
+        _same(bytes(data))
