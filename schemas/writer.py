@@ -11,7 +11,9 @@ a bad datum never produces bytes and validation needs no second pass.
 Why not fastavro's writer: it silently coerces (``True`` -> 1, ``1.5`` -> 1,
 ``"no"`` -> true) and spends ~20 µs per capture event on per-call schema
 handling and trial validation of union branches; this writer is several times
-faster and strict. Reading stays with fastavro, which does schema resolution.
+faster and strict. Reading: `schemas.reader` reads bodies of a record's current
+version (the same way, compiled once per schema), fastavro everything else
+(older versions, with schema resolution, and bytes that reader is not sure of).
 
 Unions: ``["null", T]`` takes ``None`` or a ``T``. A union whose branches are all
 records is a *tagged union*: its in-memory value is the record's dict with a

@@ -26,6 +26,7 @@ def _with_tuples(registry: Registry) -> codec.Codec:
     with_tuples = codec.Codec(registry)
     for reader in with_tuples._readers.values():
         reader._by_first = None
+        reader._compiled = None  # fastavro alone, as before `schemas.reader`
     return with_tuples
 
 
