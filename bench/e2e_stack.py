@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from e2e_load import Publisher, WireEvent
 from environment import REPO, free_port
 from pydantic import SecretStr
+from yardstick import stock_decoder
 
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
@@ -34,7 +35,6 @@ from candor.settings import Settings, replace
 from candor.settings import child_env as candor_child_env
 from privacy.consent import grant
 from producers.simulator.simulator import SimulatedDevice
-from schemas.codec import decode_event
 from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, event_row
 
@@ -282,11 +282,13 @@ def bare_path(
     """Today's per-event records through the bare path: `events` produced as
     single-event CaptureEvent records (the SDK's producer settings, untimed)
     to a topic of their own (``<prefix>bench.bare``), then a confluent-kafka
-    consumer (own group) reads them, `schemas.codec.decode_event`,
+    consumer (own group) reads them, decodes them with stock fastavro
+    (`yardstick.stock_decoder`, not Candor's decoder),
     `sinks.rows.event_row`, clickhouse-connect inserts of `batch` rows into a
     plain MergeTree copy of `events`. Timed from the first message received
     to the last insert acknowledged. Raises SystemExit when not all landed."""
     topic = f"{settings.kafka.topic_prefix}bench.bare"
+    decode = stock_decoder()
     admin = AdminClient(settings.kafka.client_config())
     for future in admin.create_topics(
         [NewTopic(topic, partitions, settings.kafka.replicas())]
@@ -321,7 +323,7 @@ def bare_path(
             for m in msgs:
                 value = m.value()
                 if m.error() is None and value is not None:
-                    rows.append(event_row(decode_event(value)))
+                    rows.append(event_row(decode(value)))
                     seen += 1
             while len(rows) >= batch or (seen >= total and rows):
                 client.insert("events_bare", rows[:batch], column_names=columns)

@@ -28,6 +28,8 @@ deleted at the end:
 2. decode-only: a bare confluent-kafka consumer reads them and only decodes
    them (`schemas.codec.decode_many`, or `schemas.batch.decode_capture` per
    batch); events/s from the first message received to the last one decoded;
+   for single-event records also with stock fastavro instead of Candor's
+   decoder (bench/yardstick.py): the machine's yardstick;
 3. faust floor (single-event records only; ``--no-floor`` skips it):
    bench/faust_floor.py (a subprocess, new consumer group), a faust app with
    the worker's app class and intake settings whose one agent only counts
@@ -54,8 +56,9 @@ deleted at the end:
 Prints a line per run and input (progress on stderr): run, input, seed,
 ev/rec (events per record), decode ev/s (2), floor ev/s (3), worker ev/s
 (4), w/dec (worker over the decode-only consumer of the same input), w/dec1
-(worker over the decode-only consumer of single-event records in the same
-run: the machine's yardstick), RSS start (2 s after the worker started), RSS
+(worker over the stock-fastavro decode-only consumer of single-event records
+in the same run: the machine's yardstick; the ratio to Candor's decoder of
+the same records is printed below the table), RSS start (2 s after the worker started), RSS
 after (the throughput phase), RSS sess (with the open sessions) and sessions
 (the gauge then); then ``med`` lines with the medians over the runs. With
 ``--profile`` the first run's workers run under cProfile (``python -m
@@ -90,6 +93,7 @@ from confluent_kafka.admin import AdminClient
 from device_batches import active_rate, at_device_rate, describe_sizes, sdk_batches
 from environment import REPO, free_port
 from faust_floor import parse_result
+from yardstick import stock_decoder
 
 from backends.clickhouse.connection import connect
 from backends.kafka.consent_registry import grant_many
@@ -267,8 +271,10 @@ def _reader(settings: Settings, topic: str) -> Consumer:
 def decode_only(settings: Settings, n: int, kind: str = "single") -> float:
     """Events/s of a bare consumer that only decodes, first message to last decoded:
     `schemas.codec.decode_many` for single-event records, `decode_capture` per
-    record for batches. Raises SystemExit when it gets fewer than `n` events
-    within 300 s or one fails to decode."""
+    record for batches, stock fastavro (`yardstick.stock_decoder`) for
+    single-event records with `kind` "stock". Raises SystemExit when it gets
+    fewer than `n` events within 300 s or one fails to decode."""
+    stock = stock_decoder()
     consumer = _reader(settings, settings.kafka.topic("capture.events"))
     seen, failed, first = 0, 0, 0.0
     deadline = time.monotonic() + 300
@@ -280,6 +286,14 @@ def decode_only(settings: Settings, n: int, kind: str = "single") -> float:
                 first = time.perf_counter()
             if kind == "single":
                 failed += sum(isinstance(d, SchemaError) for d in decode_many(values))
+                seen += len(values)
+                continue
+            if kind == "stock":
+                for value in values:
+                    try:
+                        stock(value)
+                    except (ValueError, EOFError, KeyError, TypeError):
+                        failed += 1
                 seen += len(values)
                 continue
             for value in values:
@@ -591,6 +605,7 @@ class Row:
     decode_rate: float
     floor_rate: float  # 0: not measured
     worker: WorkerRun
+    stock_rate: float = 0.0  # single-event records, stock fastavro (the yardstick)
 
 
 def one_run(
@@ -639,6 +654,10 @@ def one_run(
             produce(settings, [(key, value) for key, value, _ in records])
             decode_rate = decode_only(settings, n, kind)
             say(f"decode-only ({kind}): {decode_rate:,.0f} ev/s")
+            stock_rate = 0.0
+            if kind == "single":
+                stock_rate = decode_only(settings, n, "stock")
+                say(f"decode-only (single, stock fastavro): {stock_rate:,.0f} ev/s")
             floor_rate = 0.0
             if floor and kind == "single":
                 floor_rate = faust_floor(settings, n, Path(home))
@@ -662,7 +681,7 @@ def one_run(
                 sessions_timeout_s,
                 profile,
             )
-        return Row(seed, kind, len(records), n, decode_rate, floor_rate, worker)
+        return Row(seed, kind, len(records), n, decode_rate, floor_rate, worker, stock_rate)
     finally:
         drop_topics(settings)
         admin = connect(settings, database="")
@@ -826,7 +845,7 @@ def main() -> int:
             for kind in kinds
         }
         runs.append(rows)
-        yardstick = rows["single"].decode_rate if "single" in rows else 0.0
+        yardstick = rows["single"].stock_rate if "single" in rows else 0.0
         for kind in kinds:
             print_row(str(i + 1), [rows[kind]], yardstick)
         if profile:
@@ -834,15 +853,27 @@ def main() -> int:
     timed = runs[1:] if args.profile else runs
     if timed:
         yardstick = (
-            statistics.median(r["single"].decode_rate for r in timed) if "single" in kinds else 0.0
+            statistics.median(r["single"].stock_rate for r in timed) if "single" in kinds else 0.0
         )
         for kind in kinds:
             print_row("med", [r[kind] for r in timed], yardstick)
+        if "single" in kinds:
+            candor = statistics.median(r["single"].decode_rate for r in timed)
+            print(
+                f"yardstick: stock fastavro {yardstick:,.0f} ev/s; Candor's decoder on the same "
+                f"records {candor:,.0f} ev/s"
+                + "".join(
+                    f"; {k} worker over Candor's decoder "
+                    f"{statistics.median(r[k].worker.rate for r in timed) / candor:.2f}"
+                    for k in kinds
+                )
+            )
     else:
         print("med: none (the only run was profiled)")
     print(
         "w/dec: worker over the decode-only consumer of the same input; w/dec1: worker over "
-        "the decode-only consumer of single-event records (the machine's yardstick)"
+        "the stock-fastavro decode-only consumer of single-event records (the machine's "
+        "yardstick, bench/yardstick.py)"
     )
     print("targets (issue 12): w/dec1 >= 0.5 on batches; RSS <= 500 MB at 100,000 open sessions")
     if args.profile:
