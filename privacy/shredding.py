@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -437,7 +438,7 @@ def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: by
         raise UndecryptableField("sealed content too short")
     try:
         plain = cipher_for(key).decrypt(content[:_NONCE_BYTES], content[_NONCE_BYTES:], aad)
-        entries = json.loads(plain)
+        entries = _load_entries(plain)
     except (InvalidTag, ValueError):
         raise UndecryptableField("sealed content does not open") from None
     for index, event_id, path, value in entries:
@@ -447,3 +448,17 @@ def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: by
         if container not in ("app", "payload"):
             raise UndecryptableField(f"sealed content names {path!r}")
         events[index][container][field] = value
+
+
+def _load_entries(plain: bytes) -> Any:
+    """``json.loads(plain)`` for the sealed text of `seal_batch`, read by orjson (a
+    third of json's CPU; the sink opens every batch). The two read that text
+    alike: integers (an event's index) and strings (event ids are strings by
+    the contract, values are the strings sealed). What orjson refuses and json
+    reads (NaN, a lone surrogate escape, UTF-16) goes to json; the one other
+    difference, a number beyond 64 bits (a float to orjson), `seal_batch` never
+    writes, and AES-GCM lets through only what was sealed. Raises `ValueError`."""
+    try:
+        return orjson.loads(plain)
+    except orjson.JSONDecodeError:
+        return json.loads(plain)
