@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +146,8 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
 
     - what to read from a payload is worked out once per payload type and key
       layout (`_PayloadPlan`): a decoded payload of one type always has the
-      same keys, so no per-event look-up of which fields are flattened;
+      same keys, so no per-event look-up of which fields are flattened, and
+      its payload columns are two ``itemgetter`` calls, no loop;
     - ``payload_json`` of a payload whose other fields are all booleans or
       None (a KeyInput's ``is_secure_field``, a click's ``double``: most
       events) is looked up, not encoded again (`_small_json`);
@@ -159,17 +160,14 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
         payload = event["payload"]
         kind = payload["type"]
         plan = _PLANS.get((kind, tuple(payload))) or _plan_of(kind, payload)
-        cols = list(plan.defaults)
-        for position, value in zip(
-            plan.positions, map(payload.__getitem__, plan.fields), strict=True
-        ):
-            cols[position] = value
         if kind == "KeyInput":
             modifiers = payload.get("modifiers")
-            cols[_MODIFIERS] = list(modifiers) if modifiers else _EMPTY
+            computed: tuple[Any, ...] = (list(modifiers) if modifiers else _EMPTY,)
         elif kind == "MouseMove":
-            cols[_MOUSE[0]] = len(payload["path"])
-            cols[_MOUSE[1]] = path_length(payload["path"])
+            computed = (len(payload["path"]), path_length(payload["path"]))
+        else:
+            computed = ()
+        cols = plan.pick(plan.defaults + plan.read(payload) + computed)
         redactions = event.get("redactions")
         if plan.rest:
             rest = _small_json(plan.rest, tuple(map(payload.__getitem__, plan.rest)))
@@ -206,22 +204,35 @@ _REQUIRED = operator.itemgetter("event_id", "org_id", "subject_id", "device_id",
 
 @dataclass(frozen=True, slots=True)
 class _PayloadPlan:
-    """What `event_rows` reads from a payload of one type and key layout: its
-    flattened ``fields`` (present in the layout) and their ``positions`` among
-    the payload columns, the ``rest`` of its fields (``payload_json``), and the
-    payload columns' ``defaults`` (`event_row`'s: the type's flattened fields
-    missing from the layout are None, not the counters' 0 or [])."""
+    """What `event_rows` reads from a payload of one type and key layout.
 
-    fields: tuple[str, ...]
-    positions: tuple[int, ...]
+    The payload columns are ``pick(defaults + read(payload) + computed)``:
+    ``defaults`` are the payload columns' defaults (`event_row`'s: the type's
+    flattened fields missing from the layout are None, not the counters' 0 or
+    []), ``read`` returns the flattened fields present in the layout,
+    ``computed`` are the columns `event_rows` works out (a KeyInput's
+    modifiers, a MouseMove's points and distance) and ``pick`` takes each
+    column from that tuple. ``rest`` are the fields of ``payload_json``.
+    """
+
+    read: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     rest: tuple[str, ...]
     defaults: tuple[Any, ...]
+
+
+#: The payload columns `event_rows` computes, per payload type, in order.
+_COMPUTED: dict[str, tuple[int, ...]] = {"KeyInput": (_MODIFIERS,), "MouseMove": _MOUSE}
 
 
 # (payload type, its keys in order) -> plan; payloads decoded by the codec have
 # one layout per type. Bounded: past the limit a layout is planned each time.
 _PLANS: dict[tuple[str, tuple[str, ...]], _PayloadPlan] = {}
 _MAX_PLANS = 256
+
+
+def _no_fields(payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    return ()
 
 
 def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
@@ -232,11 +243,27 @@ def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
     flattened = _FLATTENED[kind]
     present = [(field, at) for field, at in positions if field in payload]
     absent = {at for field, at in positions if field not in payload}
+    defaults = tuple(None if at in absent else v for at, v in enumerate(_DEFAULT_VALUES))
+    # where each payload column is taken from in defaults + read(payload) + computed
+    source = list(range(len(defaults)))
+    for index, (_, at) in enumerate(present):
+        source[at] = len(defaults) + index
+    for index, at in enumerate(_COMPUTED.get(kind, ())):
+        source[at] = len(defaults) + len(present) + index
+    fields = [field for field, _ in present]
+    read: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    if len(fields) > 1:
+        read = operator.itemgetter(*fields)
+    elif fields:  # an itemgetter of one returns the value, not a tuple: twice
+        read = operator.itemgetter(fields[0], fields[0])
+        source = [at if at <= len(defaults) else at + 1 for at in source]
+    else:
+        read = _no_fields
     plan = _PayloadPlan(
-        fields=tuple(field for field, _ in present),
-        positions=tuple(at for _, at in present),
+        read=read,
+        pick=operator.itemgetter(*source),
         rest=tuple(k for k in payload if k != "type" and k not in flattened),
-        defaults=tuple(None if at in absent else v for at, v in enumerate(_DEFAULT_VALUES)),
+        defaults=defaults,
     )
     if len(_PLANS) < _MAX_PLANS:
         _PLANS[(kind, tuple(payload))] = plan
