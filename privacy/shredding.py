@@ -444,10 +444,24 @@ def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: by
     for index, event_id, path, value in entries:
         if not 0 <= index < len(events) or events[index]["event_id"] != event_id:
             raise UndecryptableField(f"sealed content names event {event_id!r} at {index}")
-        container, _, field = str(path).partition(".")
-        if container not in ("app", "payload"):
-            raise UndecryptableField(f"sealed content names {path!r}")
-        events[index][container][field] = value
+        # the paths `seal_batch` writes are looked up (a few per event); any other
+        # is taken apart as before
+        where = _SEALED_PATHS.get(path) if type(path) is str else None
+        if where is None:
+            where = str(path).partition(".")[::2]
+            if where[0] not in ("app", "payload"):
+                raise UndecryptableField(f"sealed content names {path!r}")
+        events[index][where[0]][where[1]] = value
+
+
+#: (container, field) of each path `seal_batch` writes, for `open_batch`.
+_SEALED_PATHS: dict[str, tuple[str, str]] = {
+    path: (path.partition(".")[0], field)
+    for field, path in (
+        *_APP_SEALED,
+        *((field, path) for fields in _PAYLOAD_SEALED.values() for field, path, _ in fields),
+    )
+}
 
 
 def _load_entries(plain: bytes) -> Any:

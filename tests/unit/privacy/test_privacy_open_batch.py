@@ -8,11 +8,18 @@ import copy
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from privacy.keystore import DataKey
-from privacy.shredding import _load_entries, cipher_for, open_batch, seal_batch
+from privacy.shredding import (
+    UndecryptableField,
+    _load_entries,
+    cipher_for,
+    open_batch,
+    seal_batch,
+)
 from tests.unit.privacy.privacy_events import make_event
 
 KEY = DataKey("k-open", bytes(range(32)))
@@ -51,3 +58,21 @@ def test_what_orjson_refuses_json_still_reads() -> None:
         [[0, "e", "payload.text", "\ud800"]]
     )
     assert str(_load_entries(b"[NaN]")) == "[nan]"
+
+
+def _sealed(entries: list[Any]) -> bytes:
+    nonce = bytes(12)
+    plain = json.dumps(entries, ensure_ascii=False).encode()
+    return nonce + cipher_for(KEY.key).encrypt(nonce, plain, AAD)
+
+
+def test_paths_seal_batch_never_writes_open_as_before() -> None:
+    # `open_batch` looks the paths seal_batch writes up; any other "app.<f>" or
+    # "payload.<f>" is still put in place, and anything else refused.
+    events = [make_event("KeyInput", seq=0, event_id="e0")]
+    open_batch(events, _sealed([[0, "e0", "payload.other", "x"]]), KEY.key, AAD)
+    open_batch(events, _sealed([[0, "e0", "app", "y"]]), KEY.key, AAD)
+    assert events[0]["payload"]["other"] == "x" and events[0]["app"][""] == "y"
+    for path in ("frame.ref", "apps.x", 7, None):
+        with pytest.raises(UndecryptableField):
+            open_batch(events, _sealed([[0, "e0", path, "x"]]), KEY.key, AAD)
