@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import codec, domain
-from schemas.clean_read import WRITTEN_FOR, read_clean_batch
+from schemas.clean_read import WRITTEN_FOR, _long, _Unread, read_clean_batch
 from schemas.errors import SchemaError
+from schemas.writer import encode_long
 from tests.unit.schemas.schemas_samples import PAYLOADS, event
 
 EQUIVALENCE = settings(
@@ -296,3 +297,20 @@ def test_other_records_and_types_are_left_to_the_codec() -> None:
     encoded = _encoded(batch)
     assert read_clean_batch(encoded) == codec.decode(encoded)[1]
     assert read_clean_batch(bytearray(encoded)) is None  # type: ignore[arg-type]
+
+
+@EQUIVALENCE
+@given(st.integers(1, 9).flatmap(lambda k: st.integers(-(2 ** (7 * k - 1)), 2 ** (7 * k - 1) - 1)))
+def test_a_long_of_any_length_reads_as_written(value: int) -> None:
+    # every varint length up to 9 bytes (62 bits and sign), followed by more
+    # bytes or not; cut short, it never ends inside the bytes it was given
+    out = bytearray()
+    encode_long(out, value)
+    for tail in (b"", b"\x00\x05", b"\xff" * 9):
+        assert _long(bytes(out) + tail, 0) == (value, len(out))
+    for cut in range(1, len(out)):
+        try:
+            _, end = _long(bytes(out[:cut]), 0)
+        except (IndexError, _Unread):
+            continue
+        assert end > cut
