@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -437,13 +438,41 @@ def open_batch(events: list[dict[str, Any]], content: bytes, key: bytes, aad: by
         raise UndecryptableField("sealed content too short")
     try:
         plain = cipher_for(key).decrypt(content[:_NONCE_BYTES], content[_NONCE_BYTES:], aad)
-        entries = json.loads(plain)
+        entries = _load_entries(plain)
     except (InvalidTag, ValueError):
         raise UndecryptableField("sealed content does not open") from None
     for index, event_id, path, value in entries:
         if not 0 <= index < len(events) or events[index]["event_id"] != event_id:
             raise UndecryptableField(f"sealed content names event {event_id!r} at {index}")
-        container, _, field = str(path).partition(".")
-        if container not in ("app", "payload"):
-            raise UndecryptableField(f"sealed content names {path!r}")
-        events[index][container][field] = value
+        # the paths `seal_batch` writes are looked up (a few per event); any other
+        # is taken apart as before
+        where = _SEALED_PATHS.get(path) if type(path) is str else None
+        if where is None:
+            where = str(path).partition(".")[::2]
+            if where[0] not in ("app", "payload"):
+                raise UndecryptableField(f"sealed content names {path!r}")
+        events[index][where[0]][where[1]] = value
+
+
+#: (container, field) of each path `seal_batch` writes, for `open_batch`.
+_SEALED_PATHS: dict[str, tuple[str, str]] = {
+    path: (path.partition(".")[0], field)
+    for field, path in (
+        *_APP_SEALED,
+        *((field, path) for fields in _PAYLOAD_SEALED.values() for field, path, _ in fields),
+    )
+}
+
+
+def _load_entries(plain: bytes) -> Any:
+    """``json.loads(plain)`` for the sealed text of `seal_batch`, read by orjson (a
+    third of json's CPU; the sink opens every batch). The two read that text
+    alike: integers (an event's index) and strings (event ids are strings by
+    the contract, values are the strings sealed). What orjson refuses and json
+    reads (NaN, a lone surrogate escape, UTF-16) goes to json; the one other
+    difference, a number beyond 64 bits (a float to orjson), `seal_batch` never
+    writes, and AES-GCM lets through only what was sealed. Raises `ValueError`."""
+    try:
+        return orjson.loads(plain)
+    except orjson.JSONDecodeError:
+        return json.loads(plain)

@@ -13,9 +13,11 @@ import itertools
 import json
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from schemas import dead_letter
 from schemas.errors import UnknownPayloadType
@@ -144,7 +146,8 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
 
     - what to read from a payload is worked out once per payload type and key
       layout (`_PayloadPlan`): a decoded payload of one type always has the
-      same keys, so no per-event look-up of which fields are flattened;
+      same keys, so no per-event look-up of which fields are flattened, and
+      its payload columns are two ``itemgetter`` calls, no loop;
     - ``payload_json`` of a payload whose other fields are all booleans or
       None (a KeyInput's ``is_secure_field``, a click's ``double``: most
       events) is looked up, not encoded again (`_small_json`);
@@ -157,17 +160,14 @@ def event_rows(events: Sequence[Mapping[str, Any]]) -> list[Row]:
         payload = event["payload"]
         kind = payload["type"]
         plan = _PLANS.get((kind, tuple(payload))) or _plan_of(kind, payload)
-        cols = list(plan.defaults)
-        for position, value in zip(
-            plan.positions, map(payload.__getitem__, plan.fields), strict=True
-        ):
-            cols[position] = value
         if kind == "KeyInput":
             modifiers = payload.get("modifiers")
-            cols[_MODIFIERS] = list(modifiers) if modifiers else _EMPTY
+            computed: tuple[Any, ...] = (list(modifiers) if modifiers else _EMPTY,)
         elif kind == "MouseMove":
-            cols[_MOUSE[0]] = len(payload["path"])
-            cols[_MOUSE[1]] = path_length(payload["path"])
+            computed = (len(payload["path"]), path_length(payload["path"]))
+        else:
+            computed = ()
+        cols = plan.pick(plan.defaults + plan.read(payload) + computed)
         redactions = event.get("redactions")
         if plan.rest:
             rest = _small_json(plan.rest, tuple(map(payload.__getitem__, plan.rest)))
@@ -204,22 +204,35 @@ _REQUIRED = operator.itemgetter("event_id", "org_id", "subject_id", "device_id",
 
 @dataclass(frozen=True, slots=True)
 class _PayloadPlan:
-    """What `event_rows` reads from a payload of one type and key layout: its
-    flattened ``fields`` (present in the layout) and their ``positions`` among
-    the payload columns, the ``rest`` of its fields (``payload_json``), and the
-    payload columns' ``defaults`` (`event_row`'s: the type's flattened fields
-    missing from the layout are None, not the counters' 0 or [])."""
+    """What `event_rows` reads from a payload of one type and key layout.
 
-    fields: tuple[str, ...]
-    positions: tuple[int, ...]
+    The payload columns are ``pick(defaults + read(payload) + computed)``:
+    ``defaults`` are the payload columns' defaults (`event_row`'s: the type's
+    flattened fields missing from the layout are None, not the counters' 0 or
+    []), ``read`` returns the flattened fields present in the layout,
+    ``computed`` are the columns `event_rows` works out (a KeyInput's
+    modifiers, a MouseMove's points and distance) and ``pick`` takes each
+    column from that tuple. ``rest`` are the fields of ``payload_json``.
+    """
+
+    read: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     rest: tuple[str, ...]
     defaults: tuple[Any, ...]
+
+
+#: The payload columns `event_rows` computes, per payload type, in order.
+_COMPUTED: dict[str, tuple[int, ...]] = {"KeyInput": (_MODIFIERS,), "MouseMove": _MOUSE}
 
 
 # (payload type, its keys in order) -> plan; payloads decoded by the codec have
 # one layout per type. Bounded: past the limit a layout is planned each time.
 _PLANS: dict[tuple[str, tuple[str, ...]], _PayloadPlan] = {}
 _MAX_PLANS = 256
+
+
+def _no_fields(payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    return ()
 
 
 def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
@@ -230,11 +243,27 @@ def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
     flattened = _FLATTENED[kind]
     present = [(field, at) for field, at in positions if field in payload]
     absent = {at for field, at in positions if field not in payload}
+    defaults = tuple(None if at in absent else v for at, v in enumerate(_DEFAULT_VALUES))
+    # where each payload column is taken from in defaults + read(payload) + computed
+    source = list(range(len(defaults)))
+    for index, (_, at) in enumerate(present):
+        source[at] = len(defaults) + index
+    for index, at in enumerate(_COMPUTED.get(kind, ())):
+        source[at] = len(defaults) + len(present) + index
+    fields = [field for field, _ in present]
+    read: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    if len(fields) > 1:
+        read = operator.itemgetter(*fields)
+    elif fields:  # an itemgetter of one returns the value, not a tuple: twice
+        read = operator.itemgetter(fields[0], fields[0])
+        source = [at if at <= len(defaults) else at + 1 for at in source]
+    else:
+        read = _no_fields
     plan = _PayloadPlan(
-        fields=tuple(field for field, _ in present),
-        positions=tuple(at for _, at in present),
+        read=read,
+        pick=operator.itemgetter(*source),
         rest=tuple(k for k in payload if k != "type" and k not in flattened),
-        defaults=tuple(None if at in absent else v for at, v in enumerate(_DEFAULT_VALUES)),
+        defaults=defaults,
     )
     if len(_PLANS) < _MAX_PLANS:
         _PLANS[(kind, tuple(payload))] = plan
@@ -247,18 +276,45 @@ def _plan_of(kind: str, payload: Mapping[str, Any]) -> _PayloadPlan:
 _SMALL_JSON: dict[tuple[tuple[str, ...], tuple[Any, ...]], str] = {}
 _MAX_SMALL_JSON = 1024
 _BOOL_OR_NONE = frozenset((bool, type(None)))
+# Values orjson writes exactly as `_JSON` does: strings (a string with a lone
+# surrogate, which orjson refuses, goes to `_JSON`), integers (one beyond 64
+# bits too), booleans and None. Not floats: orjson spells some of them
+# differently (1e16 is 1e+16 to json).
+_ORJSON_SCALARS = frozenset((str, int, bool, type(None)))
+_INT = frozenset((int,))
+_DICT = frozenset((dict,))
 
 
 def _small_json(names: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """``payload_json`` of the fields ``names`` holding ``values`` (as `_payload_values`)."""
-    if not _BOOL_OR_NONE.issuperset(map(type, values)):
-        return _JSON(dict(zip(names, values, strict=True)))
-    text = _SMALL_JSON.get((names, values))
-    if text is None:
-        text = _JSON(dict(zip(names, values, strict=True)))
-        if len(_SMALL_JSON) < _MAX_SMALL_JSON:
-            _SMALL_JSON[(names, values)] = text
-    return text
+    types = set(map(type, values))
+    if types <= _BOOL_OR_NONE:
+        text = _SMALL_JSON.get((names, values))
+        if text is None:
+            text = _JSON(dict(zip(names, values, strict=True)))
+            if len(_SMALL_JSON) < _MAX_SMALL_JSON:
+                _SMALL_JSON[(names, values)] = text
+        return text
+    if types <= _ORJSON_SCALARS or (types == {list} and all(map(_int_points, values))):
+        # orjson writes the same text as `_JSON` for these values at a tenth of its
+        # CPU (a screen frame's id and size, a mouse path: a fifth of the events);
+        # pinned equal by tests/unit/sinks/test_sinks_event_rows.py.
+        try:
+            return orjson.dumps(dict(zip(names, values, strict=True)), option=_SORTED).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate, an integer beyond 64 bits
+            pass
+    return _JSON(dict(zip(names, values, strict=True)))
+
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def _int_points(value: list[Any]) -> bool:
+    """Whether ``value`` is a list of dicts of integers (a MouseMove's path):
+    C iterators over its points' values, a mouse path being ~15 points."""
+    if not _DICT.issuperset(map(type, value)):
+        return False
+    return _INT.issuperset(map(type, itertools.chain.from_iterable(map(dict.values, value))))
 
 
 def _payload_values(payload: Mapping[str, Any]) -> tuple[str, list[Any], str]:

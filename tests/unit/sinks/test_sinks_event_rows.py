@@ -105,3 +105,38 @@ def test_an_unknown_payload_type_is_refused_before_or_after_known_ones() -> None
         event_rows(evs)
     with pytest.raises(UnknownPayloadType):
         event_rows(evs[::-1])
+
+
+# What orjson writes for `payload_json` must be what json writes: every code
+# point (control characters, U+2028, beyond the BMP), integers at and beyond
+# 64 bits, a lone surrogate (which orjson refuses), mouse paths.
+AWKWARD_TEXT = st.text(
+    alphabet=st.one_of(st.characters(codec=None), st.sampled_from("\x00\x1f\x7f\u2028\ud800")),
+    max_size=6,
+)
+PLAIN = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from([2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1]),
+    AWKWARD_TEXT,
+)
+
+NUMBER = st.one_of(st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from([2**63, 2**64]))
+
+
+@EQUIVALENCE
+@given(
+    st.sampled_from(["ScreenFrame", "IdeEdit", "TerminalCommand", "MouseMove"]),
+    st.dictionaries(st.sampled_from(["frame_id", "width", "cwd_hash", "a", "z"]), PLAIN),
+    st.lists(st.fixed_dictionaries({"dt_ms": PLAIN, "x": NUMBER, "y": NUMBER}), max_size=4),
+)
+def test_payload_json_of_strings_numbers_and_paths_is_json_s(
+    kind: str, extra: dict[str, Any], path: list[dict[str, Any]]
+) -> None:
+    ev = event(kind)
+    ev["payload"].update(extra)
+    ev["redactions"] = []
+    if kind == "MouseMove":
+        ev["payload"]["path"] = path
+    assert repr(event_rows([ev])) == repr([event_row(ev)])
