@@ -13,7 +13,6 @@ from typing import Any
 
 from privacy.content_keys import Decrypt
 from schemas import codec
-from schemas.clean_read import CLEAN_BATCH, read_clean_batch
 from schemas.errors import SchemaError
 from schemas.topics import Topic
 from sinks import rows
@@ -188,11 +187,7 @@ def map_into(
 
 
 def decode_record(value: bytes) -> tuple[str, dict[str, Any]]:
-    """``(short record name, datum)`` of a message, as `schemas.codec.decode`
-    returns them, a CleanBatch of the current version read by `schemas.clean_read`
-    (the same datum at about 60% of the CPU: capture.clean's records are most
-    of what the sinks read). Raises `SchemaError` as the codec does."""
-    datum = read_clean_batch(value)
-    if datum is not None:
-        return CLEAN_BATCH, datum
+    """``(short record name, datum)`` of a message (`schemas.codec.decode`, whose
+    reader of current versions is compiled: `schemas.reader`). Raises
+    `SchemaError` as the codec does."""
     return codec.decode(value)
