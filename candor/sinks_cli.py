@@ -54,6 +54,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(
         max_rows=args.max_rows,
         max_age=args.max_age,
+        insert_threads=args.insert_threads,
         dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
         decrypt=sink_decrypt(keys),
     )
@@ -175,6 +176,13 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")
     p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
     p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
+    p.add_argument(
+        "--insert-threads",
+        type=int,
+        default=3,
+        help="ClickHouse connections inserting one round's batches (one per partition) "
+        "at once, per table (default 3)",
+    )
     p.add_argument(
         "--metrics-port",
         type=int,

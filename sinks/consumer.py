@@ -8,7 +8,9 @@ columns (`sinks.writer`):
 1. commit the batch's first offset with the intent ``first-last`` as metadata
    (synchronous), so a replay forms the same batch;
 2. insert the rows with ``insert_deduplication_token = topic@id:partition:first-last``
-   (`sinks.writer`: retries transient failures, bisects refused rows);
+   (`sinks.writer`: retries transient failures, bisects refused rows); the
+   batches of one round (one per partition) on up to ``insert_threads``
+   connections at once;
 3. send dead letters (undecodable, refused) and wait for their acknowledgement;
 4. commit ``last + 1`` (synchronous).
 
@@ -24,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
@@ -51,7 +54,7 @@ from sinks.errors import DeadLetterLimitExceeded, FatalSinkError
 from sinks.lag import sink_group
 from sinks.routes import ROUTES, Route, Unmappable, map_into, route_for
 from sinks.settings import SinkSettings
-from sinks.writer import RetryPolicy, TableWriter
+from sinks.writer import RetryPolicy, TableWriter, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,12 @@ class SinkOptions:
     decrypt: Decrypt
     max_rows: int = 10_000
     max_age: float = 1.0
+    # ClickHouse connections a round's inserts share (one batch per partition
+    # each, independent of the others): a small insert costs ~15 ms however few
+    # its rows, and a round of 12 partitions one after another took ~0.4 s at
+    # 5,000 events/s (bench/e2e.py). `run_sink` opens them; with a client
+    # passed in, that one client inserts alone.
+    insert_threads: int = 1
     group: str | None = None  # default: candor-sink-<table>
     dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -103,10 +112,16 @@ def consumer_config(settings: SinkSettings, group: str) -> dict[str, str | int |
 
 
 class _Sink:
-    """One consumer, one batcher, one writer; single-threaded."""
+    """One consumer, one batcher, a writer per ClickHouse client; one thread
+    but for a round's inserts, which run on the writers' threads."""
 
     def __init__(
-        self, settings: SinkSettings, topic: str, route: Route, options: SinkOptions, client: Client
+        self,
+        settings: SinkSettings,
+        topic: str,
+        route: Route,
+        options: SinkOptions,
+        clients: Sequence[Client],
     ) -> None:
         self.settings = settings
         self.topic = topic
@@ -114,7 +129,15 @@ class _Sink:
         self.options = options
         self.stats = SinkStats()
         self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
-        self.writer = TableWriter(client, route.target, route.columns, retry=options.retry)
+        self.writers = [
+            TableWriter(client, route.target, route.columns, retry=options.retry)
+            for client in clients
+        ]
+        self.inserting = (
+            ThreadPoolExecutor(len(self.writers), thread_name_prefix=f"insert-{route.table}")
+            if len(self.writers) > 1
+            else None
+        )
         self.dlq_policy = DlqPolicy(options.dlq_limit)
         self.dlq = DeadLetterProducer(
             settings, options.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ), route.table
@@ -151,6 +174,8 @@ class _Sink:
             self._write_all(self.batcher.due(float("inf")))
         finally:
             self.consumer.close()
+            if self.inserting is not None:
+                self.inserting.shutdown()
         return self.stats
 
     def _write_all(self, batches: list[Batch[Message]]) -> None:
@@ -173,6 +198,26 @@ class _Sink:
                 return
             batches = later
 
+    def _insert(self, inserts: list[tuple[Columns, str]]) -> list[WriteResult]:
+        """Insert each ``(rows, token)``; their results in order. With several
+        writers, writer i takes every i-th insert, the writers at once; the
+        first error is raised once all have ended (an insert that went through
+        is harmless: nothing is committed, and its replay carries its token)."""
+        if self.inserting is None or len(inserts) < 2:
+            writer = self.writers[0]
+            return [writer.write(rows, token) for rows, token in inserts]
+        n = len(self.writers)
+
+        def share(i: int) -> list[WriteResult]:
+            return [self.writers[i].write(rows, token) for rows, token in inserts[i::n]]
+
+        futures = [self.inserting.submit(share, i) for i in range(min(n, len(inserts)))]
+        errors = [err for f in futures if (err := f.exception()) is not None]
+        if errors:
+            raise errors[0]
+        shares = [f.result() for f in futures]
+        return [shares[k % n][k // n] for k in range(len(inserts))]
+
     def _write_round(self, batches: list[Batch[Message]]) -> bool:
         """Insert one round; False when the group rebalanced under it (given up)."""
         prepared = [self._prepare(b) for b in batches]
@@ -180,9 +225,12 @@ class _Sink:
             self._give_up(batches, intent_committed=False)
             return False
         letters: list[DeadLetter] = []
-        for batch, (rows, kept, stamps, dead) in zip(batches, prepared, strict=True):
+        inserts = [(rows, b.token) for b, (rows, *_) in zip(batches, prepared, strict=True)]
+        results = self._insert(inserts)
+        for batch, (_rows, kept, stamps, dead), result in zip(
+            batches, prepared, results, strict=True
+        ):
             letters += dead
-            result = self.writer.write(rows, batch.token)
             refused: set[int] = set()  # offsets: a CleanBatch with several refused rows
             for rejected in result.rejected:  # is dead-lettered once
                 if self.route.record is None:  # a dead letter refused by dead_letters: log
@@ -385,7 +433,9 @@ def run_sink(
     from backends.clickhouse.connection import connect
 
     route = route_for(table)
-    return _Sink(settings, topic, route, options, client or connect(settings)).run(stop_event)
+    threads = max(1, options.insert_threads)
+    clients = [client] if client is not None else [connect(settings) for _ in range(threads)]
+    return _Sink(settings, topic, route, options, clients).run(stop_event)
 
 
 def run_all(
