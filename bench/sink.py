@@ -31,8 +31,7 @@ topics (removed at the end) on the servers of the settings / environment.
    columns (`sinks.routes.map_into`), timed with ``time.process_time``.
    Figures: microseconds of CPU per event, median over ``--runs``, beside
    decode alone and decode + open on the same records, decoded as the sink
-   does (`sinks.routes.decode_record`), and, for comparison, the codec's
-   decode alone (``codec``).
+   does (`sinks.routes.decode_record`).
 
     python bench/sink.py --cpu --runs 5 --rows 100000
 """
@@ -300,9 +299,6 @@ def sink_cpu(values: list[bytes], keys: KeySet, messages: int) -> dict[str, floa
     route = route_for("events")
     decrypt = sink_decrypt(keys)
 
-    def codec_decode() -> int:
-        return sum(len(codec.decode(v)[1]["events"]) for v in values)
-
     def decode() -> int:
         return sum(len(decode_record(v)[1]["events"]) for v in values)
 
@@ -327,7 +323,6 @@ def sink_cpu(values: list[bytes], keys: KeySet, messages: int) -> dict[str, floa
 
     out = {}
     steps = (
-        ("codec", codec_decode),
         ("decode", decode),
         ("decode+open", decode_open),
         ("sink", columns),
