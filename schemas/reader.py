@@ -28,6 +28,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from schemas.codegen import SourceBuilder
 from schemas.errors import SchemaDefinitionError
 
 #: Reads a body at ``pos`` of ``data``: ``(datum, end offset)``; raises `Unsure`
@@ -97,39 +98,27 @@ def compile_reader(schema: Any) -> CompiledReader:
     if not isinstance(schema, Mapping) or schema.get("type") != "record":
         raise SchemaDefinitionError("", "the top level of a reader must be a record")
     entry = gen.record(schema)
-    source = "\n".join(gen.lines + gen.trailer) + "\n"
-    scope: dict[str, Any] = dict(gen.consts)
-    scope.update(
-        _long=_long,
-        _count=_count,
-        _unsure=_unsure,
-        _unpack_float=struct.Struct("<f").unpack_from,
-        _unpack_double=struct.Struct("<d").unpack_from,
+    source, fn = gen.run(
+        entry,
+        dict(
+            _long=_long,
+            _count=_count,
+            _unsure=_unsure,
+            _unpack_float=struct.Struct("<f").unpack_from,
+            _unpack_double=struct.Struct("<d").unpack_from,
+        ),
+        f"<avro reader {schema['name']}>",
     )
-    exec(compile(source, f"<avro reader {schema['name']}>", "exec"), scope)
-    fn: ReadFn = scope[entry]
     return CompiledReader(source, fn)
 
 
-class _Generator:
+class _Generator(SourceBuilder):
     """Emits one Python function per record; nested records inline but union branches."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.trailer: list[str] = []
-        self.consts: dict[str, Any] = {}
+        super().__init__()
         self._named: dict[str, Mapping[str, Any]] = {}
         self._functions: dict[tuple[str, str | None], str] = {}
-        self._counter = 0
-
-    def _fresh(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
-
-    def _const(self, value: Any) -> str:
-        name = self._fresh("_k")
-        self.consts[name] = value
-        return name
 
     def record(self, schema: Mapping[str, Any], tag: str | None = None) -> str:
         """Emit the function reading record ``schema`` (its dict gets ``"type": tag``
@@ -202,31 +191,28 @@ class _Generator:
         ]
 
     def _array(self, items: Any, var: str, depth: int) -> list[str]:
-        ind = "    " * depth
-        count = self._fresh("_c")
         item = self._fresh("_i")
-        return [
-            f"{ind}{var} = []",
-            *_block_count(count, ind),
-            f"{ind}while {count}:",
-            f"{ind}    for _ in range({count}):",
-            *self.value(items, item, depth + 2),
-            f"{ind}        {var}.append({item})",
-            *_block_count(count, ind + "    "),
-        ]
+        reads = self.value(items, item, depth + 2)
+        return self._blocks(var, "[]", reads, f"{var}.append({item})", depth)
 
     def _map(self, values: Any, var: str, depth: int) -> list[str]:
+        key, item = self._fresh("_k"), self._fresh("_i")
+        reads = [*self.value("string", key, depth + 2), *self.value(values, item, depth + 2)]
+        return self._blocks(var, "{}", reads, f"{var}[{key}] = {item}", depth)
+
+    def _blocks(self, var: str, empty: str, reads: list[str], store: str, depth: int) -> list[str]:
+        """The lines reading an array's or a map's blocks into ``var`` (starting as
+        ``empty``): per item the ``reads`` lines (indented for the inner loop), then
+        ``store``."""
         ind = "    " * depth
         count = self._fresh("_c")
-        key, item = self._fresh("_k"), self._fresh("_i")
         return [
-            f"{ind}{var} = {{}}",
+            f"{ind}{var} = {empty}",
             *_block_count(count, ind),
             f"{ind}while {count}:",
             f"{ind}    for _ in range({count}):",
-            *self.value("string", key, depth + 2),
-            *self.value(values, item, depth + 2),
-            f"{ind}        {var}[{key}] = {item}",
+            *reads,
+            f"{ind}        {store}",
             *_block_count(count, ind + "    "),
         ]
 

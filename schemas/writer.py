@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from schemas.canonical import PRIMITIVES, fullname
+from schemas.codegen import SourceBuilder
 from schemas.errors import InvalidField, SchemaDefinitionError
 
 #: Appends the encoding of one datum to the buffer; raises `InvalidField`.
@@ -101,41 +102,29 @@ def compile_writer(schema: Any, namespace: str = "") -> CompiledWriter:
     if not isinstance(schema, Mapping) or schema.get("type") != "record":
         raise SchemaDefinitionError("", "the top level of a writer must be a record")
     entry = gen.record(schema, namespace)
-    source = "\n".join(gen.lines + gen.trailer) + "\n"
-    scope: dict[str, Any] = dict(gen.consts)
-    scope.update(
-        _fail=_fail,
-        _pack_real=_pack_real,
-        _long=encode_long,
-        _varint14=_VARINT14,
-        _Mapping=Mapping,
-        _Invalid=InvalidField,
+    source, fn = gen.run(
+        entry,
+        dict(
+            _fail=_fail,
+            _pack_real=_pack_real,
+            _long=encode_long,
+            _varint14=_VARINT14,
+            _Mapping=Mapping,
+            _Invalid=InvalidField,
+        ),
+        f"<avro writer {schema['name']}>",
     )
-    exec(compile(source, f"<avro writer {schema['name']}>", "exec"), scope)
-    fn: WriteFn = scope[entry]
     return CompiledWriter(source, fn)
 
 
-class _Generator:
+class _Generator(SourceBuilder):
     """Emits one Python function per record; values are inlined into it."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.trailer: list[str] = []
-        self.consts: dict[str, Any] = {}
+        super().__init__()
         self._functions: dict[str, str] = {}  # record fullname -> function name
         self._records: dict[str, Mapping[str, Any]] = {}
         self._enums: dict[str, list[str]] = {}
-        self._counter = 0
-
-    def _fresh(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
-
-    def _const(self, value: Any) -> str:
-        name = self._fresh("_k")
-        self.consts[name] = value
-        return name
 
     def record(self, schema: Mapping[str, Any], namespace: str) -> str:
         """Emit the function for record ``schema``; return its name."""
