@@ -6,6 +6,7 @@ single-event records in the same run.
     .venv/bin/python bench/e2e.py [--runs 3] [--rates 1000,2500,5000,10000]
                                   [--seconds 20] [--max-events 200000]
                                   [--device-rate 15] [--py-spy FILE]
+                                  [--sink-args "--insert-threads 6"]
 
 The load is what the capture SDK sends (bench/e2e_load.py, built once before
 the runs): per phase, simulator events of their own people (one person = one
@@ -41,10 +42,13 @@ its end (logs stay in bench/out/e2e-logs/<id>/). Per run:
    first message to last insert. End to end / bare is the issue's ratio.
 
 Per phase the worker's share of the latency is also given: capture.clean's
-CreateTime (the worker's produce time) minus `ts`, for every 10th event.
+CreateTime (the worker's produce time) minus `ts`, for every 10th event; and
+the worker's garbage collections and the time they paused it (its /metrics).
 
 Peak RSS (VmRSS) and CPU (cores) of the worker, the sink and this process (the
-producer; its RSS includes the pre-built load) are sampled per phase. With
+producer; its RSS includes the pre-built load), of the local stack's Kafka and
+ClickHouse (their pidfiles under the settings' home, when found) and the busy
+cores of the whole machine are sampled per phase. With
 ``--py-spy FILE`` the first run's worker is sampled by py-spy (``record
 --format raw``) for ``--py-spy-seconds`` from the start of its max phase
 (that phase's figures are then not comparable) and its top costs printed.
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -70,7 +75,7 @@ from typing import Any
 from device_batches import describe_sizes
 from e2e_load import Load, Publisher, make_load, say, stage_latency, wire_events
 from e2e_report import plot, summarize, table, top_costs, write_json
-from e2e_stack import Pipeline, Sampler, bare_path, cpu_s, sink_inserts
+from e2e_stack import Pipeline, Sampler, bare_path, cpu_s, sink_inserts, worker_gc
 from environment import REPO
 
 from backends.clickhouse.connection import connect
@@ -111,6 +116,7 @@ class Run:
         self.sampler.phase()
         cpu0 = {c.name: cpu_s(c.pid) for c in self.pipeline.children}
         inserts0, insert_s0 = sink_inserts(self.pipeline.sink_metrics)
+        gcs0, gc_s0 = worker_gc(self.pipeline.worker_metrics)
         spy = self._spy(profile) if profile is not None else None
         pub = self.publisher.publish_batches(load, paced=rate is not None)
         say(f"  {name}: published; waiting until queryable")
@@ -129,6 +135,7 @@ class Run:
         used = {c.name: cpu_s(c.pid) - cpu0[c.name] for c in self.pipeline.children}
         inserts1, insert_s1 = sink_inserts(self.pipeline.sink_metrics)
         inserts, insert_s = inserts1 - inserts0, insert_s1 - insert_s0
+        gcs1, gc_s1 = worker_gc(self.pipeline.worker_metrics)
         (q50, q99), last_landed, rows = self.ch.query(
             "SELECT quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, landed_at)), "
             f"toUnixTimestamp64Micro(max(landed_at)), count() FROM events WHERE {WINDOW}",
@@ -178,6 +185,9 @@ class Run:
             "inserts_per_s": inserts / phase_s,
             "insert_ms": 1000 * insert_s / inserts if inserts else float("nan"),
             "insert_share": insert_s / phase_s,
+            # the worker's garbage collections: how many, and their pauses in all
+            "worker_gc": gcs1 - gcs0,
+            "worker_gc_s": gc_s1 - gc_s0,
             "landed_rate": landed_rate,
             "drain_s": drain_s,
             "saturated": rate is not None and drain_s > max(10.0, 0.5 * pub.seconds),
@@ -202,7 +212,8 @@ class Run:
             f"p50 {result['p50_s']:.2f} s, p99 {result['p99_s']:.2f} s (to capture.events "
             f"{sent50:.2f} / {sent99:.2f} s, to capture.clean {w50:.2f} / {w99:.2f} s); "
             f"sink: {result['inserts_per_s']:.1f} inserts/s into events, "
-            f"{result['insert_ms']:.1f} ms each, {result['insert_share']:.0%} of its time; RSS MB "
+            f"{result['insert_ms']:.1f} ms each, {result['insert_share']:.0%} of its time; "
+            f"worker: {gcs1 - gcs0:.0f} garbage collections, {gc_s1 - gc_s0:.2f} s in all; RSS MB "
             + ", ".join(f"{k} {v:.0f}" for k, v in usage.rss_max_mb.items())
             + "; cores "
             + ", ".join(f"{k} {v:.2f}" for k, v in usage.cpu_cores.items())
@@ -279,7 +290,7 @@ class Loads:
 
 def one_run(index: int, args: argparse.Namespace, loads: Loads) -> dict[str, Any]:
     base = load_settings()
-    pipeline = Pipeline(base, args.partitions, args.out / "e2e-logs")
+    pipeline = Pipeline(base, args.partitions, args.out / "e2e-logs", shlex.split(args.sink_args))
     say(
         f"run {index}: prefix {pipeline.settings.kafka.topic_prefix} database "
         f"{pipeline.settings.clickhouse.database}, load average {os.getloadavg()[0]:.2f}"
@@ -366,6 +377,12 @@ def main() -> int:
         help="events/s per active device (15; the issue's realistic range is 10-25)",
     )
     parser.add_argument("--partitions", type=int, default=12, help="partitions per topic (12)")
+    parser.add_argument(
+        "--sink-args",
+        default="",
+        help="more arguments for `candor sink --all` (after --max-age 0.5), "
+        "e.g. '--insert-threads 6'",
+    )
     parser.add_argument("--seed", type=int, default=7, help="simulator seed (7)")
     parser.add_argument(
         "--all-rates",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "saturated": sum(1 for i in items if i["saturated"]),
             "runs": len(items),
             "rss_max_mb": {p: _med([i["rss_max_mb"].get(p, 0.0) for i in items]) for p in procs},
-            "cpu_cores": {p: _med([i["cpu_cores"].get(p, 0.0) for i in items]) for p in procs},
+            "cpu_cores": {
+                p: _med([i["cpu_cores"].get(p, nan) for i in items])
+                for p in sorted({p for i in items for p in i["cpu_cores"]})
+            },
             "e2e_rate": _med([i["e2e_rate"] for i in items if i.get("e2e_rate")]),
             "events_per_record": _med([i["events_per_record"] for i in items]),
             "device_rate": items[0]["device_rate"],
@@ -75,7 +79,8 @@ def table(summary: dict[str, Any], runs: int) -> str:
         f"{'phase':<10} {'target/s':>9} {'sent/s':>9} {'e2e ev/s':>9} {'ev/rec':>6} "
         f"{'p50 s':>7} {'p99 s':>7} {'sdk p50':>7} {'sdk p99':>7} {'wkr p50':>7} "
         f"{'wkr p99':>7} {'ins/s':>6} {'ins ms':>6} {'worker MB':>10} "
-        f"{'sink MB':>8} {'bench MB':>9} {'worker cpu':>10} {'sink cpu':>9}",
+        f"{'sink MB':>8} {'bench MB':>9} {'worker cpu':>10} {'sink cpu':>9} "
+        f"{'ch cpu':>6} {'kafka cpu':>9} {'machine':>7}",
     ]
     for name, ph in summary["phases"].items():
         rss, cpu = ph["rss_max_mb"], ph["cpu_cores"]
@@ -89,7 +94,8 @@ def table(summary: dict[str, Any], runs: int) -> str:
             f"{ph['inserts_per_s']:>6.1f} {ph['insert_ms']:>6.1f} "
             f"{rss.get('worker', 0):>10.0f} {rss.get('sink', 0):>8.0f} "
             f"{rss.get('bench', 0):>9.0f} {cpu.get('worker', 0):>10.2f} "
-            f"{cpu.get('sink', 0):>9.2f}"
+            f"{cpu.get('sink', 0):>9.2f} {cpu.get('clickhouse', nan):>6.2f} "
+            f"{cpu.get('kafka', nan):>9.2f} {cpu.get('machine', nan):>7.2f}"
             + ("" if ph["landed_all"] else "  NOT ALL LANDED")
             + (f"  SATURATED in {ph['saturated']} of {ph['runs']}" if ph["saturated"] else "")
         )
@@ -98,7 +104,9 @@ def table(summary: dict[str, Any], runs: int) -> str:
         "p50/p99: capture (ts) -> queryable in ClickHouse, the SDK's linger included; "
         "sdk: ts -> in capture.events (linger); wkr: ts -> in capture.clean (worker done); "
         "ins/s, ins ms: the sink's inserts into events and their mean wall time; "
-        "ev/rec: events per DeviceBatch record; MB: peak RSS; cpu: cores used during the phase"
+        "ev/rec: events per DeviceBatch record; MB: peak RSS; cpu: cores used during the phase "
+        "(ch, kafka: the local stack's servers, when their pidfiles are found; machine: "
+        "every process, out of os.cpu_count())"
     )
     lines.append("batch sizes (events per record) of each phase's load:")
     for name, ph in summary["phases"].items():

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,30 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (every core, /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def server_pids(stack_home: Path) -> dict[str, int]:
+    """The local stack's Kafka and ClickHouse processes (deploy/local pidfiles
+    under `stack_home`), those alive: their CPU is sampled with the pipeline's."""
+    found = {}
+    for name, pidfile in (
+        ("kafka", stack_home / "kafka" / "kafka.pid"),
+        ("clickhouse", stack_home / "clickhouse" / "clickhouse.pid"),
+    ):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            found[name] = pid
+    return found
+
+
 @dataclass
 class PhaseUsage:
     """Per process: peak RSS (MB) during a phase and CPU used (cores)."""
@@ -93,6 +118,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._peak: dict[str, float] = {}
         self._cpu0: dict[str, float] = {}
+        self._busy0 = machine_busy_s()
         self._t0 = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -111,6 +137,7 @@ class Sampler:
         with self._lock:
             self._peak = {}
             self._cpu0 = {name: cpu_s(pid) for name, pid in self.pids.items()}
+            self._busy0 = machine_busy_s()
             self._t0 = time.monotonic()
         self._sample()
 
@@ -118,10 +145,9 @@ class Sampler:
         self._sample()
         with self._lock:
             wall = max(1e-6, time.monotonic() - self._t0)
-            return PhaseUsage(
-                dict(self._peak),
-                {n: (cpu_s(p) - self._cpu0.get(n, 0.0)) / wall for n, p in self.pids.items()},
-            )
+            cores = {n: (cpu_s(p) - self._cpu0.get(n, 0.0)) / wall for n, p in self.pids.items()}
+            cores["machine"] = (machine_busy_s() - self._busy0) / wall
+            return PhaseUsage(dict(self._peak), cores)
 
     def close(self) -> None:
         self._stop.set()
@@ -169,8 +195,12 @@ class Child:
 class Pipeline:
     """One run's private pipeline. `setup()`, `start()`, `stop()`, `teardown()`."""
 
-    def __init__(self, base: Settings, partitions: int, logdir: Path) -> None:
+    def __init__(
+        self, base: Settings, partitions: int, logdir: Path, sink_args: Sequence[str] = ()
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
+        self.sink_args = list(sink_args)
+        self.servers = server_pids(base.home)
         self._home = tempfile.TemporaryDirectory(prefix="bench-e2e-")
         s = replace(
             base,
@@ -197,17 +227,19 @@ class Pipeline:
         grant_many(self.settings, policies, "bench-e2e")
 
     def start(self) -> Sampler:
-        """Start worker and sink; a sampler of their (and this process's) RSS and CPU."""
+        """Start worker and sink; a sampler of their (this process's, the local
+        stack's servers') RSS and CPU, and of the machine's busy cores."""
         env = child_env(self.settings)
         prefix = self.settings.kafka.topic_prefix
         self.sink_metrics = free_port()  # `sink_inserts` reads it
+        self.worker_metrics = free_port()  # `worker_gc` reads it
         self.children = [
             Child(
                 "worker",
                 [
                     "worker",
                     "--metrics-port",
-                    str(free_port()),
+                    str(self.worker_metrics),
                     "--app-id",
                     f"{prefix}streams",
                     "--loglevel",
@@ -218,13 +250,21 @@ class Pipeline:
             ),
             Child(
                 "sink",
-                ["sink", "--all", "--max-age", "0.5", "--metrics-port", str(self.sink_metrics)],
+                [
+                    "sink",
+                    "--all",
+                    "--max-age",
+                    "0.5",
+                    "--metrics-port",
+                    str(self.sink_metrics),
+                    *self.sink_args,
+                ],
                 env,
                 self.logdir,
             ),
         ]
         pids = {c.name: c.pid for c in self.children}
-        return Sampler({**pids, "bench": os.getpid()})
+        return Sampler({**pids, "bench": os.getpid(), **self.servers})
 
     def alive(self) -> bool:
         return all(c.running for c in self.children)
@@ -338,18 +378,30 @@ def bare_path(
     return BareResult(total, seconds, cpu)
 
 
-def sink_inserts(port: int, table: str = "events") -> tuple[float, float]:
-    """(inserts, seconds spent inserting) into `table` so far, from the sink's
-    /metrics on 127.0.0.1:`port` (candor_sink_insert_seconds); (nan, nan) when
-    it does not answer."""
+def histogram_totals(port: int, metric: str, labels: str = "") -> tuple[float, float]:
+    """(count, sum) of Prometheus histogram `metric` so far, summed over its
+    series whose labels start with `labels` (e.g. 'table="events"'), from the
+    /metrics on 127.0.0.1:`port`; (nan, nan) when it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
         return float("nan"), float("nan")
-    found = {}
+    found = {"count": 0.0, "sum": 0.0}
     for line in text.splitlines():
-        for what in ("count", "sum"):
-            if line.startswith(f'candor_sink_insert_seconds_{what}{{table="{table}"}}'):
-                found[what] = float(line.rsplit(" ", 1)[1])
-    return found.get("count", float("nan")), found.get("sum", float("nan"))
+        for what in found:
+            if line.startswith(f"{metric}_{what}{{{labels}"):
+                found[what] += float(line.rsplit(" ", 1)[1])
+    return found["count"], found["sum"]
+
+
+def sink_inserts(port: int, table: str = "events") -> tuple[float, float]:
+    """(inserts, seconds spent inserting) into `table` so far, from the sink's
+    /metrics (candor_sink_insert_seconds)."""
+    return histogram_totals(port, "candor_sink_insert_seconds", f'table="{table}"')
+
+
+def worker_gc(port: int) -> tuple[float, float]:
+    """(collections, seconds they paused the worker) so far, every generation,
+    from the worker's /metrics (candor_worker_gc_pause_seconds)."""
+    return histogram_totals(port, "candor_worker_gc_pause_seconds")

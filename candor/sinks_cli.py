@@ -54,6 +54,7 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(
         max_rows=args.max_rows,
         max_age=args.max_age,
+        other_max_age=args.other_max_age,
         insert_threads=args.insert_threads,
         dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
         decrypt=sink_decrypt(keys),
@@ -176,6 +177,14 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--table", choices=sorted(ROUTES), help="target table (default: by topic)")
     p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
     p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
+    p.add_argument(
+        "--other-max-age",
+        type=float,
+        default=None,
+        help="batch age in s of every table but events (sessions, minutes, actions, consent "
+        "ledger, dead letters): fewer, larger inserts into tables nobody waits on by the "
+        "second (default: --max-age)",
+    )
     p.add_argument(
         "--insert-threads",
         type=int,

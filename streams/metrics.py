@@ -64,3 +64,10 @@ RECORDS_ROUTED = Counter(
     "batch path)",
     ["path"],
 )
+GC_PAUSE_SECONDS = Histogram(
+    "candor_worker_gc_pause_seconds",
+    "Wall time of each garbage collection of the worker process (it stops every "
+    "thread: the agent, the intake and the producers), by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
+from collections.abc import Callable
 
 from prometheus_client import start_http_server
 
@@ -18,6 +20,7 @@ from backends.kafka.consent_view import ConsentView
 from schemas.topics import Topic
 from streams.app import WorkerConfig, build_app
 from streams.changelog import ChangelogUnavailable, create_changelog_topics
+from streams.metrics import GC_PAUSE_SECONDS
 from streams.output import OutputProducer
 from streams.settings import WorkerSettings
 
@@ -35,10 +38,30 @@ GC_THRESHOLDS = (500_000, 20, 100)
 
 def tune_gc() -> None:
     """Move everything start-up allocated (modules, the app, the registries) out
-    of the collector's sight (`gc.freeze`) and raise its thresholds."""
+    of the collector's sight (`gc.freeze`), raise its thresholds, and time each
+    collection from now on (`GcPauses`)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    if not any(isinstance(cb, GcPauses) for cb in gc.callbacks):
+        gc.callbacks.append(GcPauses())
+
+
+class GcPauses:
+    """A `gc.callbacks` entry observing each collection's wall time in
+    `streams.metrics.GC_PAUSE_SECONDS`: a collection of the old generations
+    walks every tracked object and holds the interpreter meanwhile, which shows
+    as a stall of the agent and the intake alike."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = self.clock()
+        else:
+            GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(self.clock() - self.started)
 
 
 def run_worker(
