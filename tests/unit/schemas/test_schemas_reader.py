@@ -292,3 +292,35 @@ def test_doubles_at_the_edges_read_as_with_fastavro(value: float) -> None:
     read = COMPILED.decode(data)[1]
     assert read["active_seconds"].hex() == value.hex()
     _same(data)
+
+
+_LONG_ONLY = {
+    "type": "record",
+    "name": "t.Longs",
+    "fields": [{"name": "a", "type": "long"}, {"name": "b", "type": "long"}],
+}
+
+
+@pytest.mark.parametrize("bits", range(0, 64))
+def test_numbers_of_every_length_read_as_the_loop_reads_them(bits: int) -> None:
+    # an 8-byte varint (a timestamp) is read as one 64-bit word, the others by the
+    # loop: the two ways meet at each length, and on the sign
+    reader = compile_reader(_LONG_ONLY)
+    for value in (2**bits - 1, 2**bits, -(2**bits), -(2**bits) - 1, 2**bits + 0x5A5A5A5A5A):
+        if not -(2**62) < value < 2**62:  # past 9 bytes (either sign): left to fastavro
+            continue
+        assert reader(_varint(value) + _varint(-value), 0) == {"a": value, "b": -value}
+
+
+def test_an_eight_byte_number_cut_at_the_end_is_left_to_fastavro() -> None:
+    reader = compile_reader(_LONG_ONLY)
+    ts = 1_764_000_000_123_456  # an event time in microseconds: 8 varint bytes
+    body = _varint(1) + _varint(ts)
+    assert len(_varint(ts)) == 8
+    assert reader(body, 0) == {"a": 1, "b": ts}
+    for cut in range(1, 8):
+        with pytest.raises((Unsure, IndexError)):
+            reader(body[:-cut], 0)
+    data = codec.encode_event(event("Scroll", ts=ts))
+    for cut in range(len(data) - 40, len(data)):
+        _same(data[:cut])
