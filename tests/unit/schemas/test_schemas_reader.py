@@ -5,9 +5,11 @@ bytes, numbers at the edges of 64 bits, and the constructs it gives up on."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
+import fastavro
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -324,3 +326,47 @@ def test_an_eight_byte_number_cut_at_the_end_is_left_to_fastavro() -> None:
     data = codec.encode_event(event("Scroll", ts=ts))
     for cut in range(len(data) - 40, len(data)):
         _same(data[:cut])
+
+
+def _union_of_records_at(levels: int) -> dict[str, Any]:
+    """A record whose union of two records sits under ``levels`` nested arrays."""
+    inner: Any = {
+        "type": "record",
+        "name": "t.Inner",
+        "fields": [
+            {
+                "name": "u",
+                "type": [
+                    {"type": "record", "name": "t.A", "fields": [{"name": "x", "type": "long"}]},
+                    {"type": "record", "name": "t.B", "fields": [{"name": "y", "type": "string"}]},
+                ],
+            }
+        ],
+    }
+    for _ in range(levels):
+        inner = {"type": "array", "items": inner}
+    return {"type": "record", "name": "t.Outer", "fields": [{"name": "a", "type": inner}]}
+
+
+@pytest.mark.parametrize("levels", [0, 1, 4])
+def test_a_union_of_records_reads_inline_and_deep_down_by_functions(levels: int) -> None:
+    # shallow, the branches are read inline; deeper than a function may nest its
+    # blocks, by a function per branch: the same datum either way
+    schema = _union_of_records_at(levels)
+    items: Any = [{"u": {"x": -5}}, {"u": {"y": "é"}}]
+    expected: Any = [{"u": {"x": -5, "type": "A"}}, {"u": {"y": "é", "type": "B"}}]
+    if not levels:  # the record itself
+        items, expected = items[1], expected[1]
+    for _ in range(levels - 1):
+        items, expected = [items], [expected]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(schema), {"a": items})
+    reader = compile_reader(schema)
+    assert reader(body.getvalue(), 0) == {"a": expected}
+    assert ("_branches" in reader.source) == (levels > 2)
+    # a union index past the branches (the first of the body when levels is 0;
+    # else the first item's, after the block counts)
+    damaged = bytearray(body.getvalue())
+    damaged[levels] = 4
+    with pytest.raises(Unsure):
+        reader(bytes(damaged), 0)
