@@ -54,7 +54,6 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     options = SinkOptions(
         max_rows=args.max_rows,
         max_age=args.max_age,
-        other_max_age=args.other_max_age,
         insert_threads=args.insert_threads,
         dlq_topic=args.dlq_topic or settings.kafka.topic(Topic.CAPTURE_DLQ),
         decrypt=sink_decrypt(keys),
@@ -178,19 +177,12 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     p.add_argument("--max-rows", type=int, default=10_000, help="batch size (default 10000)")
     p.add_argument("--max-age", type=float, default=1.0, help="batch age in s (default 1)")
     p.add_argument(
-        "--other-max-age",
-        type=float,
-        default=None,
-        help="batch age in s of every table but events (sessions, minutes, actions, consent "
-        "ledger, dead letters): fewer, larger inserts into tables nobody waits on by the "
-        "second (default: --max-age)",
-    )
-    p.add_argument(
         "--insert-threads",
         type=int,
-        default=3,
+        default=12,
         help="ClickHouse connections inserting one round's batches (one per partition) "
-        "at once, per table (default 3)",
+        "at once, per table (default 12: a round of the local stack's 12 partitions in "
+        "one wave)",
     )
     p.add_argument(
         "--metrics-port",

@@ -72,17 +72,13 @@ class SinkOptions:
     decrypt: Decrypt
     max_rows: int = 10_000
     max_age: float = 1.0
-    # The batch age of every route that does not measure capture lag (all but
-    # events: sessions, minutes, actions, consent ledger, dead letters) when
-    # set: nobody waits on those rows by the second, and each ClickHouse insert
-    # costs about the same CPU whatever its rows (plus the merges of its part),
-    # so fewer, larger inserts leave the engine's time to the events.
-    other_max_age: float | None = None
     # ClickHouse connections a round's inserts share (one batch per partition
     # each, independent of the others): a small insert costs ~15 ms however few
-    # its rows, and a round of 12 partitions one after another took ~0.4 s at
-    # 5,000 events/s (bench/e2e.py). `run_sink` opens them; with a client
-    # passed in, that one client inserts alone.
+    # its rows, more while the engine waits for a core, and a round of 12
+    # partitions one after another took ~0.4 s at 5,000 events/s; on 3
+    # connections capture-to-queryable p99 was 1.71 / 2.83 s at 5,000 / 10,000
+    # events/s, on 12 1.38 / 2.28 (bench/e2e.py). `run_sink` opens them (the
+    # CLI's default is 12); with a client passed in, that one client inserts alone.
     insert_threads: int = 1
     group: str | None = None  # default: candor-sink-<table>
     dlq_topic: str | None = None  # default: capture.dlq with the settings' topic prefix
@@ -90,12 +86,6 @@ class SinkOptions:
     # the dead-letter limit shared with the stream worker, per partition
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     after_insert: AfterInsert | None = None
-
-    def age_for(self, route: Route) -> float:
-        """The batch age of ``route``'s sink (`other_max_age`)."""
-        if route.measures_lag or self.other_max_age is None:
-            return self.max_age
-        return self.other_max_age
 
 
 @dataclass
@@ -140,8 +130,7 @@ class _Sink:
         self.route = route
         self.options = options
         self.stats = SinkStats()
-        self.max_age = options.age_for(route)
-        self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, self.max_age)
+        self.batcher: Batcher[Message] = Batcher(topic, options.max_rows, options.max_age)
         self.writers = [
             TableWriter(client, route.target, route.columns, retry=options.retry)
             for client in clients
@@ -169,7 +158,7 @@ class _Sink:
             while not stop.is_set():
                 messages = self.consumer.consume(
                     num_messages=min(self.options.max_rows, 5_000),
-                    timeout=min(0.1, self.max_age / 4),
+                    timeout=min(0.1, self.options.max_age / 4),
                 )
                 now = time.monotonic()
                 ready: list[Batch[Message]] = []
