@@ -75,8 +75,9 @@ from typing import Any
 from device_batches import describe_sizes
 from e2e_load import Load, Publisher, make_load, say, stage_latency, wire_events
 from e2e_report import plot, summarize, table, top_costs, write_json
-from e2e_stack import Pipeline, Sampler, bare_path, cpu_s, sink_inserts, worker_gc
+from e2e_stack import Pipeline, bare_path
 from environment import REPO
+from usage import Sampler, cpu_s, sink_inserts, worker_gc
 
 from backends.clickhouse.connection import connect
 from candor.settings import load_settings
